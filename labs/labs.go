@@ -1,0 +1,35 @@
+// Package labs holds falab's built-in lab and scenario files, embedded in the
+// binary so that `falab up` with no argument needs no file on disk.
+package labs
+
+import (
+	"embed"
+	"io/fs"
+	"sort"
+	"strings"
+)
+
+//go:embed *.yaml
+var files embed.FS
+
+// Default is the lab `falab up` builds when given no argument.
+const Default = "default"
+
+// Get returns the built-in lab file with that name (without .yaml).
+func Get(name string) ([]byte, bool) {
+	b, err := files.ReadFile(name + ".yaml")
+	return b, err == nil
+}
+
+// Names lists the built-in labs, sorted.
+func Names() []string {
+	ents, _ := fs.ReadDir(files, ".")
+	var out []string
+	for _, e := range ents {
+		if n, ok := strings.CutSuffix(e.Name(), ".yaml"); ok {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
