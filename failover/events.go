@@ -1,0 +1,145 @@
+package failover
+
+import "time"
+
+// Event is something the unit tells the Machine through Step. The concrete
+// types are the structs below; the set is closed.
+type Event interface{ isEvent() }
+
+// HelloReceived carries a hello the unit decoded from the failover link.
+type HelloReceived struct{ Hello Hello }
+
+// PeerConnClosed reports that the failover connection to the peer closed
+// (its process died or closed it): a sign to probe at once, without waiting
+// for UnitHold.
+type PeerConnClosed struct{}
+
+// LinkCarrier reports the failover interface's carrier. Losing it is a sign
+// to probe at once; regaining it changes nothing until hellos flow again.
+type LinkCarrier struct{ Up bool }
+
+// InterfaceStatus reports a data interface's link status. Interfaces not in
+// Config.Monitored are ignored. Until reported, a monitored interface counts
+// as up.
+type InterfaceStatus struct {
+	Name string
+	Up   bool
+}
+
+// DataProbeResult answers ProbeDataInterfaces: whether the peer answered
+// interface hellos on any data interface. Not sending one within the probe's
+// Timeout counts as PeerAlive false.
+type DataProbeResult struct{ PeerAlive bool }
+
+// ManualFailover is the operator's command: MakeActive true is `failover
+// active` (on the standby), false is `no failover active` (on the active).
+type ManualFailover struct{ MakeActive bool }
+
+// Reset is `failover reset`: it clears the Failed state.
+type Reset struct{}
+
+// BulkSyncDone reports the end of a bulk sync (or a later digest check) from
+// replicate: whether the standby's table digests matched the active's.
+type BulkSyncDone struct{ DigestsMatch bool }
+
+// SyncLost reports that the standby's replicated state can no longer be
+// trusted (a gap in the update stream, a lost connection); it goes back to
+// Bulk Sync.
+type SyncLost struct{ Reason string }
+
+func (HelloReceived) isEvent()   {}
+func (PeerConnClosed) isEvent()  {}
+func (LinkCarrier) isEvent()     {}
+func (InterfaceStatus) isEvent() {}
+func (DataProbeResult) isEvent() {}
+func (ManualFailover) isEvent()  {}
+func (Reset) isEvent()           {}
+func (BulkSyncDone) isEvent()    {}
+func (SyncLost) isEvent()        {}
+
+// Action is something the Machine asks the unit to do. The unit performs a
+// call's actions in the order returned; the order is part of the contract
+// (see BecomeActive). The concrete types are the structs below.
+type Action interface{ isAction() }
+
+// Transition records a state change, for the log and `show failover`
+// history. Every state change produces exactly one.
+type Transition struct {
+	From, To State
+	Reason   string
+	At       time.Time
+	// Term is the unit's term after the change.
+	Term uint64
+}
+
+// SendHello asks the unit to send Hello to the peer on the failover link.
+type SendHello struct{ Hello Hello }
+
+// BecomeActive asks the unit to put the replicated state in place and start
+// forwarding. It always comes between a Transition to JustActive and an
+// AnnounceAddresses, so the unit installs state before any host is told to
+// send it traffic.
+type BecomeActive struct {
+	Reason string
+	Term   uint64
+	// StateComplete is false when the unit takes over before bulk sync
+	// finished (or from Negotiation): sessions may be missing.
+	StateComplete bool
+}
+
+// AnnounceAddresses asks the unit to announce the pair's addresses on the data
+// interfaces (gratuitous ARP, or moving the virtual MAC). It follows
+// BecomeActive.
+type AnnounceAddresses struct{}
+
+// BecomeStandby asks the unit to stop forwarding and stop answering for the
+// pair's addresses. It is sent on every move into a standby or the Failed
+// state, also from Negotiation, so the unit must treat it as idempotent.
+type BecomeStandby struct{ Reason string }
+
+// RequestBulkSync asks the unit to have replicate request a bulk sync from
+// the active; its result comes back as BulkSyncDone.
+type RequestBulkSync struct{ Reason string }
+
+// ProbeDataInterfaces asks the unit to send interface hellos to the peer on
+// each data interface every Poll and report DataProbeResult; silence for
+// Timeout counts as the peer being dead there.
+type ProbeDataInterfaces struct {
+	Poll, Timeout time.Duration
+	Reason        string
+}
+
+// PeerStatus reports a change of verdict on the peer: declared failed, or
+// heard again.
+type PeerStatus struct {
+	Failed bool
+	Reason string
+	At     time.Time
+}
+
+// FailoverLinkStatus reports a change of verdict on the failover link: failed
+// while the peer still answers on the data interfaces, or working again.
+type FailoverLinkStatus struct {
+	Up     bool
+	Reason string
+	At     time.Time
+}
+
+// Notice is a decision worth logging that changes no state (a refused
+// command, two actives met and this unit stays active, a monitored interface
+// down with no failover).
+type Notice struct {
+	Reason string
+	At     time.Time
+}
+
+func (Transition) isAction()          {}
+func (SendHello) isAction()           {}
+func (BecomeActive) isAction()        {}
+func (AnnounceAddresses) isAction()   {}
+func (BecomeStandby) isAction()       {}
+func (RequestBulkSync) isAction()     {}
+func (ProbeDataInterfaces) isAction() {}
+func (PeerStatus) isAction()          {}
+func (FailoverLinkStatus) isAction()  {}
+func (Notice) isAction()              {}
