@@ -1,0 +1,374 @@
+package firewall
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/falab/falab/firewall/header"
+)
+
+const (
+	connShardBits = 8
+	numConnShards = 1 << connShardBits
+)
+
+// Direction of a packet relative to its connection.
+const (
+	dirOrig  = 0 // from the initiator
+	dirReply = 1 // from the responder
+)
+
+// conn is one connection. Both tuples index it in the table.
+//
+// Lock order: shard locks (lower index first) -> conn.mu -> Firewall.changeMu.
+// Change records of one connection are emitted while mu (for state
+// transitions) or both shard locks and mu (for creation and deletion) are
+// held, so they leave in the order the table saw them.
+type conn struct {
+	// Immutable after insertion.
+	orig, reply  Tuple
+	inIf, outIf  uint8
+	origNextHop  [4]byte // next hop towards the responder (leaving by outIf)
+	replyNextHop [4]byte // next hop towards the initiator (leaving by inIf)
+	http         bool
+	holdsXlate   bool // holds a reference on the PAT xlate of its source
+	created      int64
+
+	mu       sync.Mutex
+	state    atomic.Uint32 // TCPState | closeFlags<<8; written under mu, read without
+	dead     bool          // guarded by mu: deleted from the table
+	hash     uint64        // guarded by mu: digest contribution of the last record emitted
+	listIdx  int           // guarded by the orig tuple's shard lock
+	lastSeen atomic.Int64  // unix nanoseconds
+	packets  atomic.Uint64
+	bytes    atomic.Uint64
+}
+
+func (c *conn) tcpState() (TCPState, uint8) {
+	v := c.state.Load()
+	return TCPState(v), uint8(v >> 8)
+}
+
+// record returns the connection's replicated form. Caller holds c.mu (or
+// owns c exclusively) so that state and the record agree.
+func (c *conn) record(f *Firewall) ConnRecord {
+	st, cf := c.tcpState()
+	return ConnRecord{
+		Orig: c.orig, Reply: c.reply,
+		InInterface: f.ifs[c.inIf].name, OutInterface: f.ifs[c.outIf].name,
+		State: st, CloseFlags: cf, HTTP: c.http,
+		Created: c.created, LastSeen: c.lastSeen.Load(),
+	}
+}
+
+type connShard struct {
+	mu   sync.RWMutex
+	m    map[Tuple]*conn // guarded by mu: both tuples of every conn
+	list []*conn         // guarded by mu: conns whose orig tuple hashes here, for paging and sweeping
+	_    [64]byte        // keep neighbouring shards' locks off one cache line
+}
+
+// connTable is the sharded connection table.
+type connTable struct {
+	shards [numConnShards]connShard
+	count  atomic.Int64
+}
+
+func (t *connTable) init() {
+	for i := range t.shards {
+		t.shards[i].m = make(map[Tuple]*conn)
+	}
+}
+
+func shardOf(k Tuple) int {
+	a := binary.BigEndian.Uint32(k.Src[:])
+	b := binary.BigEndian.Uint32(k.Dst[:])
+	h := a*0x9e3779b1 ^ bits.RotateLeft32(b, 13)*0x85ebca6b ^ (uint32(k.SrcPort)<<16|uint32(k.DstPort))*0xc2b2ae35 ^ uint32(k.Proto)
+	h ^= h >> 15
+	h *= 0x2c1b3c6d
+	return int(h >> (32 - connShardBits))
+}
+
+// lookup returns the connection k belongs to and the packet's direction.
+func (t *connTable) lookup(k Tuple) (*conn, int) {
+	s := &t.shards[shardOf(k)]
+	s.mu.RLock()
+	c := s.m[k]
+	s.mu.RUnlock()
+	if c == nil {
+		return nil, 0
+	}
+	if c.orig == k {
+		return c, dirOrig
+	}
+	return c, dirReply
+}
+
+// lockPair locks the shards of a and b in index order and returns an
+// unlock function's arguments.
+func (t *connTable) lockPair(a, b int) {
+	if a > b {
+		a, b = b, a
+	}
+	t.shards[a].mu.Lock()
+	if b != a {
+		t.shards[b].mu.Lock()
+	}
+}
+
+func (t *connTable) unlockPair(a, b int) {
+	t.shards[a].mu.Unlock()
+	if b != a {
+		t.shards[b].mu.Unlock()
+	}
+}
+
+// connTimeout returns how long c may stay idle in its current state.
+func (f *Firewall) connTimeout(c *conn) int64 {
+	switch c.orig.Proto {
+	case header.ProtocolTCP:
+		st, _ := c.tcpState()
+		switch st {
+		case TCPStateEstablished:
+			return int64(f.timeouts.Conn)
+		case TCPStateFinWait, TCPStateClosing:
+			return int64(f.timeouts.HalfClosed)
+		default:
+			return int64(f.timeouts.Embryonic)
+		}
+	case header.ProtocolUDP:
+		return int64(f.timeouts.UDP)
+	default:
+		return int64(f.timeouts.ICMP)
+	}
+}
+
+// insertConn adds a connection built from rec, or returns the one that
+// already holds rec.Orig (existing = true). It is the one way connections
+// come to exist, for the packet path and for ApplyChange alike. heldXlate
+// says the caller already holds the PAT xlate reference the connection
+// needs; otherwise insertConn takes it (creating the xlate if the record
+// arrived before it).
+func (f *Firewall) insertConn(rec ConnRecord, heldXlate bool) (c *conn, existing bool, err DropReason) {
+	in, ok1 := f.byName[rec.InInterface]
+	out, ok2 := f.byName[rec.OutInterface]
+	if !ok1 || !ok2 {
+		return nil, false, DropNoPort
+	}
+	c = &conn{
+		orig: rec.Orig, reply: rec.Reply, inIf: uint8(in), outIf: uint8(out),
+		http: rec.HTTP, created: rec.Created,
+	}
+	c.state.Store(uint32(rec.State) | uint32(rec.CloseFlags)<<8)
+	c.lastSeen.Store(rec.LastSeen)
+	c.origNextHop = f.nextHopOn(out, rec.Reply.Src)
+	c.replyNextHop = f.nextHopOn(in, rec.Orig.Src)
+	x, isPAT := f.patXlateOf(c)
+	c.holdsXlate = isPAT
+
+	t := &f.conns
+	so, sr := shardOf(rec.Orig), shardOf(rec.Reply)
+	t.lockPair(so, sr)
+	if old := t.shards[so].m[rec.Orig]; old != nil {
+		t.unlockPair(so, sr)
+		if heldXlate {
+			f.releaseXlate(x)
+		}
+		return old, true, dropNone
+	}
+	if t.shards[sr].m[rec.Reply] != nil {
+		t.unlockPair(so, sr)
+		if heldXlate {
+			f.releaseXlate(x)
+		}
+		return nil, false, DropConnConflict
+	}
+	t.shards[so].m[rec.Orig] = c
+	t.shards[sr].m[rec.Reply] = c
+	c.listIdx = len(t.shards[so].list)
+	t.shards[so].list = append(t.shards[so].list, c)
+	t.count.Add(1)
+	c.mu.Lock()
+	ch := Change{Table: TableConn, Op: OpUpsert, Conn: c.record(f)}
+	c.hash = entryHash(ch)
+	f.commit(ch, 0, c.hash)
+	c.mu.Unlock()
+	t.unlockPair(so, sr)
+	if isPAT && !heldXlate {
+		f.acquireXlate(x, c)
+	}
+	return c, false, dropNone
+}
+
+// setConnState moves a TCP connection to a new state and close flags and
+// records the change. It is the one way a connection's state changes.
+func (f *Firewall) setConnState(c *conn, st TCPState, closeFlags uint8) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead {
+		return
+	}
+	v := uint32(st) | uint32(closeFlags)<<8
+	if c.state.Load() == v {
+		return
+	}
+	c.state.Store(v)
+	ch := Change{Table: TableConn, Op: OpUpsert, Conn: c.record(f)}
+	h := entryHash(ch)
+	f.commit(ch, c.hash, h)
+	c.hash = h
+}
+
+// deleteConn removes c from the table and records the deletion. It is the
+// one way connections go away; deleting twice is harmless.
+func (f *Firewall) deleteConn(c *conn) {
+	t := &f.conns
+	so, sr := shardOf(c.orig), shardOf(c.reply)
+	t.lockPair(so, sr)
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		t.unlockPair(so, sr)
+		return
+	}
+	c.dead = true
+	if t.shards[so].m[c.orig] == c {
+		delete(t.shards[so].m, c.orig)
+	}
+	if t.shards[sr].m[c.reply] == c {
+		delete(t.shards[sr].m, c.reply)
+	}
+	s := &t.shards[so]
+	last := len(s.list) - 1
+	s.list[c.listIdx] = s.list[last]
+	s.list[c.listIdx].listIdx = c.listIdx
+	s.list[last] = nil
+	s.list = s.list[:last]
+	t.count.Add(-1)
+	f.commit(Change{Table: TableConn, Op: OpDelete, Conn: c.record(f)}, c.hash, 0)
+	c.mu.Unlock()
+	t.unlockPair(so, sr)
+	if c.holdsXlate {
+		if x, ok := f.patXlateOf(c); ok {
+			f.releaseXlate(x)
+		}
+	}
+}
+
+// nextHopOn returns the next hop for dst when leaving by interface ifIdx:
+// the routed next hop if the best route leaves there, else dst itself.
+func (f *Firewall) nextHopOn(ifIdx int, dst [4]byte) [4]byte {
+	if i, nh, ok := f.lookupRoute(dst); ok && i == ifIdx {
+		return nh
+	}
+	return dst
+}
+
+// expired reports whether c has been idle longer than its timeout.
+func (f *Firewall) expired(c *conn, now int64) bool {
+	return now-c.lastSeen.Load() > f.connTimeout(c)
+}
+
+// sweepConns deletes expired connections in n shards starting at the
+// sweep cursor, so that a full pass over a million entries is spread over
+// many calls instead of stopping the world.
+func (f *Firewall) sweepConns(n int, now int64) {
+	f.sweepMu.Lock()
+	defer f.sweepMu.Unlock()
+	for range n {
+		s := &f.conns.shards[f.sweepCursor]
+		f.sweepCursor = (f.sweepCursor + 1) % numConnShards
+		f.sweepScratch = f.sweepScratch[:0]
+		s.mu.RLock()
+		for _, c := range s.list {
+			if f.expired(c, now) {
+				f.sweepScratch = append(f.sweepScratch, c)
+			}
+		}
+		s.mu.RUnlock()
+		for i, c := range f.sweepScratch {
+			f.deleteConn(c)
+			f.sweepScratch[i] = nil
+		}
+	}
+}
+
+// touchAllConns sets every connection's last activity to now, so that
+// nothing idles out the moment a standby takes over.
+func (f *Firewall) touchAllConns(now int64) {
+	for i := range f.conns.shards {
+		s := &f.conns.shards[i]
+		s.mu.RLock()
+		for _, c := range s.list {
+			c.lastSeen.Store(now)
+		}
+		s.mu.RUnlock()
+	}
+}
+
+// ConnInfo describes one connection for the API.
+type ConnInfo struct {
+	Protocol     string        `json:"protocol"`
+	InInterface  string        `json:"in_interface"`
+	OutInterface string        `json:"out_interface"`
+	OrigSrc      string        `json:"orig_src"`
+	OrigDst      string        `json:"orig_dst"`
+	ReplySrc     string        `json:"reply_src"`
+	ReplyDst     string        `json:"reply_dst"`
+	State        string        `json:"state"`
+	HTTP         bool          `json:"http"`
+	Packets      uint64        `json:"packets"`
+	Bytes        uint64        `json:"bytes"`
+	Age          time.Duration `json:"age_ns"`
+	Idle         time.Duration `json:"idle_ns"`
+}
+
+// Conns returns up to limit connections starting at offset and the total
+// count. Entries are in table order, which is stable while the table does
+// not change; paging skips whole shards by their counts, so a page costs
+// O(shards + limit), not O(offset).
+func (f *Firewall) Conns(offset, limit int) ([]ConnInfo, int) {
+	now := f.now()
+	var out []ConnInfo
+	total := 0
+	for i := range f.conns.shards {
+		s := &f.conns.shards[i]
+		s.mu.RLock()
+		n := len(s.list)
+		if offset >= n {
+			offset -= n
+		} else {
+			for _, c := range s.list[offset:] {
+				if len(out) >= limit {
+					break
+				}
+				out = append(out, f.connInfo(c, now))
+			}
+			offset = 0
+		}
+		total += n
+		s.mu.RUnlock()
+	}
+	return out, total
+}
+
+func (f *Firewall) connInfo(c *conn, now int64) ConnInfo {
+	st, _ := c.tcpState()
+	return ConnInfo{
+		Protocol:    protoName(c.orig.Proto),
+		InInterface: f.ifs[c.inIf].name, OutInterface: f.ifs[c.outIf].name,
+		OrigSrc: addrPort(c.orig.Src, c.orig.SrcPort), OrigDst: addrPort(c.orig.Dst, c.orig.DstPort),
+		ReplySrc: addrPort(c.reply.Src, c.reply.SrcPort), ReplyDst: addrPort(c.reply.Dst, c.reply.DstPort),
+		State:   st.String(),
+		HTTP:    c.http,
+		Packets: c.packets.Load(), Bytes: c.bytes.Load(),
+		Age:  time.Duration(now - c.created),
+		Idle: time.Duration(now - c.lastSeen.Load()),
+	}
+}
+
+// ConnCount returns the number of connections.
+func (f *Firewall) ConnCount() int { return int(f.conns.count.Load()) }

@@ -1,0 +1,22 @@
+// Package firewall is the data plane of one falab unit: a userspace,
+// stateful, routed IPv4 firewall modelled on the Cisco ASA.
+//
+// Frames arrive on named data interfaces (Ports), are parsed into one
+// summary per packet (package header provides the zero-copy views), and go
+// through ARP, routing, the connection table, NAT and the security policy
+// before they leave on another Port. The engine knows nothing of failover
+// roles or of the peer unit; the unit process flips SetActive and feeds
+// replicated state through ApplyChange.
+//
+// Replicated tables (connections, xlates, ARP) change only through their
+// own methods, and each change is reported once through Options.OnChange
+// as a Change record while a per-firewall change lock is held, together
+// with an update to that table's order-independent digest. A standby
+// applies the same records through the same methods, so that equal
+// entries yield equal digests on both units.
+//
+// Concurrency: one reader goroutine per Port runs the packet path; the
+// connection table is sharded with one lock per shard; counters are atomic.
+// All exported methods of Firewall are safe for concurrent use unless their
+// comment says otherwise.
+package firewall

@@ -1,0 +1,76 @@
+package firewall
+
+import "fmt"
+
+// DropReason says why the firewall discarded a frame, like a line of the
+// ASA's "show asp drop".
+type DropReason uint8
+
+// Drop reasons. The zero value is not a drop.
+const (
+	dropNone                 DropReason = iota
+	DropTruncated                       // frame or header shorter than its fields say
+	DropBadIPHeader                     // IPv4 version, header length or total length wrong
+	DropBadIPChecksum                   // IPv4 header checksum does not verify
+	DropBadL4Header                     // TCP, UDP or ICMP header malformed
+	DropTTLExpired                      // TTL would reach zero on forwarding
+	DropNoRoute                         // no route to the destination
+	DropNoAdjacency                     // next hop unresolved and its ARP queue full
+	DropARPTimeout                      // next hop never answered ARP; queued frames dropped
+	DropNoConnection                    // TCP segment or ICMP reply matching no connection
+	DropACLDeny                         // denied by the ingress access list
+	DropSecurityLevel                   // lower to higher (or equal) security level without an ACL
+	DropNATExhausted                    // no PAT port left for the mapped address
+	DropNotActive                       // unit is standby and does not forward
+	DropInvalidTCPFlags                 // impossible TCP flag combination
+	DropFragment                        // IPv4 fragments are not reassembled
+	DropUnsupportedProtocol             // IP protocol or ICMP type the firewall does not handle
+	DropUnsupportedEtherType            // neither IPv4 nor ARP
+	DropNotForUs                        // destination MAC is not the unit's
+	DropToSelf                          // addressed to the unit and not answered (only ping is)
+	DropIntraInterface                  // would leave by the interface it came in on
+	DropBadARP                          // ARP that is not Ethernet/IPv4 or is malformed
+	DropTxError                         // the egress port failed to send
+	DropNoPort                          // the egress interface has no attached port
+	DropConnConflict                    // a new flow's reply tuple is owned by another connection
+	numDropReasons
+)
+
+var dropNames = [numDropReasons]string{
+	dropNone:                 "none",
+	DropTruncated:            "truncated",
+	DropBadIPHeader:          "bad-ip-header",
+	DropBadIPChecksum:        "bad-ip-checksum",
+	DropBadL4Header:          "bad-l4-header",
+	DropTTLExpired:           "ttl-expired",
+	DropNoRoute:              "no-route",
+	DropNoAdjacency:          "no-adjacency",
+	DropARPTimeout:           "arp-timeout",
+	DropNoConnection:         "no-connection",
+	DropACLDeny:              "acl-deny",
+	DropSecurityLevel:        "security-level",
+	DropNATExhausted:         "nat-exhausted",
+	DropNotActive:            "not-active",
+	DropInvalidTCPFlags:      "invalid-tcp-flags",
+	DropFragment:             "ip-fragment",
+	DropUnsupportedProtocol:  "unsupported-protocol",
+	DropUnsupportedEtherType: "unsupported-ethertype",
+	DropNotForUs:             "l2-not-for-us",
+	DropToSelf:               "to-self",
+	DropIntraInterface:       "intra-interface",
+	DropBadARP:               "bad-arp",
+	DropTxError:              "tx-error",
+	DropNoPort:               "no-port",
+	DropConnConflict:         "conn-conflict",
+}
+
+// String returns the reason's name as "show asp drop" would print it.
+func (r DropReason) String() string {
+	if r < numDropReasons {
+		return dropNames[r]
+	}
+	return fmt.Sprintf("DropReason(%d)", uint8(r))
+}
+
+// MarshalText makes the reason a readable JSON object key.
+func (r DropReason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }

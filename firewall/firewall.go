@@ -1,0 +1,587 @@
+package firewall
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/falab/falab/firewall/header"
+)
+
+// EtherTypeFailover is the EtherType of failover hellos sent on data
+// interfaces (the ASA uses its own; 0x88B5 is the IEEE local experimental one).
+const EtherTypeFailover uint16 = 0x88B5
+
+const (
+	readBatchSize        = 64
+	defaultMaintainEvery = 100 * time.Millisecond
+	sweepShardsPerCall   = 32   // a full connection sweep every 8 Maintain calls
+	xlateSweepPerCall    = 4096 // xlates looked at per Maintain call
+	icmpErrorsPerSecond  = 10
+)
+
+// Options are the firewall's collaborators.
+type Options struct {
+	Clock  Clock        // nil: the system clock
+	Logger *slog.Logger // nil: discard
+	// OnChange receives every change of a replicated table, on the
+	// goroutine that made it (often a packet reader), with the table's
+	// lock and the firewall's change lock held (see DigestsLocked). It
+	// must be quick and must not block (queue the record, do not send
+	// it), and must not call back into the firewall (ApplyChange, Digest,
+	// DigestsLocked, Snapshot or the listing methods would deadlock).
+	OnChange func(Change)
+	// MaintainInterval is how often Run calls Maintain; 0 means 100ms.
+	MaintainInterval time.Duration
+}
+
+// Firewall is one unit's data plane. See the package comment for its
+// concurrency contract; every exported method is safe for concurrent use
+// except Attach, which must precede Run.
+type Firewall struct {
+	log      *slog.Logger
+	clock    Clock
+	onChange func(Change)
+	maintain time.Duration
+
+	// Immutable after New.
+	ifs      []*iface
+	byName   map[string]int
+	routes   []route
+	statics  []staticNAT
+	pats     []patRule
+	timeouts Timeouts
+
+	active atomic.Bool
+
+	conns  connTable
+	xlates xlateTable
+	arp    arpTable
+
+	changeMu sync.Mutex
+	digests  [numTables]uint64 // guarded by changeMu
+
+	drops   [numDropReasons]atomic.Uint64
+	control atomic.Pointer[controlHandler]
+
+	sweepMu      sync.Mutex
+	sweepCursor  int     // guarded by sweepMu
+	sweepScratch []*conn // guarded by sweepMu
+
+	icmpMu     sync.Mutex
+	icmpTokens float64 // guarded by icmpMu
+	icmpLast   int64   // guarded by icmpMu
+
+	workers sync.Pool // *worker
+	bufs    sync.Pool // *packetBuf
+	running atomic.Bool
+}
+
+type controlHandler struct {
+	ethertype uint16
+	h         func(iface string, payload []byte)
+}
+
+// ifaceCounters are one interface's counters.
+type ifaceCounters struct {
+	rxPackets, rxBytes atomic.Uint64
+	txPackets, txBytes atomic.Uint64
+	drops              atomic.Uint64
+}
+
+// packetBuf holds a frame the firewall generated or queued.
+type packetBuf struct {
+	data [MaxFrameSize]byte
+	n    int
+}
+
+// New validates cfg and returns a standby firewall (SetActive makes it
+// forward). Static NAT xlates exist from the start on both units, so they
+// enter the digest without being reported to OnChange.
+func New(cfg Config, opt Options) (*Firewall, error) {
+	f := &Firewall{clock: opt.Clock, log: opt.Logger, maintain: opt.MaintainInterval}
+	if f.clock == nil {
+		f.clock = systemClock{}
+	}
+	if f.log == nil {
+		f.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if f.maintain <= 0 {
+		f.maintain = defaultMaintainEvery
+	}
+	if err := f.compile(cfg); err != nil {
+		return nil, err
+	}
+	f.conns.init()
+	f.xlates.init()
+	f.arp.init()
+	f.bufs.New = func() any { return new(packetBuf) }
+	f.workers.New = func() any { return &worker{f: f, out: make([][][]byte, len(f.ifs))} }
+	f.icmpTokens = icmpErrorsPerSecond
+	now := f.now()
+	f.xlates.mu.Lock()
+	for _, s := range f.statics {
+		if _, err := f.upsertXlateLocked(XlateRecord{Kind: NATStatic, Real: s.real, Mapped: s.mapped,
+			RealInterface: f.ifs[s.realIf].name, MappedInterface: f.ifs[s.mappedIf].name, Created: now}); err != nil {
+			f.xlates.mu.Unlock()
+			return nil, err
+		}
+	}
+	f.xlates.mu.Unlock()
+	f.onChange = opt.OnChange
+	return f, nil
+}
+
+func (f *Firewall) now() int64 { return f.clock.Now().UnixNano() }
+
+func (f *Firewall) getBuf() *packetBuf  { return f.bufs.Get().(*packetBuf) }
+func (f *Firewall) putBuf(b *packetBuf) { b.n = 0; f.bufs.Put(b) }
+
+// InterfaceIndex returns the index HandleFrame takes for a named interface.
+func (f *Firewall) InterfaceIndex(name string) (int, bool) {
+	i, ok := f.byName[name]
+	return i, ok
+}
+
+// Attach gives the firewall the Port of a configured interface. It must be
+// called before Run; Run then owns the port and closes it when it returns.
+func (f *Firewall) Attach(name string, p Port) error {
+	i, ok := f.byName[name]
+	if !ok {
+		return fmt.Errorf("attach: no interface %q in the config", name)
+	}
+	if f.running.Load() {
+		return fmt.Errorf("attach %q: firewall already running", name)
+	}
+	f.ifs[i].port = p
+	return nil
+}
+
+// Run reads every attached port on its own goroutine and runs Maintain
+// periodically, until ctx is done or a port fails. It then closes the
+// ports, waits for all its goroutines and returns nil, or the first port
+// error.
+func (f *Firewall) Run(ctx context.Context) error {
+	if !f.running.CompareAndSwap(false, true) {
+		return errors.New("firewall: Run called twice")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(f.ifs))
+	for _, it := range f.ifs {
+		if it.port == nil {
+			continue
+		}
+		wg.Go(func() {
+			if err := f.readLoop(it); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("interface %s: %w", it.name, err)
+				cancel()
+			}
+		})
+	}
+	wg.Go(func() {
+		t := time.NewTicker(f.maintain)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				f.Maintain()
+			}
+		}
+	})
+	<-ctx.Done()
+	for _, it := range f.ifs {
+		if it.port != nil {
+			if err := it.port.Close(); err != nil {
+				f.log.Warn("closing port", "interface", it.name, "err", err)
+			}
+		}
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// readLoop is the reader goroutine of one port: read a batch, run each
+// frame through the packet path in place, write what it produced.
+func (f *Firewall) readLoop(it *iface) error {
+	bufs := make([][]byte, readBatchSize)
+	for i := range bufs {
+		bufs[i] = make([]byte, MaxFrameSize)
+	}
+	sizes := make([]int, readBatchSize)
+	w := f.workers.New().(*worker)
+	for {
+		n, err := it.port.ReadBatch(bufs, sizes)
+		if err != nil {
+			return err
+		}
+		w.now = f.now()
+		for i := range n {
+			w.handle(it.idx, bufs[i][:sizes[i]])
+		}
+		w.flush()
+	}
+}
+
+// HandleFrame runs one frame that arrived on interface ingress (its index
+// in Config.Interfaces) through the whole packet path, synchronously: any
+// frames it produces are written to the attached ports before it returns.
+// The frame is modified in place and not retained.
+func (f *Firewall) HandleFrame(ingress int, frame []byte) {
+	w := f.workers.Get().(*worker)
+	w.now = f.now()
+	w.handle(ingress, frame)
+	w.flush()
+	f.workers.Put(w)
+}
+
+// Maintain does the firewall's timed work: incremental expiry of
+// connections and PAT xlates and ageing of ARP entries (active only), and
+// ARP retries. Run calls it periodically; tests call it after advancing a
+// ManualClock.
+func (f *Firewall) Maintain() {
+	w := f.workers.Get().(*worker)
+	w.now = f.now()
+	active := f.active.Load()
+	if active {
+		f.sweepConns(sweepShardsPerCall, w.now)
+		f.sweepXlates(xlateSweepPerCall, w.now)
+	}
+	w.maintainARP(active)
+	w.flush()
+	f.workers.Put(w)
+}
+
+// SetActive switches the role. Active: owns the active addresses and
+// ActiveMAC, answers ARP for them and for NAT mapped addresses, forwards
+// and ages entries. Standby: answers ARP and ping only for the standby
+// address with StandbyMAC, never forwards, never ages entries on its own.
+// On becoming active every entry's last activity becomes now, so nothing
+// idles out at the moment of takeover.
+func (f *Firewall) SetActive(active bool) {
+	was := f.active.Load()
+	if active == was {
+		return
+	}
+	if active {
+		now := f.now()
+		f.touchAllConns(now)
+		f.touchAllXlates(now)
+		f.touchAllARP(now)
+	} else {
+		f.dropAllPending()
+	}
+	f.active.Store(active)
+	f.log.Info("data plane role changed", "active", active)
+}
+
+// Active reports the current role.
+func (f *Firewall) Active() bool { return f.active.Load() }
+
+// SendGratuitousARP announces the active addresses: per data interface one
+// ARP request with sender = target = the active address and source
+// ActiveMAC to broadcast, followed by one for each NAT mapped address
+// proxied on that interface (so that hosts re-learn those too when the
+// units do not share a virtual MAC).
+func (f *Firewall) SendGratuitousARP() {
+	w := f.workers.Get().(*worker)
+	w.now = f.now()
+	for _, it := range f.ifs {
+		if it.port == nil {
+			continue
+		}
+		for _, ip := range append([][4]byte{it.addr}, it.proxyARP...) {
+			b := f.getBuf()
+			fr := buildARP(b, header.ARPRequest, broadcastMAC[:], it.activeMAC[:], ip, zeroMAC[:], ip)
+			w.queue(it.idx, fr, b)
+		}
+	}
+	w.flush()
+	f.workers.Put(w)
+}
+
+// SetControlHandler delivers every frame of the given EtherType, whatever
+// the role and destination MAC, to h with the interface name and the
+// Ethernet payload (valid only during the call). A nil h removes it.
+func (f *Firewall) SetControlHandler(ethertype uint16, h func(iface string, payload []byte)) {
+	if h == nil {
+		f.control.Store(nil)
+		return
+	}
+	f.control.Store(&controlHandler{ethertype: ethertype, h: h})
+}
+
+// SendControl sends payload in one Ethernet frame of the given EtherType to
+// dst on interface iface, from the interface's MAC for the current role.
+func (f *Firewall) SendControl(iface string, dst net.HardwareAddr, ethertype uint16, payload []byte) error {
+	i, ok := f.byName[iface]
+	if !ok {
+		return fmt.Errorf("send control: no interface %q", iface)
+	}
+	it := f.ifs[i]
+	if it.port == nil {
+		return fmt.Errorf("send control: interface %q has no port", iface)
+	}
+	if len(dst) != 6 {
+		return fmt.Errorf("send control: destination MAC %v is not 6 bytes", dst)
+	}
+	if len(payload) > MaxFrameSize-header.EthernetLen {
+		return fmt.Errorf("send control: payload of %d bytes exceeds %d", len(payload), MaxFrameSize-header.EthernetLen)
+	}
+	fr := make([]byte, header.EthernetLen+len(payload))
+	e := header.Ethernet(fr)
+	e.SetDestination(dst)
+	e.SetSource(f.ourMAC(it)[:])
+	e.SetEtherType(ethertype)
+	copy(e.Payload(), payload)
+	n, err := it.port.WriteBatch([][]byte{fr})
+	if err == nil && n != 1 {
+		err = errors.New("port accepted no frame")
+	}
+	if err != nil {
+		return fmt.Errorf("send control on %q: %w", iface, err)
+	}
+	it.stats.txPackets.Add(1)
+	it.stats.txBytes.Add(uint64(len(fr)))
+	return nil
+}
+
+// commit records one change of a replicated table: it moves the table's
+// digest from the entry's old hash to its new one (zero for none) and
+// reports the change, both under changeMu. Callers hold the table's lock.
+func (f *Firewall) commit(c Change, oldHash, newHash uint64) {
+	f.changeMu.Lock()
+	f.digests[c.Table] += newHash - oldHash
+	if f.onChange != nil {
+		f.onChange(c)
+	}
+	f.changeMu.Unlock()
+}
+
+// Digest returns the order-independent digest of a replicated table: the
+// sum of a 64-bit hash of each entry's replicated encoding (timestamps
+// excluded). Equal entries on two units give equal digests. O(1).
+func (f *Firewall) Digest(t Table) uint64 {
+	f.changeMu.Lock()
+	defer f.changeMu.Unlock()
+	if t >= numTables {
+		return 0
+	}
+	return f.digests[t]
+}
+
+// DigestsLocked calls fn with every table's digest while holding the
+// change lock, so that no change is reported to OnChange during fn: a
+// replication sender can pair the digests with its own sequence number.
+func (f *Firewall) DigestsLocked(fn func(map[Table]uint64)) {
+	f.changeMu.Lock()
+	defer f.changeMu.Unlock()
+	m := make(map[Table]uint64, len(Tables))
+	for _, t := range Tables {
+		m[t] = f.digests[t]
+	}
+	fn(m)
+}
+
+// Snapshot calls emit with an upsert for every entry of table t, for bulk
+// sync, until emit returns false. It copies entries out a shard at a time
+// and calls emit without holding table locks, so the data path does not
+// wait on the receiver; changes made meanwhile reach OnChange as usual.
+func (f *Firewall) Snapshot(t Table, emit func(Change) bool) {
+	switch t {
+	case TableConn:
+		var recs []ConnRecord
+		for i := range f.conns.shards {
+			s := &f.conns.shards[i]
+			recs = recs[:0]
+			s.mu.RLock()
+			for _, c := range s.list {
+				c.mu.Lock()
+				recs = append(recs, c.record(f))
+				c.mu.Unlock()
+			}
+			s.mu.RUnlock()
+			for _, r := range recs {
+				if !emit(Change{Table: TableConn, Op: OpUpsert, Conn: r}) {
+					return
+				}
+			}
+		}
+	case TableXlate:
+		f.xlates.mu.Lock()
+		recs := make([]XlateRecord, 0, len(f.xlates.list))
+		for _, x := range f.xlates.list {
+			recs = append(recs, x.record(f))
+		}
+		f.xlates.mu.Unlock()
+		for _, r := range recs {
+			if !emit(Change{Table: TableXlate, Op: OpUpsert, Xlate: r}) {
+				return
+			}
+		}
+	case TableARP:
+		f.arp.mu.RLock()
+		recs := make([]ARPRecord, 0, len(f.arp.m))
+		for k, e := range f.arp.m {
+			recs = append(recs, ARPRecord{Interface: f.ifs[k.ifIdx].name, IP: k.ip, MAC: e.mac, Updated: e.updated})
+		}
+		f.arp.mu.RUnlock()
+		for _, r := range recs {
+			if !emit(Change{Table: TableARP, Op: OpUpsert, ARP: r}) {
+				return
+			}
+		}
+	}
+}
+
+// ApplyChange applies a change received from the peer through the same
+// table methods the packet path uses (and so reports it to OnChange and
+// the digest like a local change). Applying an upsert twice, or deleting
+// what is not there, is harmless.
+func (f *Firewall) ApplyChange(c Change) error {
+	if c.Op != OpUpsert && c.Op != OpDelete {
+		return fmt.Errorf("apply %s change: %w %d", c.Table, ErrChangeOp, c.Op)
+	}
+	switch c.Table {
+	case TableConn:
+		r := c.Conn
+		if c.Op == OpDelete {
+			if cn, _ := f.conns.lookup(r.Orig); cn != nil && cn.orig == r.Orig {
+				f.deleteConn(cn)
+			}
+			return nil
+		}
+		if !validProto(r.Orig.Proto) || r.Reply.Proto != r.Orig.Proto {
+			return fmt.Errorf("apply conn %v: %w: protocol", r.Orig, ErrChangeField)
+		}
+		cn, existing, drop := f.insertConn(r, false)
+		switch {
+		case drop == DropNoPort:
+			return fmt.Errorf("apply conn %v: unknown interface %q or %q", r.Orig, r.InInterface, r.OutInterface)
+		case drop != dropNone:
+			return fmt.Errorf("apply conn %v: %s", r.Orig, drop)
+		case existing:
+			f.setConnState(cn, r.State, r.CloseFlags)
+		}
+		return nil
+	case TableXlate:
+		r := c.Xlate
+		if r.Kind != NATStatic && r.Kind != NATDynamicPAT {
+			return fmt.Errorf("apply xlate: %w: kind %d", ErrChangeField, r.Kind)
+		}
+		f.xlates.mu.Lock()
+		defer f.xlates.mu.Unlock()
+		if c.Op == OpUpsert {
+			_, err := f.upsertXlateLocked(r)
+			return err
+		}
+		mi, ok := f.byName[r.MappedInterface]
+		if !ok {
+			return fmt.Errorf("apply xlate delete: unknown interface %q", r.MappedInterface)
+		}
+		k := xlateKey{kind: r.Kind, proto: r.Proto, real: r.Real, realPort: r.RealPort, mappedIf: uint8(mi)}
+		if x := f.xlates.m[k]; x != nil {
+			f.deleteXlateLocked(x)
+		}
+		return nil
+	case TableARP:
+		r := c.ARP
+		f.arp.mu.Lock()
+		defer f.arp.mu.Unlock()
+		if c.Op == OpUpsert {
+			return f.upsertARPLocked(r)
+		}
+		i, ok := f.byName[r.Interface]
+		if !ok {
+			return fmt.Errorf("apply arp delete: unknown interface %q", r.Interface)
+		}
+		f.deleteARPLocked(arpKey{uint8(i), r.IP})
+		return nil
+	}
+	return fmt.Errorf("apply: %w %d", ErrChangeTable, c.Table)
+}
+
+// InterfaceInfo describes one interface and its counters for the API.
+type InterfaceInfo struct {
+	Name          string       `json:"name"`
+	SecurityLevel int          `json:"security_level"`
+	Address       netip.Prefix `json:"address"`
+	StandbyAddr   netip.Addr   `json:"standby_address"`
+	MAC           string       `json:"mac"`
+	Attached      bool         `json:"attached"`
+	RxPackets     uint64       `json:"rx_packets"`
+	RxBytes       uint64       `json:"rx_bytes"`
+	TxPackets     uint64       `json:"tx_packets"`
+	TxBytes       uint64       `json:"tx_bytes"`
+	Drops         uint64       `json:"drops"`
+}
+
+// InterfaceStats returns every interface with its counters, in config order.
+func (f *Firewall) InterfaceStats() []InterfaceInfo {
+	out := make([]InterfaceInfo, 0, len(f.ifs))
+	for _, it := range f.ifs {
+		in := InterfaceInfo{
+			Name: it.name, SecurityLevel: it.sec, Address: it.prefix,
+			MAC: net.HardwareAddr(f.ourMAC(it)[:]).String(), Attached: it.port != nil,
+			RxPackets: it.stats.rxPackets.Load(), RxBytes: it.stats.rxBytes.Load(),
+			TxPackets: it.stats.txPackets.Load(), TxBytes: it.stats.txBytes.Load(),
+			Drops: it.stats.drops.Load(),
+		}
+		if it.hasStandby {
+			in.StandbyAddr = netip.AddrFrom4(it.standby)
+		}
+		out = append(out, in)
+	}
+	return out
+}
+
+// RouteInfo describes one route for the API.
+type RouteInfo struct {
+	Interface string       `json:"interface"`
+	Prefix    netip.Prefix `json:"prefix"`
+	NextHop   netip.Addr   `json:"next_hop"` // zero for connected routes
+	Connected bool         `json:"connected"`
+}
+
+// RoutesTable returns the routing table in lookup order (longest prefix first).
+func (f *Firewall) RoutesTable() []RouteInfo {
+	out := make([]RouteInfo, 0, len(f.routes))
+	for _, r := range f.routes {
+		ri := RouteInfo{Interface: f.ifs[r.ifIdx].name, Prefix: r.prefix, Connected: r.connected}
+		if !r.connected {
+			ri.NextHop = netip.AddrFrom4(r.nextHop)
+		}
+		out = append(out, ri)
+	}
+	return out
+}
+
+// Drops returns the non-zero drop counters by reason.
+func (f *Firewall) Drops() map[DropReason]uint64 {
+	m := make(map[DropReason]uint64)
+	for r := DropReason(1); r < numDropReasons; r++ {
+		if v := f.drops[r].Load(); v != 0 {
+			m[r] = v
+		}
+	}
+	return m
+}
+
+func addrPort(a [4]byte, p uint16) string {
+	return netip.AddrPortFrom(netip.AddrFrom4(a), p).String()
+}

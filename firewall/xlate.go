@@ -1,0 +1,325 @@
+package firewall
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/falab/falab/firewall/header"
+)
+
+// xlateKey identifies an xlate: a real address (and port, for PAT) as
+// translated towards one mapped interface.
+type xlateKey struct {
+	kind     NATKind
+	proto    uint8
+	real     [4]byte
+	realPort uint16
+	mappedIf uint8
+}
+
+// mappedKey identifies a mapped PAT port, to keep allocations unique.
+type mappedKey struct {
+	proto  uint8
+	mapped [4]byte
+	port   uint16
+}
+
+// xlate is one NAT translation slot. Fields are guarded by xlateTable.mu.
+type xlate struct {
+	key        xlateKey
+	mapped     [4]byte
+	mappedPort uint16
+	realIf     uint8
+	created    int64
+	refs       int   // connections using it
+	idleSince  int64 // when refs last fell to zero
+	hash       uint64
+	listIdx    int
+}
+
+func (x *xlate) record(f *Firewall) XlateRecord {
+	return XlateRecord{
+		Kind: x.key.kind, Proto: x.key.proto,
+		Real: x.key.real, RealPort: x.key.realPort,
+		Mapped: x.mapped, MappedPort: x.mappedPort,
+		RealInterface: f.ifs[x.realIf].name, MappedInterface: f.ifs[x.key.mappedIf].name,
+		Created: x.created,
+	}
+}
+
+// xlateTable holds static and PAT xlates. It is touched only when a
+// connection is created or deleted, never per packet (the connection's
+// tuples carry the mapping), so one mutex is enough.
+//
+// Lock order: xlateTable.mu -> Firewall.changeMu; never held together with
+// connection shard locks.
+type xlateTable struct {
+	mu       sync.Mutex
+	m        map[xlateKey]*xlate  // guarded by mu
+	byMapped map[mappedKey]*xlate // guarded by mu: PAT xlates by mapped port
+	list     []*xlate             // guarded by mu: for paging and sweeping
+	next     map[mappedKey]uint16 // guarded by mu: next port to try per (proto, mapped address)
+	cursor   int                  // guarded by mu: sweep position in list
+}
+
+func (t *xlateTable) init() {
+	t.m = make(map[xlateKey]*xlate)
+	t.byMapped = make(map[mappedKey]*xlate)
+	t.next = make(map[mappedKey]uint16)
+}
+
+// xlateRef names the PAT xlate a connection uses.
+type xlateRef struct {
+	key        xlateKey
+	mapped     [4]byte
+	mappedPort uint16
+	realIf     uint8
+}
+
+// patXlateOf returns the PAT xlate c's source translation belongs to, if
+// its source was translated by PAT (not by a static rule, and not at all).
+func (f *Firewall) patXlateOf(c *conn) (xlateRef, bool) {
+	realPort, mappedPort := c.orig.SrcPort, c.reply.DstPort
+	if c.orig.Proto == header.ProtocolICMP {
+		mappedPort = c.reply.SrcPort
+	}
+	if c.orig.Src == c.reply.Dst && realPort == mappedPort {
+		return xlateRef{}, false
+	}
+	for i := range f.statics {
+		s := &f.statics[i]
+		if s.real == c.orig.Src && s.mapped == c.reply.Dst && s.mappedIf == int(c.outIf) {
+			return xlateRef{}, false
+		}
+	}
+	return xlateRef{
+		key:    xlateKey{kind: NATDynamicPAT, proto: c.orig.Proto, real: c.orig.Src, realPort: realPort, mappedIf: c.outIf},
+		mapped: c.reply.Dst, mappedPort: mappedPort, realIf: c.inIf,
+	}, true
+}
+
+// upsertXlateLocked creates or updates the xlate of rec and records the
+// change. It is the one way xlates come to exist or change. Caller holds
+// t.mu.
+func (f *Firewall) upsertXlateLocked(rec XlateRecord) (*xlate, error) {
+	ri, ok1 := f.byName[rec.RealInterface]
+	mi, ok2 := f.byName[rec.MappedInterface]
+	if !ok1 || !ok2 {
+		return nil, cfgErr("xlate names unknown interface %q or %q", rec.RealInterface, rec.MappedInterface)
+	}
+	t := &f.xlates
+	k := xlateKey{kind: rec.Kind, proto: rec.Proto, real: rec.Real, realPort: rec.RealPort, mappedIf: uint8(mi)}
+	x := t.m[k]
+	var oldHash uint64
+	if x == nil {
+		x = &xlate{key: k, created: rec.Created, idleSince: f.now(), listIdx: len(t.list)}
+		t.m[k] = x
+		t.list = append(t.list, x)
+	} else {
+		oldHash = x.hash
+		if x.key.kind == NATDynamicPAT {
+			mk := mappedKey{proto: k.proto, mapped: x.mapped, port: x.mappedPort}
+			if t.byMapped[mk] == x {
+				delete(t.byMapped, mk)
+			}
+		}
+	}
+	x.mapped, x.mappedPort, x.realIf = rec.Mapped, rec.MappedPort, uint8(ri)
+	if k.kind == NATDynamicPAT {
+		t.byMapped[mappedKey{proto: k.proto, mapped: x.mapped, port: x.mappedPort}] = x
+	}
+	ch := Change{Table: TableXlate, Op: OpUpsert, Xlate: x.record(f)}
+	x.hash = entryHash(ch)
+	f.commit(ch, oldHash, x.hash)
+	return x, nil
+}
+
+// deleteXlateLocked removes x and records the deletion. It is the one way
+// xlates go away. Caller holds t.mu.
+func (f *Firewall) deleteXlateLocked(x *xlate) {
+	t := &f.xlates
+	if t.m[x.key] != x {
+		return
+	}
+	delete(t.m, x.key)
+	if x.key.kind == NATDynamicPAT {
+		mk := mappedKey{proto: x.key.proto, mapped: x.mapped, port: x.mappedPort}
+		if t.byMapped[mk] == x {
+			delete(t.byMapped, mk)
+		}
+	}
+	last := len(t.list) - 1
+	t.list[x.listIdx] = t.list[last]
+	t.list[x.listIdx].listIdx = x.listIdx
+	t.list[last] = nil
+	t.list = t.list[:last]
+	f.commit(Change{Table: TableXlate, Op: OpDelete, Xlate: x.record(f)}, x.hash, 0)
+}
+
+// allocatePAT returns the PAT mapping of (proto, real, realPort) towards
+// rule's mapped interface, creating the xlate and choosing a port if there
+// is none, and takes a reference on it for the caller. The real port is
+// kept when it is in the pool and free; otherwise the pool is scanned from
+// where the last allocation stopped.
+func (f *Firewall) allocatePAT(rule *patRule, proto uint8, real [4]byte, realPort uint16) (xlateRef, bool) {
+	t := &f.xlates
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := xlateKey{kind: NATDynamicPAT, proto: proto, real: real, realPort: realPort, mappedIf: uint8(rule.mappedIf)}
+	if x := t.m[k]; x != nil {
+		x.refs++
+		return xlateRef{key: k, mapped: x.mapped, mappedPort: x.mappedPort, realIf: x.realIf}, true
+	}
+	free := func(p uint16) bool {
+		_, used := t.byMapped[mappedKey{proto: proto, mapped: rule.mapped, port: p}]
+		return !used
+	}
+	port, found := realPort, false
+	if port >= rule.low && port <= rule.high && free(port) {
+		found = true
+	} else {
+		ck := mappedKey{proto: proto, mapped: rule.mapped}
+		p := t.next[ck]
+		if p < rule.low || p > rule.high {
+			p = rule.low
+		}
+		for n := int(rule.high-rule.low) + 1; n > 0; n-- {
+			if free(p) {
+				port, found = p, true
+				break
+			}
+			if p == rule.high {
+				p = rule.low
+			} else {
+				p++
+			}
+		}
+		if found {
+			if port == rule.high {
+				t.next[ck] = rule.low
+			} else {
+				t.next[ck] = port + 1
+			}
+		}
+	}
+	if !found {
+		return xlateRef{}, false
+	}
+	x, err := f.upsertXlateLocked(XlateRecord{
+		Kind: NATDynamicPAT, Proto: proto, Real: real, RealPort: realPort,
+		Mapped: rule.mapped, MappedPort: port,
+		RealInterface: f.ifs[rule.realIf].name, MappedInterface: f.ifs[rule.mappedIf].name,
+		Created: f.now(),
+	})
+	if err != nil {
+		return xlateRef{}, false
+	}
+	x.refs++
+	return xlateRef{key: k, mapped: x.mapped, mappedPort: x.mappedPort, realIf: x.realIf}, true
+}
+
+// acquireXlate takes a reference on r's xlate for c, creating it when a
+// replicated connection arrives before its xlate.
+func (f *Firewall) acquireXlate(r xlateRef, c *conn) {
+	t := &f.xlates
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	x := t.m[r.key]
+	if x == nil {
+		var err error
+		x, err = f.upsertXlateLocked(XlateRecord{
+			Kind: NATDynamicPAT, Proto: r.key.proto, Real: r.key.real, RealPort: r.key.realPort,
+			Mapped: r.mapped, MappedPort: r.mappedPort,
+			RealInterface: f.ifs[r.realIf].name, MappedInterface: f.ifs[r.key.mappedIf].name,
+			Created: c.created,
+		})
+		if err != nil {
+			return
+		}
+	}
+	x.refs++
+}
+
+// releaseXlate drops a connection's reference; the xlate then idles out
+// after Timeouts.PATXlate.
+func (f *Firewall) releaseXlate(r xlateRef) {
+	t := &f.xlates
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if x := t.m[r.key]; x != nil && x.refs > 0 {
+		x.refs--
+		if x.refs == 0 {
+			x.idleSince = f.now()
+		}
+	}
+}
+
+// sweepXlates deletes up to budget idle PAT xlates' worth of the list,
+// continuing where the previous call stopped.
+func (f *Firewall) sweepXlates(budget int, now int64) {
+	t := &f.xlates
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for ; budget > 0 && len(t.list) > 0; budget-- {
+		if t.cursor >= len(t.list) {
+			t.cursor = 0
+		}
+		x := t.list[t.cursor]
+		if x.key.kind == NATDynamicPAT && x.refs == 0 && now-x.idleSince > int64(f.timeouts.PATXlate) {
+			f.deleteXlateLocked(x) // the last entry moved into cursor's slot: look at it next
+			continue
+		}
+		t.cursor++
+	}
+}
+
+func (f *Firewall) touchAllXlates(now int64) {
+	t := &f.xlates
+	t.mu.Lock()
+	for _, x := range t.list {
+		if x.refs == 0 {
+			x.idleSince = now
+		}
+	}
+	t.mu.Unlock()
+}
+
+// XlateInfo describes one xlate for the API.
+type XlateInfo struct {
+	Kind            string         `json:"kind"`
+	Protocol        string         `json:"protocol,omitempty"`
+	RealInterface   string         `json:"real_interface"`
+	MappedInterface string         `json:"mapped_interface"`
+	Real            netip.AddrPort `json:"real"`
+	Mapped          netip.AddrPort `json:"mapped"`
+	Conns           int            `json:"conns"`
+	Age             time.Duration  `json:"age_ns"`
+}
+
+// Xlates returns up to limit xlates from offset, and the total count.
+func (f *Firewall) Xlates(offset, limit int) ([]XlateInfo, int) {
+	now := f.now()
+	t := &f.xlates
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	total := len(t.list)
+	if offset > total {
+		offset = total
+	}
+	end := min(total, offset+max(limit, 0))
+	out := make([]XlateInfo, 0, end-offset)
+	for _, x := range t.list[offset:end] {
+		in := XlateInfo{
+			Kind: x.key.kind.String(), RealInterface: f.ifs[x.realIf].name, MappedInterface: f.ifs[x.key.mappedIf].name,
+			Real:   netip.AddrPortFrom(netip.AddrFrom4(x.key.real), x.key.realPort),
+			Mapped: netip.AddrPortFrom(netip.AddrFrom4(x.mapped), x.mappedPort),
+			Conns:  x.refs, Age: time.Duration(now - x.created),
+		}
+		if x.key.kind == NATDynamicPAT {
+			in.Protocol = protoName(x.key.proto)
+		}
+		out = append(out, in)
+	}
+	return out, total
+}
