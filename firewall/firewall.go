@@ -38,6 +38,12 @@ type Options struct {
 	// it), and must not call back into the firewall (ApplyChange, Digest,
 	// DigestsLocked, Snapshot or the listing methods would deadlock).
 	OnChange func(Change)
+	// Replicated, when set, says which changes are replicated at all:
+	// the others are neither reported to OnChange nor counted in the
+	// digests (e.g. HTTP connections while HTTP replication is off, as on
+	// an ASA), so that both units' digests cover the same entries. It
+	// must give the same answer for every change of one entry.
+	Replicated func(Change) bool
 	// MaintainInterval is how often Run calls Maintain; 0 means 100ms.
 	MaintainInterval time.Duration
 }
@@ -46,10 +52,11 @@ type Options struct {
 // concurrency contract; every exported method is safe for concurrent use
 // except Attach, which must precede Run.
 type Firewall struct {
-	log      *slog.Logger
-	clock    Clock
-	onChange func(Change)
-	maintain time.Duration
+	log        *slog.Logger
+	clock      Clock
+	onChange   func(Change)
+	replicated func(Change) bool
+	maintain   time.Duration
 
 	// Immutable after New.
 	ifs      []*iface
@@ -136,6 +143,7 @@ func New(cfg Config, opt Options) (*Firewall, error) {
 	}
 	f.xlates.mu.Unlock()
 	f.onChange = opt.OnChange
+	f.replicated = opt.Replicated
 	return f, nil
 }
 
@@ -365,6 +373,9 @@ func (f *Firewall) SendControl(iface string, dst net.HardwareAddr, ethertype uin
 // digest from the entry's old hash to its new one (zero for none) and
 // reports the change, both under changeMu. Callers hold the table's lock.
 func (f *Firewall) commit(c Change, oldHash, newHash uint64) {
+	if !f.isReplicated(c) {
+		return
+	}
 	f.changeMu.Lock()
 	f.digests[c.Table] += newHash - oldHash
 	if f.onChange != nil {

@@ -18,8 +18,11 @@ import (
 const (
 	DefaultUnitPoll          = 20 * time.Millisecond
 	DefaultUnitHold          = 100 * time.Millisecond
-	DefaultInterfacePoll     = 20 * time.Millisecond
-	DefaultInterfaceHold     = 100 * time.Millisecond
+	// Interface hellos confirm a suspected peer failure on the data
+	// networks before a takeover; a live peer answers within a
+	// millisecond there, so a short hold keeps a crash's gap small.
+	DefaultInterfacePoll     = 2 * time.Millisecond
+	DefaultInterfaceHold     = 10 * time.Millisecond
 	DefaultNegotiationWindow = 300 * time.Millisecond
 )
 

@@ -56,7 +56,10 @@ func commands() []command {
 		{"validate", "FILE", "check a lab file without touching the machine", false, cmdValidate},
 		{"exec", "[--lab LAB] NODE -- CMD...", "run a command inside a node's namespace", true, cmdExec},
 		{"shell", "[--lab LAB] NODE", "open a shell inside a node's namespace", true, cmdShell},
+		{"show", "conn|xlate|arp|route|interface|asp-drop|failover [--unit U] [--json]", "show a unit's tables, like an ASA's show commands", true, cmdShow},
+		{"failover", "[--to UNIT] | reset", "make the standby (or UNIT) active; reset a Failed unit", true, cmdFailover},
 		{"version", "", "print the version", false, cmdVersion},
+		{"unit", "--config FILE", "(internal) the firewall unit process that falab up starts", true, cmdUnit},
 	}
 }
 

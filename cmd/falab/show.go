@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/falab/falab/firewall"
+	"github.com/falab/falab/lab"
+	"github.com/falab/falab/unit"
+)
+
+// cmdUnit is the unit process itself (started by `falab up`).
+func cmdUnit(ctx context.Context, e *env, args []string) error {
+	return unit.Main(ctx, args, e.stderr)
+}
+
+var showWhat = []string{"conn", "xlate", "arp", "route", "interface", "asp-drop", "failover"}
+
+// cmdShow prints a unit's tables the way an ASA's show commands do.
+func cmdShow(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("show", flag.ContinueOnError)
+	labName := fs.String("lab", "", "the lab (default: the only running lab)")
+	unitName := fs.String("unit", "", "the unit (default: the active one)")
+	limit := fs.Int("limit", 1000, "at most this many entries of a large table (conn, xlate)")
+	offset := fs.Int("offset", 0, "skip this many entries first")
+	fs.BoolVar(&e.json, "json", false, "print as JSON")
+	pos, _, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"expected one of: " + strings.Join(showWhat, ", ")}
+	}
+	what := pos[0]
+	name, err := lab.Pick(*labName)
+	if err != nil {
+		return err
+	}
+	if what == "failover" {
+		return showFailover(ctx, e, name)
+	}
+	u := *unitName
+	if u == "" {
+		if u, err = lab.ActiveUnit(ctx, name); err != nil {
+			return err
+		}
+	}
+	c, err := lab.UnitClient(name, u)
+	if err != nil {
+		return err
+	}
+	w := e.stdout
+	switch what {
+	case "conn":
+		p, err := c.Conns(ctx, *offset, *limit)
+		if err != nil {
+			return err
+		}
+		if e.json {
+			return printJSON(w, p)
+		}
+		fmt.Fprintf(w, "%s: %d in use\n", u, p.Total)
+		for _, cn := range p.Entries {
+			http := ""
+			if cn.HTTP {
+				http = ", http"
+			}
+			fmt.Fprintf(w, "%s %s %s %s %s, state %s, idle %s, age %s, packets %d, bytes %d%s\n",
+				strings.ToUpper(cn.Protocol), cn.OutInterface, cn.OrigDst, cn.InInterface, cn.OrigSrc,
+				cn.State, hms(cn.Idle), hms(cn.Age), cn.Packets, cn.Bytes, http)
+		}
+		more(w, p.Total, *offset, len(p.Entries))
+	case "xlate":
+		p, err := c.Xlates(ctx, *offset, *limit)
+		if err != nil {
+			return err
+		}
+		if e.json {
+			return printJSON(w, p)
+		}
+		fmt.Fprintf(w, "%s: %d in use\n", u, p.Total)
+		for _, x := range p.Entries {
+			proto := ""
+			if x.Protocol != "" {
+				proto = strings.ToUpper(x.Protocol) + " "
+			}
+			fmt.Fprintf(w, "%sNAT from %s:%s to %s:%s %s, conns %d, age %s\n", proto, x.RealInterface, x.Real, x.MappedInterface, x.Mapped, x.Kind, x.Conns, hms(x.Age))
+		}
+		more(w, p.Total, *offset, len(p.Entries))
+	case "arp":
+		a, err := c.ARP(ctx)
+		if err != nil {
+			return err
+		}
+		if e.json {
+			return printJSON(w, a)
+		}
+		for _, x := range a {
+			fmt.Fprintf(w, "\t%s %s %s %d\n", x.Interface, x.IP, x.MAC, int(x.Age.Seconds()))
+		}
+	case "route":
+		rs, err := c.Routes(ctx)
+		if err != nil {
+			return err
+		}
+		if e.json {
+			return printJSON(w, rs)
+		}
+		fmt.Fprintf(w, "Codes: C - connected, S - static (routes are not replicated: each unit builds its own)\n\n")
+		for _, r := range rs {
+			if r.Connected {
+				fmt.Fprintf(w, "C    %s is directly connected, %s\n", r.Prefix, r.Interface)
+			} else {
+				fmt.Fprintf(w, "S    %s [1/0] via %s, %s\n", r.Prefix, r.NextHop, r.Interface)
+			}
+		}
+	case "interface":
+		is, err := c.Interfaces(ctx)
+		if err != nil {
+			return err
+		}
+		if e.json {
+			return printJSON(w, is)
+		}
+		for _, i := range is {
+			fmt.Fprintf(w, "Interface %s, security-level %d, attached %v\n  MAC address %s, IP address %s, standby %s\n  %d packets input, %d bytes\n  %d packets output, %d bytes\n  %d drops\n",
+				i.Name, i.SecurityLevel, i.Attached, i.MAC, i.Address, i.StandbyAddr, i.RxPackets, i.RxBytes, i.TxPackets, i.TxBytes, i.Drops)
+		}
+	case "asp-drop":
+		d, err := c.Drops(ctx)
+		if err != nil {
+			return err
+		}
+		if e.json {
+			return printJSON(w, d)
+		}
+		keys := make([]string, 0, len(d))
+		for k := range d {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Fprintln(w, "Frame drop:")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, k := range keys {
+			if d[k] > 0 {
+				fmt.Fprintf(tw, "  %s\t%d\n", k, d[k])
+			}
+		}
+		tw.Flush()
+	default:
+		return usageError{fmt.Sprintf("unknown table %q (expected one of: %s)", what, strings.Join(showWhat, ", "))}
+	}
+	return nil
+}
+
+func more(w io.Writer, total, offset, n int) {
+	if offset+n < total {
+		fmt.Fprintf(w, "... %d more (use --offset %d)\n", total-offset-n, offset+n)
+	}
+}
+
+// hms formats a duration like an ASA: 0:01:02.
+func hms(d time.Duration) string {
+	s := int(d.Seconds())
+	return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
+}
+
+// showFailover prints both units' view, like `show failover`.
+func showFailover(ctx context.Context, e *env, name string) error {
+	units, err := lab.UnitNames(name)
+	if err != nil {
+		return err
+	}
+	var sts []unit.Status
+	var errs []string
+	for _, n := range units {
+		c, err := lab.UnitClient(name, n)
+		if err != nil {
+			return err
+		}
+		s, err := c.Status(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: not answering (%v)", n, err))
+			sts = append(sts, unit.Status{Unit: n, State: "not running"})
+			continue
+		}
+		sts = append(sts, s)
+	}
+	if e.json {
+		return printJSON(e.stdout, sts)
+	}
+	w := e.stdout
+	fmt.Fprintf(w, "Failover On (lab %s)\n", name)
+	for _, s := range sts {
+		if s.PID == 0 {
+			fmt.Fprintf(w, "\n%s: Failed (unit process not running)\n", s.Unit)
+			continue
+		}
+		fmt.Fprintf(w, "\nThis host: %s - %s  (%s, pid %d, term %d)\n", s.Unit, s.State, s.Role, s.PID, s.Term)
+		fmt.Fprintf(w, "  Last change: %s  %s\n", s.LastChange.Format("15:04:05.000"), s.LastReason)
+		peerState := s.PeerState
+		if s.PeerFailed {
+			peerState = "Failed (last reported " + s.PeerState + ")"
+		}
+		fmt.Fprintf(w, "  Peer %s: %s, last hello %s ago\n", s.Peer, peerState, ago(s.PeerLastHeard))
+		link := "up"
+		if !s.FailoverLinkUp {
+			link = "FAILED " + s.LinkReason
+		}
+		fmt.Fprintf(w, "  Failover link: %s; hellos sent %d, received %d, missed %d\n", link, s.Hellos.Sent, s.Hellos.Received, s.Hellos.Missed)
+		fmt.Fprintf(w, "  MAC mode %s, HTTP replication %v\n", s.MACMode, s.HTTPReplication)
+		for _, m := range s.Monitored {
+			state := "Normal (Monitored)"
+			if !m.Up {
+				state = "Link Down (Monitored)"
+			}
+			fmt.Fprintf(w, "  Interface %s: %s\n", m.Name, state)
+		}
+		fmt.Fprintf(w, "  Tables: %d conns, %d xlates, %d arp\n", s.Counts.Conns, s.Counts.Xlates, s.Counts.ARP)
+		r := s.Replication
+		fmt.Fprintf(w, "  Stateful failover (%s): connected %v, synced %v, bulk syncs %d, resyncs %d, sessions %d, errors %d\n",
+			orDash(r.Role), r.Connected, r.Synced, r.BulkSyncs, r.Resyncs, r.Sessions, r.SessionErrors)
+		fmt.Fprintf(w, "    queue %d (high %d), record seq %d, acked %d, frames %d/%d sent/received\n", r.QueueDepth, r.QueueHigh, r.RecordSeq, r.AckedSeq, r.FramesSent, r.FramesReceived)
+		for _, t := range r.Tables {
+			fmt.Fprintf(w, "    %-6s sent %d received %d applied %d errors %d\n", firewall.Table(t.Table), t.Sent, t.Received, t.Applied, t.Errors)
+		}
+		if r.LagSamples > 0 {
+			fmt.Fprintf(w, "    replication lag p50 %v p99 %v max %v (%d samples)\n", r.LagP50, r.LagP99, r.LagMax, r.LagSamples)
+		}
+	}
+	for _, x := range errs {
+		fmt.Fprintln(e.stderr, x)
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return time.Since(t).Round(time.Millisecond).String()
+}
+
+// cmdFailover is `failover active` / `no failover active` / `failover reset`.
+func cmdFailover(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("failover", flag.ContinueOnError)
+	labName := fs.String("lab", "", "the lab (default: the only running lab)")
+	to := fs.String("to", "", "make this unit active (default: the standby)")
+	fs.BoolVar(&e.json, "json", false, "print as JSON")
+	pos, _, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := lab.Pick(*labName)
+	if err != nil {
+		return err
+	}
+	units, err := lab.UnitNames(name)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 1 && pos[0] == "reset" {
+		var results []string
+		for _, n := range units {
+			c, _ := lab.UnitClient(name, n)
+			r, err := c.Failover(ctx, "reset")
+			if err != nil {
+				r = err.Error()
+			}
+			results = append(results, n+": "+r)
+		}
+		fmt.Fprintln(e.stdout, strings.Join(results, "\n"))
+		return nil
+	}
+	if len(pos) != 0 {
+		return usageError{"expected no argument, or reset"}
+	}
+	target := *to
+	if target == "" {
+		active, err := lab.ActiveUnit(ctx, name)
+		if err != nil {
+			return err
+		}
+		target = units[0]
+		if active == units[0] {
+			target = units[1]
+		}
+	}
+	c, err := lab.UnitClient(name, target)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	r, err := c.Failover(ctx, "active")
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return printJSON(e.stdout, map[string]any{"unit": target, "result": r, "took_ms": time.Since(start).Milliseconds()})
+	}
+	fmt.Fprintf(e.stdout, "failover active on %s: %s\n", target, r)
+	return nil
+}

@@ -1,0 +1,226 @@
+package lab
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/falab/falab/firewall"
+	"github.com/falab/falab/replicate"
+	"github.com/falab/falab/topo"
+	"github.com/falab/falab/unit"
+)
+
+func init() { startUnits = startUnitProcs }
+
+// unitReadyTimeout bounds how long up waits for a unit's API to answer.
+const unitReadyTimeout = 10 * time.Second
+
+// UnitConfig resolves the lab into the config of one unit.
+func (l *Lab) UnitConfig(name string, keyFile string) (*unit.Config, error) {
+	u, ok := l.Unit(name)
+	if !ok {
+		return nil, fmt.Errorf("lab %s has no unit %q", l.Name, name)
+	}
+	peer := l.Peer(name)
+	c := &unit.Config{
+		Lab: l.Name, Name: u.Name, Peer: peer.Name, Role: u.Role,
+		FailoverInterface: l.Failover.Link.Interface,
+		UnitPoll:          l.Failover.UnitPoll, UnitHold: l.Failover.UnitHold,
+		InterfacePoll: l.Failover.InterfacePoll, InterfaceHold: l.Failover.InterfaceHold,
+		NegotiationWindow: l.Failover.NegotiationWindow,
+		MACMode:           l.Failover.MACMode, HTTPReplication: l.Failover.HTTPReplication,
+		KeyFile: keyFile,
+		Socket:  filepath.Join(Dir(l.Name), u.Name+".sock"),
+		Log:     filepath.Join(Dir(l.Name), u.Name+".log"),
+	}
+	c.LocalAddr, c.PeerAddr = linkAddrs(l.Failover.Link, u.Role)
+	if sl := l.Failover.StateLink; sl != nil {
+		c.StateInterface = sl.Interface
+		c.StateLocalAddr, c.StatePeerAddr = linkAddrs(*sl, u.Role)
+	}
+	fw := firewall.Config{AccessLists: map[string][]firewall.ACE{}}
+	for _, fi := range l.Firewall.Interfaces {
+		ic := firewall.InterfaceConfig{
+			Name: fi.Name, SecurityLevel: fi.SecurityLevel,
+			Prefix: fi.Addr, StandbyAddr: fi.StandbyAddr,
+		}
+		if l.Failover.MACMode == MACVirtual {
+			ic.ActiveMAC, ic.StandbyMAC = fi.VirtualMAC, fi.StandbyVirtualMAC
+		} else {
+			ic.ActiveMAC, ic.StandbyMAC = u.MACs[fi.Name], u.MACs[fi.Name]
+		}
+		fw.Interfaces = append(fw.Interfaces, ic)
+		if fi.Monitor {
+			c.Monitored = append(c.Monitored, fi.Name)
+		}
+	}
+	for _, r := range l.Firewall.Routes {
+		fw.Routes = append(fw.Routes, firewall.Route{Interface: r.Interface, Prefix: r.To, NextHop: r.Via})
+	}
+	for _, n := range l.Firewall.NAT {
+		kind := firewall.NATDynamicPAT
+		if n.Type == NATStatic {
+			kind = firewall.NATStatic
+		}
+		fw.NAT = append(fw.NAT, firewall.NATRule{Kind: kind, RealInterface: n.RealInterface, Real: n.Real, MappedInterface: n.MappedInterface, Mapped: n.Mapped})
+	}
+	for name, aces := range l.Firewall.AccessLists {
+		for _, a := range aces {
+			fw.AccessLists[name] = append(fw.AccessLists[name], firewall.ACE{
+				Permit: a.Permit, Protocol: a.Protocol, Source: a.Source, Destination: a.Destination,
+				DstPortLow: a.PortLow, DstPortHigh: a.PortHigh,
+			})
+		}
+	}
+	for _, g := range l.Firewall.AccessGroups {
+		fw.AccessGroups = append(fw.AccessGroups, firewall.AccessGroup{AccessList: g.AccessList, Interface: g.Interface})
+	}
+	t := l.Firewall.Timeouts
+	fw.Timeouts = firewall.Timeouts{Conn: t.Conn, HalfClosed: t.HalfClosed, Embryonic: t.Embryonic, UDP: t.UDP, ICMP: t.ICMP, Xlate: t.Xlate, ARP: t.ARP}
+	c.Firewall = fw
+	return c, nil
+}
+
+func linkAddrs(fl FailoverLink, role string) (local, peer netip.Addr) {
+	if role == "primary" {
+		return fl.PrimaryAddress.Addr(), fl.SecondaryAddress.Addr()
+	}
+	return fl.SecondaryAddress.Addr(), fl.PrimaryAddress.Addr()
+}
+
+// writeKey stores the failover key for the units (mode 0600): the lab
+// file's key, or a random one made for this lab.
+func writeKey(l *Lab) (string, error) {
+	path := filepath.Join(Dir(l.Name), "failover.key")
+	var key replicate.Key
+	if l.Failover.Key != "" {
+		// A passphrase from the lab file: both units derive the same key.
+		key = replicate.Key(sha256.Sum256([]byte("falab failover key\x00" + l.Failover.Key)))
+	} else {
+		k, err := replicate.NewKey()
+		if err != nil {
+			return "", err
+		}
+		key = k
+	}
+	return path, os.WriteFile(path, []byte(hex.EncodeToString(key[:])+"\n"), 0o600)
+}
+
+// startUnitProcs writes each unit's config and starts `falab unit` inside
+// the unit's namespace, detached from the terminal, logging to its file;
+// then waits until both APIs answer.
+func startUnitProcs(ctx context.Context, l *Lab, st *State, opt UpOptions) error {
+	exe := opt.Executable
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return err
+		}
+	}
+	keyFile, err := writeKey(l)
+	if err != nil {
+		return fmt.Errorf("failover key: %w", err)
+	}
+	for _, u := range l.Units {
+		cfg, err := l.UnitConfig(u.Name, keyFile)
+		if err != nil {
+			return err
+		}
+		cfgPath := filepath.Join(Dir(l.Name), u.Name+".json")
+		if err := unit.WriteConfig(cfgPath, cfg); err != nil {
+			return err
+		}
+		p, err := spawnIn(l.Namespace(u.Name), "unit "+u.Name, cfg.Log, exe, "unit", "--config", cfgPath)
+		if err != nil {
+			return fmt.Errorf("start unit %s: %w", u.Name, err)
+		}
+		st.Units[u.Name] = p
+		// Record each PID as soon as it exists, so that a crash of up
+		// leaves no unit unaccounted for.
+		if err := WriteState(st); err != nil {
+			return err
+		}
+	}
+	for _, u := range l.Units {
+		if err := waitReady(ctx, st.Units[u.Name], filepath.Join(Dir(l.Name), u.Name+".sock"), filepath.Join(Dir(l.Name), u.Name+".log")); err != nil {
+			return fmt.Errorf("unit %s: %w", u.Name, err)
+		}
+	}
+	return nil
+}
+
+// spawnIn starts argv inside namespace ns as a detached process (its own
+// session, stdin from /dev/null, output to logPath) and returns its record.
+// The fork happens on a thread switched into ns, so the child and every
+// thread it ever makes live in ns.
+func spawnIn(ns, name, logPath, exe string, args ...string) (Proc, error) {
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return Proc{}, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := topo.Do(ns, cmd.Start); err != nil {
+		return Proc{}, err
+	}
+	pid := cmd.Process.Pid
+	// The child is detached; we never Wait for it, so release it.
+	_ = cmd.Process.Release()
+	start, err := StartTimeOf(pid)
+	if err != nil {
+		return Proc{}, fmt.Errorf("%s exited at once; see %s", name, logPath)
+	}
+	return Proc{Name: name, PID: pid, StartTime: start}, nil
+}
+
+// waitReady waits until the unit's API socket accepts a connection, or the
+// unit dies (then the tail of its log says why).
+func waitReady(ctx context.Context, p Proc, sock, logPath string) error {
+	deadline := time.Now().Add(unitReadyTimeout)
+	for {
+		c, err := net.DialTimeout("unix", sock, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if !p.Alive() {
+			return fmt.Errorf("exited during start-up:\n%s", logTail(logPath, 10))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("API socket %s not ready after %v:\n%s", sock, unitReadyTimeout, logTail(logPath, 10))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "  (no log)"
+		}
+		return "  " + err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "  " + strings.Join(lines, "\n  ")
+}

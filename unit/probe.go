@@ -1,0 +1,132 @@
+package unit
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/falab/falab/failover"
+)
+
+// probeEtherType carries the units' interface hellos on the data networks
+// (IEEE 802 local experimental EtherType), so they never look like IP.
+const probeEtherType = 0x88B5
+
+const (
+	probeAsk    = 1
+	probeAnswer = 2
+)
+
+var broadcastMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// prober confirms a suspected peer failure over the data interfaces: it
+// sends authenticated interface hellos on each data interface and reports
+// whether the peer answered on any. A peer whose process died or froze
+// answers on none; a peer that only lost the failover link answers, and
+// then no takeover happens (no split brain).
+//
+// Concurrency: start runs on the driver; handle on the firewall's reader
+// goroutines; mu guards the round.
+type prober struct {
+	u *Unit
+
+	mu       sync.Mutex
+	round    uint64        // guarded by mu: the probe in flight, 0 for none
+	answered chan struct{} // guarded by mu: closed on the first answer
+}
+
+func newProber(u *Unit) *prober { return &prober{u: u} }
+
+func (p *prober) start(a failover.ProbeDataInterfaces) {
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	round := binary.BigEndian.Uint64(nonce[:]) | 1
+	answered := make(chan struct{})
+	p.mu.Lock()
+	p.round, p.answered = round, answered
+	p.mu.Unlock()
+	p.u.events.Add("probe", "confirming on the data interfaces: "+a.Reason)
+	poll := max(a.Poll, time.Millisecond)
+	go func() {
+		deadline := time.NewTimer(a.Timeout)
+		defer deadline.Stop()
+		tick := time.NewTicker(poll)
+		defer tick.Stop()
+		started := time.Now()
+		p.send(probeAsk, round, "")
+		for {
+			select {
+			case <-answered:
+				p.finish(round)
+				p.u.events.Add("probe", "peer answered on the data interfaces after "+time.Since(started).Round(time.Microsecond).String())
+				p.u.feed(failover.DataProbeResult{PeerAlive: true})
+				return
+			case <-deadline.C:
+				p.finish(round)
+				p.u.events.Add("probe", "no answer from the peer on any data interface in "+a.Timeout.String())
+				p.u.feed(failover.DataProbeResult{PeerAlive: false})
+				return
+			case <-tick.C:
+				p.send(probeAsk, round, "")
+			}
+		}
+	}()
+}
+
+func (p *prober) finish(round uint64) {
+	p.mu.Lock()
+	if p.round == round {
+		p.round = 0
+	}
+	p.mu.Unlock()
+}
+
+// send puts one interface hello on every data interface (or only iface).
+func (p *prober) send(kind byte, round uint64, iface string) {
+	body := make([]byte, 0, 10+len(p.u.cfg.Name))
+	body = append(body, kind)
+	body = binary.BigEndian.AppendUint64(body, round)
+	body = append(body, byte(len(p.u.cfg.Name)))
+	body = append(body, p.u.cfg.Name...)
+	msg := seal(p.u.key, "probe", body)
+	for _, ic := range p.u.cfg.Firewall.Interfaces {
+		if iface != "" && ic.Name != iface {
+			continue
+		}
+		_ = p.u.fw.SendControl(ic.Name, broadcastMAC, probeEtherType, msg)
+	}
+}
+
+// handle takes an interface hello from a data interface: answer the peer's
+// questions in every state, and note the peer's answers to ours.
+func (p *prober) handle(iface string, payload []byte) {
+	body, ok := open(p.u.key, "probe", payload)
+	if !ok || len(body) < 10 {
+		return
+	}
+	kind, round := body[0], binary.BigEndian.Uint64(body[1:9])
+	n := int(body[9])
+	if len(body) < 10+n {
+		return
+	}
+	from := string(body[10 : 10+n])
+	if from == p.u.cfg.Name || from != p.u.cfg.Peer {
+		return
+	}
+	switch kind {
+	case probeAsk:
+		p.send(probeAnswer, round, iface)
+	case probeAnswer:
+		p.mu.Lock()
+		if p.round == round && p.answered != nil {
+			select {
+			case <-p.answered:
+			default:
+				close(p.answered)
+			}
+		}
+		p.mu.Unlock()
+	}
+}

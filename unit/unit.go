@@ -1,0 +1,574 @@
+// Package unit is one firewall unit's process: it wires the data plane
+// (package firewall, on AF_PACKET ports), the role state machine (package
+// failover) and the state stream (package replicate) together, performs the
+// machine's actions (hellos on the failover link, takeover, gratuitous ARP,
+// data-interface probes), and serves the unit's local API on a Unix socket.
+// The API's client is here too.
+package unit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/falab/falab/failover"
+	"github.com/falab/falab/firewall"
+	"github.com/falab/falab/replicate"
+)
+
+// garpSchedule is when the new active repeats its gratuitous ARPs after a
+// takeover: at once, then spaced, so that a host or switch that missed one
+// (a busy CPU, a full queue) still learns the new active within a second.
+var garpSchedule = []time.Duration{0, 10 * time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond, time.Second}
+
+// Unit is one running firewall unit.
+//
+// Concurrency: one goroutine (drive) owns the failover machine; everything
+// else talks to it through channels. The firewall is safe for concurrent
+// use. The current sender and receiver are swapped atomically.
+type Unit struct {
+	cfg    *Config
+	log    *slog.Logger
+	events *EventLog
+	fw     *firewall.Firewall
+	key    replicate.Key
+	tables []uint8
+
+	machine *failover.Machine // owned by drive
+	foIn    chan failover.Event
+	cmds    chan command
+
+	sender   atomic.Pointer[replicate.Sender]
+	receiver atomic.Pointer[replicate.Receiver]
+	active   atomic.Bool
+
+	helloConn *net.UDPConn
+	stateLn   net.Listener
+	probes    *prober
+
+	// A takeover in progress, for the "first packet forwarded" event.
+	takeoverAt atomic.Int64
+
+	statusMu   sync.Mutex
+	status     failover.Status             // guarded by statusMu: refreshed by drive
+	history    []failover.Transition       // guarded by statusMu: newest last
+	linkStatus failover.FailoverLinkStatus // guarded by statusMu
+	startedAt  time.Time
+
+	wg sync.WaitGroup
+}
+
+// command is an operator's request from the API, answered on reply.
+type command struct {
+	ev    failover.Event
+	reply chan string
+}
+
+// historySize bounds the transitions kept for `show failover`.
+const historySize = 64
+
+// New builds a unit from its config and the data-plane ports (one per
+// data interface, by name). It opens no sockets yet: Run does.
+func New(cfg *Config, key replicate.Key, ports map[string]firewall.Port, log *slog.Logger) (*Unit, error) {
+	u := &Unit{
+		cfg:       cfg,
+		log:       log,
+		events:    NewEventLog(cfg.Name, log),
+		key:       key,
+		foIn:      make(chan failover.Event, 1024),
+		cmds:      make(chan command),
+		startedAt: time.Now(),
+	}
+	for _, t := range firewall.Tables {
+		u.tables = append(u.tables, uint8(t))
+	}
+	fw, err := firewall.New(cfg.Firewall, firewall.Options{
+		Logger:     log.With("component", "firewall"),
+		OnChange:   u.onChange,
+		Replicated: u.replicated,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("firewall config: %w", err)
+	}
+	u.fw = fw
+	for name, p := range ports {
+		if err := fw.Attach(name, p); err != nil {
+			return nil, err
+		}
+	}
+	role := failover.Primary
+	if cfg.Role == "secondary" {
+		role = failover.Secondary
+	}
+	m, err := failover.New(failover.Config{
+		Role:              role,
+		UnitPoll:          cfg.UnitPoll,
+		UnitHold:          cfg.UnitHold,
+		InterfacePoll:     cfg.InterfacePoll,
+		InterfaceHold:     cfg.InterfaceHold,
+		NegotiationWindow: cfg.NegotiationWindow,
+		Monitored:         cfg.Monitored,
+	})
+	if err != nil {
+		return nil, err
+	}
+	u.machine = m
+	u.probes = newProber(u)
+	fw.SetControlHandler(probeEtherType, u.probes.handle)
+	return u, nil
+}
+
+// Firewall returns the unit's data plane (for tests and the API).
+func (u *Unit) Firewall() *firewall.Firewall { return u.fw }
+
+// Events returns the unit's timeline.
+func (u *Unit) Events() *EventLog { return u.events }
+
+// replicated says whether a change goes to the standby: everything but
+// HTTP connections while HTTP replication is off (as on an ASA).
+func (u *Unit) replicated(c firewall.Change) bool {
+	return u.cfg.HTTPReplication || c.Table != firewall.TableConn || !c.Conn.HTTP
+}
+
+// onChange runs under the firewall's change lock: hand the record to the
+// sender's queue (never blocking) when this unit is active.
+func (u *Unit) onChange(c firewall.Change) {
+	s := u.sender.Load()
+	if s == nil {
+		return
+	}
+	var buf [512]byte
+	s.Emit(uint8(c.Table), replicate.Op(c.Op), c.AppendBinary(buf[:0]))
+}
+
+// Run opens the failover link's sockets, starts the data plane and the
+// failover machine, and serves until ctx ends.
+func (u *Unit) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: u.cfg.LocalAddr.AsSlice(), Port: HelloPort})
+	if err != nil {
+		return fmt.Errorf("hello socket on the failover link: %w", err)
+	}
+	u.helloConn = hc
+	stateAddr := u.cfg.LocalAddr
+	if u.cfg.StateInterface != "" {
+		stateAddr = u.cfg.StateLocalAddr
+	}
+	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: stateAddr.AsSlice(), Port: StatePort})
+	if err != nil {
+		hc.Close()
+		return fmt.Errorf("state link listener: %w", err)
+	}
+	u.stateLn = ln
+	api, err := u.serveAPI()
+	if err != nil {
+		hc.Close()
+		ln.Close()
+		return err
+	}
+	u.events.Add("start", fmt.Sprintf("unit %s (%s) started, pid %d, mac mode %s, http replication %v", u.cfg.Name, u.cfg.Role, os.Getpid(), u.cfg.MACMode, u.cfg.HTTPReplication))
+
+	fwErr := make(chan error, 1)
+	u.wg.Go(func() { fwErr <- u.fw.Run(ctx) })
+	u.wg.Go(func() { u.readHellos(ctx) })
+	u.wg.Go(func() { u.acceptState(ctx) })
+	u.wg.Go(func() { u.watchLinks(ctx) })
+	u.wg.Go(func() { u.digestLoop(ctx) })
+	u.wg.Go(func() { u.drive(ctx) })
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-fwErr:
+		if runErr != nil {
+			runErr = fmt.Errorf("data plane: %w", runErr)
+		}
+	}
+	cancel()
+	api.Close()
+	hc.Close()
+	ln.Close()
+	if s := u.sender.Swap(nil); s != nil {
+		s.Close()
+	}
+	if r := u.receiver.Swap(nil); r != nil {
+		r.Close()
+	}
+	u.wg.Wait()
+	return runErr
+}
+
+// drive owns the failover machine: it feeds it events and timer ticks and
+// performs its actions in order.
+func (u *Unit) drive(ctx context.Context) {
+	u.perform(u.machine.Start(time.Now()))
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		u.refreshStatus()
+		if d := u.machine.NextDeadline(); !d.IsZero() {
+			timer.Reset(max(time.Until(d), 0))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-u.foIn:
+			u.perform(u.machine.Step(time.Now(), ev))
+		case c := <-u.cmds:
+			before := u.machine.State()
+			acts := u.machine.Step(time.Now(), c.ev)
+			u.perform(acts)
+			c.reply <- describeOutcome(before, u.machine.State(), acts)
+		case <-timer.C:
+			u.perform(u.machine.Tick(time.Now()))
+		}
+	}
+}
+
+// describeOutcome says what a command did, for the operator.
+func describeOutcome(before, after failover.State, acts []failover.Action) string {
+	for _, a := range acts {
+		if n, ok := a.(failover.Notice); ok && before == after {
+			return n.Reason
+		}
+	}
+	if before == after {
+		return fmt.Sprintf("no change (%s)", after)
+	}
+	return fmt.Sprintf("%s -> %s", before, after)
+}
+
+// feed hands an event to the machine without blocking the caller (the
+// replication callbacks must not block).
+func (u *Unit) feed(ev failover.Event) {
+	select {
+	case u.foIn <- ev:
+	default:
+		u.log.Error("failover event queue full; event dropped", "event", fmt.Sprintf("%T", ev))
+	}
+}
+
+func (u *Unit) refreshStatus() {
+	st := u.machine.Status()
+	u.statusMu.Lock()
+	u.status = st
+	u.statusMu.Unlock()
+}
+
+// perform carries out the machine's actions in the order given: for a
+// takeover that is Transition(JustActive), BecomeActive (tables already in
+// place, forwarding on), AnnounceAddresses (GARP), Transition(Active).
+func (u *Unit) perform(acts []failover.Action) {
+	for _, a := range acts {
+		switch a := a.(type) {
+		case failover.Transition:
+			u.statusMu.Lock()
+			u.history = append(u.history, a)
+			if len(u.history) > historySize {
+				u.history = u.history[len(u.history)-historySize:]
+			}
+			u.statusMu.Unlock()
+			u.events.AddAt(a.At, "transition", fmt.Sprintf("%s -> %s: %s", a.From, a.To, a.Reason))
+		case failover.SendHello:
+			u.sendHello(a.Hello)
+		case failover.BecomeActive:
+			u.becomeActive(a)
+		case failover.AnnounceAddresses:
+			u.announce()
+		case failover.BecomeStandby:
+			u.becomeStandby(a.Reason)
+		case failover.RequestBulkSync:
+			u.startReceiver(a.Reason)
+		case failover.ProbeDataInterfaces:
+			u.probes.start(a)
+		case failover.PeerStatus:
+			if a.Failed {
+				u.events.AddAt(a.At, "peer-failed", "peer "+u.cfg.Peer+" declared failed: "+a.Reason)
+			} else {
+				u.events.AddAt(a.At, "peer-ok", "peer "+u.cfg.Peer+" heard again: "+a.Reason)
+			}
+		case failover.FailoverLinkStatus:
+			u.statusMu.Lock()
+			u.linkStatus = a
+			u.statusMu.Unlock()
+			if a.Up {
+				u.events.AddAt(a.At, "link", "failover link up: "+a.Reason)
+			} else {
+				u.events.AddAt(a.At, "link", "failover link FAILED: "+a.Reason)
+			}
+		case failover.Notice:
+			u.events.AddAt(a.At, "notice", a.Reason)
+		}
+	}
+}
+
+func (u *Unit) sendHello(h failover.Hello) {
+	b, err := h.MarshalBinary()
+	if err != nil {
+		u.log.Error("hello encode", "err", err)
+		return
+	}
+	sealed := sealHello(u.key, b)
+	peer := &net.UDPAddr{IP: u.cfg.PeerAddr.AsSlice(), Port: HelloPort}
+	if _, err := u.helloConn.WriteToUDP(sealed, peer); err != nil && !errors.Is(err, net.ErrClosed) {
+		u.log.Debug("hello send", "err", err)
+	}
+}
+
+// readHellos decodes the peer's hellos from the failover link.
+func (u *Unit) readHellos(ctx context.Context) {
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := u.helloConn.ReadFromUDP(buf)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		if from.IP.String() != u.cfg.PeerAddr.String() {
+			continue
+		}
+		plain, ok := openHello(u.key, buf[:n])
+		if !ok {
+			u.events.Add("hello", fmt.Sprintf("hello from %s failed authentication (wrong failover key?)", from))
+			continue
+		}
+		var h failover.Hello
+		if err := h.UnmarshalBinary(plain); err != nil {
+			u.log.Debug("bad hello", "err", err)
+			continue
+		}
+		u.feed(failover.HelloReceived{Hello: h})
+	}
+}
+
+// becomeActive turns forwarding on from the replicated tables and starts
+// serving the state stream to the peer.
+func (u *Unit) becomeActive(a failover.BecomeActive) {
+	if r := u.receiver.Swap(nil); r != nil {
+		r.Close()
+	}
+	u.fw.SetActive(true)
+	u.active.Store(true)
+	u.takeoverAt.Store(time.Now().UnixNano())
+	if u.sender.Load() == nil {
+		s, err := replicate.NewSender(replicate.SenderConfig{
+			Key:    u.key,
+			Source: fwSource{u},
+			Tables: u.tables,
+			// Room for a burst of new connections while a large bulk drains.
+			QueueLimit: 1 << 18,
+			Logger:     u.log.With("component", "replicate"),
+			OnEvent:    u.onSenderEvent,
+		})
+		if err != nil {
+			u.log.Error("replication sender", "err", err)
+		} else {
+			u.sender.Store(s)
+		}
+	}
+	note := ""
+	if !a.StateComplete {
+		note = " (state incomplete: bulk sync had not finished)"
+	}
+	counts := fmt.Sprintf("%d conns, %d xlates, %d arp", u.fw.ConnCount(), u.fw.XlateCount(), len(u.fw.ARPEntries()))
+	u.events.Add("active", "forwarding from replicated state: "+counts+note)
+}
+
+// announce sends gratuitous ARP on every data interface, repeated on the
+// garpSchedule while this unit stays active.
+func (u *Unit) announce() {
+	start := time.Now()
+	for i, d := range garpSchedule {
+		time.AfterFunc(d, func() {
+			if !u.active.Load() {
+				return
+			}
+			u.fw.SendGratuitousARP()
+			if i == 0 {
+				u.events.Add("garp", fmt.Sprintf("gratuitous ARP sent on %d interfaces (%s MAC)", len(u.cfg.Firewall.Interfaces), u.cfg.MACMode))
+			} else if i == len(garpSchedule)-1 {
+				u.events.Add("garp", fmt.Sprintf("gratuitous ARP repeated %d times over %v", len(garpSchedule), time.Since(start).Round(time.Millisecond)))
+			}
+		})
+	}
+}
+
+func (u *Unit) becomeStandby(reason string) {
+	wasActive := u.active.Swap(false)
+	u.fw.SetActive(false)
+	if s := u.sender.Swap(nil); s != nil {
+		go s.Close() // ends the session; never block the driver
+	}
+	if wasActive {
+		u.events.Add("standby", "stopped forwarding: "+reason)
+	}
+}
+
+// startReceiver makes sure a receiver session toward the active runs:
+// dial the peer's state port, bulk sync, apply. It redials while this unit
+// is a standby.
+func (u *Unit) startReceiver(reason string) {
+	if u.receiver.Load() != nil {
+		return
+	}
+	r, err := replicate.NewReceiver(replicate.ReceiverConfig{
+		Key:     u.key,
+		Store:   fwStore{u},
+		Logger:  u.log.With("component", "replicate"),
+		OnEvent: u.onReceiverEvent,
+	})
+	if err != nil {
+		u.log.Error("replication receiver", "err", err)
+		return
+	}
+	u.receiver.Store(r)
+	u.events.Add("sync", "requesting bulk sync from "+u.cfg.Peer+": "+reason)
+	peer := u.cfg.PeerAddr
+	if u.cfg.StateInterface != "" {
+		peer = u.cfg.StatePeerAddr
+	}
+	addr := net.JoinHostPort(peer.String(), fmt.Sprint(StatePort))
+	u.wg.Go(func() {
+		backoff := 20 * time.Millisecond
+		for u.receiver.Load() == r {
+			c, err := net.DialTimeout("tcp4", addr, time.Second)
+			if err != nil {
+				time.Sleep(backoff)
+				backoff = min(backoff*2, 500*time.Millisecond)
+				continue
+			}
+			backoff = 20 * time.Millisecond
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetNoDelay(true)
+			}
+			err = r.Serve(c)
+			if u.receiver.Load() != r {
+				return
+			}
+			_ = err // reported through OnEvent (SyncLost)
+			time.Sleep(backoff)
+		}
+	})
+}
+
+// acceptState serves the standby's connections while this unit is active.
+func (u *Unit) acceptState(ctx context.Context) {
+	for {
+		c, err := u.stateLn.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		s := u.sender.Load()
+		if s == nil {
+			c.Close() // not active: the peer will redial the active
+			continue
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+		}
+		u.wg.Go(func() { _ = s.Serve(c) })
+	}
+}
+
+func (u *Unit) onSenderEvent(ev replicate.Event) {
+	switch e := ev.(type) {
+	case replicate.SessionUp:
+		u.events.Add("sync", "standby "+u.cfg.Peer+" connected for state ("+e.Peer+"): bulk sync starts")
+	case replicate.BulkProgress:
+		if e.Done {
+			u.events.Add("sync", fmt.Sprintf("bulk sync sent: %d records", e.Records))
+		}
+	case replicate.Resync:
+		u.events.Add("sync", "resync: "+e.Reason)
+	case replicate.SyncLost:
+		if !errors.Is(e.Err, replicate.ErrClosed) {
+			u.events.Add("sync", "state session to standby ended: "+e.Reason)
+			// The standby's connection closed: a sign to check on it.
+			u.feed(failover.PeerConnClosed{})
+		}
+	}
+}
+
+func (u *Unit) onReceiverEvent(ev replicate.Event) {
+	switch e := ev.(type) {
+	case replicate.SessionUp:
+		u.events.Add("sync", "connected to active "+u.cfg.Peer+" for state: bulk sync starts")
+		// Every session begins with a bulk sync that resets the tables:
+		// only now does the standby stop holding a complete copy.
+		u.feed(failover.SyncLost{Reason: "new state session: bulk sync"})
+	case replicate.BulkSyncDone:
+		if e.Match {
+			u.events.Add("sync", fmt.Sprintf("bulk sync done: %d records, every table digest matches the active's", e.Records))
+		} else {
+			u.events.Add("sync", fmt.Sprintf("bulk sync done but digests differ on tables %v: resync", e.Mismatched))
+		}
+		u.feed(failover.BulkSyncDone{DigestsMatch: e.Match})
+	case replicate.DigestChecked:
+		if !e.Match {
+			u.events.Add("sync", fmt.Sprintf("digest mismatch on tables %v at record %d: resync", e.Mismatched, e.RecordSeq))
+			u.feed(failover.SyncLost{Reason: "table digests differ from the active's"})
+		}
+	case replicate.Resync:
+		u.events.Add("sync", "resync: "+e.Reason)
+	case replicate.SyncLost:
+		if errors.Is(e.Err, replicate.ErrClosed) {
+			return
+		}
+		u.events.Add("sync", "state session from active ended: "+e.Reason)
+		// The tables hold everything applied up to here and stay valid
+		// for a takeover; the next session's bulk sync replaces them.
+		// The active's end of the stream closed: its process may have
+		// died. A sign, to be confirmed on the data interfaces.
+		u.feed(failover.PeerConnClosed{})
+	}
+}
+
+// digestLoop has the active mark its table digests in the stream every
+// second, so that the standby checks it still holds exactly the active's
+// tables, not only after a bulk sync.
+func (u *Unit) digestLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if s := u.sender.Load(); s != nil {
+				fwSource{u}.MarkDigests(s.MarkDigest)
+			}
+		}
+	}
+}
+
+// Command runs an operator's failover command and says what happened.
+func (u *Unit) Command(ctx context.Context, ev failover.Event) (string, error) {
+	c := command{ev: ev, reply: make(chan string, 1)}
+	select {
+	case u.cmds <- c:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	select {
+	case r := <-c.reply:
+		return r, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// tableName names a replicated table id for messages.
+func tableName(t uint8) string { return strings.ToLower(firewall.Table(t).String()) }
