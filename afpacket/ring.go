@@ -1,0 +1,137 @@
+package afpacket
+
+import (
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// ringBlockSize is the size of one ring block. The kernel allocates each
+// block as one physically contiguous chunk (falling back to vmalloc), so it
+// is kept modest; it is a power of two, hence a multiple of the page size
+// and of every allowed slot size up to it.
+const ringBlockSize = 1 << 16
+
+// ring is a TPACKET_V2 receive ring: slots of a fixed size, each a
+// tpacket2_hdr followed by one frame, handed back and forth through the
+// header's status word (TP_STATUS_USER: ours to read; TP_STATUS_KERNEL:
+// the kernel's to fill).
+type ring struct {
+	mem       []byte
+	slotSize  int
+	slotCount int
+	head      int // next slot to read, guarded by Port.rxMu
+
+	readyFn func(fd uintptr) bool
+}
+
+func newRing(fd int, o Options) (*ring, error) {
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
+		return nil, fmt.Errorf("setsockopt PACKET_VERSION=TPACKET_V2: %w", err)
+	}
+	// PACKET_AUXDATA is not needed: each slot's header carries the tag.
+	blockSize := max(ringBlockSize, o.RingFrameSize)
+	perBlock := blockSize / o.RingFrameSize
+	blocks := (o.RingFrames + perBlock - 1) / perBlock
+	req := unix.TpacketReq{
+		Block_size: uint32(blockSize),
+		Block_nr:   uint32(blocks),
+		Frame_size: uint32(o.RingFrameSize),
+		Frame_nr:   uint32(blocks * perBlock),
+	}
+	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+		return nil, fmt.Errorf("setsockopt PACKET_RX_RING %+v: %w", req, err)
+	}
+	mem, err := unix.Mmap(fd, 0, blockSize*blocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, fmt.Errorf("mmap RX ring of %d bytes: %w", blockSize*blocks, err)
+	}
+	r := &ring{mem: mem, slotSize: o.RingFrameSize, slotCount: blocks * perBlock}
+	r.readyFn = r.ready
+	return r, nil
+}
+
+// status returns the status word of slot i, the kernel's publication
+// point: the kernel writes the frame, then (after a write barrier) the
+// status, so an atomic load that sees TP_STATUS_USER sees the frame too.
+func (r *ring) status(i int) *uint32 {
+	return (*uint32)(unsafe.Pointer(&r.mem[i*r.slotSize]))
+}
+
+// ready is the poller callback: true when the head slot holds a frame.
+func (r *ring) ready(uintptr) bool {
+	return atomic.LoadUint32(r.status(r.head))&unix.TP_STATUS_USER != 0
+}
+
+func (r *ring) read(p *Port, bufs [][]byte, sizes []int) (int, error) {
+	for {
+		if n := r.drain(p, bufs, sizes); n > 0 {
+			return n, nil
+		}
+		// The ring is empty (or held only dropped frames). The poller
+		// calls ready first, then waits for the socket to be readable:
+		// the kernel signals each frame it puts in the ring.
+		if err := p.raw.Read(r.readyFn); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// drain copies ready frames into bufs and gives their slots back.
+func (r *ring) drain(p *Port, bufs [][]byte, sizes []int) int {
+	n := 0
+	for n < len(bufs) {
+		st := r.status(r.head)
+		status := atomic.LoadUint32(st)
+		if status&unix.TP_STATUS_USER == 0 {
+			break
+		}
+		slot := r.mem[r.head*r.slotSize : (r.head+1)*r.slotSize]
+		hdr := (*unix.Tpacket2Hdr)(unsafe.Pointer(&slot[0]))
+		if size, ok := r.copyOut(p, slot, hdr, status, bufs[n]); ok {
+			sizes[n] = size
+			n++
+		}
+		atomic.StoreUint32(st, unix.TP_STATUS_KERNEL)
+		r.head++
+		if r.head == r.slotCount {
+			r.head = 0
+		}
+	}
+	return n
+}
+
+// copyOut copies the frame in slot into buf, restoring its VLAN tag. It
+// returns false, counting a truncation, when the frame did not fit the
+// slot or does not fit buf.
+func (r *ring) copyOut(p *Port, slot []byte, hdr *unix.Tpacket2Hdr, status uint32, buf []byte) (int, bool) {
+	start, snap := int(hdr.Mac), int(hdr.Snaplen)
+	if snap < int(hdr.Len) || start+snap > len(slot) || snap > len(buf) {
+		p.truncated.Add(1)
+		return 0, false
+	}
+	size := copy(buf, slot[start:start+snap])
+	if tag := tagFromStatus(status, hdr.Vlan_tci, hdr.Vlan_tpid); tag.present {
+		var ok bool
+		if size, ok = insertVLAN(buf, size, tag); !ok {
+			p.truncated.Add(1)
+			return 0, false
+		}
+		p.vlanRestored.Add(1)
+	}
+	return size, true
+}
+
+func (r *ring) close() error {
+	if r.mem == nil {
+		return nil
+	}
+	err := unix.Munmap(r.mem)
+	r.mem = nil
+	if err != nil {
+		return fmt.Errorf("afpacket: munmap RX ring: %w", err)
+	}
+	return nil
+}
