@@ -58,7 +58,10 @@ func commands() []command {
 		{"shell", "[--lab LAB] NODE", "open a shell inside a node's namespace", true, cmdShell},
 		{"show", "conn|xlate|arp|route|interface|asp-drop|failover [--unit U] [--json]", "show a unit's tables, like an ASA's show commands", true, cmdShow},
 		{"failover", "[--to UNIT] | reset", "make the standby (or UNIT) active; reset a Failed unit", true, cmdFailover},
+		{"traffic", "start|stop|show [--kind K --client H --server H ...]", "traffic generators between hosts, with live figures", true, cmdTraffic},
+		{"fault", "KIND [TARGET] [ARG]", "inject a fault: kill|freeze|thaw|restart|power-off UNIT, link-down|link-up NODE:IFACE, cut-failover, heal-failover, loss NODE:IFACE PCT, clear NODE:IFACE, failover [UNIT]", true, cmdFault},
 		{"version", "", "print the version", false, cmdVersion},
+		{"agent", "KIND --role server|client ...", "(internal) a traffic generator process", false, cmdAgent},
 		{"unit", "--config FILE", "(internal) the firewall unit process that falab up starts", true, cmdUnit},
 	}
 }

@@ -1,0 +1,239 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/falab/falab/topo"
+)
+
+// Fault kinds: what `falab fault`, the TUI and scenarios can do to a lab.
+const (
+	FaultKill        = "kill"         // SIGKILL a unit: a crash
+	FaultFreeze      = "freeze"       // SIGSTOP a unit: a silent failure
+	FaultThaw        = "thaw"         // SIGCONT a frozen unit
+	FaultRestart     = "restart"      // start a killed unit again (it rejoins)
+	FaultPowerOff    = "power-off"    // kill a unit and set all its links down at once
+	FaultLinkDown    = "link-down"    // set a link down (NODE:IFACE)
+	FaultLinkUp      = "link-up"      // set it up again
+	FaultCutFailover = "cut-failover" // the failover link down on both units
+	FaultHeal        = "heal-failover"
+	FaultLoss        = "loss" // PERCENT loss on a link (nftables; no netem needed)
+	FaultDelay       = "delay"
+	FaultClear       = "clear" // remove loss/delay from a link
+	FaultManual      = "failover"
+)
+
+// FaultKinds lists every fault, for help texts and validation.
+var FaultKinds = []string{FaultKill, FaultFreeze, FaultThaw, FaultRestart, FaultPowerOff, FaultLinkDown, FaultLinkUp, FaultCutFailover, FaultHeal, FaultLoss, FaultDelay, FaultClear, FaultManual}
+
+// Fault is one fault to inject. Target is a unit (kill, freeze, thaw,
+// restart, power-off, failover: the unit to make active) or a link end
+// NODE:IFACE (link-down, link-up, loss, delay, clear).
+type Fault struct {
+	Kind    string        `json:"kind"`
+	Target  string        `json:"target,omitempty"`
+	Percent float64       `json:"percent,omitempty"`
+	Delay   time.Duration `json:"delay,omitempty"`
+}
+
+func (f Fault) String() string {
+	s := f.Kind
+	if f.Target != "" {
+		s += " " + f.Target
+	}
+	if f.Kind == FaultLoss {
+		s += " " + strconv.FormatFloat(f.Percent, 'f', -1, 64) + "%"
+	}
+	if f.Kind == FaultDelay {
+		s += " " + f.Delay.String()
+	}
+	return s
+}
+
+// Inject performs a fault on a running lab and records it in the lab's
+// timeline (events.log in its state directory). It returns a one-line
+// description of what was done.
+func Inject(ctx context.Context, labName string, f Fault) (string, error) {
+	st, l, err := LoadRunning(labName)
+	if err != nil {
+		return "", err
+	}
+	unitProc := func() (Proc, error) {
+		if _, ok := l.Unit(f.Target); !ok {
+			return Proc{}, fmt.Errorf("%s: no unit %q (units: %s, %s)", f.Kind, f.Target, l.Units[0].Name, l.Units[1].Name)
+		}
+		return st.Units[f.Target], nil
+	}
+	linkEnd := func() (ns, ifname string, err error) {
+		node, iface, ok := strings.Cut(f.Target, ":")
+		if !ok {
+			return "", "", fmt.Errorf("%s: target %q is not NODE:IFACE", f.Kind, f.Target)
+		}
+		ns, err = NodeNamespace(labName, node)
+		return ns, iface, err
+	}
+	var msg string
+	switch f.Kind {
+	case FaultKill:
+		p, err := unitProc()
+		if err != nil {
+			return "", err
+		}
+		if err := p.Signal(syscall.SIGKILL); err != nil {
+			return "", err
+		}
+		msg = fmt.Sprintf("killed %s (SIGKILL pid %d)", f.Target, p.PID)
+	case FaultFreeze, FaultThaw:
+		p, err := unitProc()
+		if err != nil {
+			return "", err
+		}
+		sig, verb := syscall.SIGSTOP, "froze"
+		if f.Kind == FaultThaw {
+			sig, verb = syscall.SIGCONT, "thawed"
+		}
+		if err := p.Signal(sig); err != nil {
+			return "", err
+		}
+		msg = fmt.Sprintf("%s %s (pid %d)", verb, f.Target, p.PID)
+	case FaultPowerOff:
+		p, err := unitProc()
+		if err != nil {
+			return "", err
+		}
+		// Links first and the process at once after: to the peer and the
+		// switches it looks like power loss, not a clean exit.
+		var down []string
+		for _, lk := range l.Links {
+			for _, e := range []Endpoint{lk.A, lk.B} {
+				if e.Node == f.Target {
+					if err := topo.SetLinkUp(l.Namespace(e.Node), e.Iface, false); err != nil {
+						return "", err
+					}
+					down = append(down, e.Iface)
+				}
+			}
+		}
+		if err := p.Signal(syscall.SIGKILL); err != nil {
+			return "", err
+		}
+		msg = fmt.Sprintf("powered off %s (links %s down, pid %d killed)", f.Target, strings.Join(down, ","), p.PID)
+	case FaultRestart:
+		p, err := unitProc()
+		if err != nil {
+			return "", err
+		}
+		if p.Alive() {
+			if err := p.Kill(2 * time.Second); err != nil {
+				return "", err
+			}
+		}
+		// A powered-off unit's links come back with it.
+		for _, lk := range l.Links {
+			for _, e := range []Endpoint{lk.A, lk.B} {
+				if e.Node == f.Target {
+					if err := topo.SetLinkUp(l.Namespace(e.Node), e.Iface, true); err != nil {
+						return "", err
+					}
+				}
+			}
+		}
+		cfgPath := filepath.Join(Dir(labName), f.Target+".json")
+		exe, err := executable()
+		if err != nil {
+			return "", err
+		}
+		np, err := spawnIn(l.Namespace(f.Target), "unit "+f.Target, filepath.Join(Dir(labName), f.Target+".log"), exe, "unit", "--config", cfgPath)
+		if err != nil {
+			return "", err
+		}
+		st.Units[f.Target] = np
+		if err := WriteState(st); err != nil {
+			return "", err
+		}
+		if err := waitReady(ctx, np, filepath.Join(Dir(labName), f.Target+".sock"), filepath.Join(Dir(labName), f.Target+".log")); err != nil {
+			return "", err
+		}
+		msg = fmt.Sprintf("restarted %s (pid %d)", f.Target, np.PID)
+	case FaultLinkDown, FaultLinkUp:
+		ns, iface, err := linkEnd()
+		if err != nil {
+			return "", err
+		}
+		up := f.Kind == FaultLinkUp
+		if err := topo.SetLinkUp(ns, iface, up); err != nil {
+			return "", err
+		}
+		msg = fmt.Sprintf("link %s %s", f.Target, map[bool]string{true: "up", false: "down"}[up])
+	case FaultCutFailover, FaultHeal:
+		up := f.Kind == FaultHeal
+		for _, u := range l.Units {
+			if err := topo.SetLinkUp(l.Namespace(u.Name), l.Failover.Link.Interface, up); err != nil {
+				return "", err
+			}
+		}
+		msg = fmt.Sprintf("failover link %s", map[bool]string{true: "healed", false: "cut"}[up])
+	case FaultLoss:
+		ns, iface, err := linkEnd()
+		if err != nil {
+			return "", err
+		}
+		if f.Percent < 0 || f.Percent > 100 {
+			return "", fmt.Errorf("loss: %v%% is out of range (expected 0 to 100)", f.Percent)
+		}
+		if err := topo.SetLoss(ns, iface, f.Percent); err != nil {
+			return "", err
+		}
+		msg = fmt.Sprintf("loss %v%% on %s", f.Percent, f.Target)
+	case FaultDelay:
+		ns, iface, err := linkEnd()
+		if err != nil {
+			return "", err
+		}
+		if err := topo.SetDelay(ns, iface, f.Delay); err != nil {
+			return "", err
+		}
+		msg = fmt.Sprintf("delay %v on %s", f.Delay, f.Target)
+	case FaultClear:
+		ns, iface, err := linkEnd()
+		if err != nil {
+			return "", err
+		}
+		if err := topo.ClearLoss(ns, iface); err != nil {
+			return "", err
+		}
+		_ = topo.SetDelay(ns, iface, 0) // no netem: nothing to clear
+		msg = fmt.Sprintf("impairments cleared on %s", f.Target)
+	case FaultManual:
+		target := f.Target
+		if target == "" {
+			active, err := ActiveUnit(ctx, labName)
+			if err != nil {
+				return "", err
+			}
+			target = l.Peer(active).Name
+		}
+		c, err := UnitClient(labName, target)
+		if err != nil {
+			return "", err
+		}
+		r, err := c.Failover(ctx, "active")
+		if err != nil {
+			return "", err
+		}
+		msg = fmt.Sprintf("failover active on %s: %s", target, r)
+	default:
+		return "", fmt.Errorf("unknown fault %q (expected one of: %s)", f.Kind, strings.Join(FaultKinds, ", "))
+	}
+	RecordEvent(labName, "fault", msg)
+	return msg, nil
+}
+
+// executable is the falab binary that restarts units.
+var executable = func() (string, error) { return osExecutable() }

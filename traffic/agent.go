@@ -1,0 +1,356 @@
+package traffic
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// agentConfig is every flag of every kind; each kind registers the ones it
+// uses, so a flag of another kind is an error.
+type agentConfig struct {
+	kind, role  string
+	port        int
+	bind        string // server: address to listen on (empty: all)
+	target      string // client: host or host:port
+	duration    time.Duration
+	reportEvery time.Duration
+	stall       time.Duration
+
+	flows      int
+	direction  Direction
+	rate       int64 // bytes/s per flow
+	resetFlow  int   // server: abort this flow id with a RST (-1: none)
+	resetAfter time.Duration
+
+	interval time.Duration
+	grace    time.Duration
+
+	size int64
+}
+
+// runner is one agent: a server or client of one kind.
+type runner interface {
+	// run works until ctx is done (or the client's work is over) and
+	// returns why it stopped early, if it did.
+	run(ctx context.Context) error
+	// snapshot returns the flows as they stand at now; RunAgent fills the
+	// counters and the report's frame.
+	snapshot(now time.Time) Report
+}
+
+// RunAgent runs one traffic agent, as `falab agent <kind> [flags]` does:
+// args[0] is the kind (tcp-stream, udp-probe, http, ping), the rest its
+// flags (run with -h for the list). It writes one JSON Report line to out
+// every --report-every and a final one ("final": true) when ctx is
+// cancelled, --duration ends or the client's work is done. An error in the
+// flags is returned before anything runs; an error while running is in the
+// final report and returned.
+func RunAgent(ctx context.Context, args []string, out io.Writer) error {
+	return RunAgentLogger(ctx, args, out, nil)
+}
+
+// RunAgentLogger is RunAgent with a logger for what does not belong in the
+// reports (a nil logger discards).
+func RunAgentLogger(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := parseAgentFlags(args)
+	if err != nil {
+		return err
+	}
+	r, err := newRunner(cfg, log)
+	if err != nil {
+		return err
+	}
+	return drive(ctx, cfg, r, out, time.Now)
+}
+
+// drive runs r and writes its reports.
+func drive(ctx context.Context, cfg agentConfig, r runner, out io.Writer, now func() time.Time) error {
+	started := now()
+	frame := func(at time.Time, final bool, runErr error) Report {
+		rep := r.snapshot(at)
+		rep.Kind, rep.Role, rep.Started, rep.At, rep.Final = cfg.kind, cfg.role, started, at, final
+		if runErr != nil {
+			rep.Error = runErr.Error()
+		}
+		rep.tally()
+		if rep.Detail == nil {
+			rep.Detail = []FlowReport{}
+		}
+		return rep
+	}
+	enc := json.NewEncoder(out)
+	var writeErr error
+	write := func(rep Report) {
+		if writeErr == nil {
+			writeErr = enc.Encode(rep)
+		}
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if cfg.duration > 0 {
+		runCtx, cancel = context.WithTimeout(runCtx, cfg.duration)
+		defer cancel()
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.run(runCtx) }()
+
+	tick := time.NewTicker(cfg.reportEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			write(frame(now(), false, nil))
+		case runErr := <-done:
+			write(frame(now(), true, runErr))
+			if runErr != nil {
+				return runErr
+			}
+			if writeErr != nil {
+				return fmt.Errorf("writing report: %w", writeErr)
+			}
+			return nil
+		}
+	}
+}
+
+// defaultPorts are the ports a kind listens on and connects to unless
+// --port says otherwise.
+var defaultPorts = map[string]int{KindTCPStream: 5201, KindUDPProbe: 5202, KindHTTP: 80}
+
+func parseAgentFlags(args []string) (agentConfig, error) {
+	if len(args) == 0 {
+		return agentConfig{}, errors.New("agent: missing kind (one of tcp-stream, udp-probe, http, ping)")
+	}
+	cfg := agentConfig{kind: args[0], resetFlow: -1}
+	fs := flag.NewFlagSet("agent "+cfg.kind, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&cfg.role, "role", "", "server or client (required)")
+	fs.DurationVar(&cfg.duration, "duration", 0, "stop after this long (0: until cancelled)")
+	fs.DurationVar(&cfg.reportEvery, "report-every", 100*time.Millisecond, "write a report this often")
+	fs.DurationVar(&cfg.stall, "stall", time.Second, "a flow with no progress for this long is stalled")
+	switch cfg.kind {
+	case KindTCPStream, KindUDPProbe, KindHTTP:
+		fs.IntVar(&cfg.port, "port", defaultPorts[cfg.kind], "port the server listens on and the client connects to")
+		fs.StringVar(&cfg.bind, "bind", "", "server: address to listen on (default: all)")
+		fs.StringVar(&cfg.target, "target", "", "client: server host or host:port (required for clients)")
+	case KindPing:
+		fs.StringVar(&cfg.target, "target", "", "address to ping (required)")
+	default:
+		return agentConfig{}, fmt.Errorf("agent: unknown kind %q (one of tcp-stream, udp-probe, http, ping)", cfg.kind)
+	}
+	dir := "both"
+	switch cfg.kind {
+	case KindTCPStream:
+		fs.IntVar(&cfg.flows, "flows", 20, "client: number of connections")
+		fs.StringVar(&dir, "direction", dir, "client: c2s, s2c or both")
+		fs.Int64Var(&cfg.rate, "rate", 1_000_000, "bytes per second per flow and direction")
+		fs.IntVar(&cfg.resetFlow, "reset-flow", -1, "server: abort this flow id with a TCP RST (to prove the checks catch it)")
+		fs.DurationVar(&cfg.resetAfter, "reset-after", 0, "server: how long after accepting --reset-flow to abort it")
+	case KindUDPProbe:
+		fs.DurationVar(&cfg.interval, "interval", time.Millisecond, "client: time between probes")
+		fs.DurationVar(&cfg.grace, "grace", 200*time.Millisecond, "client: how long to wait for an echo before counting it lost")
+	case KindPing:
+		fs.DurationVar(&cfg.interval, "interval", 10*time.Millisecond, "time between echo requests")
+		fs.DurationVar(&cfg.grace, "grace", 500*time.Millisecond, "how long to wait for a reply before counting it lost")
+	case KindHTTP:
+		fs.IntVar(&cfg.flows, "flows", 1, "client: parallel downloads")
+		fs.Int64Var(&cfg.size, "size", 1<<30, "server: body size in bytes")
+		fs.Int64Var(&cfg.rate, "rate", 1_000_000, "client: bytes per second per download")
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return agentConfig{}, fmt.Errorf("agent %s: %w", cfg.kind, err)
+	}
+	if fs.NArg() > 0 {
+		return agentConfig{}, fmt.Errorf("agent %s: unexpected argument %q", cfg.kind, fs.Arg(0))
+	}
+	bad := func(format string, a ...any) (agentConfig, error) {
+		return agentConfig{}, fmt.Errorf("agent %s: "+format, append([]any{cfg.kind}, a...)...)
+	}
+	switch cfg.role {
+	case RoleServer, RoleClient:
+	case "":
+		return bad("--role is required (server or client)")
+	default:
+		return bad("--role %q is not server or client", cfg.role)
+	}
+	if cfg.kind == KindPing && cfg.role != RoleClient {
+		return bad("ping has only a client role (the target's kernel answers echo requests)")
+	}
+	if cfg.role == RoleClient && cfg.target == "" {
+		return bad("--target is required for a client")
+	}
+	if cfg.role == RoleServer && cfg.target != "" {
+		return bad("--target is for clients; a server listens on --bind and --port")
+	}
+	if cfg.kind != KindPing && (cfg.port <= 0 || cfg.port > 65535) {
+		return bad("--port %d is not in 1..65535", cfg.port)
+	}
+	if cfg.reportEvery <= 0 {
+		return bad("--report-every must be positive, got %s", cfg.reportEvery)
+	}
+	if cfg.stall <= 0 {
+		return bad("--stall must be positive, got %s", cfg.stall)
+	}
+	if cfg.duration < 0 {
+		return bad("--duration must not be negative, got %s", cfg.duration)
+	}
+	switch cfg.kind {
+	case KindTCPStream:
+		d, err := ParseDirection(dir)
+		if err != nil {
+			return bad("--direction: %v", err)
+		}
+		cfg.direction = d
+		if cfg.flows < 1 || cfg.flows > 10000 {
+			return bad("--flows %d is not in 1..10000", cfg.flows)
+		}
+		if cfg.rate <= 0 {
+			return bad("--rate must be positive bytes/s, got %d", cfg.rate)
+		}
+		if cfg.resetAfter < 0 {
+			return bad("--reset-after must not be negative, got %s", cfg.resetAfter)
+		}
+	case KindUDPProbe, KindPing:
+		if cfg.interval <= 0 {
+			return bad("--interval must be positive, got %s", cfg.interval)
+		}
+		if cfg.grace <= 0 {
+			return bad("--grace must be positive, got %s", cfg.grace)
+		}
+	case KindHTTP:
+		if cfg.flows < 1 || cfg.flows > 10000 {
+			return bad("--flows %d is not in 1..10000", cfg.flows)
+		}
+		if cfg.rate <= 0 {
+			return bad("--rate must be positive bytes/s, got %d", cfg.rate)
+		}
+		if cfg.size <= 0 {
+			return bad("--size must be positive, got %d", cfg.size)
+		}
+	}
+	return cfg, nil
+}
+
+// listenAddr is the server's host:port.
+func (c agentConfig) listenAddr() string { return net.JoinHostPort(c.bind, strconv.Itoa(c.port)) }
+
+// targetAddr is the client's host:port: --target, with --port if it has none.
+func (c agentConfig) targetAddr() string {
+	if _, _, err := net.SplitHostPort(c.target); err == nil {
+		return c.target
+	}
+	return net.JoinHostPort(c.target, strconv.Itoa(c.port))
+}
+
+func newRunner(cfg agentConfig, log *slog.Logger) (runner, error) {
+	log = log.With("agent", cfg.kind, "role", cfg.role)
+	switch {
+	case cfg.kind == KindTCPStream && cfg.role == RoleServer:
+		return newStreamServer(cfg, log), nil
+	case cfg.kind == KindTCPStream:
+		return newStreamClient(cfg, log), nil
+	case cfg.kind == KindUDPProbe && cfg.role == RoleServer:
+		return newProbeServer(cfg, log), nil
+	case cfg.kind == KindUDPProbe:
+		return newProbeClient(cfg, log), nil
+	case cfg.kind == KindHTTP && cfg.role == RoleServer:
+		return newHTTPServer(cfg, log), nil
+	case cfg.kind == KindHTTP:
+		return newHTTPClient(cfg, log), nil
+	case cfg.kind == KindPing:
+		return newPinger(cfg, log), nil
+	}
+	return nil, fmt.Errorf("agent: no %s %s", cfg.kind, cfg.role)
+}
+
+// flowCore is the state every flow shares, guarded by its mu (held briefly:
+// by the flow's goroutines when they make progress, by snapshot).
+type flowCore struct {
+	mu      sync.Mutex
+	id      uint32
+	session string
+	// state is connecting, alive or a final state. Stalled is derived at
+	// each report from the idle time, and final only if the flow was
+	// stalled when the run ended.
+	state       FlowState
+	established time.Time
+	ended       time.Time
+	begun       time.Time // when the flow was started (idle reference before the first byte)
+	sent        uint64
+	verify      *StreamVerifier // nil: this side receives no stream
+	received    uint64          // verified bytes (up to the first bad one)
+	closing     bool            // this side announced the end: an EOF now is the agreed close
+	corruptAt   *uint64
+	local       string
+	remote      string
+	err         string
+}
+
+// end moves the flow to a terminal state once; the first cause wins (a
+// reset seen after corruption does not hide the corruption).
+func (f *flowCore) endLocked(state FlowState, at time.Time, err error) {
+	switch f.state {
+	case StateCompleted, StateReset, StateCorrupt, StateFailed, StateStalled:
+		return
+	}
+	f.state, f.ended = state, at
+	if err != nil {
+		f.err = err.Error()
+	}
+}
+
+func (f *flowCore) end(state FlowState, at time.Time, err error) {
+	f.mu.Lock()
+	f.endLocked(state, at, err)
+	f.mu.Unlock()
+}
+
+// stalledAtEndLocked ends a receiving flow as stalled if, at now (when the
+// run ends), it had made no progress for stall: a flow that was stalled when
+// the measurement ended did not survive, whatever the closing handshake
+// does afterwards.
+func (f *flowCore) stalledAtEndLocked(now time.Time, stall time.Duration) {
+	if f.verify == nil || f.state != StateAlive {
+		return
+	}
+	if idle := f.verify.Gaps().Idle(now, f.established); idle >= stall {
+		f.endLocked(StateStalled, now, fmt.Errorf("no progress for %s when the run ended", idle.Round(time.Millisecond)))
+	}
+}
+
+// report renders the flow at now; stall is the no-progress threshold.
+func (f *flowCore) report(now time.Time, stall time.Duration) FlowReport {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := FlowReport{
+		ID: f.id, Session: f.session, State: f.state, Established: f.established, Ended: f.ended,
+		BytesSent: f.sent, BytesReceived: f.received, Local: f.local, Remote: f.remote,
+		CorruptAt: f.corruptAt, Error: f.err,
+	}
+	if f.verify != nil {
+		until := now
+		if !f.ended.IsZero() {
+			until = f.ended
+		}
+		gaps := f.verify.Gaps()
+		longest, start := gaps.LongestUntil(until)
+		r.LongestGapMs, r.GapStart = durMs(longest), start
+		if f.state == StateAlive && gaps.Idle(now, f.established) >= stall {
+			r.State = StateStalled
+		}
+	}
+	return r
+}
