@@ -16,8 +16,8 @@ import (
 // virtual and the units are on one machine, so a short hold is safe and
 // makes takeovers quick to watch.
 const (
-	DefaultUnitPoll          = 20 * time.Millisecond
-	DefaultUnitHold          = 100 * time.Millisecond
+	DefaultUnitPoll = 20 * time.Millisecond
+	DefaultUnitHold = 100 * time.Millisecond
 	// Interface hellos confirm a suspected peer failure on the data
 	// networks before a takeover; a live peer answers within a
 	// millisecond there, so a short hold keeps a crash's gap small.
