@@ -21,8 +21,8 @@ const (
 	// Interface hellos confirm a suspected peer failure on the data
 	// networks before a takeover; a live peer answers within a
 	// millisecond there, so a short hold keeps a crash's gap small.
-	DefaultInterfacePoll     = 2 * time.Millisecond
-	DefaultInterfaceHold     = 10 * time.Millisecond
+	DefaultInterfacePoll     = time.Millisecond
+	DefaultInterfaceHold     = 5 * time.Millisecond
 	DefaultNegotiationWindow = 300 * time.Millisecond
 )
 

@@ -43,10 +43,18 @@ func (u *Unit) watchLinks(ctx context.Context) {
 			u.feed(failover.InterfaceStatus{Name: name, Up: up})
 		}
 	}
-	// The state now, before any change.
+	// The state now, before any change. A failover link that is not up
+	// yet at start is only a link coming up (carrier follows admin state
+	// by a moment), not a sign against the peer: it is reported when it
+	// changes.
 	if links, err := netlink.LinkList(); err == nil {
 		for _, l := range links {
-			report(l.Attrs().Name, linkUp(l))
+			name, up := l.Attrs().Name, linkUp(l)
+			if name == u.cfg.FailoverInterface && !up {
+				last[name] = false
+				continue
+			}
+			report(name, up)
 		}
 	}
 	for {

@@ -60,6 +60,7 @@ func commands() []command {
 		{"failover", "[--to UNIT] | reset", "make the standby (or UNIT) active; reset a Failed unit", true, cmdFailover},
 		{"traffic", "start|stop|show [--kind K --client H --server H ...]", "traffic generators between hosts, with live figures", true, cmdTraffic},
 		{"fault", "KIND [TARGET] [ARG]", "inject a fault: kill|freeze|thaw|restart|power-off UNIT, link-down|link-up NODE:IFACE, cut-failover, heal-failover, loss NODE:IFACE PCT, clear NODE:IFACE, failover [UNIT]", true, cmdFault},
+		{"run", "SCENARIO [--json] [--quiet]", "play a scenario headless: lab up, traffic, faults, checks, lab down; exit 0 pass, 1 fail", true, cmdRun},
 		{"version", "", "print the version", false, cmdVersion},
 		{"agent", "KIND --role server|client ...", "(internal) a traffic generator process", false, cmdAgent},
 		{"unit", "--config FILE", "(internal) the firewall unit process that falab up starts", true, cmdUnit},

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/falab/falab/lab"
+)
+
+// cmdRun plays a scenario headless: builds its lab, runs the steps, tears
+// the lab down, prints the timeline and a verdict. Exit 0 pass, 1 fail,
+// 2 error.
+func cmdRun(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.BoolVar(&e.json, "json", false, "print the report as JSON")
+	quiet := fs.Bool("quiet", false, "no timeline, only steps and verdict")
+	pos, _, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"expected a scenario: a built-in name (" + strings.Join(lab.ScenarioNames(), ", ") + ") or a file"}
+	}
+	sc, err := lab.LoadScenario(pos[0])
+	if err != nil {
+		return err
+	}
+	opt := lab.RunOptions{Logger: e.log}
+	if !e.json {
+		opt.Progress = e.stdout
+		fmt.Fprintf(e.stdout, "scenario %s on lab %s: %s\n", sc.Spec.Name, sc.Lab.Name, sc.Spec.Description)
+	}
+	rep, err := lab.RunScenario(ctx, sc, opt)
+	if e.json {
+		if perr := printJSON(e.stdout, rep); perr != nil {
+			return perr
+		}
+	} else {
+		printRun(e, rep, *quiet)
+	}
+	if err != nil {
+		return err
+	}
+	if !rep.Pass {
+		return failError{errors.New(strings.Join(rep.Failures, "; "))}
+	}
+	return nil
+}
+
+func printRun(e *env, rep *lab.RunReport, quiet bool) {
+	w := e.stdout
+	if !quiet && len(rep.Timeline) > 0 {
+		fmt.Fprintln(w, "\ntimeline:")
+		for _, ev := range rep.Timeline {
+			fmt.Fprintf(w, "  %s  +%7.3fs  %-5s %-10s %s\n", ev.Time.Format("15:04:05.000"), ev.Time.Sub(rep.Started).Seconds(), ev.Unit, ev.Kind, ev.Msg)
+		}
+	}
+	if len(rep.Traffic) > 0 {
+		fmt.Fprintln(w, "\nfigures:")
+		for _, t := range rep.Traffic {
+			fmt.Fprintf(w, "  %s\n", lab.TrafficSummary(t))
+		}
+	}
+	verdict := "PASS"
+	if !rep.Pass {
+		verdict = "FAIL"
+	}
+	if rep.Error != "" {
+		verdict = "ERROR: " + rep.Error
+	}
+	fmt.Fprintf(w, "\n%s: scenario %s (lab %s) in %v\n", verdict, rep.Scenario, rep.Lab, rep.Took.Round(time.Millisecond))
+	for _, f := range rep.Failures {
+		fmt.Fprintf(w, "  failed: %s\n", f)
+	}
+}
