@@ -118,13 +118,13 @@ func benchForward(b *testing.B, userspace *Options) {
 	outMAC := linkAttrs(b, fwdOut).HardwareAddr
 
 	var wg sync.WaitGroup
+	var in *Port
 	if userspace == nil {
 		setupKernelForwarding(b, fwdIn, fwdOut, dstMAC)
 	} else {
-		in := open(b, fwdIn, *userspace)
+		in = open(b, fwdIn, *userspace)
 		out := open(b, fwdOut, Options{BatchSize: userspace.BatchSize})
 		wg.Go(func() { forwardLoop(in, out, dstMAC, outMAC, userspace.BatchSize) })
-		defer in.Close() // ends forwardLoop
 	}
 
 	frame := udpFrame(inMAC, ps.HardwareAddr(), benchSrcIP, benchDstIP)
@@ -140,7 +140,13 @@ func benchForward(b *testing.B, userspace *Options) {
 			}
 		}
 	})
-	defer func() { stop.Store(true); ps.Close(); wg.Wait() }()
+	defer func() {
+		stop.Store(true)
+		if in != nil {
+			in.Close() // ends forwardLoop
+		}
+		wg.Wait()
+	}()
 
 	startCount := linkAttrs(b, dst).Statistics.RxPackets
 	b.ResetTimer()
@@ -271,4 +277,59 @@ func udpFrame(dstMAC, srcMAC net.HardwareAddr, srcIP, dstIP netip.Addr) []byte {
 	binary.BigEndian.PutUint16(udp[2:], 9) // discard
 	binary.BigEndian.PutUint16(udp[4:], uint16(len(udp)))
 	return f
+}
+
+// BenchmarkRoundTrip measures latency: one frame from a to b, b sends it
+// back, a reads it; one round trip per op (figure: rtt-µs). It is the
+// reason for a per-frame ring (TPACKET_V2): a block ring (V3) would add its
+// block timeout to every quiet flow.
+func BenchmarkRoundTrip(b *testing.B) {
+	for _, mode := range rxModes {
+		b.Run(mode.String(), func(b *testing.B) {
+			ea, eb := newVethPair(b)
+			pa := open(b, ea, Options{RX: mode})
+			pb := open(b, eb, Options{RX: mode})
+			ping := [][]byte{testFrame(pb.HardwareAddr(), pa.HardwareAddr(), 1, benchFrameSize)}
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				bufs, sizes := makeBufs(8, 2048), make([]int, 8)
+				out := make([][]byte, 0, 8)
+				for {
+					n, err := pb.ReadBatch(bufs, sizes)
+					if err != nil {
+						return
+					}
+					out = out[:0]
+					for i := range n {
+						f := bufs[i][:sizes[i]]
+						if isTestFrame(f) {
+							copy(f[0:6], pa.HardwareAddr())
+							copy(f[6:12], pb.HardwareAddr())
+							out = append(out, f)
+						}
+					}
+					pb.WriteBatch(out)
+				}
+			})
+			defer func() { pb.Close(); wg.Wait() }()
+			bufs, sizes := makeBufs(8, 2048), make([]int, 8)
+			b.ResetTimer()
+			start := time.Now()
+			for range b.N {
+				if _, err := pa.WriteBatch(ping); err != nil {
+					b.Fatal(err)
+				}
+				for got := false; !got; {
+					n, err := pa.ReadBatch(bufs, sizes)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for i := range n {
+						got = got || isTestFrame(bufs[i][:sizes[i]])
+					}
+				}
+			}
+			b.ReportMetric(float64(time.Since(start).Microseconds())/float64(b.N), "rtt-µs")
+		})
+	}
 }

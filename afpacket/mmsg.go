@@ -93,9 +93,13 @@ func (r *mmsgReceiver) finish(p *Port, bufs [][]byte, sizes []int) int {
 			continue
 		}
 		ctlLen := min(int(m.Hdr.Controllen), auxSpace)
-		if tag := parseAuxdata(r.ctl[i*auxSpace : i*auxSpace+ctlLen]); tag.present {
+		status, tag := parseAuxdata(r.ctl[i*auxSpace : i*auxSpace+ctlLen])
+		if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
+			p.checksumPending.Add(1)
+		}
+		if tag.present {
 			var ok bool
-			if size, ok = insertVLAN(buf, size, tag); !ok {
+			if size, ok = restoreTag(buf, size, tag, p.opts.VNetHdr); !ok {
 				p.truncated.Add(1)
 				continue
 			}

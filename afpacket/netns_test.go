@@ -276,3 +276,6 @@ func readTestFrames(tb testing.TB, p *Port, want, batch, bufSize int) (frames []
 	}
 	return frames, batches
 }
+
+// timeAfterSafety is the deadline for a read that should succeed.
+func timeAfterSafety() time.Time { return time.Now().Add(safetyTimeout) }

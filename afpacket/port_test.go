@@ -3,6 +3,8 @@ package afpacket
 import (
 	"errors"
 	"net"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -353,5 +355,105 @@ func TestOpenErrors(t *testing.T) {
 				t.Fatalf("Open(%q, %+v) succeeded; want an error", tt.ifname, tt.opts)
 			}
 		})
+	}
+}
+
+func TestReadDeadline(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode RXMode) {
+		a, _ := newVethPair(t)
+		pa := open(t, a, Options{RX: mode})
+		// A deadline already past: the read returns at once, whether
+		// or not it had to wait.
+		if err := pa.SetReadDeadline(time.Unix(1, 0)); err != nil {
+			t.Fatal(err)
+		}
+		bufs, sizes := makeBufs(4, 2048), make([]int, 4)
+		for {
+			_, err := pa.ReadBatch(bufs, sizes)
+			if err == nil {
+				continue // a stray frame was already waiting
+			}
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("ReadBatch past its deadline = %v; want os.ErrDeadlineExceeded", err)
+			}
+			break
+		}
+	})
+}
+
+// TestChecksumPendingCounted sends UDP from the kernel of one namespace,
+// with the veth's checksum offload on (its default), and expects the
+// receiving port to report the frame's checksum as not filled in.
+func TestChecksumPendingCounted(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode RXMode) {
+		a, b := newVethPair(t)
+		pb := open(t, b, Options{RX: mode})
+		ha, err := netlink.NewHandleAt(a.ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ha.Close()
+		la, err := ha.LinkByName(a.ifname)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr, _ := netlink.ParseAddr("198.18.7.1/24")
+		if err := ha.AddrAdd(la, addr); err != nil {
+			t.Fatal(err)
+		}
+		peer := net.IPv4(198, 18, 7, 2)
+		neigh := &netlink.Neigh{LinkIndex: la.Attrs().Index, State: netlink.NUD_PERMANENT, IP: peer, HardwareAddr: pb.HardwareAddr()}
+		if err := ha.NeighAdd(neigh); err != nil {
+			t.Fatal(err)
+		}
+		err = inNS(a.ns, func() error {
+			c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: peer, Port: 9})
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = c.Write([]byte("checksum left to the NIC"))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pb.SetReadDeadline(time.Now().Add(safetyTimeout)); err != nil {
+			t.Fatal(err)
+		}
+		bufs, sizes := makeBufs(4, 2048), make([]int, 4)
+		for {
+			n, err := pb.ReadBatch(bufs, sizes)
+			if err != nil {
+				t.Fatalf("no UDP frame arrived: %v", err)
+			}
+			if slices.ContainsFunc(bufs[:n], func(f []byte) bool { return f[12] == 0x08 && f[13] == 0x00 && f[23] == 17 }) {
+				break
+			}
+		}
+		if st, _ := pb.Stats(); st.ChecksumPending == 0 {
+			t.Errorf("ChecksumPending = 0 after a UDP frame sent with checksum offload on; stats %+v", st)
+		}
+	})
+}
+
+// TestRingSlotLimit checks the documented slot arithmetic: a slot holds 66
+// bytes of header, then the frame.
+func TestRingSlotLimit(t *testing.T) {
+	t.Parallel()
+	a, b := newVethPair(t)
+	pa := open(t, a, Options{})
+	pb := open(t, b, Options{RX: RXRing, RingFrameSize: 256})
+	fits := testFrame(pb.HardwareAddr(), pa.HardwareAddr(), 1, 256-66)
+	tooLong := testFrame(pb.HardwareAddr(), pa.HardwareAddr(), 2, 256-66+1)
+	if _, err := pa.WriteBatch([][]byte{tooLong, fits}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := readTestFrames(t, pb, 1, 4, 2048)
+	if diff := cmp.Diff([][]byte{fits}, got); diff != "" {
+		t.Errorf("frames through 256-byte slots (-want +got):\n%s", diff)
+	}
+	if st, _ := pb.Stats(); st.Truncated != 1 {
+		t.Errorf("Truncated = %d; want 1", st.Truncated)
 	}
 }

@@ -108,14 +108,22 @@ func (r *ring) drain(p *Port, bufs [][]byte, sizes []int) int {
 // slot or does not fit buf.
 func (r *ring) copyOut(p *Port, slot []byte, hdr *unix.Tpacket2Hdr, status uint32, buf []byte) (int, bool) {
 	start, snap := int(hdr.Mac), int(hdr.Snaplen)
-	if snap < int(hdr.Len) || start+snap > len(slot) || snap > len(buf) {
+	if p.opts.VNetHdr {
+		// The kernel writes the virtio_net_hdr just before the frame.
+		start -= VNetHdrLen
+		snap += VNetHdrLen
+	}
+	if int(hdr.Snaplen) < int(hdr.Len) || start < 0 || start+snap > len(slot) || snap > len(buf) {
 		p.truncated.Add(1)
 		return 0, false
 	}
 	size := copy(buf, slot[start:start+snap])
+	if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
+		p.checksumPending.Add(1)
+	}
 	if tag := tagFromStatus(status, hdr.Vlan_tci, hdr.Vlan_tpid); tag.present {
 		var ok bool
-		if size, ok = insertVLAN(buf, size, tag); !ok {
+		if size, ok = restoreTag(buf, size, tag, p.opts.VNetHdr); !ok {
 			p.truncated.Add(1)
 			return 0, false
 		}

@@ -60,10 +60,11 @@ const sizeofTpacketAuxdata = 20
 var auxSpace = unix.CmsgSpace(sizeofTpacketAuxdata)
 
 // parseAuxdata finds PACKET_AUXDATA among the control messages in ctl and
-// returns the VLAN tag it reports. It allocates nothing. Control messages it
+// returns the TP_STATUS_* word and the VLAN tag it reports (zero values
+// when there is none). It allocates nothing. Control messages it
 // does not know, or that are cut short, are skipped: the frame is still
 // delivered, only without its tag restored.
-func parseAuxdata(ctl []byte) vlanTag {
+func parseAuxdata(ctl []byte) (status uint32, tag vlanTag) {
 	for len(ctl) >= unix.SizeofCmsghdr {
 		// struct cmsghdr: size_t len, int level, int type. Read field
 		// by field: the bytes need not be aligned for a struct view.
@@ -76,7 +77,7 @@ func parseAuxdata(ctl []byte) vlanTag {
 		level := int32(binary.NativeEndian.Uint32(ctl[unix.SizeofCmsghdr-8:]))
 		typ := int32(binary.NativeEndian.Uint32(ctl[unix.SizeofCmsghdr-4:]))
 		if l < uint64(unix.SizeofCmsghdr) || l > uint64(len(ctl)) {
-			return vlanTag{}
+			return 0, vlanTag{}
 		}
 		data := ctl[unix.CmsgLen(0):l]
 		if level == unix.SOL_PACKET && typ == unix.PACKET_AUXDATA && len(data) >= sizeofTpacketAuxdata {
@@ -86,13 +87,13 @@ func parseAuxdata(ctl []byte) vlanTag {
 			status := binary.NativeEndian.Uint32(data[0:])
 			tci := binary.NativeEndian.Uint16(data[16:])
 			tpid := binary.NativeEndian.Uint16(data[18:])
-			return tagFromStatus(status, tci, tpid)
+			return status, tagFromStatus(status, tci, tpid)
 		}
 		next := unix.CmsgSpace(int(l) - unix.CmsgLen(0))
 		if next > len(ctl) {
-			return vlanTag{}
+			return 0, vlanTag{}
 		}
 		ctl = ctl[next:]
 	}
-	return vlanTag{}
+	return 0, vlanTag{}
 }

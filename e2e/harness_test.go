@@ -93,12 +93,7 @@ func mustFalab(t testing.TB, runDir string, args ...string) string {
 func upLab(t testing.TB, lab string, extra ...string) string {
 	t.Helper()
 	runDir := t.TempDir()
-	t.Cleanup(func() {
-		r := falab(t, runDir, "down", "--all")
-		if r.code != 0 {
-			t.Errorf("cleanup: falab down --all: exit %d: %s", r.code, r.stderr)
-		}
-	})
+	t.Cleanup(func() { downRecorded(t, runDir) })
 	mustFalab(t, runDir, append([]string{"up", lab, "--detach"}, extra...)...)
 	return runDir
 }
@@ -123,4 +118,20 @@ func namespacesWithPrefix(t testing.TB, prefix string) []string {
 		}
 	}
 	return out
+}
+
+// downRecorded removes every lab recorded in the test's run directory, by
+// name: never `down --all`, which would also sweep a user's labs or another
+// package's test namespaces.
+func downRecorded(t testing.TB, runDir string) {
+	t.Helper()
+	ents, _ := os.ReadDir(runDir)
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		if r := falab(t, runDir, "down", e.Name()); r.code != 0 {
+			t.Errorf("cleanup: falab down %s: exit %d: %s", e.Name(), r.code, r.stderr)
+		}
+	}
 }

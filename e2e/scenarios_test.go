@@ -22,7 +22,7 @@ func TestBuiltinScenarios(t *testing.T) {
 	for _, name := range labs.Scenarios() {
 		t.Run(name, func(t *testing.T) {
 			runDir := t.TempDir()
-			t.Cleanup(func() { falab(t, runDir, "down", "--all") })
+			t.Cleanup(func() { downRecorded(t, runDir) })
 			r := falab(t, runDir, "run", name, "--json")
 			var rep struct {
 				Pass     bool     `json:"pass"`
@@ -56,7 +56,7 @@ func TestBuiltinScenarios(t *testing.T) {
 func TestBrokenExpectationFails(t *testing.T) {
 	needRoot(t)
 	runDir := t.TempDir()
-	t.Cleanup(func() { falab(t, runDir, "down", "--all") })
+	t.Cleanup(func() { downRecorded(t, runDir) })
 	file := filepath.Join(t.TempDir(), "broken.yaml")
 	src := `name: broken
 lab: default
@@ -107,7 +107,7 @@ func TestScenarioMistakeRejectedBeforeBuilding(t *testing.T) {
 func TestInterruptedRunLeavesNothing(t *testing.T) {
 	needRoot(t)
 	runDir := t.TempDir()
-	t.Cleanup(func() { falab(t, runDir, "down", "--all") })
+	t.Cleanup(func() { downRecorded(t, runDir) })
 	cmd := exec.Command(falabBin, "run", "crash")
 	cmd.Env = append(os.Environ(), "FALAB_RUN_DIR="+runDir)
 	if err := cmd.Start(); err != nil {

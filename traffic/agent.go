@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -136,7 +137,8 @@ func parseAgentFlags(args []string) (agentConfig, error) {
 	}
 	cfg := agentConfig{kind: args[0], resetFlow: -1}
 	fs := flag.NewFlagSet("agent "+cfg.kind, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	var usage strings.Builder
+	fs.SetOutput(&usage)
 	fs.StringVar(&cfg.role, "role", "", "server or client (required)")
 	fs.DurationVar(&cfg.duration, "duration", 0, "stop after this long (0: until cancelled)")
 	fs.DurationVar(&cfg.reportEvery, "report-every", 100*time.Millisecond, "write a report this often")
@@ -171,6 +173,12 @@ func parseAgentFlags(args []string) (agentConfig, error) {
 		fs.Int64Var(&cfg.rate, "rate", 1_000_000, "client: bytes per second per download")
 	}
 	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			// The caller prints this and exits 0 (errors.Is(err, flag.ErrHelp)).
+			usage.Reset()
+			fs.PrintDefaults()
+			return agentConfig{}, fmt.Errorf("%w: usage of falab agent %s:\n%s", err, cfg.kind, usage.String())
+		}
 		return agentConfig{}, fmt.Errorf("agent %s: %w", cfg.kind, err)
 	}
 	if fs.NArg() > 0 {

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"net"
 	"runtime"
 	"strconv"
@@ -44,6 +46,13 @@ func TestAgentFlagErrors(t *testing.T) {
 				t.Errorf("RunAgent(%q) error = %v, want one containing %q", tc.args, err, tc.wantErr)
 			}
 		})
+	}
+}
+
+func TestAgentHelp(t *testing.T) {
+	err := RunAgent(context.Background(), []string{"udp-probe", "-h"}, &bytes.Buffer{})
+	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(err.Error(), "-interval duration") {
+		t.Errorf("RunAgent -h = %v; want flag.ErrHelp with the flag list", err)
 	}
 }
 

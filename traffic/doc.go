@@ -33,11 +33,20 @@
 //     the side that ends the flow announced the end).
 //   - stalled: no progress (no verified byte, no echo) for at least --stall
 //     at the moment of the report. A flow that stalled and then resumed is
-//     alive again; the pause is kept in its longest gap.
+//     alive again; the pause is kept in its longest gap. A flow stalled at
+//     the moment the run ends stays stalled in the final report, even if the
+//     closing handshake then succeeds.
+//   - completed: the flow ended by the agreed close (tcp-stream: the client
+//     sends FIN after its last byte, the server answers with its own after
+//     reading everything) or, for http, the whole body arrived and verified.
 //   - corrupt: a received byte did not match the expected stream (a changed
 //     or missing byte). It is terminal: the flow is closed.
 //   - longest gap: the longest time between two consecutive receptions
 //     (chunks, echoes), including the gap still open at the report time.
+//
+// Servers cannot tell a client that went away from a client that ended, so
+// a server's flows stay alive (or turn stalled) after their client is gone;
+// stop the clients first, then the servers.
 //
 // The sender's view of a one-way flow is weak (the kernel accepts bytes into
 // its send buffer long after the path died), so the receiving side is the

@@ -11,14 +11,17 @@ import (
 // fakeStreamServer accepts one tcp-stream flow and answers it with send,
 // which gets the connection and the flow's s2c pattern. It is how the tests
 // make a server misbehave in ways the real one never does.
-func fakeStreamServer(t *testing.T, send func(c net.Conn, pat Pattern)) (port string) {
+//
+// hold is closed when the test ends: a send that must keep the connection
+// open waits on it.
+func fakeStreamServer(t *testing.T, send func(c net.Conn, pat Pattern, hold <-chan struct{})) (port string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	t.Cleanup(func() { ln.Close(); <-done })
+	done, hold := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(hold); ln.Close(); <-done })
 	go func() {
 		defer close(done)
 		c, err := ln.Accept()
@@ -32,7 +35,7 @@ func fakeStreamServer(t *testing.T, send func(c net.Conn, pat Pattern)) (port st
 			t.Errorf("fake server: bad header: %v", err)
 			return
 		}
-		send(c, NewPattern(FlowSeed(h.Session, h.FlowID, ServerToClient)))
+		send(c, NewPattern(FlowSeed(h.Session, h.FlowID, ServerToClient)), hold)
 	}()
 	_, port, _ = net.SplitHostPort(ln.Addr().String())
 	return port
@@ -54,7 +57,7 @@ func TestTCPStreamDetectsCorruption(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			checkNoLeaks(t)
-			port := fakeStreamServer(t, func(c net.Conn, pat Pattern) {
+			port := fakeStreamServer(t, func(c net.Conn, pat Pattern, hold <-chan struct{}) {
 				b := append([]byte(nil), good...)
 				pat.Fill(b, 0)
 				c.Write(tc.mangle(b))
@@ -82,23 +85,23 @@ func TestTCPStreamDetectsStallAndEarlyEOF(t *testing.T) {
 	}
 	tests := []struct {
 		name      string
-		serve     func(c net.Conn, pat Pattern)
+		serve     func(c net.Conn, pat Pattern, hold <-chan struct{})
 		wantState FlowState
 		wantGapMs float64
 	}{
 		{
 			name: "stall: silent but open",
-			serve: func(c net.Conn, pat Pattern) {
+			serve: func(c net.Conn, pat Pattern, hold <-chan struct{}) {
 				b := make([]byte, 5000)
 				pat.Fill(b, 0)
 				c.Write(b)
-				<-t.Context().Done() // never answers the FIN: holds until the test ends
+				<-hold // never answers the FIN: holds until the test ends
 			},
 			wantState: StateStalled, wantGapMs: 300,
 		},
 		{
 			name: "early EOF",
-			serve: func(c net.Conn, pat Pattern) {
+			serve: func(c net.Conn, pat Pattern, hold <-chan struct{}) {
 				b := make([]byte, 5000)
 				pat.Fill(b, 0)
 				c.Write(b)

@@ -181,8 +181,8 @@ func ParseReport(line []byte) (Report, error) {
 
 // Summary is the verdict-ready reduction of an agent's final report.
 type Summary struct {
-	Kind, Role string
-	Flows      int // flows in the report
+	Kind, Role string // of the agent that wrote the report
+	Flows      int    // flows in the report
 	// Survived counts flows that survived the fault (FlowReport.Survived).
 	Survived int
 	// NotEstablished counts flows established at or after the fault, or

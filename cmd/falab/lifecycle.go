@@ -40,6 +40,9 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	took := time.Since(start)
+	if !*detach && !e.json && isTerminal() {
+		return runTUI(ctx, e, st.Name)
+	}
 	if e.json {
 		return printJSON(e.stdout, map[string]any{"lab": st.Name, "namespaces": st.Namespaces, "units": st.Units, "took_ms": took.Milliseconds()})
 	}
@@ -51,7 +54,6 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "try:  falab exec %s -- ping -c3 %s\n", firstHost(l), l.Firewall.Interfaces[0].Addr.Addr())
 	fmt.Fprintf(e.stdout, "stop: falab down %s\n", l.Name)
-	_ = detach // the TUI issue makes `up` without --detach open the TUI
 	return nil
 }
 

@@ -50,6 +50,7 @@ type env struct {
 func commands() []command {
 	return []command{
 		{"up", "[LAB|FILE] [--detach] [--json]", "build a lab and start its firewall units", true, cmdUp},
+		{"tui", "[LAB]", "the live terminal UI over a running lab (q leaves the lab running)", true, cmdTUI},
 		{"down", "[LAB] | --all", "remove a lab: processes, namespaces, state (also after a crash)", true, cmdDown},
 		{"status", "[LAB] [--json]", "show running labs, their nodes and unit processes", true, cmdStatus},
 		{"labs", "[--json]", "list the built-in labs", false, cmdLabs},
@@ -132,7 +133,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "falab: a stateful-failover lab (ASA-style active/standby firewall pair in Linux namespaces)")
 	fmt.Fprintln(w, "\nusage: falab [-v] COMMAND [ARGS]\n\ncommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %-36s %s\n", c.name, c.args, c.summary)
+		fmt.Fprintf(w, "  %s %s\n      %s\n", c.name, c.args, c.summary)
 	}
 	fmt.Fprintln(w, "\nSee README.md for the lab-file reference.")
 }

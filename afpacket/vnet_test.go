@@ -1,0 +1,148 @@
+package afpacket
+
+import (
+	"encoding/binary"
+	"net"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+)
+
+// vnetFields is a VNetHdr's content, comparable with cmp.
+type vnetFields struct {
+	Flags, GSOType                         uint8
+	HdrLen, GSOSize, CsumStart, CsumOffset uint16
+}
+
+func fieldsOf(h VNetHdr) vnetFields {
+	return vnetFields{h.Flags(), h.GSOType(), h.HdrLen(), h.GSOSize(), h.CsumStart(), h.CsumOffset()}
+}
+
+func TestVNetHdrView(t *testing.T) {
+	h := make(VNetHdr, VNetHdrLen)
+	h.Set(1, 4, 74, 1440, 54, 16)
+	want := vnetFields{1, 4, 74, 1440, 54, 16}
+	if diff := cmp.Diff(want, fieldsOf(h)); diff != "" {
+		t.Errorf("fields after Set (-want +got):\n%s", diff)
+	}
+}
+
+func TestRestoreTagMovesVNetOffsets(t *testing.T) {
+	frame := make([]byte, VNetHdrLen+60, VNetHdrLen+64)
+	VNetHdr(frame).Set(unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, unix.VIRTIO_NET_HDR_GSO_TCPV4, 54, 1000, 34, 16)
+	n, ok := restoreTag(frame[:cap(frame)], len(frame), vlanTag{tpid: 0x8100, tci: 9, present: true}, true)
+	if !ok || n != VNetHdrLen+64 {
+		t.Fatalf("restoreTag = %d, %v; want %d, true", n, ok, VNetHdrLen+64)
+	}
+	want := vnetFields{unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, unix.VIRTIO_NET_HDR_GSO_TCPV4, 58, 1000, 38, 16}
+	if diff := cmp.Diff(want, fieldsOf(VNetHdr(frame))); diff != "" {
+		t.Errorf("header after tag restored (-want +got):\n%s", diff)
+	}
+	if got := binary.BigEndian.Uint16(frame[VNetHdrLen+12:]); got != 0x8100 {
+		t.Errorf("TPID after the MACs = %#x; want 0x8100", got)
+	}
+	if _, ok := restoreTag(frame[:VNetHdrLen+5], VNetHdrLen+5, vlanTag{tpid: 0x8100, present: true}, true); ok {
+		t.Errorf("restoreTag accepted a frame shorter than its MACs")
+	}
+}
+
+// tcpGSOFrame builds an Ethernet/IPv4/TCP super-frame with payload bytes
+// of payload, to be cut into gsoSize segments.
+func tcpGSOFrame(dst, src net.HardwareAddr, payload int) []byte {
+	f := make([]byte, 14+20+20+payload)
+	copy(f[0:6], dst)
+	copy(f[6:12], src)
+	binary.BigEndian.PutUint16(f[12:], 0x0800)
+	ip := f[14:]
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(len(f)-14))
+	ip[8], ip[9] = 64, 6
+	copy(ip[12:16], []byte{198, 18, 9, 1})
+	copy(ip[16:20], []byte{198, 18, 9, 2})
+	tcp := f[34:]
+	binary.BigEndian.PutUint16(tcp[0:], 40000)
+	binary.BigEndian.PutUint16(tcp[2:], 80)
+	tcp[12] = 5 << 4 // data offset
+	tcp[13] = 0x18   // PSH|ACK
+	binary.BigEndian.PutUint16(tcp[14:], 65535)
+	for i := range payload {
+		f[54+i] = byte(i)
+	}
+	return f
+}
+
+func TestVNetHdrCarriesGSOFramesWhole(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode RXMode) {
+		a, b := newVethPair(t)
+		opts := Options{RX: mode, VNetHdr: true, RingFrameSize: 1 << 17, RingFrames: 64}
+		pa := open(t, a, opts)
+		pb := open(t, b, opts)
+
+		plain := append(make([]byte, VNetHdrLen), testFrame(pb.HardwareAddr(), pa.HardwareAddr(), 1, 100)...)
+		gso := append(make([]byte, VNetHdrLen), tcpGSOFrame(pb.HardwareAddr(), pa.HardwareAddr(), 3000)...)
+		VNetHdr(gso).Set(unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, unix.VIRTIO_NET_HDR_GSO_TCPV4, 54, 1000, 34, 16)
+		if n, err := pa.WriteBatch([][]byte{plain, gso}); n != 2 || err != nil {
+			t.Fatalf("WriteBatch = %d, %v; want 2, nil", n, err)
+		}
+
+		bufs, sizes := makeBufs(4, 1<<16+VNetHdrLen+vlanTagLen), make([]int, 4)
+		var got [][]byte
+		if err := pb.SetReadDeadline(timeAfterSafety()); err != nil {
+			t.Fatal(err)
+		}
+		for len(got) < 2 {
+			n, err := pb.ReadBatch(bufs, sizes)
+			if err != nil {
+				t.Fatalf("ReadBatch after %d frames: %v", len(got), err)
+			}
+			for i := range n {
+				if f := bufs[i][:sizes[i]]; len(f) > VNetHdrLen && isTestFrame(f[VNetHdrLen:]) || len(f) > 1000 {
+					got = append(got, append([]byte(nil), f...))
+				}
+			}
+		}
+		if diff := cmp.Diff(plain[VNetHdrLen:], got[0][VNetHdrLen:]); diff != "" {
+			t.Errorf("plain frame (-sent +received):\n%s", diff)
+		}
+		if h := fieldsOf(VNetHdr(got[0])); h.GSOType != unix.VIRTIO_NET_HDR_GSO_NONE {
+			t.Errorf("plain frame's header %+v; want no GSO", h)
+		}
+		if diff := cmp.Diff(gso[VNetHdrLen:], got[1][VNetHdrLen:]); diff != "" {
+			t.Errorf("GSO frame, not cut into segments (-sent +received):\n%s", diff)
+		}
+		h := fieldsOf(VNetHdr(got[1]))
+		if h.GSOType != unix.VIRTIO_NET_HDR_GSO_TCPV4 || h.GSOSize != 1000 || h.Flags&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM == 0 || h.CsumStart != 34 || h.CsumOffset != 16 {
+			t.Errorf("GSO frame's header %+v; want TCPv4, segments of 1000, checksum at 34+16 still to do", h)
+		}
+	})
+}
+
+// FuzzRestoreTag runs the tag restoration with a virtio_net_hdr in front,
+// on any bytes: no panic, and on success the frame grew by one tag and the
+// header's checksum start moved with it.
+func FuzzRestoreTag(f *testing.F) {
+	seed := append(make([]byte, VNetHdrLen), testFrame(net.HardwareAddr{2, 0, 0, 0, 0, 1}, net.HardwareAddr{2, 0, 0, 0, 0, 2}, 1, 60)...)
+	VNetHdr(seed).Set(unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, 34, 6)
+	f.Add(seed, uint8(4))
+	f.Add([]byte{1, 2, 3}, uint8(4))
+	f.Fuzz(func(t *testing.T, frame []byte, room uint8) {
+		buf := make([]byte, len(frame)+int(room))
+		copy(buf, frame)
+		var before vnetFields
+		if len(frame) >= VNetHdrLen {
+			before = fieldsOf(VNetHdr(frame))
+		}
+		n, ok := restoreTag(buf, len(frame), vlanTag{tpid: 0x8100, tci: 1, present: true}, true)
+		if !ok {
+			return
+		}
+		if n != len(frame)+vlanTagLen {
+			t.Fatalf("length %d; want %d", n, len(frame)+vlanTagLen)
+		}
+		after := fieldsOf(VNetHdr(buf))
+		if before.Flags&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 && after.CsumStart != before.CsumStart+vlanTagLen {
+			t.Fatalf("csum_start %d -> %d; want +%d", before.CsumStart, after.CsumStart, vlanTagLen)
+		}
+	})
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/falab/falab/lab"
+	"github.com/falab/falab/tui"
+)
+
+// cmdTUI attaches the live terminal UI to a running lab.
+func cmdTUI(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("tui", flag.ContinueOnError)
+	pos, _, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := oneArg(pos, "lab")
+	if err != nil {
+		return err
+	}
+	if name, err = lab.Pick(name); err != nil {
+		return err
+	}
+	return runTUI(ctx, e, name)
+}
+
+func runTUI(ctx context.Context, e *env, name string) error {
+	return tui.Run(ctx, name, tui.Options{Log: e.log, Traffic: trafficFeed(name)})
+}
+
+// isTerminal reports whether stdout is a terminal (the TUI needs one).
+func isTerminal() bool { return term.IsTerminal(int(os.Stdout.Fd())) }
+
+// trafficFeed turns the lab's traffic reports into the TUI's summaries.
+func trafficFeed(name string) func(context.Context) ([]tui.TrafficFlowSummary, error) {
+	return func(ctx context.Context) ([]tui.TrafficFlowSummary, error) {
+		reps, err := lab.TrafficReports(name)
+		if err != nil {
+			return nil, err
+		}
+		var out []tui.TrafficFlowSummary
+		for _, r := range reps {
+			s := tui.TrafficFlowSummary{Name: fmt.Sprintf("%s %s %s->%s", r.Traffic.Name, r.Traffic.Kind, r.Traffic.Client, r.Traffic.Server), Kind: r.Traffic.Kind}
+			if c := r.Client; c != nil {
+				s.Flows = c.Flows
+				s.Alive = c.Alive + c.Completed
+				s.Broken = c.Reset + c.Stalled + c.Corrupt + c.Failed
+				s.LongestGap = time.Duration(c.LongestGapMs * float64(time.Millisecond))
+				if el := c.At.Sub(c.Started).Seconds(); el > 0 {
+					s.RateBps = float64(c.BytesReceived+c.BytesSent) * 8 / el
+				}
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+}

@@ -1,0 +1,395 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/falab/falab/firewall"
+	"github.com/falab/falab/lab"
+	"github.com/falab/falab/topo"
+	"github.com/falab/falab/unit"
+)
+
+// errNoAnswer is what a dead or frozen fake unit's API returns.
+var errNoAnswer = errors.New("unit API: connection refused (is the unit running?)")
+
+// fakeUnit is one fake firewall unit.
+type fakeUnit struct {
+	status unit.Status
+	dead   bool
+	events []unit.Event
+}
+
+// fakeSource is a Source over an imaginary lab of two units, four hosts
+// and tables made up by index, driven by a manual clock. Faults change it
+// the way they change a real lab: kill fw-a and fw-b takes over 10ms
+// after the first sign. Safe for concurrent use.
+type fakeSource struct {
+	mu        sync.Mutex
+	now       time.Time
+	info      LabInfo
+	units     map[string]*fakeUnit
+	conns     map[string][]firewall.ConnInfo
+	xlates    map[string][]firewall.XlateInfo
+	arp       map[string][]firewall.ARPInfo
+	hostARP   map[string][]topo.Neighbor
+	labEvents []unit.Event
+	injected  []lab.Fault
+	maxLimit  map[string]int // largest page asked of each unit's conns
+}
+
+var _ Source = (*fakeSource)(nil)
+
+var t0 = time.Date(2026, 11, 25, 10, 15, 24, 0, time.UTC)
+
+func mustMAC(s string) net.HardwareAddr {
+	m, err := net.ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// newFakeSource makes the lab with n connections on the active (fw-a); the
+// standby misses the last `missing` of them and holds one extra.
+func newFakeSource(n, missing int) *fakeSource {
+	f := &fakeSource{
+		now: t0,
+		info: LabInfo{
+			Name: "tuitest", Units: [2]string{"fw-a", "fw-b"}, MACMode: "virtual",
+			Hosts: []HostInfo{
+				{Name: "client1", Gateway: netip.MustParseAddr("198.18.1.1")},
+				{Name: "server1", Gateway: netip.MustParseAddr("198.18.2.1")},
+			},
+			Links: []string{"fw-a:inside", "fw-a:outside", "fw-b:inside", "fw-b:outside", "client1:eth0"},
+		},
+		units: map[string]*fakeUnit{}, conns: map[string][]firewall.ConnInfo{},
+		xlates: map[string][]firewall.XlateInfo{}, arp: map[string][]firewall.ARPInfo{},
+		maxLimit: map[string]int{},
+	}
+	start := t0.Add(-time.Minute)
+	for i, name := range f.info.Units {
+		u := &fakeUnit{status: unit.Status{
+			Unit: name, Peer: f.info.Units[1-i], Lab: "tuitest", PID: 100 + i, StartedAt: start,
+			Role: []string{"primary", "secondary"}[i], MACMode: "virtual", PeerKnown: true, FailoverLinkUp: true,
+		}}
+		if i == 0 {
+			u.status.State, u.status.Active, u.status.PeerState = "Active", true, "Standby Ready"
+			u.status.LastReason = "both units negotiating: primary becomes active"
+			u.status.History = []unit.TransitionInfo{
+				{At: start, From: "Disabled", To: "Negotiation", Reason: "failover enabled"},
+				{At: start.Add(time.Millisecond), From: "Negotiation", To: "Active", Reason: u.status.LastReason, Term: 1},
+			}
+			u.status.Replication.Connected, u.status.Replication.Synced = true, true
+			u.status.Replication.LagSamples, u.status.Replication.LagP99 = 10, 456*time.Microsecond
+		} else {
+			u.status.State, u.status.PeerState = "Standby Ready", "Active"
+			u.status.LastReason = "bulk sync complete, digests match"
+			u.status.History = []unit.TransitionInfo{
+				{At: start, From: "Disabled", To: "Negotiation", Reason: "failover enabled"},
+				{At: start.Add(time.Millisecond), From: "Negotiation", To: "Bulk Sync", Reason: "peer is Active"},
+				{At: start.Add(2 * time.Millisecond), From: "Bulk Sync", To: "Standby Ready", Reason: u.status.LastReason, Term: 1},
+			}
+		}
+		u.status.LastChange = u.status.History[len(u.status.History)-1].At
+		u.addEvent(start, "start", fmt.Sprintf("unit %s started", name))
+		for _, h := range u.status.History {
+			u.addEvent(h.At, "transition", h.From+" -> "+h.To+": "+h.Reason)
+		}
+		f.units[name] = u
+	}
+	all := make([]firewall.ConnInfo, n)
+	for i := range all {
+		all[i] = fakeConn(i)
+	}
+	f.conns["fw-a"] = all
+	sb := make([]firewall.ConnInfo, 0, n+1)
+	sb = append(sb, all[:max(n-missing, 0)]...)
+	f.conns["fw-b"] = append(sb, firewall.ConnInfo{Protocol: "udp", InInterface: "inside", OutInterface: "outside",
+		OrigSrc: "198.18.1.11:5353", OrigDst: "198.18.2.12:53", ReplySrc: "198.18.2.12:53", ReplyDst: "198.18.2.1:5353", State: "-"})
+	x := []firewall.XlateInfo{
+		{Kind: "static", RealInterface: "inside", MappedInterface: "outside",
+			Real: netip.MustParseAddrPort("198.18.1.12:0"), Mapped: netip.MustParseAddrPort("198.18.2.112:0"), Age: time.Minute},
+		{Kind: "pat", Protocol: "tcp", RealInterface: "inside", MappedInterface: "outside",
+			Real: netip.MustParseAddrPort("198.18.1.11:40000"), Mapped: netip.MustParseAddrPort("198.18.2.1:1024"), Conns: 1, Age: 5 * time.Second},
+	}
+	f.xlates["fw-a"], f.xlates["fw-b"] = x, x
+	a := []firewall.ARPInfo{
+		{Interface: "inside", IP: netip.MustParseAddr("198.18.1.11"), MAC: "02:00:00:00:01:11", Age: 2 * time.Second},
+		{Interface: "outside", IP: netip.MustParseAddr("198.18.2.11"), MAC: "02:00:00:00:02:11", Age: 3 * time.Second},
+	}
+	f.arp["fw-a"], f.arp["fw-b"] = a, a[:1]
+	f.hostARP = map[string][]topo.Neighbor{
+		"client1": {{IP: netip.MustParseAddr("198.18.1.1"), MAC: mustMAC("00:00:0c:9f:f0:01"), State: "REACHABLE", Ifname: "eth0"}},
+		"server1": {
+			{IP: netip.MustParseAddr("198.18.2.1"), MAC: mustMAC("00:00:0c:9f:f0:02"), State: "REACHABLE", Ifname: "eth0"},
+			{IP: netip.MustParseAddr("198.18.2.112"), MAC: mustMAC("00:00:0c:9f:f0:02"), State: "STALE", Ifname: "eth0"},
+		},
+	}
+	f.refreshCounts()
+	return f
+}
+
+// fakeConn is connection i: unique by source address and port.
+func fakeConn(i int) firewall.ConnInfo {
+	src := fmt.Sprintf("198.18.1.%d:%d", 11+i/60000, 1024+i%60000)
+	mapped := fmt.Sprintf("198.18.2.1:%d", 1024+i%60000)
+	return firewall.ConnInfo{Protocol: "tcp", InInterface: "inside", OutInterface: "outside",
+		OrigSrc: src, OrigDst: "198.18.2.11:80", ReplySrc: "198.18.2.11:80", ReplyDst: mapped,
+		State: "ESTABLISHED", Packets: uint64(10 + i%7), Bytes: uint64(1000 + i), Age: time.Minute, Idle: time.Second}
+}
+
+func (u *fakeUnit) addEvent(at time.Time, kind, msg string) {
+	u.events = append(u.events, unit.Event{Seq: uint64(len(u.events) + 1), Time: at, Unit: u.status.Unit, Kind: kind, Msg: msg})
+}
+
+// refreshCounts sets each unit's table counts. Caller holds mu or owns f.
+func (f *fakeSource) refreshCounts() {
+	for name, u := range f.units {
+		u.status.Counts = unit.TableCounts{Conns: len(f.conns[name]), Xlates: len(f.xlates[name]), ARP: len(f.arp[name])}
+	}
+}
+
+// setNow moves the fake lab's clock (the test's manual clock).
+func (f *fakeSource) setNow(t time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = t
+	for _, u := range f.units {
+		if !u.dead && !f.units[u.status.Peer].dead {
+			u.status.PeerLastHeard = t.Add(-8 * time.Millisecond)
+		}
+	}
+}
+
+func (f *fakeSource) alive(name string) (*fakeUnit, error) {
+	u, ok := f.units[name]
+	if !ok {
+		return nil, fmt.Errorf("no unit %q", name)
+	}
+	if u.dead {
+		return nil, errNoAnswer
+	}
+	return u, nil
+}
+
+func (f *fakeSource) Info() LabInfo { return f.info }
+
+func (f *fakeSource) Status(_ context.Context, name string) (unit.Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u, err := f.alive(name)
+	if err != nil {
+		return unit.Status{}, err
+	}
+	s := u.status
+	s.History = append([]unit.TransitionInfo(nil), s.History...)
+	return s, nil
+}
+
+func page[T any](all []T, off, lim int) unit.Page[T] {
+	off = min(max(off, 0), len(all))
+	end := min(off+max(lim, 0), len(all))
+	return unit.Page[T]{Total: len(all), Offset: off, Entries: append([]T(nil), all[off:end]...)}
+}
+
+func (f *fakeSource) Conns(_ context.Context, name string, off, lim int) (unit.Page[firewall.ConnInfo], error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.alive(name); err != nil {
+		return unit.Page[firewall.ConnInfo]{}, err
+	}
+	f.maxLimit[name] = max(f.maxLimit[name], lim)
+	return page(f.conns[name], off, lim), nil
+}
+
+func (f *fakeSource) Xlates(_ context.Context, name string, off, lim int) (unit.Page[firewall.XlateInfo], error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.alive(name); err != nil {
+		return unit.Page[firewall.XlateInfo]{}, err
+	}
+	return page(f.xlates[name], off, lim), nil
+}
+
+func (f *fakeSource) ARP(_ context.Context, name string) ([]firewall.ARPInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.alive(name); err != nil {
+		return nil, err
+	}
+	return append([]firewall.ARPInfo(nil), f.arp[name]...), nil
+}
+
+func (f *fakeSource) Routes(_ context.Context, name string) ([]firewall.RouteInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.alive(name); err != nil {
+		return nil, err
+	}
+	return []firewall.RouteInfo{
+		{Interface: "inside", Prefix: netip.MustParsePrefix("198.18.1.0/24"), Connected: true},
+		{Interface: "outside", Prefix: netip.MustParsePrefix("198.18.2.0/24"), Connected: true},
+	}, nil
+}
+
+func (f *fakeSource) Interfaces(_ context.Context, name string) ([]firewall.InterfaceInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.alive(name); err != nil {
+		return nil, err
+	}
+	rx := uint64(1000)
+	if name == "fw-b" {
+		rx = 20
+	}
+	return []firewall.InterfaceInfo{
+		{Name: "inside", SecurityLevel: 100, Address: netip.MustParsePrefix("198.18.1.1/24"), MAC: "00:00:0c:9f:f0:01", Attached: true, RxPackets: rx, TxPackets: rx / 2},
+		{Name: "outside", Address: netip.MustParsePrefix("198.18.2.1/24"), MAC: "00:00:0c:9f:f0:02", Attached: true, RxPackets: rx / 2, TxPackets: rx, Drops: 3},
+	}, nil
+}
+
+func (f *fakeSource) Drops(_ context.Context, name string) (map[string]uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.alive(name); err != nil {
+		return nil, err
+	}
+	if name == "fw-a" {
+		return map[string]uint64{"acl-drop": 12, "no-route": 1}, nil
+	}
+	return map[string]uint64{"not-active": 40}, nil
+}
+
+func (f *fakeSource) HostARP(_ context.Context, host string) ([]topo.Neighbor, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, ok := f.hostARP[host]
+	if !ok {
+		return nil, fmt.Errorf("no host %q", host)
+	}
+	return append([]topo.Neighbor(nil), n...), nil
+}
+
+// setHostMAC changes a host's cache entry (as a gratuitous ARP would).
+func (f *fakeSource) setHostMAC(host string, ip netip.Addr, mac string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.hostARP[host] {
+		if f.hostARP[host][i].IP == ip {
+			f.hostARP[host][i].MAC = mustMAC(mac)
+		}
+	}
+}
+
+func since(evs []unit.Event, seq uint64) []unit.Event {
+	var out []unit.Event
+	for _, e := range evs {
+		if e.Seq > seq {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (f *fakeSource) UnitEvents(_ context.Context, name string, seq uint64) ([]unit.Event, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u, err := f.alive(name)
+	if err != nil {
+		return nil, err
+	}
+	return since(u.events, seq), nil
+}
+
+func (f *fakeSource) LabEvents(_ context.Context, seq uint64) ([]unit.Event, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return since(f.labEvents, seq), nil
+}
+
+func (f *fakeSource) recordLab(kind, msg string) {
+	f.labEvents = append(f.labEvents, unit.Event{Seq: uint64(len(f.labEvents) + 1), Time: f.now, Unit: "lab", Kind: kind, Msg: msg})
+}
+
+// takeOver makes name active at the fake clock: the first sign 1ms after
+// now, Active 10ms after the sign.
+func (f *fakeSource) takeOver(name, reason, sign string) {
+	u := f.units[name]
+	signAt := f.now.Add(time.Millisecond)
+	at := signAt.Add(10 * time.Millisecond)
+	if sign != "" {
+		u.addEvent(signAt, "sync", sign)
+	}
+	from := u.status.State
+	u.status.History = append(u.status.History,
+		unit.TransitionInfo{At: at, From: from, To: "Just Active", Reason: reason, Term: 2},
+		unit.TransitionInfo{At: at, From: "Just Active", To: "Active", Reason: "takeover complete: " + reason, Term: 2})
+	u.addEvent(at, "transition", from+" -> Just Active: "+reason)
+	u.addEvent(at, "transition", "Just Active -> Active: takeover complete: "+reason)
+	u.status.State, u.status.Active = "Active", true
+	u.status.LastReason, u.status.LastChange = "takeover complete: "+reason, at
+	u.status.Replication = f.units[u.status.Peer].status.Replication
+	u.status.Replication.Connected = false
+	// The standby's tables become the active's.
+}
+
+func (f *fakeSource) Inject(_ context.Context, fl lab.Fault) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.injected = append(f.injected, fl)
+	var msg string
+	switch fl.Kind {
+	case lab.FaultKill:
+		u, err := f.alive(fl.Target)
+		if err != nil {
+			return "", fmt.Errorf("kill: %w", err)
+		}
+		u.dead = true
+		msg = fmt.Sprintf("killed %s (SIGKILL pid %d)", fl.Target, u.status.PID)
+		f.recordLab("fault", msg)
+		f.takeOver(u.status.Peer, "peer process closed the failover connection", "state session from active ended: EOF")
+	case lab.FaultManual:
+		u, err := f.alive(fl.Target)
+		if err != nil {
+			return "", err
+		}
+		peer := f.units[u.status.Peer]
+		f.takeOver(fl.Target, "operator command: failover active", "")
+		at := u.status.LastChange
+		peer.status.History = append(peer.status.History, unit.TransitionInfo{At: at, From: peer.status.State, To: "Standby Ready", Reason: "peer became active"})
+		peer.addEvent(at, "transition", peer.status.State+" -> Standby Ready: peer became active")
+		peer.status.State, peer.status.Active, peer.status.LastChange = "Standby Ready", false, at
+		peer.status.LastReason = "peer became active"
+		msg = "failover active on " + fl.Target + ": ok"
+		f.recordLab("fault", msg)
+	case lab.FaultFreeze, lab.FaultThaw:
+		// A frozen unit's API does not answer; the fake's peer does not
+		// take over (the hold time is not modelled here).
+		f.units[fl.Target].dead = fl.Kind == lab.FaultFreeze
+		msg = fl.String()
+	case lab.FaultRestart:
+		u := f.units[fl.Target]
+		u.dead = false
+		u.status.PID += 1000
+		u.status.StartedAt = f.now
+		u.status.State, u.status.Active = "Standby Ready", false
+		u.events = nil
+		u.addEvent(f.now, "start", "unit "+fl.Target+" started")
+		msg = "restarted " + fl.Target
+	default:
+		msg = fl.String()
+	}
+	return msg, nil
+}
+
+func (f *fakeSource) Failover(_ context.Context, name, do string) (string, error) {
+	return "ok", nil
+}
+
+func (f *fakeSource) Traffic(context.Context) ([]TrafficFlowSummary, error) { return nil, nil }

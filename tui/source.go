@@ -1,0 +1,267 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/falab/falab/firewall"
+	"github.com/falab/falab/lab"
+	"github.com/falab/falab/topo"
+	"github.com/falab/falab/unit"
+)
+
+// LabInfo is the shape of a running lab as the TUI needs it. It does not
+// change while the lab runs, so it is read once.
+type LabInfo struct {
+	Name    string
+	Units   [2]string // primary first, then secondary
+	MACMode string    // "virtual" or "burned-in"
+	Hosts   []HostInfo
+	// Links are the link ends (NODE:IFACE) the `l` key offers to set down
+	// and up: the units' data interfaces first, then the hosts'.
+	Links []string
+}
+
+// HostInfo is one host of the lab: the TUI reads its ARP cache.
+type HostInfo struct {
+	Name    string
+	Gateway netip.Addr // zero when the host has none
+}
+
+// TrafficFlowSummary is one running traffic generator as the Traffic tab
+// shows it. The traffic package fills it (through Options.Traffic).
+type TrafficFlowSummary struct {
+	Name       string        // e.g. "tcp-stream client1->server1"
+	Kind       string        // tcp-stream, udp-probe, http, ping
+	Flows      int           // flows started
+	Alive      int           // flows alive or completed
+	Broken     int           // flows reset, stalled or corrupt
+	RateBps    float64       // bits per second at the last report
+	LongestGap time.Duration // longest pause seen by any flow
+}
+
+// Source is everything the TUI reads from a lab or does to it. Each method
+// is called from a tea.Cmd, never from Update, so it may block on I/O; it
+// must be safe for concurrent use because commands run in parallel.
+type Source interface {
+	// Info returns the lab's shape.
+	Info() LabInfo
+	// Status returns a unit's failover status.
+	Status(ctx context.Context, unitName string) (unit.Status, error)
+	// Conns returns one page of a unit's connection table.
+	Conns(ctx context.Context, unitName string, offset, limit int) (unit.Page[firewall.ConnInfo], error)
+	// Xlates returns one page of a unit's translation table.
+	Xlates(ctx context.Context, unitName string, offset, limit int) (unit.Page[firewall.XlateInfo], error)
+	// ARP returns a unit's (replicated) ARP table.
+	ARP(ctx context.Context, unitName string) ([]firewall.ARPInfo, error)
+	// Routes returns a unit's routing table.
+	Routes(ctx context.Context, unitName string) ([]firewall.RouteInfo, error)
+	// Interfaces returns a unit's data interfaces with their counters.
+	Interfaces(ctx context.Context, unitName string) ([]firewall.InterfaceInfo, error)
+	// Drops returns a unit's drop counters by reason.
+	Drops(ctx context.Context, unitName string) (map[string]uint64, error)
+	// HostARP returns a host's ARP cache, read from its namespace.
+	HostARP(ctx context.Context, host string) ([]topo.Neighbor, error)
+	// UnitEvents returns a unit's events after seq.
+	UnitEvents(ctx context.Context, unitName string, since uint64) ([]unit.Event, error)
+	// LabEvents returns the lab's own timeline (faults) after seq.
+	LabEvents(ctx context.Context, since uint64) ([]unit.Event, error)
+	// Inject performs a fault and returns what was done.
+	Inject(ctx context.Context, f lab.Fault) (string, error)
+	// Failover sends an operator failover command ("active", "standby",
+	// "reset") to one unit.
+	Failover(ctx context.Context, unitName, do string) (string, error)
+	// Traffic returns the running traffic generators (none: nil).
+	Traffic(ctx context.Context) ([]TrafficFlowSummary, error)
+}
+
+// LabSource is the Source over a running lab: unit API clients, the hosts'
+// namespaces and the lab's state directory. Safe for concurrent use: its
+// fields are set once by NewLabSource.
+type LabSource struct {
+	info    LabInfo
+	lab     *lab.Lab
+	clients map[string]*unit.Client
+	traffic func(context.Context) ([]TrafficFlowSummary, error)
+}
+
+var _ Source = (*LabSource)(nil)
+
+// NewLabSource reads the running lab labName. traffic may be nil (the
+// Traffic tab then says no traffic is running).
+func NewLabSource(labName string, traffic func(context.Context) ([]TrafficFlowSummary, error)) (*LabSource, error) {
+	_, l, err := lab.LoadRunning(labName)
+	if err != nil {
+		return nil, err
+	}
+	s := &LabSource{lab: l, clients: map[string]*unit.Client{}, traffic: traffic}
+	for _, u := range l.Units {
+		c, err := lab.UnitClient(labName, u.Name)
+		if err != nil {
+			return nil, err
+		}
+		s.clients[u.Name] = c
+	}
+	s.info = infoOf(l)
+	return s, nil
+}
+
+// infoOf extracts what the TUI needs from a resolved lab.
+func infoOf(l *lab.Lab) LabInfo {
+	in := LabInfo{Name: l.Name, Units: [2]string{l.Units[0].Name, l.Units[1].Name}, MACMode: l.Failover.MACMode}
+	for _, h := range l.Hosts {
+		in.Hosts = append(in.Hosts, HostInfo{Name: h.Name, Gateway: h.Gateway})
+	}
+	isUnit := func(n string) bool { return n == in.Units[0] || n == in.Units[1] }
+	var hostEnds []string
+	for _, lk := range l.Links {
+		for _, e := range []lab.Endpoint{lk.A, lk.B} {
+			switch {
+			case e.Iface == "" || e.Iface == l.Failover.Link.Interface && isUnit(e.Node):
+				// Switch ends have no name of ours; the failover link has its own key.
+			case isUnit(e.Node):
+				in.Links = append(in.Links, e.Node+":"+e.Iface)
+			default:
+				if _, ok := l.Host(e.Node); ok {
+					hostEnds = append(hostEnds, e.Node+":"+e.Iface)
+				}
+			}
+		}
+	}
+	in.Links = append(in.Links, hostEnds...)
+	return in
+}
+
+func (s *LabSource) client(name string) (*unit.Client, error) {
+	c, ok := s.clients[name]
+	if !ok {
+		return nil, fmt.Errorf("lab %s has no unit %q", s.info.Name, name)
+	}
+	return c, nil
+}
+
+// Info implements Source.
+func (s *LabSource) Info() LabInfo { return s.info }
+
+// Status implements Source.
+func (s *LabSource) Status(ctx context.Context, u string) (unit.Status, error) {
+	c, err := s.client(u)
+	if err != nil {
+		return unit.Status{}, err
+	}
+	return c.Status(ctx)
+}
+
+// Conns implements Source.
+func (s *LabSource) Conns(ctx context.Context, u string, offset, limit int) (unit.Page[firewall.ConnInfo], error) {
+	c, err := s.client(u)
+	if err != nil {
+		return unit.Page[firewall.ConnInfo]{}, err
+	}
+	return c.Conns(ctx, offset, limit)
+}
+
+// Xlates implements Source.
+func (s *LabSource) Xlates(ctx context.Context, u string, offset, limit int) (unit.Page[firewall.XlateInfo], error) {
+	c, err := s.client(u)
+	if err != nil {
+		return unit.Page[firewall.XlateInfo]{}, err
+	}
+	return c.Xlates(ctx, offset, limit)
+}
+
+// ARP implements Source.
+func (s *LabSource) ARP(ctx context.Context, u string) ([]firewall.ARPInfo, error) {
+	c, err := s.client(u)
+	if err != nil {
+		return nil, err
+	}
+	return c.ARP(ctx)
+}
+
+// Routes implements Source.
+func (s *LabSource) Routes(ctx context.Context, u string) ([]firewall.RouteInfo, error) {
+	c, err := s.client(u)
+	if err != nil {
+		return nil, err
+	}
+	return c.Routes(ctx)
+}
+
+// Interfaces implements Source.
+func (s *LabSource) Interfaces(ctx context.Context, u string) ([]firewall.InterfaceInfo, error) {
+	c, err := s.client(u)
+	if err != nil {
+		return nil, err
+	}
+	return c.Interfaces(ctx)
+}
+
+// Drops implements Source.
+func (s *LabSource) Drops(ctx context.Context, u string) (map[string]uint64, error) {
+	c, err := s.client(u)
+	if err != nil {
+		return nil, err
+	}
+	return c.Drops(ctx)
+}
+
+// HostARP implements Source.
+func (s *LabSource) HostARP(_ context.Context, host string) ([]topo.Neighbor, error) {
+	if _, ok := s.lab.Host(host); !ok {
+		return nil, fmt.Errorf("lab %s has no host %q", s.info.Name, host)
+	}
+	return topo.Neighbors(s.lab.Namespace(host))
+}
+
+// UnitEvents implements Source.
+func (s *LabSource) UnitEvents(ctx context.Context, u string, since uint64) ([]unit.Event, error) {
+	c, err := s.client(u)
+	if err != nil {
+		return nil, err
+	}
+	return c.Events(ctx, since, 0)
+}
+
+// LabEvents implements Source.
+func (s *LabSource) LabEvents(_ context.Context, since uint64) ([]unit.Event, error) {
+	evs, err := lab.LabEvents(s.info.Name)
+	if err != nil {
+		return nil, err
+	}
+	var out []unit.Event
+	for _, e := range evs {
+		if e.Seq > since {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// Inject implements Source.
+func (s *LabSource) Inject(ctx context.Context, f lab.Fault) (string, error) {
+	return lab.Inject(ctx, s.info.Name, f)
+}
+
+// Failover implements Source.
+func (s *LabSource) Failover(ctx context.Context, u, do string) (string, error) {
+	c, err := s.client(u)
+	if err != nil {
+		return "", err
+	}
+	r, err := c.Failover(ctx, do)
+	if err == nil {
+		lab.RecordEvent(s.info.Name, "command", fmt.Sprintf("failover %s on %s: %s", do, u, r))
+	}
+	return r, err
+}
+
+// Traffic implements Source.
+func (s *LabSource) Traffic(ctx context.Context) ([]TrafficFlowSummary, error) {
+	if s.traffic == nil {
+		return nil, nil
+	}
+	return s.traffic(ctx)
+}
