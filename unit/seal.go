@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"time"
 
 	"github.com/falab/falab/replicate"
@@ -38,22 +39,34 @@ func seal(key replicate.Key, purpose string, body []byte) []byte {
 	return m.Sum(out)[:len(out)+sealMACLen]
 }
 
+// Reasons open refuses a message.
+var (
+	errSealAuth  = errors.New("failed authentication (wrong failover key?)")
+	errSealStale = errors.New("too old (sent more than 2s ago)")
+)
+
 func open(key replicate.Key, purpose string, msg []byte) ([]byte, bool) {
+	b, err := openErr(key, purpose, msg)
+	return b, err == nil
+}
+
+// openErr is open with the reason: a stale message (a frozen unit's
+// backlog, a replay) is not an authentication failure.
+func openErr(key replicate.Key, purpose string, msg []byte) ([]byte, error) {
 	if len(msg) < 8+sealMACLen {
-		return nil, false
+		return nil, errSealAuth
 	}
 	body, mac := msg[:len(msg)-sealMACLen], msg[len(msg)-sealMACLen:]
 	m := hmac.New(sha256.New, sealKey(key, purpose))
 	m.Write(body)
 	if !hmac.Equal(m.Sum(nil)[:sealMACLen], mac) {
-		return nil, false
+		return nil, errSealAuth
 	}
 	ts := time.Unix(0, int64(binary.BigEndian.Uint64(body)))
 	if age := time.Since(ts); age > maxSealAge || age < -maxSealAge {
-		return nil, false
+		return nil, errSealStale
 	}
-	return body[8:], true
+	return body[8:], nil
 }
 
-func sealHello(key replicate.Key, b []byte) []byte         { return seal(key, "hello", b) }
-func openHello(key replicate.Key, b []byte) ([]byte, bool) { return open(key, "hello", b) }
+func sealHello(key replicate.Key, b []byte) []byte { return seal(key, "hello", b) }

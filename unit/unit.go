@@ -53,8 +53,8 @@ type Unit struct {
 	stateLn   net.Listener
 	probes    *prober
 
-	// A takeover in progress, for the "first packet forwarded" event.
-	takeoverAt atomic.Int64
+	// Hellos refused: a wrong key, or stale (a frozen unit's backlog).
+	helloAuthFailures, helloStale atomic.Uint64
 
 	statusMu   sync.Mutex
 	status     failover.Status             // guarded by statusMu: refreshed by drive
@@ -326,6 +326,7 @@ func (u *Unit) sendHello(h failover.Hello) {
 // readHellos decodes the peer's hellos from the failover link.
 func (u *Unit) readHellos(ctx context.Context) {
 	buf := make([]byte, 2048)
+	var lastRefusal time.Time
 	for {
 		n, from, err := u.helloConn.ReadFromUDP(buf)
 		if err != nil {
@@ -337,9 +338,19 @@ func (u *Unit) readHellos(ctx context.Context) {
 		if from.IP.String() != u.cfg.PeerAddr.String() {
 			continue
 		}
-		plain, ok := openHello(u.key, buf[:n])
-		if !ok {
-			u.events.Add("hello", fmt.Sprintf("hello from %s failed authentication (wrong failover key?)", from))
+		plain, err := openErr(u.key, "hello", buf[:n])
+		if err != nil {
+			// Said once a second at most: a thawed unit reads a backlog of
+			// stale hellos, a wrong key fails every one.
+			if errors.Is(err, errSealAuth) {
+				u.helloAuthFailures.Add(1)
+			} else {
+				u.helloStale.Add(1)
+			}
+			if now := time.Now(); now.Sub(lastRefusal) > time.Second {
+				lastRefusal = now
+				u.events.Add("hello", fmt.Sprintf("hello from %s refused: %v (auth failures %d, stale %d so far)", from, err, u.helloAuthFailures.Load(), u.helloStale.Load()))
+			}
 			continue
 		}
 		var h failover.Hello
@@ -359,7 +370,6 @@ func (u *Unit) becomeActive(a failover.BecomeActive) {
 	}
 	u.fw.SetActive(true)
 	u.active.Store(true)
-	u.takeoverAt.Store(time.Now().UnixNano())
 	if u.sender.Load() == nil {
 		s, err := replicate.NewSender(replicate.SenderConfig{
 			Key:    u.key,
