@@ -517,8 +517,13 @@ func (u *Unit) onReceiverEvent(ev replicate.Event) {
 	case replicate.SessionUp:
 		u.events.Add("sync", "connected to active "+u.cfg.Peer+" for state: bulk sync starts")
 		// Every session begins with a bulk sync that resets the tables:
-		// only now does the standby stop holding a complete copy.
-		u.feed(failover.SyncLost{Reason: "new state session: bulk sync"})
+		// only now does a Standby Ready unit stop holding a complete copy.
+		u.statusMu.Lock()
+		ready := u.status.State == failover.StandbyReady
+		u.statusMu.Unlock()
+		if ready {
+			u.feed(failover.SyncLost{Reason: "new state session: bulk sync"})
+		}
 	case replicate.BulkSyncDone:
 		if e.Match {
 			u.events.Add("sync", fmt.Sprintf("bulk sync done: %d records, every table digest matches the active's", e.Records))

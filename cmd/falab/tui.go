@@ -46,7 +46,7 @@ func trafficFeed(name string) func(context.Context) ([]tui.TrafficFlowSummary, e
 		}
 		var out []tui.TrafficFlowSummary
 		for _, r := range reps {
-			s := tui.TrafficFlowSummary{Name: fmt.Sprintf("%s %s %s->%s", r.Traffic.Name, r.Traffic.Kind, r.Traffic.Client, r.Traffic.Server), Kind: r.Traffic.Kind}
+			s := tui.TrafficFlowSummary{Name: fmt.Sprintf("%s %s->%s", r.Traffic.Name, r.Traffic.Client, r.Traffic.Server), Kind: r.Traffic.Kind}
 			if c := r.Client; c != nil {
 				s.Flows = c.Flows
 				s.Alive = c.Alive + c.Completed
