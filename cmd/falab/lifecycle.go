@@ -197,16 +197,29 @@ func cmdLabs(ctx context.Context, e *env, args []string) error {
 		}
 		out = append(out, entry{n, l.Description, n == labs.Default})
 	}
+	var scenarios []entry
+	for _, n := range lab.ScenarioNames() {
+		sc, err := lab.LoadScenario(n)
+		if err != nil {
+			return fmt.Errorf("built-in scenario %s: %w", n, err)
+		}
+		scenarios = append(scenarios, entry{Name: n, Description: sc.Spec.Description})
+	}
 	if e.json {
-		return printJSON(e.stdout, out)
+		return printJSON(e.stdout, map[string]any{"labs": out, "scenarios": scenarios})
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "labs (falab up NAME):")
 	for _, x := range out {
 		mark := ""
 		if x.Default {
 			mark = " (default)"
 		}
-		fmt.Fprintf(tw, "%s%s\t%s\n", x.Name, mark, x.Description)
+		fmt.Fprintf(tw, "  %s%s\t%s\n", x.Name, mark, x.Description)
+	}
+	fmt.Fprintln(tw, "scenarios (falab run NAME):")
+	for _, x := range scenarios {
+		fmt.Fprintf(tw, "  %s\t%s\n", x.Name, x.Description)
 	}
 	return tw.Flush()
 }
