@@ -48,14 +48,18 @@ const (
 	TableConn Table = iota + 1
 	TableXlate
 	TableARP
+	// TableBridge is the transparent mode's bridge (MAC address) table.
+	// It comes after the others so that their ids stay what they were.
+	TableBridge
 	numTables
 )
 
 // Tables lists the replicated tables in bulk-sync order: ARP and xlates
-// before the connections that use them.
-var Tables = []Table{TableARP, TableXlate, TableConn}
+// before the connections that use them, then the bridge table (empty in
+// routed mode).
+var Tables = []Table{TableARP, TableXlate, TableConn, TableBridge}
 
-// String returns "conn", "xlate" or "arp".
+// String returns "conn", "xlate", "arp" or "bridge".
 func (t Table) String() string {
 	switch t {
 	case TableConn:
@@ -64,6 +68,8 @@ func (t Table) String() string {
 		return "xlate"
 	case TableARP:
 		return "arp"
+	case TableBridge:
+		return "bridge"
 	}
 	return fmt.Sprintf("Table(%d)", uint8(t))
 }
@@ -167,16 +173,26 @@ type ARPRecord struct {
 	Updated   int64 // unix nanoseconds
 }
 
+// BridgeRecord is the replicated form of a bridge (MAC address) table
+// entry: the station MAC was last seen on Interface.
+type BridgeRecord struct {
+	MAC       [6]byte
+	Interface string
+	Updated   int64 // unix nanoseconds
+}
+
 // Change is one replicated table change. Exactly the record named by Table
 // is meaningful. For OpDelete the record's key fields suffice (Conn.Orig,
 // the xlate's kind, protocol, real address and port and mapped interface,
-// the ARP entry's interface and IP) but the whole record is carried.
+// the ARP entry's interface and IP, the bridge entry's MAC) but the whole
+// record is carried.
 type Change struct {
-	Table Table
-	Op    Op
-	Conn  ConnRecord
-	Xlate XlateRecord
-	ARP   ARPRecord
+	Table  Table
+	Op     Op
+	Conn   ConnRecord
+	Xlate  XlateRecord
+	ARP    ARPRecord
+	Bridge BridgeRecord
 }
 
 // Wire format, version 1 (big endian):
@@ -188,6 +204,7 @@ type Change struct {
 //	xlate body: kind(1) proto(1) real(4) realPort(2) mapped(4) mappedPort(2)
 //	            realIf(str) mappedIf(str) created(8)
 //	arp body:   iface(str) ip(4) mac(6) updated(8)
+//	bridge body: mac(6) iface(str) updated(8)
 //
 // where a tuple is proto(1) src(4) dst(4) srcPort(2) dstPort(2) and str is
 // len(1) bytes(len), 1-15 bytes. A reader of version 1 ignores body bytes
@@ -253,6 +270,11 @@ func (c Change) AppendBinary(b []byte) []byte {
 		b = appendStr(b, r.Interface)
 		b = append(b, r.IP[:]...)
 		b = append(b, r.MAC[:]...)
+		b = binary.BigEndian.AppendUint64(b, uint64(r.Updated))
+	case TableBridge:
+		r := &c.Bridge
+		b = append(b, r.MAC[:]...)
+		b = appendStr(b, r.Interface)
 		b = binary.BigEndian.AppendUint64(b, uint64(r.Updated))
 	}
 	binary.BigEndian.PutUint16(b[start+3:], uint16(len(b)-start-changeHeaderLen))
@@ -391,6 +413,20 @@ func ParseChange(b []byte) (Change, error) {
 		if !validIfName(x.Interface) {
 			return bad("interface name %q", x.Interface)
 		}
+	case TableBridge:
+		x := &c.Bridge
+		x.MAC = [6]byte(r.take(6))
+		x.Interface = r.str()
+		x.Updated = r.i64()
+		if r.short {
+			break
+		}
+		switch {
+		case !validStationMAC(x.MAC):
+			return bad("station MAC %x is multicast or zero", x.MAC)
+		case !validIfName(x.Interface):
+			return bad("interface name %q", x.Interface)
+		}
 	}
 	if r.short {
 		return Change{}, fmt.Errorf("%s body: %w", c.Table, io.ErrUnexpectedEOF)
@@ -406,6 +442,7 @@ func entryHash(c Change) uint64 {
 	c.Conn.Created, c.Conn.LastSeen = 0, 0
 	c.Xlate.Created = 0
 	c.ARP.Updated = 0
+	c.Bridge.Updated = 0
 	var buf [96]byte
 	b := c.AppendBinary(buf[:0])
 	// FNV-1a, then the splitmix64 finalizer so that sums of hashes of

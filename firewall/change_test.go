@@ -27,6 +27,7 @@ func sampleChanges() []Change {
 		{Table: TableXlate, Op: OpUpsert, Xlate: XlateRecord{Kind: NATStatic, Real: staticHost.ip, Mapped: staticMapped,
 			RealInterface: "inside", MappedInterface: "outside"}},
 		{Table: TableARP, Op: OpDelete, ARP: ARPRecord{Interface: "outside", IP: server.ip, MAC: server.mac, Updated: -5}},
+		{Table: TableBridge, Op: OpUpsert, Bridge: BridgeRecord{MAC: client.mac, Interface: "inside", Updated: 77}},
 	}
 }
 
@@ -169,7 +170,7 @@ func TestReplicationGivesEqualDigests(t *testing.T) {
 	}
 	for _, tb := range Tables {
 		da, db := a.fw.Digest(tb), b.fw.Digest(tb)
-		if da != db || da == 0 {
+		if da != db || da == 0 && tb != TableBridge { // no bridge table in routed mode
 			t.Errorf("%s digest: active %#x, standby %#x", tb, da, db)
 		}
 	}

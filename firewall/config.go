@@ -23,7 +23,31 @@ type Config struct {
 	AccessLists  map[string][]ACE
 	AccessGroups []AccessGroup
 	Timeouts     Timeouts
+
+	// Mode is ModeRouted (the default when empty) or ModeTransparent.
+	// In transparent mode the unit bridges its data interfaces inside one
+	// subnet: interfaces, Routes and NAT carry no addresses and must be
+	// empty, and the unit owns only its management addresses.
+	Mode string
+	// ManagementAddr is the transparent unit's own address with the
+	// subnet's mask, answered (ARP and ping) on every data interface by
+	// the active unit; zero for none. Transparent mode only.
+	ManagementAddr netip.Prefix
+	// ManagementStandbyAddr is answered by the standby unit, in
+	// ManagementAddr's subnet; zero for none. Transparent mode only.
+	ManagementStandbyAddr netip.Addr
+	// AllowEtherTypes are the EtherTypes bridged (without inspection) in
+	// transparent mode besides IPv4 and ARP, which are always bridged
+	// (IPv4 statefully). Values below 0x0600 are 802.3 lengths, not
+	// EtherTypes, and are refused.
+	AllowEtherTypes []uint16
 }
+
+// Modes of Config.Mode.
+const (
+	ModeRouted      = "routed"
+	ModeTransparent = "transparent"
+)
 
 // InterfaceConfig is one data interface. Name is the ASA nameif and the
 // Linux interface name inside the unit's namespace.
@@ -110,6 +134,7 @@ type Timeouts struct {
 	Xlate      time.Duration // static and dynamic xlates (kept for the ASA's sake), default 3h
 	PATXlate   time.Duration // a PAT xlate after its last connection, default 30s
 	ARP        time.Duration // ARP entries, default 4h
+	MACAddress time.Duration // bridge (MAC address) table entries in transparent mode, default 5m
 }
 
 func (t Timeouts) withDefaults() Timeouts {
@@ -126,6 +151,7 @@ func (t Timeouts) withDefaults() Timeouts {
 	def(&t.Xlate, 3*time.Hour)
 	def(&t.PATXlate, 30*time.Second)
 	def(&t.ARP, 4*time.Hour)
+	def(&t.MACAddress, 5*time.Minute)
 	return t
 }
 
@@ -215,6 +241,18 @@ func (f *Firewall) compile(cfg Config) error {
 	if len(cfg.Interfaces) > 255 {
 		return cfgErr("%d interfaces, at most 255", len(cfg.Interfaces))
 	}
+	switch cfg.Mode {
+	case "", ModeRouted:
+		if cfg.ManagementAddr.IsValid() || cfg.ManagementStandbyAddr.IsValid() || len(cfg.AllowEtherTypes) > 0 {
+			return cfgErr("management addresses and allowed EtherTypes are for transparent mode only")
+		}
+	case ModeTransparent:
+		if err := f.compileTransparent(cfg); err != nil {
+			return err
+		}
+	default:
+		return cfgErr("mode %q is not %q or %q", cfg.Mode, ModeRouted, ModeTransparent)
+	}
 	f.byName = make(map[string]int, len(cfg.Interfaces))
 	for i, ic := range cfg.Interfaces {
 		switch {
@@ -222,7 +260,9 @@ func (f *Firewall) compile(cfg Config) error {
 			return cfgErr("interface %d: name %q must be 1-15 bytes", i, ic.Name)
 		case f.hasInterface(ic.Name):
 			return cfgErr("interface %q defined twice", ic.Name)
-		case !ic.Prefix.IsValid() || !ic.Prefix.Addr().Is4() || ic.Prefix.Bits() == 0 || ic.Prefix.Bits() > 30:
+		case f.transparent && (ic.Prefix.IsValid() || ic.StandbyAddr.IsValid()):
+			return cfgErr("interface %q: interfaces have no address in transparent mode (use ManagementAddr)", ic.Name)
+		case !f.transparent && (!ic.Prefix.IsValid() || !ic.Prefix.Addr().Is4() || ic.Prefix.Bits() == 0 || ic.Prefix.Bits() > 30):
 			return cfgErr("interface %q: prefix %v must be an IPv4 address with a /1-/30 mask", ic.Name, ic.Prefix)
 		case ic.StandbyAddr.IsValid() && (!ic.StandbyAddr.Is4() || !ic.Prefix.Contains(ic.StandbyAddr) || ic.StandbyAddr == ic.Prefix.Addr()):
 			return cfgErr("interface %q: standby address %v must be another address of %v", ic.Name, ic.StandbyAddr, ic.Prefix)
@@ -234,14 +274,20 @@ func (f *Firewall) compile(cfg Config) error {
 		netA, mask, _ := prefixMatch(ic.Prefix)
 		it := &iface{
 			idx: i, name: ic.Name, sec: ic.SecurityLevel, prefix: ic.Prefix,
-			netAddr: netA, mask: mask, addr: ic.Prefix.Addr().As4(),
+			netAddr: netA, mask: mask,
 			activeMAC: [6]byte(ic.ActiveMAC), standbyMAC: [6]byte(ic.StandbyMAC),
+		}
+		if ic.Prefix.IsValid() {
+			it.addr = ic.Prefix.Addr().As4()
 		}
 		if ic.StandbyAddr.IsValid() {
 			it.standby, it.hasStandby = ic.StandbyAddr.As4(), true
 		}
 		f.ifs = append(f.ifs, it)
 		f.byName[ic.Name] = i
+		if f.transparent {
+			continue // no address, so no connected route
+		}
 		f.routes = append(f.routes, route{netAddr: netA, mask: mask, bits: ic.Prefix.Bits(), ifIdx: i,
 			prefix: ic.Prefix.Masked(), connected: true})
 	}

@@ -8,7 +8,12 @@
 // roles or of the peer unit; the unit process flips SetActive and feeds
 // replicated state through ApplyChange.
 //
-// Replicated tables (connections, xlates, ARP) change only through their
+// In transparent mode (Config.Mode) the unit is instead a bump in the wire
+// inside one subnet: a learning bridge between its data interfaces that
+// passes IPv4 through the same connection table and policy, without NAT or
+// routing, while the standby blocks every data frame (see bridge.go).
+//
+// Replicated tables (connections, xlates, ARP, bridge) change only through their
 // own methods, and each change is reported once through Options.OnChange
 // as a Change record while a per-firewall change lock is held, together
 // with an update to that table's order-independent digest. A standby

@@ -33,6 +33,7 @@ const (
 	DropTxError                         // the egress port failed to send
 	DropNoPort                          // the egress interface has no attached port
 	DropConnConflict                    // a new flow's reply tuple is owned by another connection
+	DropBadSourceMAC                    // transparent mode: source MAC multicast, zero or one of the units' own
 	numDropReasons
 )
 
@@ -62,6 +63,7 @@ var dropNames = [numDropReasons]string{
 	DropTxError:              "tx-error",
 	DropNoPort:               "no-port",
 	DropConnConflict:         "conn-conflict",
+	DropBadSourceMAC:         "l2-bad-source",
 }
 
 // String returns the reason's name as "show asp drop" would print it.

@@ -66,11 +66,21 @@ type Firewall struct {
 	pats     []patRule
 	timeouts Timeouts
 
+	// Transparent mode (see bridge.go); immutable after New.
+	transparent    bool
+	mgmtPrefix     netip.Prefix
+	mgmtAddr       [4]byte
+	hasMgmt        bool
+	mgmtStandby    [4]byte
+	hasMgmtStandby bool
+	allowEther     []uint16
+
 	active atomic.Bool
 
 	conns  connTable
 	xlates xlateTable
 	arp    arpTable
+	bridge bridgeTable
 
 	changeMu sync.Mutex
 	digests  [numTables]uint64 // guarded by changeMu
@@ -129,6 +139,7 @@ func New(cfg Config, opt Options) (*Firewall, error) {
 	f.conns.init()
 	f.xlates.init()
 	f.arp.init()
+	f.bridge.init()
 	f.bufs.New = func() any { return new(packetBuf) }
 	f.workers.New = func() any { return &worker{f: f, out: make([][][]byte, len(f.ifs))} }
 	f.icmpTokens = icmpErrorsPerSecond
@@ -259,8 +270,8 @@ func (f *Firewall) HandleFrame(ingress int, frame []byte) {
 }
 
 // Maintain does the firewall's timed work: incremental expiry of
-// connections and PAT xlates and ageing of ARP entries (active only), and
-// ARP retries. Run calls it periodically; tests call it after advancing a
+// connections and PAT xlates and ageing of ARP and bridge entries (active
+// only), and ARP retries. Run calls it periodically; tests call it after advancing a
 // ManualClock.
 func (f *Firewall) Maintain() {
 	w := f.workers.Get().(*worker)
@@ -269,6 +280,9 @@ func (f *Firewall) Maintain() {
 	if active {
 		f.sweepConns(sweepShardsPerCall, w.now)
 		f.sweepXlates(xlateSweepPerCall, w.now)
+		if f.transparent {
+			f.sweepBridge(bridgeSweepShardsPerCall, w.now)
+		}
 	}
 	w.maintainARP(active)
 	w.flush()
@@ -280,7 +294,9 @@ func (f *Firewall) Maintain() {
 // and ages entries. Standby: answers ARP and ping only for the standby
 // address with StandbyMAC, never forwards, never ages entries on its own.
 // On becoming active every entry's last activity becomes now, so nothing
-// idles out at the moment of takeover.
+// idles out at the moment of takeover. In transparent mode the active
+// bridges from the (replicated) bridge table at once, and the standby
+// blocks every data frame but those for its management standby address.
 func (f *Firewall) SetActive(active bool) {
 	was := f.active.Load()
 	if active == was {
@@ -291,6 +307,7 @@ func (f *Firewall) SetActive(active bool) {
 		f.touchAllConns(now)
 		f.touchAllXlates(now)
 		f.touchAllARP(now)
+		f.touchAllBridge(now)
 	} else {
 		f.dropAllPending()
 	}
@@ -306,9 +323,19 @@ func (f *Firewall) Active() bool { return f.active.Load() }
 // ActiveMAC to broadcast, followed by one for each NAT mapped address
 // proxied on that interface (so that hosts re-learn those too when the
 // units do not share a virtual MAC).
+//
+// In transparent mode it sends, per data interface, one gratuitous ARP
+// for the management address (if any) and then calls AnnounceBridge.
 func (f *Firewall) SendGratuitousARP() {
 	w := f.workers.Get().(*worker)
 	w.now = f.now()
+	if f.transparent {
+		w.sendManagementGARP()
+		w.flush()
+		f.workers.Put(w)
+		f.AnnounceBridge()
+		return
+	}
 	for _, it := range f.ifs {
 		if it.port == nil {
 			continue
@@ -457,6 +484,12 @@ func (f *Firewall) Snapshot(t Table, emit func(Change) bool) {
 				return
 			}
 		}
+	case TableBridge:
+		for _, r := range f.bridgeRecords(-1) {
+			if !emit(Change{Table: TableBridge, Op: OpUpsert, Bridge: r}) {
+				return
+			}
+		}
 	}
 }
 
@@ -523,6 +556,8 @@ func (f *Firewall) ApplyChange(c Change) error {
 		}
 		f.deleteARPLocked(arpKey{uint8(i), r.IP})
 		return nil
+	case TableBridge:
+		return f.applyBridge(c)
 	}
 	return fmt.Errorf("apply: %w %d", ErrChangeTable, c.Table)
 }

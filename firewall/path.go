@@ -95,6 +95,9 @@ func (w *worker) dispatch(in *iface, frame []byte) DropReason {
 		ch.h(in.name, eth.Payload())
 		return dropNone
 	}
+	if f.transparent {
+		return w.bridgeFrame(in, frame)
+	}
 	dst := eth.Destination()
 	mac := f.ourMAC(in)
 	switch et {
@@ -158,23 +161,57 @@ func (w *worker) parse(ip header.IPv4) DropReason {
 	return dropNone
 }
 
-func (w *worker) handleIPv4(in *iface, frame []byte) DropReason {
-	f := w.f
+// ipv4Of validates the IPv4 header of an Ethernet frame and returns it
+// trimmed to its total length, with the frame trimmed alike (Ethernet
+// padding dropped).
+func ipv4Of(frame []byte) (header.IPv4, []byte, DropReason) {
 	ip := header.IPv4(frame[header.EthernetLen:])
 	switch ip.Check() {
 	case nil:
 	case header.ErrIPv4Truncated:
-		return DropTruncated
+		return nil, frame, DropTruncated
 	default:
-		return DropBadIPHeader
+		return nil, frame, DropBadIPHeader
 	}
 	if !ip.ChecksumValid() {
-		return DropBadIPChecksum
+		return nil, frame, DropBadIPChecksum
 	}
 	ip = ip[:ip.TotalLength()]
-	frame = frame[:header.EthernetLen+len(ip)] // drop Ethernet padding
+	frame = frame[:header.EthernetLen+len(ip)]
 	if ip.IsFragment() {
-		return DropFragment
+		return nil, frame, DropFragment
+	}
+	return ip, frame, dropNone
+}
+
+// liveConn returns c (found for w.p's tuple in direction dir) if the
+// packet may use it, or nil: an expired connection is deleted, and a new
+// SYN on a closing one starts over.
+func (w *worker) liveConn(c *conn, dir int) *conn {
+	f := w.f
+	p := &w.p
+	if c == nil {
+		return nil
+	}
+	if f.expired(c, w.now) {
+		f.deleteConn(c)
+		return nil
+	}
+	if p.tuple.Proto == header.ProtocolTCP && dir == dirOrig &&
+		p.tcpFlags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN {
+		if st, _ := c.tcpState(); st >= TCPStateFinWait {
+			f.deleteConn(c)
+			return nil
+		}
+	}
+	return c
+}
+
+func (w *worker) handleIPv4(in *iface, frame []byte) DropReason {
+	f := w.f
+	ip, frame, r := ipv4Of(frame)
+	if r != dropNone {
+		return r
 	}
 	dst := ip.DestinationAddress()
 	if !f.active.Load() {
@@ -194,19 +231,7 @@ func (w *worker) handleIPv4(in *iface, frame []byte) DropReason {
 		return w.related(frame)
 	}
 	c, dir := f.conns.lookup(p.tuple)
-	if c != nil {
-		if f.expired(c, w.now) {
-			f.deleteConn(c)
-			c = nil
-		} else if p.tuple.Proto == header.ProtocolTCP && dir == dirOrig &&
-			p.tcpFlags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN {
-			// A new SYN on a closing connection reuses the tuple: start over.
-			if st, _ := c.tcpState(); st >= TCPStateFinWait {
-				f.deleteConn(c)
-				c = nil
-			}
-		}
-	}
+	c = w.liveConn(c, dir)
 	if c == nil {
 		if dst == in.addr {
 			return w.local(in, frame)
@@ -277,12 +302,10 @@ func (w *worker) newFlow(in *iface, frame []byte) (*conn, DropReason) {
 		return nil, DropIntraInterface
 	}
 	out := f.ifs[outIdx]
-	if in.hasACL {
-		if !aclPermits(in.acl, t.Proto, t.Src, realDst, t.DstPort) {
-			return nil, DropACLDeny
-		}
-	} else if in.sec <= out.sec {
-		return nil, DropSecurityLevel
+	pt := t
+	pt.Dst = realDst // the policy reads real addresses (ASA 8.3+)
+	if r := f.permits(in, out, pt); r != dropNone {
+		return nil, r
 	}
 	if p.ip.TTL() <= 1 {
 		w.icmpError(in, header.ICMPv4TimeExceeded, header.ICMPv4TTLExceeded)
@@ -581,31 +604,13 @@ func (w *worker) related(frame []byte) DropReason {
 	p := &w.p
 	ip := p.ip
 	ic := header.ICMPv4(p.l4)
+	key, r := quotedKey(ic)
+	if r != dropNone {
+		return r
+	}
 	inner := header.IPv4(ic.Payload())
-	if len(inner) < header.IPv4MinimumSize || inner[0]>>4 != 4 {
-		return DropBadL4Header
-	}
-	hl := inner.HeaderLength()
-	if hl < header.IPv4MinimumSize || len(inner) < hl+8 {
-		return DropBadL4Header
-	}
-	il4 := inner[hl:]
-	proto := inner.Protocol()
-	// The quoted packet left us; reversed, it is the key of the direction
-	// the error now travels in.
-	key := Tuple{Proto: proto, Src: inner.DestinationAddress(), Dst: inner.SourceAddress()}
-	switch proto {
-	case header.ProtocolTCP, header.ProtocolUDP:
-		key.SrcPort = uint16(il4[2])<<8 | uint16(il4[3])
-		key.DstPort = uint16(il4[0])<<8 | uint16(il4[1])
-	case header.ProtocolICMP:
-		if il4[0] != header.ICMPv4Echo && il4[0] != header.ICMPv4EchoReply {
-			return DropNoConnection
-		}
-		key.SrcPort = uint16(il4[4])<<8 | uint16(il4[5])
-	default:
-		return DropNoConnection
-	}
+	il4 := inner[inner.HeaderLength():]
+	proto := key.Proto
 	c, dir := f.conns.lookup(key)
 	if c == nil {
 		return DropNoConnection
@@ -644,4 +649,34 @@ func (w *worker) related(frame []byte) DropReason {
 		ip.SetSourceAddressWithChecksumUpdate(other.Dst)
 	}
 	return w.transmit(f.ifs[outIdx], nh, frame, nil)
+}
+
+// quotedKey returns the connection key of the packet an ICMP error quotes,
+// in the direction the error travels: the quoted packet left the firewall,
+// so reversed it is the key of the error's direction.
+func quotedKey(ic header.ICMPv4) (Tuple, DropReason) {
+	inner := header.IPv4(ic.Payload())
+	if len(inner) < header.IPv4MinimumSize || inner[0]>>4 != 4 {
+		return Tuple{}, DropBadL4Header
+	}
+	hl := inner.HeaderLength()
+	if hl < header.IPv4MinimumSize || len(inner) < hl+8 {
+		return Tuple{}, DropBadL4Header
+	}
+	il4 := inner[hl:]
+	proto := inner.Protocol()
+	key := Tuple{Proto: proto, Src: inner.DestinationAddress(), Dst: inner.SourceAddress()}
+	switch proto {
+	case header.ProtocolTCP, header.ProtocolUDP:
+		key.SrcPort = uint16(il4[2])<<8 | uint16(il4[3])
+		key.DstPort = uint16(il4[0])<<8 | uint16(il4[1])
+	case header.ProtocolICMP:
+		if il4[0] != header.ICMPv4Echo && il4[0] != header.ICMPv4EchoReply {
+			return Tuple{}, DropNoConnection
+		}
+		key.SrcPort = uint16(il4[4])<<8 | uint16(il4[5])
+	default:
+		return Tuple{}, DropNoConnection
+	}
+	return key, dropNone
 }

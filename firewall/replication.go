@@ -35,8 +35,8 @@ func (f *Firewall) XlateCount() int {
 // the change records reach emit's queue in the order the table saw them:
 // emit must only queue, never call back into the firewall. Entries that
 // Options.Replicated refuses are skipped, as their changes are. A chunk is
-// one connection shard, one xlate part, or the whole ARP table; limit is a
-// hint for tables that can honour it.
+// one connection shard, one xlate part, the whole ARP table, or one bridge
+// table shard; limit is a hint for tables that can honour it.
 func (f *Firewall) SnapshotChunk(t Table, cursor uint64, limit int, emit func(Change)) (next uint64, done bool) {
 	switch t {
 	case TableConn:
@@ -76,6 +76,8 @@ func (f *Firewall) SnapshotChunk(t Table, cursor uint64, limit int, emit func(Ch
 		}
 		f.arp.mu.RUnlock()
 		return 1, true
+	case TableBridge:
+		return f.snapshotBridgeChunk(cursor, emit)
 	}
 	return cursor, true
 }
@@ -108,6 +110,8 @@ func (f *Firewall) ResetTable(t Table) error {
 			f.deleteARPLocked(k)
 		}
 		f.arp.mu.Unlock()
+	case TableBridge:
+		f.resetBridge()
 	default:
 		return fmt.Errorf("reset: %w %d", ErrChangeTable, t)
 	}

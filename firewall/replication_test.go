@@ -40,7 +40,7 @@ func TestSnapshotChunkAndResetGiveEqualTables(t *testing.T) {
 	}
 	bulk(t, a.fw, b.fw)
 	for _, tb := range Tables {
-		if da, db := a.fw.Digest(tb), b.fw.Digest(tb); da != db || da == 0 {
+		if da, db := a.fw.Digest(tb), b.fw.Digest(tb); da != db || da == 0 && tb != TableBridge { // no bridge table in routed mode
 			t.Errorf("%s digest: active %#x, standby %#x", tb, da, db)
 		}
 	}

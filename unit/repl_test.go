@@ -36,8 +36,8 @@ func conn(i int, dport uint16) firewall.Change {
 	}
 	sport := uint16(10000 + i)
 	return firewall.Change{Table: firewall.TableConn, Op: firewall.OpUpsert, Conn: firewall.ConnRecord{
-		Orig:  firewall.Tuple{Proto: proto, Src: src, Dst: dst, SrcPort: sport, DstPort: dport},
-		Reply: firewall.Tuple{Proto: proto, Src: dst, Dst: [4]byte{198, 18, 2, 1}, SrcPort: dport, DstPort: sport},
+		Orig:        firewall.Tuple{Proto: proto, Src: src, Dst: dst, SrcPort: sport, DstPort: dport},
+		Reply:       firewall.Tuple{Proto: proto, Src: dst, Dst: [4]byte{198, 18, 2, 1}, SrcPort: dport, DstPort: sport},
 		InInterface: "inside", OutInterface: "outside", HTTP: dport == 80,
 		State: state,
 	}}
