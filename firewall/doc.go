@@ -1,5 +1,5 @@
 // Package firewall is the data plane of one falab unit: a userspace,
-// stateful, routed IPv4 firewall modelled on the Cisco ASA.
+// stateful IPv4 firewall, routed or transparent, modelled on the Cisco ASA.
 //
 // Frames arrive on named data interfaces (Ports), are parsed into one
 // summary per packet (package header provides the zero-copy views), and go

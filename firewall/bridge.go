@@ -1,0 +1,740 @@
+package firewall
+
+// Transparent (bridging) mode, as on an ASA in "firewall transparent":
+// the unit is a bump in the wire inside one subnet. It learns which data
+// interface each station MAC sits behind, forwards frames by destination
+// MAC (flooding the unknown ones, broadcast and multicast), and passes
+// IPv4 through the same connection table and policy as the routed mode,
+// without NAT and without touching the TTL. ARP is bridged; other
+// EtherTypes only when Config.AllowEtherTypes names them.
+//
+// The bridge table is replicated like the others (TableBridge), so that a
+// standby that takes over forwards known stations at once instead of
+// flooding. The standby blocks every data frame: two units bridging the
+// same two segments would otherwise make a loop.
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/falab/falab/firewall/header"
+)
+
+const (
+	bridgeShardBits = 4
+	numBridgeShards = 1 << bridgeShardBits
+	// maxBridgeEntries bounds the bridge table so that a MAC flood (a host
+	// sending from random source MACs) cannot exhaust memory or the
+	// replication stream; unlearnt stations are still reached by flooding.
+	maxBridgeEntries         = 1 << 16
+	bridgeSweepShardsPerCall = 4 // a full ageing pass every 4 Maintain calls
+	// announceLimit bounds the stations AnnounceBridge announces, so that
+	// a takeover does not send a burst the size of the whole table.
+	announceLimit = 1024
+	// EtherTypeRARP is the EtherType of the reverse-ARP frames that
+	// AnnounceBridge sends.
+	EtherTypeRARP      uint16 = 0x8035
+	rarpRequestReverse        = 3
+	minEthernetFrame          = 60 // without the FCS
+)
+
+// errBridgeFull is returned by ApplyChange when the bridge table is full.
+var errBridgeFull = errors.New("bridge table full")
+
+// macEntry is one station of the bridge table.
+type macEntry struct {
+	ifIdx   uint8        // guarded by the shard's mu
+	hash    uint64       // guarded by the shard's mu: digest contribution
+	updated atomic.Int64 // unix nanoseconds of the last frame from the station
+}
+
+type bridgeShard struct {
+	mu sync.RWMutex
+	m  map[[6]byte]*macEntry // guarded by mu
+	_  [64]byte              // keep neighbouring shards' locks off one cache line
+}
+
+// bridgeTable is the replicated bridge (MAC address) table, keyed by the
+// station's MAC (a pointer-free array, cheap to hash and compare).
+//
+// Lock order: bridgeShard.mu -> Firewall.changeMu. Lookups and refreshes
+// of an entry on the interface it already has take only the read lock;
+// creation, moves and deletion take the write lock and emit a Change.
+type bridgeTable struct {
+	shards      [numBridgeShards]bridgeShard
+	count       atomic.Int64
+	sweepCursor int // guarded by Firewall.sweepMu
+}
+
+func (t *bridgeTable) init() {
+	for i := range t.shards {
+		t.shards[i].m = make(map[[6]byte]*macEntry)
+	}
+}
+
+func (t *bridgeTable) shard(mac [6]byte) *bridgeShard {
+	h := uint32(mac[2])<<24 | uint32(mac[3])<<16 | uint32(mac[4])<<8 | uint32(mac[5])
+	h ^= uint32(mac[0])<<8 | uint32(mac[1])
+	h *= 0x9e3779b1
+	return &t.shards[h>>(32-bridgeShardBits)]
+}
+
+// validStationMAC reports whether mac can be a station's source address:
+// neither a group (multicast or broadcast) address nor all zeros.
+func validStationMAC(mac [6]byte) bool { return mac[0]&1 == 0 && mac != zeroMAC }
+
+// compileTransparent validates the transparent-mode parts of cfg. It runs
+// before the interfaces are compiled, so that they know the mode.
+func (f *Firewall) compileTransparent(cfg Config) error {
+	f.transparent = true
+	if len(cfg.Routes) > 0 {
+		return cfgErr("transparent mode has no routes, %d configured", len(cfg.Routes))
+	}
+	if len(cfg.NAT) > 0 {
+		return cfgErr("transparent mode does no NAT, %d rules configured", len(cfg.NAT))
+	}
+	if m := cfg.ManagementAddr; m.IsValid() {
+		if !m.Addr().Is4() || m.Bits() == 0 || m.Bits() > 30 {
+			return cfgErr("management address %v must be an IPv4 address with a /1-/30 mask", m)
+		}
+		f.mgmtPrefix, f.mgmtAddr, f.hasMgmt = m, m.Addr().As4(), true
+	}
+	if s := cfg.ManagementStandbyAddr; s.IsValid() {
+		if !f.hasMgmt || !s.Is4() || !cfg.ManagementAddr.Contains(s) || s == cfg.ManagementAddr.Addr() {
+			return cfgErr("management standby address %v must be another address of the management network %v", s, cfg.ManagementAddr)
+		}
+		f.mgmtStandby, f.hasMgmtStandby = s.As4(), true
+	}
+	for _, et := range cfg.AllowEtherTypes {
+		switch {
+		case et < 0x0600:
+			return cfgErr("allowed EtherType %#04x is an 802.3 length, not an EtherType", et)
+		case et == header.EtherTypeIPv4 || et == header.EtherTypeARP, slices.Contains(f.allowEther, et):
+			// Always bridged, or listed twice.
+		default:
+			f.allowEther = append(f.allowEther, et)
+		}
+	}
+	return nil
+}
+
+// Transparent reports whether the firewall runs in transparent mode.
+func (f *Firewall) Transparent() bool { return f.transparent }
+
+// isUnitMAC reports whether mac is one of the pair's own interface MACs.
+// Both units use the same active and standby MACs, so this covers the peer.
+func (f *Firewall) isUnitMAC(mac [6]byte) bool {
+	for _, it := range f.ifs {
+		if mac == it.activeMAC || mac == it.standbyMAC {
+			return true
+		}
+	}
+	return false
+}
+
+// bridgeFrame is the transparent-mode path of one received frame.
+func (w *worker) bridgeFrame(in *iface, frame []byte) DropReason {
+	f := w.f
+	eth := header.Ethernet(frame)
+	et := eth.EtherType()
+	dst := [6]byte(eth.Destination())
+	if !f.active.Load() {
+		// Blocking everything but our own management address keeps the
+		// pair loop-free, also while both units come up.
+		if f.hasMgmtStandby {
+			if handled, r := w.management(in, frame, et, dst, f.mgmtStandby); handled {
+				return r
+			}
+		}
+		return DropNotActive
+	}
+	src := [6]byte(eth.Source())
+	if !validStationMAC(src) || f.isUnitMAC(src) {
+		// A group source is invalid; a unit's own MAC here is our frame
+		// looping back or the peer's, and must not be learnt on a port.
+		return DropBadSourceMAC
+	}
+	f.learnMAC(src, in.idx, w.now)
+	if f.hasMgmt {
+		if handled, r := w.management(in, frame, et, dst, f.mgmtAddr); handled {
+			return r
+		}
+	}
+	if f.isUnitMAC(dst) {
+		if dst == *f.ourMAC(in) {
+			return DropToSelf
+		}
+		return DropNotForUs
+	}
+	out := -1 // flood
+	if validStationMAC(dst) {
+		if i, ok := f.lookupMAC(dst); ok {
+			if i == in.idx {
+				// The station is on the segment the frame came from: the
+				// switch there has delivered it already.
+				return DropIntraInterface
+			}
+			out = i
+		}
+	}
+	switch et {
+	case header.EtherTypeIPv4:
+		return w.bridgeIPv4(in, frame, out)
+	case header.EtherTypeARP:
+		if a := header.ARP(eth.Payload()); !a.IsValid() {
+			if len(a) < header.ARPLen {
+				return DropTruncated
+			}
+			return DropBadARP
+		}
+	default:
+		if !slices.Contains(f.allowEther, et) {
+			return DropUnsupportedEtherType
+		}
+	}
+	w.bridgeOut(in, out, frame)
+	return dropNone
+}
+
+// bridgeOut queues frame unchanged on interface out, or on every other
+// attached interface when out is -1.
+func (w *worker) bridgeOut(in *iface, out int, frame []byte) {
+	if out >= 0 {
+		w.queue(out, frame, nil)
+		return
+	}
+	for _, it := range w.f.ifs {
+		if it != in && it.port != nil {
+			w.queue(it.idx, frame, nil)
+		}
+	}
+}
+
+// management answers ARP requests and pings for the unit's management
+// address addr (the active or the standby one) in place, on the interface
+// they came in on. handled is false for frames that are not for addr.
+func (w *worker) management(in *iface, frame []byte, et uint16, dst [6]byte, addr [4]byte) (handled bool, r DropReason) {
+	f := w.f
+	mac := f.ourMAC(in)
+	switch et {
+	case header.EtherTypeARP:
+		eth := header.Ethernet(frame)
+		a := header.ARP(eth.Payload())
+		if !a.IsValid() || a.TargetProtocolAddress() != addr || !header.IsBroadcast(dst[:]) && dst != *mac {
+			return false, dropNone
+		}
+		if a.Op() != header.ARPRequest {
+			return true, dropNone // we ask nobody, so a reply is just consumed
+		}
+		sha := [6]byte(a.SenderHardwareAddress())
+		spa := a.SenderProtocolAddress()
+		if !validStationMAC(sha) {
+			return true, DropBadARP
+		}
+		eth.SetDestination(sha[:])
+		eth.SetSource(mac[:])
+		a.SetOp(header.ARPReply)
+		a.SetTarget(sha[:], spa)
+		a.SetSender(mac[:], addr)
+		w.queue(in.idx, frame, nil)
+		return true, dropNone
+	case header.EtherTypeIPv4:
+		if dst != *mac {
+			return false, dropNone
+		}
+		ip, frame, r := ipv4Of(frame)
+		if r != dropNone {
+			return true, r
+		}
+		if ip.DestinationAddress() != addr {
+			return true, DropToSelf
+		}
+		if r := w.parse(ip); r != dropNone {
+			return true, r
+		}
+		return true, w.echoBack(in, frame)
+	}
+	return false, dropNone
+}
+
+// echoBack answers an echo request in w.p in place, back to the station
+// that sent it on interface in; everything else addressed to the unit is
+// dropped.
+func (w *worker) echoBack(in *iface, frame []byte) DropReason {
+	p := &w.p
+	switch {
+	case p.tuple.Proto == header.ProtocolTCP && p.tcpFlags&(header.TCPFlagSYN|header.TCPFlagACK) != header.TCPFlagSYN,
+		p.tuple.Proto == header.ProtocolICMP && p.icmpType == header.ICMPv4EchoReply:
+		return DropNoConnection
+	case p.tuple.Proto != header.ProtocolICMP || p.icmpType != header.ICMPv4Echo:
+		return DropToSelf
+	}
+	ip := p.ip
+	ip.SetSourceAddress(p.tuple.Dst)
+	ip.SetDestinationAddress(p.tuple.Src)
+	ip.SetTTL(64)
+	ip.SetChecksum(0)
+	ip.SetChecksum(ip.CalculateChecksum())
+	header.ICMPv4(p.l4).SetTypeWithChecksumUpdate(header.ICMPv4EchoReply)
+	eth := header.Ethernet(frame)
+	eth.SetDestination(eth.Source())
+	eth.SetSource(w.f.ourMAC(in)[:])
+	w.queue(in.idx, frame, nil)
+	return dropNone
+}
+
+// bridgeIPv4 runs a bridged IPv4 packet through the connection table and
+// the policy, and forwards it unchanged: to out, or when the destination
+// MAC is unknown (out -1) to the interface its connection says the peer
+// is behind, or for a new flow to every interface the policy permits.
+func (w *worker) bridgeIPv4(in *iface, frame []byte, out int) DropReason {
+	f := w.f
+	ip, frame, r := ipv4Of(frame)
+	if r != dropNone {
+		return r
+	}
+	if r := w.parse(ip); r != dropNone {
+		return r
+	}
+	p := &w.p
+	if p.tuple.Proto == header.ProtocolICMP && p.icmpType != header.ICMPv4Echo && p.icmpType != header.ICMPv4EchoReply {
+		return w.bridgeRelated(in, frame, out)
+	}
+	c, dir := f.conns.lookup(p.tuple)
+	if c = w.liveConn(c, dir); c == nil {
+		return w.newBridgedFlow(in, frame, out)
+	}
+	if out < 0 {
+		out = w.peerSide(c, dir)
+		if out == in.idx {
+			return DropIntraInterface
+		}
+	}
+	closeAfter := false
+	if p.tuple.Proto == header.ProtocolTCP {
+		closeAfter = f.trackTCP(c, dir, p.tcpFlags)
+	}
+	c.lastSeen.Store(w.now)
+	c.packets.Add(1)
+	c.bytes.Add(uint64(len(ip)))
+	w.queue(out, frame, nil)
+	if closeAfter {
+		f.deleteConn(c)
+	}
+	return dropNone
+}
+
+// peerSide returns the interface a packet of c travelling in direction dir
+// leaves by: the responder's side for the initiator's packets.
+func (w *worker) peerSide(c *conn, dir int) int {
+	if dir == dirOrig {
+		return int(c.outIf)
+	}
+	return int(c.inIf)
+}
+
+// newBridgedFlow checks the first packet of a bridged flow against the
+// policy towards each candidate egress interface, creates its connection
+// (no NAT: the reply tuple is the original reversed) and forwards it.
+func (w *worker) newBridgedFlow(in *iface, frame []byte, out int) DropReason {
+	f := w.f
+	p := &w.p
+	t := p.tuple
+	switch t.Proto {
+	case header.ProtocolTCP:
+		if p.tcpFlags&(header.TCPFlagSYN|header.TCPFlagACK) != header.TCPFlagSYN {
+			return DropNoConnection
+		}
+	case header.ProtocolICMP:
+		if p.icmpType != header.ICMPv4Echo {
+			return DropNoConnection
+		}
+	}
+	first, deny := -1, DropNoPort
+	for _, it := range f.ifs {
+		if !w.floodCandidate(in, out, it) {
+			continue
+		}
+		if r := f.permits(in, it, t); r != dropNone {
+			deny = r
+			continue
+		}
+		if first < 0 {
+			first = it.idx
+		}
+	}
+	if first < 0 {
+		return deny
+	}
+	reply := Tuple{Proto: t.Proto, Src: t.Dst, Dst: t.Src}
+	if t.Proto == header.ProtocolICMP {
+		reply.SrcPort = t.SrcPort
+	} else {
+		reply.SrcPort, reply.DstPort = t.DstPort, t.SrcPort
+	}
+	rec := ConnRecord{
+		Orig: t, Reply: reply, InInterface: in.name, OutInterface: f.ifs[first].name,
+		Created: w.now, LastSeen: w.now,
+	}
+	if t.Proto == header.ProtocolTCP {
+		rec.State = TCPStateSynSent
+		rec.HTTP = t.DstPort == 80 || t.SrcPort == 80
+	}
+	c, _, r := f.insertConn(rec, false)
+	if r != dropNone {
+		return r
+	}
+	c.packets.Add(1)
+	c.bytes.Add(uint64(len(p.ip)))
+	for _, it := range f.ifs {
+		if w.floodCandidate(in, out, it) && f.permits(in, it, t) == dropNone {
+			w.queue(it.idx, frame, nil)
+		}
+	}
+	return dropNone
+}
+
+// floodCandidate reports whether it is an egress candidate for a frame
+// from in towards out (-1: every other attached interface).
+func (w *worker) floodCandidate(in *iface, out int, it *iface) bool {
+	if out >= 0 {
+		return it.idx == out
+	}
+	return it != in && it.port != nil
+}
+
+// permits applies the policy of the routed mode to a new flow from in to
+// out: the ingress access list if there is one, else the security levels.
+func (f *Firewall) permits(in, out *iface, t Tuple) DropReason {
+	if in.hasACL {
+		if !aclPermits(in.acl, t.Proto, t.Src, t.Dst, t.DstPort) {
+			return DropACLDeny
+		}
+		return dropNone
+	}
+	if in.sec <= out.sec {
+		return DropSecurityLevel
+	}
+	return dropNone
+}
+
+// bridgeRelated forwards an ICMP error about a packet of a known
+// connection unchanged (there is no NAT to undo); errors about no known
+// connection are dropped.
+func (w *worker) bridgeRelated(in *iface, frame []byte, out int) DropReason {
+	key, r := quotedKey(header.ICMPv4(w.p.l4))
+	if r != dropNone {
+		return r
+	}
+	c, dir := w.f.conns.lookup(key)
+	if c == nil {
+		return DropNoConnection
+	}
+	if out < 0 {
+		out = w.peerSide(c, dir)
+		if out == in.idx {
+			return DropIntraInterface
+		}
+	}
+	w.queue(out, frame, nil)
+	return dropNone
+}
+
+// lookupMAC returns the interface a station was learnt on.
+func (f *Firewall) lookupMAC(mac [6]byte) (int, bool) {
+	s := f.bridge.shard(mac)
+	s.mu.RLock()
+	e := s.m[mac]
+	var i int
+	if e != nil {
+		i = int(e.ifIdx)
+	}
+	s.mu.RUnlock()
+	return i, e != nil
+}
+
+// learnMAC records that a frame from mac arrived on ifIdx at now. A
+// station seen again on the same interface only refreshes its entry,
+// under the read lock and without a change record.
+func (f *Firewall) learnMAC(mac [6]byte, ifIdx int, now int64) {
+	s := f.bridge.shard(mac)
+	s.mu.RLock()
+	e := s.m[mac]
+	if e != nil && int(e.ifIdx) == ifIdx {
+		if e.updated.Load() != now {
+			e.updated.Store(now)
+		}
+		s.mu.RUnlock()
+		return
+	}
+	s.mu.RUnlock()
+	s.mu.Lock()
+	_ = f.upsertMACLocked(s, mac, ifIdx, now) // a full table leaves the station to flooding
+	s.mu.Unlock()
+}
+
+// upsertMACLocked creates, moves or refreshes a bridge entry; only
+// creation and a move are recorded (a refresh would flood the stream). It
+// is the one way bridge entries come to exist or change, for the packet
+// path and ApplyChange alike. Caller holds s.mu, the shard of mac.
+func (f *Firewall) upsertMACLocked(s *bridgeShard, mac [6]byte, ifIdx int, updated int64) error {
+	e := s.m[mac]
+	if e != nil && int(e.ifIdx) == ifIdx {
+		if updated > e.updated.Load() {
+			e.updated.Store(updated)
+		}
+		return nil
+	}
+	var old uint64
+	if e == nil {
+		if f.bridge.count.Load() >= maxBridgeEntries {
+			return errBridgeFull
+		}
+		e = &macEntry{}
+		s.m[mac] = e
+		f.bridge.count.Add(1)
+	} else {
+		old = e.hash
+	}
+	e.ifIdx = uint8(ifIdx)
+	e.updated.Store(updated)
+	ch := Change{Table: TableBridge, Op: OpUpsert, Bridge: BridgeRecord{MAC: mac, Interface: f.ifs[ifIdx].name, Updated: updated}}
+	e.hash = entryHash(ch)
+	f.commit(ch, old, e.hash)
+	return nil
+}
+
+// deleteMACLocked removes a bridge entry and records it. Caller holds
+// s.mu, the shard of mac.
+func (f *Firewall) deleteMACLocked(s *bridgeShard, mac [6]byte) {
+	e := s.m[mac]
+	if e == nil {
+		return
+	}
+	delete(s.m, mac)
+	f.bridge.count.Add(-1)
+	f.commit(Change{Table: TableBridge, Op: OpDelete, Bridge: BridgeRecord{
+		MAC: mac, Interface: f.ifs[e.ifIdx].name, Updated: e.updated.Load()}}, e.hash, 0)
+}
+
+// applyBridge applies a replicated bridge change.
+func (f *Firewall) applyBridge(c Change) error {
+	r := c.Bridge
+	s := f.bridge.shard(r.MAC)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.Op == OpDelete {
+		f.deleteMACLocked(s, r.MAC)
+		return nil
+	}
+	if !validStationMAC(r.MAC) {
+		return errors.New("apply bridge entry: " + net.HardwareAddr(r.MAC[:]).String() + " is not a station MAC")
+	}
+	i, ok := f.byName[r.Interface]
+	if !ok {
+		return cfgErr("bridge entry names unknown interface %q", r.Interface)
+	}
+	if err := f.upsertMACLocked(s, r.MAC, i, r.Updated); err != nil {
+		return errors.New("apply bridge entry " + net.HardwareAddr(r.MAC[:]).String() + ": " + err.Error())
+	}
+	return nil
+}
+
+// sweepBridge ages out the entries of n shards from the sweep cursor.
+func (f *Firewall) sweepBridge(n int, now int64) {
+	f.sweepMu.Lock()
+	defer f.sweepMu.Unlock()
+	limit := int64(f.timeouts.MACAddress)
+	for range n {
+		s := &f.bridge.shards[f.bridge.sweepCursor]
+		f.bridge.sweepCursor = (f.bridge.sweepCursor + 1) % numBridgeShards
+		s.mu.Lock()
+		for mac, e := range s.m {
+			if now-e.updated.Load() > limit {
+				f.deleteMACLocked(s, mac)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// touchAllBridge makes every station fresh, so that nothing ages out the
+// moment a standby takes over (its entries carry the time they were
+// learnt or moved, not the last frame seen).
+func (f *Firewall) touchAllBridge(now int64) {
+	for i := range f.bridge.shards {
+		s := &f.bridge.shards[i]
+		s.mu.RLock()
+		for _, e := range s.m {
+			e.updated.Store(now)
+		}
+		s.mu.RUnlock()
+	}
+}
+
+// snapshotBridgeChunk emits every entry of one shard (cursor) while
+// holding its lock; see SnapshotChunk.
+func (f *Firewall) snapshotBridgeChunk(cursor uint64, emit func(Change)) (uint64, bool) {
+	if cursor >= numBridgeShards {
+		return cursor, true
+	}
+	s := &f.bridge.shards[cursor]
+	s.mu.RLock()
+	for mac, e := range s.m {
+		ch := Change{Table: TableBridge, Op: OpUpsert, Bridge: f.bridgeRecord(mac, e)}
+		if f.isReplicated(ch) {
+			emit(ch)
+		}
+	}
+	s.mu.RUnlock()
+	return cursor + 1, cursor+1 >= numBridgeShards
+}
+
+// bridgeRecord returns an entry's replicated form; caller holds its shard lock.
+func (f *Firewall) bridgeRecord(mac [6]byte, e *macEntry) BridgeRecord {
+	return BridgeRecord{MAC: mac, Interface: f.ifs[e.ifIdx].name, Updated: e.updated.Load()}
+}
+
+// bridgeRecords copies out up to limit entries (all for limit < 0).
+func (f *Firewall) bridgeRecords(limit int) []BridgeRecord {
+	var out []BridgeRecord
+	for i := range f.bridge.shards {
+		s := &f.bridge.shards[i]
+		s.mu.RLock()
+		for mac, e := range s.m {
+			if limit >= 0 && len(out) >= limit {
+				break
+			}
+			out = append(out, f.bridgeRecord(mac, e))
+		}
+		s.mu.RUnlock()
+	}
+	return out
+}
+
+// resetBridge empties the bridge table through its delete method.
+func (f *Firewall) resetBridge() {
+	for i := range f.bridge.shards {
+		s := &f.bridge.shards[i]
+		s.mu.Lock()
+		for mac := range s.m {
+			f.deleteMACLocked(s, mac)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// AnnounceBridge makes the switches move the learnt stations to this
+// unit's ports after it takes over in transparent mode, and returns how
+// many frames it sent.
+//
+// The switches on each segment learnt every station behind the firewall
+// on the old active's port; until a frame from that station arrives on
+// the new active's port they keep sending there, into a standby that
+// blocks everything. So for each bridge entry (at most the first 1024 in
+// table order, to bound the burst) the active sends, on every other
+// attached data interface, one broadcast RARP request (EtherType 0x8035,
+// what hypervisors send after a live migration for the same purpose) with
+// the station's MAC as the Ethernet source and as both hardware addresses
+// and no protocol addresses. Every switch on that segment then moves the
+// station to the port towards the new active; hosts ignore RARP. The
+// stations' own segment needs nothing: they never moved there.
+//
+// SendGratuitousARP calls it in transparent mode. It sends nothing while
+// standby (the standby would pull traffic into its block) or in routed mode.
+func (f *Firewall) AnnounceBridge() int {
+	if !f.transparent || !f.active.Load() {
+		return 0
+	}
+	recs := f.bridgeRecords(announceLimit)
+	w := f.workers.Get().(*worker)
+	w.now = f.now()
+	sent := 0
+	for _, r := range recs {
+		from, ok := f.byName[r.Interface]
+		if !ok {
+			continue
+		}
+		for _, it := range f.ifs {
+			if it.idx == from || it.port == nil {
+				continue
+			}
+			b := f.getBuf()
+			w.queue(it.idx, buildRARP(b, r.MAC), b)
+			sent++
+			if len(w.held) >= readBatchSize {
+				w.flush()
+			}
+		}
+	}
+	w.flush()
+	f.workers.Put(w)
+	return sent
+}
+
+// buildRARP fills b with a broadcast RARP request announcing mac.
+func buildRARP(b *packetBuf, mac [6]byte) []byte {
+	fr := b.data[:minEthernetFrame]
+	clear(fr)
+	e := header.Ethernet(fr)
+	e.SetDestination(broadcastMAC[:])
+	e.SetSource(mac[:])
+	e.SetEtherType(EtherTypeRARP)
+	a := header.ARP(e.Payload())
+	a.SetIPv4OverEthernet()
+	a.SetOp(rarpRequestReverse)
+	a.SetSender(mac[:], [4]byte{})
+	a.SetTarget(mac[:], [4]byte{})
+	b.n = len(fr)
+	return fr
+}
+
+// sendManagementGARP queues, per attached interface, a gratuitous ARP for
+// the active management address from the interface's active MAC.
+func (w *worker) sendManagementGARP() {
+	f := w.f
+	if !f.hasMgmt {
+		return
+	}
+	for _, it := range f.ifs {
+		if it.port == nil {
+			continue
+		}
+		b := f.getBuf()
+		fr := buildARP(b, header.ARPRequest, broadcastMAC[:], it.activeMAC[:], f.mgmtAddr, zeroMAC[:], f.mgmtAddr)
+		w.queue(it.idx, fr, b)
+	}
+}
+
+// BridgeInfo describes one bridge table entry for the API.
+type BridgeInfo struct {
+	MAC       string        `json:"mac"`
+	Interface string        `json:"interface"`
+	Age       time.Duration `json:"age_ns"` // since the last frame from the station
+}
+
+// BridgeEntries returns the bridge table sorted by MAC.
+func (f *Firewall) BridgeEntries() []BridgeInfo {
+	now := f.now()
+	recs := f.bridgeRecords(-1)
+	slices.SortFunc(recs, func(a, b BridgeRecord) int { return bytes.Compare(a.MAC[:], b.MAC[:]) })
+	out := make([]BridgeInfo, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, BridgeInfo{MAC: net.HardwareAddr(r.MAC[:]).String(), Interface: r.Interface,
+			Age: time.Duration(now - r.Updated)})
+	}
+	return out
+}
+
+// BridgeCount returns the number of bridge table entries.
+func (f *Firewall) BridgeCount() int { return int(f.bridge.count.Load()) }
+
+// ManagementAddress returns the management address with its mask in
+// transparent mode (the zero Prefix if none).
+func (f *Firewall) ManagementAddress() netip.Prefix { return f.mgmtPrefix }
