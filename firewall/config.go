@@ -54,9 +54,9 @@ const (
 type InterfaceConfig struct {
 	Name          string
 	SecurityLevel int              // 0..100; traffic flows freely only from higher to lower
-	Prefix        netip.Prefix     // active address with its mask, e.g. 198.18.1.1/24
-	StandbyAddr   netip.Addr       // standby address in the same network; zero if none
-	ActiveMAC     net.HardwareAddr // source MAC and ARP answer while active
+	Prefix        netip.Prefix     // active address with its mask, e.g. 198.18.1.1/24; zero in transparent mode
+	StandbyAddr   netip.Addr       // standby address in the same network; zero if none (always in transparent mode)
+	ActiveMAC     net.HardwareAddr // source MAC and ARP answer while active (for the management address in transparent mode)
 	StandbyMAC    net.HardwareAddr // source MAC and ARP answer while standby
 }
 
