@@ -410,8 +410,13 @@ func (r *runner) check(ctx context.Context, e *ExpectSpec) []string {
 			problems = append(problems, fmt.Sprintf("%s report the failover link failed", strings.Join(failed, ", ")))
 		}
 	}
-	if e.StandbyHas != "" {
+	switch e.StandbyHas {
+	case "all-conns":
 		if p := r.checkStandbyHas(ctx); p != "" {
+			problems = append(problems, p)
+		}
+	case "bridge-table":
+		if p := r.checkBridgeTable(ctx); p != "" {
 			problems = append(problems, p)
 		}
 	}
@@ -581,6 +586,50 @@ func (r *runner) checkStandbyHas(ctx context.Context) string {
 	if len(missing) > 0 {
 		sort.Strings(missing)
 		return fmt.Sprintf("standby %s lacks %d of the active's %d connections (e.g. %s)", standby, len(missing), len(a), missing[0])
+	}
+	return ""
+}
+
+// checkBridgeTable compares the active's and the standby's bridge tables.
+func (r *runner) checkBridgeTable(ctx context.Context) string {
+	active, err := ActiveUnit(ctx, r.name)
+	if err != nil {
+		return err.Error()
+	}
+	standby := r.l.Peer(active).Name
+	table := func(u string) (map[string]string, error) {
+		c, err := UnitClient(r.name, u)
+		if err != nil {
+			return nil, err
+		}
+		bt, err := c.Bridge(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]string{}
+		for _, b := range bt {
+			out[b.MAC] = b.Interface
+		}
+		return out, nil
+	}
+	a, err := table(active)
+	if err != nil {
+		return err.Error()
+	}
+	s, err := table(standby)
+	if err != nil {
+		return err.Error()
+	}
+	if len(a) == 0 {
+		return "the active's bridge table is empty"
+	}
+	for mac, iface := range a {
+		if s[mac] != iface {
+			return fmt.Sprintf("standby %s has %s on %q, the active on %q (%d vs %d entries)", standby, mac, s[mac], iface, len(s), len(a))
+		}
+	}
+	if len(s) != len(a) {
+		return fmt.Sprintf("standby %s has %d bridge entries, the active %d", standby, len(s), len(a))
 	}
 	return ""
 }

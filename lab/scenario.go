@@ -95,7 +95,7 @@ type ExpectSpec struct {
 	StandbyReady string                    `yaml:"standby_ready"`
 	State        map[string]string         `yaml:"state"`
 	FailoverLink string                    `yaml:"failover_link"` // up or failed
-	StandbyHas   string                    `yaml:"standby_has"`   // all-conns: the standby holds every replicated conn of the active
+	StandbyHas   string                    `yaml:"standby_has"`   // all-conns: the standby holds every replicated conn of the active; bridge-table: the same bridge table
 	Traffic      map[string]*TrafficExpect `yaml:"traffic"`
 	ARP          []*ARPExpect              `yaml:"arp"`
 	Drops        map[string]string         `yaml:"drops"` // reason: ">0", "0", ">=N"
@@ -393,9 +393,9 @@ func (v *validator) expect(sc *Scenario, f string, e *ExpectSpec, traffics map[s
 		v.errf(f+".failover_link", "%q: expected up or failed", e.FailoverLink)
 	}
 	switch e.StandbyHas {
-	case "", "all-conns":
+	case "", "all-conns", "bridge-table":
 	default:
-		v.errf(f+".standby_has", "%q: expected all-conns", e.StandbyHas)
+		v.errf(f+".standby_has", "%q: expected all-conns or bridge-table", e.StandbyHas)
 	}
 	for name, te := range e.Traffic {
 		ff := f + ".traffic." + name

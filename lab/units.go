@@ -50,6 +50,11 @@ func (l *Lab) UnitConfig(name string, keyFile string) (*unit.Config, error) {
 		c.StateLocalAddr, c.StatePeerAddr = linkAddrs(*sl, u.Role)
 	}
 	fw := firewall.Config{AccessLists: map[string][]firewall.ACE{}}
+	if l.Mode == "transparent" {
+		fw.Mode = firewall.ModeTransparent
+		fw.ManagementAddr = l.Firewall.ManagementAddr
+		fw.ManagementStandbyAddr = l.Firewall.ManagementStandbyAddr
+	}
 	for _, fi := range l.Firewall.Interfaces {
 		ic := firewall.InterfaceConfig{
 			Name: fi.Name, SecurityLevel: fi.SecurityLevel,
@@ -87,7 +92,7 @@ func (l *Lab) UnitConfig(name string, keyFile string) (*unit.Config, error) {
 		fw.AccessGroups = append(fw.AccessGroups, firewall.AccessGroup{AccessList: g.AccessList, Interface: g.Interface})
 	}
 	t := l.Firewall.Timeouts
-	fw.Timeouts = firewall.Timeouts{Conn: t.Conn, HalfClosed: t.HalfClosed, Embryonic: t.Embryonic, UDP: t.UDP, ICMP: t.ICMP, Xlate: t.Xlate, ARP: t.ARP}
+	fw.Timeouts = firewall.Timeouts{Conn: t.Conn, HalfClosed: t.HalfClosed, Embryonic: t.Embryonic, UDP: t.UDP, ICMP: t.ICMP, Xlate: t.Xlate, ARP: t.ARP, MACAddress: t.MACAddress}
 	c.Firewall = fw
 	return c, nil
 }

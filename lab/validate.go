@@ -561,6 +561,15 @@ func (v *validator) firewall(s *Spec, l *Lab, claimAddr func(netip.Addr, string,
 				claimAddr(fw.ManagementStandbyAddr, "firewall.management.standby_address", "the standby management address")
 			}
 		}
+		if fw.ManagementAddr.IsValid() && fw.ManagementStandbyAddr.IsValid() && !fw.ManagementAddr.Masked().Contains(fw.ManagementStandbyAddr) {
+			v.errf("firewall.management.standby_address", "%s is outside the management subnet %s (expected an address in it)", fw.ManagementStandbyAddr, fw.ManagementAddr.Masked())
+		}
+		if len(fs.NAT) > 0 {
+			v.errf("firewall.nat", "transparent mode has no NAT (the units bridge within one subnet)")
+		}
+		if len(fs.Routes) > 0 {
+			v.errf("firewall.routes", "transparent mode has no routing (the units bridge within one subnet)")
+		}
 	} else if fs.Management != nil {
 		v.errf("firewall.management", "only transparent mode has a management address (routed mode uses the interface addresses)")
 	}
@@ -902,11 +911,16 @@ func (v *validator) subnets(l *Lab) {
 			}
 		}
 	}
-	// Hosts on a switch must be in the firewall interface's subnet there.
+	// Hosts on a switch must be in the firewall interface's subnet there
+	// (in transparent mode: the one subnet of the management address).
 	subnetOfSwitch := map[string]netip.Prefix{}
 	for _, fi := range l.Firewall.Interfaces {
-		if fi.Addr.IsValid() && fi.Switch != "" {
+		switch {
+		case fi.Switch == "":
+		case fi.Addr.IsValid():
 			subnetOfSwitch[fi.Switch] = fi.Addr.Masked()
+		case l.Firewall.ManagementAddr.IsValid():
+			subnetOfSwitch[fi.Switch] = l.Firewall.ManagementAddr.Masked()
 		}
 	}
 	switchOf := map[Endpoint]string{}

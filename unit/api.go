@@ -31,6 +31,7 @@ type Status struct {
 	LastReason      string    `json:"last_reason"`
 	LastChange      time.Time `json:"last_change"`
 	MACMode         string    `json:"mac_mode"`
+	Mode            string    `json:"mode"` // routed or transparent
 	HTTPReplication bool      `json:"http_replication"`
 
 	PeerState      string    `json:"peer_state"`
@@ -68,6 +69,7 @@ type TableCounts struct {
 	Conns  int `json:"conns"`
 	Xlates int `json:"xlates"`
 	ARP    int `json:"arp"`
+	Bridge int `json:"bridge"`
 }
 
 // TransitionInfo is one state change, for the history.
@@ -100,11 +102,11 @@ func (u *Unit) Status() Status {
 		Unit: u.cfg.Name, Peer: u.cfg.Peer, Lab: u.cfg.Lab, Role: u.cfg.Role, PID: os.Getpid(),
 		StartedAt: u.startedAt, State: st.State.String(), Active: st.State.IsActive(), Term: st.Term,
 		LastReason: st.LastReason, LastChange: st.LastChange,
-		MACMode: u.cfg.MACMode, HTTPReplication: u.cfg.HTTPReplication,
+		MACMode: u.cfg.MACMode, HTTPReplication: u.cfg.HTTPReplication, Mode: map[bool]string{true: "transparent", false: "routed"}[u.fw.Transparent()],
 		PeerKnown: st.Peer.Known, PeerLastHeard: st.Peer.LastHeard, PeerFailed: st.Peer.Failed,
 		FailoverLinkUp: !st.Peer.LinkFailed, LinkReason: link.Reason,
 		Hellos:  HelloStats{Sent: st.Stats.HellosSent, Received: st.Stats.HellosReceived, Missed: st.Stats.HellosMissed},
-		Counts:  TableCounts{Conns: u.fw.ConnCount(), Xlates: u.fw.XlateCount(), ARP: len(u.fw.ARPEntries())},
+		Counts:  TableCounts{Conns: u.fw.ConnCount(), Xlates: u.fw.XlateCount(), ARP: len(u.fw.ARPEntries()), Bridge: u.fw.BridgeCount()},
 		History: hist,
 	}
 	if st.Peer.Known {
@@ -151,6 +153,7 @@ func (u *Unit) serveAPI() (net.Listener, error) {
 		writeJSON(w, Page[firewall.XlateInfo]{Total: total, Offset: off, Entries: nonNil(e)})
 	})
 	mux.HandleFunc("GET /v1/arp", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, nonNil(u.fw.ARPEntries())) })
+	mux.HandleFunc("GET /v1/bridge", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, nonNil(u.fw.BridgeEntries())) })
 	mux.HandleFunc("GET /v1/routes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, nonNil(u.fw.RoutesTable())) })
 	mux.HandleFunc("GET /v1/interfaces", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, nonNil(u.fw.InterfaceStats())) })
 	mux.HandleFunc("GET /v1/drops", func(w http.ResponseWriter, r *http.Request) {

@@ -85,6 +85,12 @@ func (c *Client) ARP(ctx context.Context) ([]firewall.ARPInfo, error) {
 	return out, c.do(ctx, "GET", "/v1/arp", nil, &out)
 }
 
+// Bridge returns the unit's bridge (MAC address) table (transparent mode).
+func (c *Client) Bridge(ctx context.Context) ([]firewall.BridgeInfo, error) {
+	var out []firewall.BridgeInfo
+	return out, c.do(ctx, "GET", "/v1/bridge", nil, &out)
+}
+
 // Routes returns the unit's routing table.
 func (c *Client) Routes(ctx context.Context) ([]firewall.RouteInfo, error) {
 	var out []firewall.RouteInfo

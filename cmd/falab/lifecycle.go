@@ -52,7 +52,11 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stdout, "  unit %s (%s) pid %d\n", u.Name, u.Role, p.PID)
 		}
 	}
-	fmt.Fprintf(e.stdout, "try:  falab exec %s -- ping -c3 %s\n", firstHost(l), l.Firewall.Interfaces[0].Addr.Addr())
+	gw := l.Firewall.Interfaces[0].Addr.Addr()
+	if !gw.IsValid() {
+		gw = l.Firewall.ManagementAddr.Addr()
+	}
+	fmt.Fprintf(e.stdout, "try:  falab exec %s -- ping -c3 %s\n", firstHost(l), gw)
 	fmt.Fprintf(e.stdout, "stop: falab down %s\n", l.Name)
 	return nil
 }

@@ -20,7 +20,7 @@ func cmdUnit(ctx context.Context, e *env, args []string) error {
 	return unit.Main(ctx, args, e.stderr)
 }
 
-var showWhat = []string{"conn", "xlate", "arp", "route", "interface", "asp-drop", "failover"}
+var showWhat = []string{"conn", "xlate", "arp", "mac-address-table", "route", "interface", "asp-drop", "failover"}
 
 // cmdShow prints a unit's tables the way an ASA's show commands do.
 func cmdShow(ctx context.Context, e *env, args []string) error {
@@ -103,6 +103,19 @@ func cmdShow(ctx context.Context, e *env, args []string) error {
 		}
 		for _, x := range a {
 			fmt.Fprintf(w, "\t%s %s %s %d\n", x.Interface, x.IP, x.MAC, int(x.Age.Seconds()))
+		}
+	case "mac-address-table":
+		bt, err := c.Bridge(ctx)
+		if err != nil {
+			return err
+		}
+		if e.json {
+			return printJSON(w, bt)
+		}
+		fmt.Fprintf(w, "%s: %d entries (transparent mode bridge table; replicated to the standby)\n", u, len(bt))
+		fmt.Fprintln(w, "interface    mac address          age(min)")
+		for _, b := range bt {
+			fmt.Fprintf(w, "%-12s %-20s %d\n", b.Interface, b.MAC, int(b.Age.Minutes()))
 		}
 	case "route":
 		rs, err := c.Routes(ctx)
@@ -222,7 +235,7 @@ func showFailover(ctx context.Context, e *env, name string) error {
 			}
 			fmt.Fprintf(w, "  Interface %s: %s\n", m.Name, state)
 		}
-		fmt.Fprintf(w, "  Tables: %d conns, %d xlates, %d arp\n", s.Counts.Conns, s.Counts.Xlates, s.Counts.ARP)
+		fmt.Fprintf(w, "  Tables: %d conns, %d xlates, %d arp, %d bridge (%s mode)\n", s.Counts.Conns, s.Counts.Xlates, s.Counts.ARP, s.Counts.Bridge, s.Mode)
 		r := s.Replication
 		fmt.Fprintf(w, "  Stateful failover (%s): connected %v, synced %v, bulk syncs %d, resyncs %d, sessions %d, errors %d\n",
 			orDash(r.Role), r.Connected, r.Synced, r.BulkSyncs, r.Resyncs, r.Sessions, r.SessionErrors)
