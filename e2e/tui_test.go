@@ -154,7 +154,7 @@ func TestTUIBurnedInMACFlash(t *testing.T) {
 	}
 	s := newTmux(t, 120, 40, []string{"FALAB_RUN_DIR=" + runDir}, bin, "tui", name)
 	s.waitFor(regexp.MustCompile(`fw-a primary\s+Active\s+fw-b secondary\s+Standby Ready`), 15*time.Second)
-	s.keys("7") // Hosts
+	s.keys("8") // Hosts
 	s.waitFor(regexp.MustCompile(`198\.18\.1\.1\s+\S+\s+\S+\s+eth0\s+gateway`), 10*time.Second)
 	s.keys("k")
 	s.waitFor(regexp.MustCompile(`took over in`), 15*time.Second)

@@ -217,6 +217,15 @@ func (f *fakeSource) Xlates(_ context.Context, name string, off, lim int) (unit.
 	return page(f.xlates[name], off, lim), nil
 }
 
+func (f *fakeSource) Bridge(_ context.Context, name string) ([]firewall.BridgeInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.alive(name); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
 func (f *fakeSource) ARP(_ context.Context, name string) ([]firewall.ARPInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -29,7 +29,7 @@ func defaultKeys() keyMap {
 	return keyMap{
 		NextTab:  b([]string{"tab", "right"}, "tab/→", "next tab"),
 		PrevTab:  b([]string{"shift+tab", "left"}, "⇧tab/←", "previous tab"),
-		Tabs:     b([]string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}, "1-9", "go to tab"),
+		Tabs:     b([]string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "0"}, "1-9,0", "go to tab (0 is the tenth)"),
 		Up:       b([]string{"up"}, "↑", "up"),
 		Down:     b([]string{"down"}, "↓", "down"),
 		PageUp:   b([]string{"pgup"}, "pgup", "page up"),

@@ -16,10 +16,10 @@ import (
 
 // Tab order. The table tabs come first, in the order of newTableTabs.
 const (
-	tabIndexHosts    = 6
-	tabIndexTimeline = 7
-	tabIndexTraffic  = 8
-	numTabs          = 9
+	tabIndexHosts    = 7
+	tabIndexTimeline = 8
+	tabIndexTraffic  = 9
+	numTabs          = 10
 )
 
 // Timeouts of the commands. A frozen unit's API does not answer at all, so
@@ -645,7 +645,7 @@ func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.cur = (m.cur + numTabs - 1) % numTabs
 		return m.refreshTab()
 	case key.Matches(msg, k.Tabs):
-		m.cur = int(msg.Text[0] - '1')
+		m.cur = (int(msg.Text[0]-'0') + 9) % 10 // "1" is the first tab, "0" the tenth
 		return m.refreshTab()
 	case key.Matches(msg, k.Filter):
 		if m.cur < len(m.tables) || m.cur == tabIndexTimeline {

@@ -56,6 +56,8 @@ type Source interface {
 	Xlates(ctx context.Context, unitName string, offset, limit int) (unit.Page[firewall.XlateInfo], error)
 	// ARP returns a unit's (replicated) ARP table.
 	ARP(ctx context.Context, unitName string) ([]firewall.ARPInfo, error)
+	// Bridge returns a unit's (replicated) bridge table, transparent mode.
+	Bridge(ctx context.Context, unitName string) ([]firewall.BridgeInfo, error)
 	// Routes returns a unit's routing table.
 	Routes(ctx context.Context, unitName string) ([]firewall.RouteInfo, error)
 	// Interfaces returns a unit's data interfaces with their counters.
@@ -206,6 +208,15 @@ func (s *LabSource) Drops(ctx context.Context, u string) (map[string]uint64, err
 		return nil, err
 	}
 	return c.Drops(ctx)
+}
+
+// Bridge implements Source.
+func (s *LabSource) Bridge(ctx context.Context, u string) ([]firewall.BridgeInfo, error) {
+	c, err := s.client(u)
+	if err != nil {
+		return nil, err
+	}
+	return c.Bridge(ctx)
 }
 
 // HostARP implements Source.

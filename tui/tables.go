@@ -17,6 +17,7 @@ const (
 	tabConns  = "conns"
 	tabXlate  = "xlate"
 	tabARP    = "arp"
+	tabBridge = "bridge"
 	tabRoutes = "routes"
 	tabIfaces = "interfaces"
 	tabDrops  = "drops"
@@ -46,6 +47,11 @@ func newTableTabs() []*tableTab {
 			{title: "Interface", width: 10}, {title: "IP", width: 15}, {title: "MAC", width: 17},
 			{title: "Standby MAC", width: 17}, {title: "Age", width: 8, wide: true},
 		}},
+		{id: tabBridge, title: "Bridge", short: "Bridge", replicated: true, sortCol: -1,
+			note: "transparent mode's MAC address table (empty in routed mode)", cols: []column{
+				{title: "MAC", width: 17}, {title: "Interface", width: 10}, {title: "Standby if", width: 10},
+				{title: "Age", width: 8, wide: true},
+			}},
 		{id: tabRoutes, title: "Routes", short: "Routes", sortCol: -1,
 			note: "not replicated: each unit builds its own", cols: []column{
 				{title: "Interface", width: 10}, {title: "Prefix", width: 18}, {title: "Via", width: 15},
@@ -137,6 +143,11 @@ func fetchTable(ctx context.Context, src Source, r tableReq) tableData {
 		s, serr := fetchStandby(ctx, r.standby, src.ARP)
 		d.fill(len(a), len(s), aerr, serr, r.standby)
 		d.rows = merge(a, s, d.standbyTotal >= 0, false, arpKey, arpCells)
+	case tabBridge:
+		a, aerr := src.Bridge(ctx, r.active)
+		s, serr := fetchStandby(ctx, r.standby, src.Bridge)
+		d.fill(len(a), len(s), aerr, serr, r.standby)
+		d.rows = merge(a, s, d.standbyTotal >= 0, false, bridgeKey, bridgeCells)
 	case tabRoutes:
 		a, aerr := src.Routes(ctx, r.active)
 		s, serr := fetchStandby(ctx, r.standby, src.Routes)
@@ -288,6 +299,21 @@ func xlateCells(a, s *firewall.XlateInfo) []string {
 		mapped = e.Mapped.Addr().String()
 	}
 	return []string{e.Kind, orDash(e.Protocol), e.RealInterface, real, e.MappedInterface, mapped, conns, sb, shortDur(e.Age)}
+}
+
+func bridgeKey(b *firewall.BridgeInfo) string { return b.MAC }
+
+func bridgeCells(a, s *firewall.BridgeInfo) []string {
+	e, iface, sb := a, "—", "—"
+	if a != nil {
+		iface = a.Interface
+	} else {
+		e = s
+	}
+	if s != nil {
+		sb = s.Interface
+	}
+	return []string{e.MAC, iface, sb, shortDur(e.Age)}
 }
 
 func arpKey(a *firewall.ARPInfo) string { return a.Interface + " " + a.IP.String() }
