@@ -25,9 +25,12 @@ test-short:
 
 # Benchmarks print figures (ns/packet, ms per lab up/down, ...) beside
 # their targets; they assert nothing.
+# `falab bench` (lab-level figures, as root) then the Go benchmarks of the
+# packages (ns/packet, allocations, codec and TUI frame times).
 bench: build
+	./$(BIN) bench
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./e2e/
-	$(GO) test -run '^$$' -bench . -benchmem $(filter-out ./e2e/,$(shell $(GO) list ./... | grep -v /e2e))
+	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v -e /e2e -e /labbench)
 
 # Each fuzz target for FUZZTIME (go test runs one fuzz target at a time).
 FUZZTIME ?= 15s

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/falab/falab/unit"
 )
@@ -47,7 +48,11 @@ func ActiveUnit(ctx context.Context, labName string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		s, err := c.Status(ctx)
+		// A frozen unit accepts the connection and never answers: ask
+		// each unit with its own short deadline.
+		sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		s, err := c.Status(sctx)
+		cancel()
 		if err != nil {
 			continue
 		}

@@ -63,6 +63,7 @@ func commands() []command {
 		{"fault", "KIND [TARGET] [ARG]", "inject a fault: kill|freeze|thaw|restart|power-off UNIT, link-down|link-up NODE:IFACE, cut-failover, heal-failover, loss NODE:IFACE PCT, clear NODE:IFACE, failover [UNIT]", true, cmdFault},
 		{"capture", "[--lab LAB] NODE IFACE [-w FILE.pcapng] [-c N] [--duration D]", "capture a lab link to pcapng (stdout for | wireshark -k -i -)", true, cmdCapture},
 		{"run", "SCENARIO [--json] [--quiet]", "play a scenario headless: lab up, traffic, faults, checks, lab down; exit 0 pass, 1 fail", true, cmdRun},
+		{"bench", "[--quick] [--only N,...] [--json]", "measure forwarding, connection rate, failover gaps, bulk sync, lag, lab up/down; each beside its target and the kernel's", true, cmdBench},
 		{"version", "", "print the version", false, cmdVersion},
 		{"agent", "KIND --role server|client ...", "(internal) a traffic generator process", false, cmdAgent},
 		{"unit", "--config FILE", "(internal) the firewall unit process that falab up starts", true, cmdUnit},

@@ -1,0 +1,277 @@
+package labbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/falab/falab/lab"
+	"github.com/falab/falab/topo"
+)
+
+// Ports the data-plane measurements use on server1.
+const (
+	blastPort   = 9000
+	connectPort = 9001
+	iperfPort   = 5201
+)
+
+// dataPlaneResult is one topology's figures (falab's or the kernel's);
+// an error stands for a figure that could not be measured.
+type dataPlaneResult struct {
+	blast      blastResult
+	blastErr   error
+	tcp        float64 // Gbit/s
+	tcpErr     error
+	conns      connectResult
+	connsErr   error
+	tcpOn      float64 // Gbit/s with offloads on (kernel only)
+	tcpOnErr   error
+	offloadsOn bool
+}
+
+// hostsOf returns the namespaces of client1 and server1 and server1's
+// address.
+func hostsOf(l *lab.Lab) (clientNS, serverNS string, server netip.Addr, err error) {
+	s, ok := l.Host("server1")
+	if !ok || len(s.Interfaces) == 0 {
+		return "", "", netip.Addr{}, errors.New("the lab has no host server1 with an interface")
+	}
+	if _, ok := l.Host("client1"); !ok {
+		return "", "", netip.Addr{}, errors.New("the lab has no host client1")
+	}
+	return l.Namespace("client1"), l.Namespace("server1"), s.Interfaces[0].Addr.Addr(), nil
+}
+
+// measureDataPlane runs the pps, TCP and connection-rate measurements
+// between client1 and server1 of a lab that is up.
+func (b *bench) measureDataPlane(ctx context.Context, l *lab.Lab) dataPlaneResult {
+	var r dataPlaneResult
+	clientNS, serverNS, server, err := hostsOf(l)
+	if err != nil {
+		return dataPlaneResult{blastErr: err, tcpErr: err, connsErr: err, tcpOnErr: err}
+	}
+	r.blast, r.blastErr = blastUDP(ctx, clientNS, serverNS, "eth0",
+		netip.AddrPortFrom(netip.IPv4Unspecified(), blastPort), netip.AddrPortFrom(server, blastPort),
+		4, 64, pick(b, 1500*time.Millisecond, 3*time.Second))
+	r.tcp, r.tcpErr = iperfTCP(ctx, clientNS, serverNS, server.String(), iperfPort, pick(b, 2*time.Second, 5*time.Second))
+	r.conns, r.connsErr = connectRate(ctx, clientNS, serverNS,
+		netip.AddrPortFrom(netip.IPv4Unspecified(), connectPort), netip.AddrPortFrom(server, connectPort),
+		runtime.NumCPU(), 128, pick(b, 1500*time.Millisecond, 3*time.Second))
+	return r
+}
+
+// dataPlane measures figures 2-4 on a falab lab and on the kernel
+// baseline (the same lab, topology only, fw-a's kernel routing with SNAT),
+// and puts each falab figure beside the kernel's.
+func (b *bench) dataPlane(ctx context.Context) []Figure {
+	fa := b.falabDataPlane(ctx)
+	k := b.kernelDataPlane(ctx)
+	return dataPlaneFigures(fa, k)
+}
+
+func (b *bench) falabDataPlane(ctx context.Context) dataPlaneResult {
+	bl, down, err := b.up(ctx, "dp", false)
+	if err != nil {
+		return dataPlaneResult{blastErr: err, tcpErr: err, connsErr: err}
+	}
+	defer down()
+	if _, err := waitPair(ctx, bl.Name, 10*time.Second); err != nil {
+		return dataPlaneResult{blastErr: err, tcpErr: err, connsErr: err}
+	}
+	return b.measureDataPlane(ctx, bl.Lab)
+}
+
+func (b *bench) kernelDataPlane(ctx context.Context) dataPlaneResult {
+	bl, down, err := b.up(ctx, "kn", true)
+	if err != nil {
+		err = fmt.Errorf("kernel baseline: %w", err)
+		return dataPlaneResult{blastErr: err, tcpErr: err, connsErr: err, tcpOnErr: err}
+	}
+	defer down()
+	if err := kernelRouter(bl.Lab); err != nil {
+		err = fmt.Errorf("kernel baseline: %w", err)
+		return dataPlaneResult{blastErr: err, tcpErr: err, connsErr: err, tcpOnErr: err}
+	}
+	r := b.measureDataPlane(ctx, bl.Lab)
+	clientNS, serverNS, server, _ := hostsOf(bl.Lab)
+	if err := setOffloads(bl.Lab, true); err != nil {
+		r.tcpOnErr = fmt.Errorf("turning offloads on: %w", err)
+		return r
+	}
+	r.offloadsOn = true
+	r.tcpOn, r.tcpOnErr = iperfTCP(ctx, clientNS, serverNS, server.String(), iperfPort, pick(b, 2*time.Second, 5*time.Second))
+	return r
+}
+
+// kernelRouter makes the primary unit's namespace a Linux router in the
+// firewall's place: the firewall's addresses on its data interfaces,
+// forwarding on, and an nftables masquerade (SNAT) of the inside subnet
+// out of the outside interface, as the lab's PAT rule does.
+func kernelRouter(l *lab.Lab) error {
+	ns := l.Namespace(l.Primary().Name)
+	var inside, outside *lab.FirewallInterface
+	for i, fi := range l.Firewall.Interfaces {
+		switch fi.Name {
+		case "inside":
+			inside = &l.Firewall.Interfaces[i]
+		case "outside":
+			outside = &l.Firewall.Interfaces[i]
+		}
+	}
+	if inside == nil || outside == nil {
+		return errors.New("the lab's firewall has no inside and outside interfaces")
+	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		return fmt.Errorf("nft is not installed (apt package nftables): %w", err)
+	}
+	script := fmt.Sprintf(`table ip labbench {
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		oifname "%s" ip saddr %s masquerade
+	}
+}
+`, outside.Name, inside.Addr.Masked())
+	return topo.Do(ns, func() error {
+		h, err := netlink.NewHandle()
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		for _, fi := range []*lab.FirewallInterface{inside, outside} {
+			link, err := h.LinkByName(fi.Name)
+			if err != nil {
+				return fmt.Errorf("interface %s: %w", fi.Name, err)
+			}
+			a := &netlink.Addr{IPNet: &net.IPNet{IP: fi.Addr.Addr().AsSlice(), Mask: net.CIDRMask(fi.Addr.Bits(), 32)}}
+			if err := h.AddrReplace(link, a); err != nil {
+				return fmt.Errorf("address %s on %s: %w", fi.Addr, fi.Name, err)
+			}
+		}
+		// /proc/sys/net is the opening thread's namespace's.
+		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
+			return fmt.Errorf("ip_forward: %w", err)
+		}
+		cmd := exec.Command("nft", "-f", "-")
+		cmd.Stdin = strings.NewReader(script)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("nft masquerade rule: %v: %s", err, out)
+		}
+		return nil
+	})
+}
+
+// setOffloads turns the segmentation, receive-coalescing and checksum
+// offloads of every cabled interface of the lab on (or off), with ethtool.
+func setOffloads(l *lab.Lab, on bool) error {
+	path, err := exec.LookPath("ethtool")
+	if err != nil {
+		return fmt.Errorf("ethtool is not installed: %w", err)
+	}
+	state := "off"
+	if on {
+		state = "on"
+	}
+	for _, lk := range l.Links {
+		for _, e := range [][2]lab.Endpoint{{lk.A, lk.B}, {lk.B, lk.A}} {
+			ifname := e[0].Iface
+			if ifname == "" {
+				ifname = lab.SwitchPort(e[1])
+			}
+			cmd := exec.Command(path, "-K", ifname, "tx", state, "sg", state, "tso", state, "gso", state, "gro", state)
+			err := topo.Do(l.Namespace(e[0].Node), func() error {
+				if out, err := cmd.CombinedOutput(); err != nil {
+					return fmt.Errorf("ethtool -K %s: %v: %s", ifname, err, strings.TrimSpace(string(out)))
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// dataPlaneFigures puts falab's and the kernel's figures side by side.
+func dataPlaneFigures(fa, k dataPlaneResult) []Figure {
+	var figs []Figure
+	ppsT := &Target{Op: ">=", Value: 0.5, OnRatio: true}
+	ppsName := "UDP forwarding, 64 B payload, 4 flows"
+	if fa.blastErr != nil {
+		figs = append(figs, notMeasured(2, "udp-pps", ppsName, "pps", ppsT, fa.blastErr))
+	} else {
+		f := measured(2, "udp-pps", ppsName, "pps", fa.blast.Delivered, ppsT,
+			fmt.Sprintf("client1->server1 through the active unit (PAT), Go sendmmsg blaster, %d flows, one sender thread each; delivered = server1 eth0 rx packets/s; offered falab %.0f pps", fa.blast.Flows, fa.blast.Offered))
+		if k.blastErr == nil {
+			f = f.withKernel(k.blast.Delivered)
+			f.Detail += fmt.Sprintf(", kernel %.0f pps", k.blast.Offered)
+			if k.blast.Delivered >= 0.95*k.blast.Offered {
+				f.Detail += " (the kernel forwarded all it was offered: the sender set the kernel's figure, its real capacity is higher, so the ratio flatters falab)"
+			}
+		} else {
+			f.Detail += "; kernel n/a: " + errText(k.blastErr)
+		}
+		figs = append(figs, f)
+	}
+
+	tcpT := &Target{Op: ">=", Value: 0.5, OnRatio: true}
+	tcpName := "TCP bulk, 1 stream (iperf3), offloads OFF"
+	if fa.tcpErr != nil {
+		figs = append(figs, notMeasured(3, "tcp-gbps", tcpName, "Gbit/s", tcpT, fa.tcpErr))
+	} else {
+		f := measured(3, "tcp-gbps", tcpName, "Gbit/s", fa.tcp, tcpT, "iperf3 -c server1 -t N, client1->server1 through the active unit; offloads off on every lab veth (falab needs them off), kernel likewise")
+		if k.tcpErr == nil {
+			f = f.withKernel(k.tcp)
+		} else {
+			f.Detail += "; kernel n/a: " + errText(k.tcpErr)
+		}
+		figs = append(figs, f)
+	}
+	onName := "TCP bulk vs kernel with offloads ON"
+	switch {
+	case fa.tcpErr != nil:
+		figs = append(figs, notMeasured(3, "tcp-gbps-kernel-offloads-on", onName, "Gbit/s", nil, fa.tcpErr))
+	case k.tcpOnErr != nil:
+		f := measured(3, "tcp-gbps-kernel-offloads-on", onName, "Gbit/s", fa.tcp, nil, "kernel with offloads on: n/a: "+errText(k.tcpOnErr))
+		figs = append(figs, f)
+	default:
+		f := measured(3, "tcp-gbps-kernel-offloads-on", onName, "Gbit/s", fa.tcp, nil,
+			"falab (offloads OFF, as it must run) beside the kernel with TSO/GSO/GRO/tx-checksum/SG ON on every lab veth (ethtool -K)")
+		figs = append(figs, f.withKernel(k.tcpOn))
+	}
+
+	cpsT := &Target{Op: ">=", Value: 100_000}
+	cpsName := "new TCP connections per second"
+	if fa.connsErr != nil {
+		figs = append(figs, notMeasured(4, "conn-rate", cpsName, "conn/s", cpsT, fa.connsErr))
+	} else {
+		f := measured(4, "conn-rate", cpsName, "conn/s", fa.conns.Rate, cpsT,
+			fmt.Sprintf("client1 -> server1:%d through the active unit (PAT); %d epoll loops x %d non-blocking connects under way, each closed with SO_LINGER 0 once established; listener accepts and closes; completed connects/s over the window; %d failed%s",
+				connectPort, fa.conns.Loops, fa.conns.InFlight, fa.conns.Failed, firstErrNote(fa.conns)))
+		if k.connsErr == nil {
+			f = f.withKernel(k.conns.Rate)
+			f.Detail += fmt.Sprintf("; kernel: %d failed%s", k.conns.Failed, firstErrNote(k.conns))
+		} else {
+			f.Detail += "; kernel n/a: " + errText(k.connsErr)
+		}
+		figs = append(figs, f)
+	}
+	return figs
+}
+
+func firstErrNote(r connectResult) string {
+	if r.FirstErr == "" {
+		return ""
+	}
+	return " (first: " + r.FirstErr + ")"
+}

@@ -1,0 +1,443 @@
+package labbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/falab/falab/lab"
+	"github.com/falab/falab/traffic"
+	"github.com/falab/falab/unit"
+)
+
+// Unit states the bench waits for (failover's state names).
+const (
+	stateActive       = "Active"
+	stateStandbyReady = "Standby Ready"
+)
+
+// status asks one unit of a running lab for its status.
+func status(ctx context.Context, labName, unitName string) (unit.Status, error) {
+	c, err := lab.UnitClient(labName, unitName)
+	if err != nil {
+		return unit.Status{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return c.Status(ctx)
+}
+
+// waitPair waits until one unit of the lab is Active and its peer Standby
+// Ready, and returns the active one.
+func waitPair(ctx context.Context, labName string, timeout time.Duration) (string, error) {
+	names, err := lab.UnitNames(labName)
+	if err != nil {
+		return "", err
+	}
+	deadline := time.Now().Add(timeout)
+	last := "no answer"
+	for {
+		var states [2]string
+		for i, n := range names {
+			s, err := status(ctx, labName, n)
+			if err != nil {
+				states[i] = "error: " + err.Error()
+				continue
+			}
+			states[i] = s.State
+		}
+		for i := range names {
+			if states[i] == stateActive && states[1-i] == stateStandbyReady {
+				return names[i], nil
+			}
+		}
+		last = fmt.Sprintf("%s %s, %s %s", names[0], states[0], names[1], states[1])
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("lab %s: no Active/Standby Ready pair after %v (%s)", labName, timeout, last)
+		}
+		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
+			return "", err
+		}
+	}
+}
+
+// reportOf returns the latest reports of one traffic generator.
+func reportOf(labName, name string) (lab.TrafficReport, error) {
+	reps, err := lab.TrafficReports(labName)
+	if err != nil {
+		return lab.TrafficReport{}, err
+	}
+	for _, r := range reps {
+		if r.Traffic.Name == name {
+			return r, nil
+		}
+	}
+	return lab.TrafficReport{}, fmt.Errorf("no report of traffic %s", name)
+}
+
+// gapResult is one failover of a udp-probe run.
+type gapResult struct {
+	GapMs         float64
+	Lost, Sent    uint64
+	From, NewUnit string
+}
+
+// gapOnce brings up a lab, runs a udp-probe every 1 ms client1->server1,
+// injects fault (kill or freeze) into the active unit and reads the
+// probe's longest gap and lost probes.
+func (b *bench) gapOnce(ctx context.Context, fault string) (gapResult, error) {
+	bl, down, err := b.up(ctx, "fo", false)
+	if err != nil {
+		return gapResult{}, err
+	}
+	defer down()
+	active, err := waitPair(ctx, bl.Name, 10*time.Second)
+	if err != nil {
+		return gapResult{}, err
+	}
+	const probe = "probe"
+	if err := lab.StartTraffic(ctx, bl.Name, lab.Traffic{Name: probe, Kind: traffic.KindUDPProbe, Client: "client1", Server: "server1", Interval: time.Millisecond}); err != nil {
+		return gapResult{}, err
+	}
+	if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+		return gapResult{}, err
+	}
+	if r, err := reportOf(bl.Name, probe); err != nil {
+		return gapResult{}, err
+	} else if r.Client == nil || r.Client.Received == 0 {
+		return gapResult{}, errors.New("udp-probe gets no echoes through the unit before the fault")
+	}
+	if _, err := lab.Inject(ctx, bl.Name, lab.Fault{Kind: fault, Target: active}); err != nil {
+		return gapResult{}, err
+	}
+	b.log.Debug("bench: fault injected", "lab", bl.Name, "fault", fault, "unit", active)
+	// Detection (hold time 100 ms) and takeover, then enough probes
+	// after it to see the flow back.
+	if err := sleepCtx(ctx, pick(b, time.Second, 1500*time.Millisecond)); err != nil {
+		return gapResult{}, err
+	}
+	if err := lab.StopTraffic(bl.Name, probe); err != nil {
+		return gapResult{}, err
+	}
+	b.log.Debug("bench: probe stopped", "lab", bl.Name)
+	r, err := reportOf(bl.Name, probe)
+	if err != nil {
+		return gapResult{}, err
+	}
+	if r.Client == nil {
+		return gapResult{}, errors.New("udp-probe client wrote no report")
+	}
+	res := gapResult{GapMs: r.Client.LongestGapMs, Lost: r.Client.Lost, Sent: r.Client.Sent, From: active}
+	if n, err := b.activeUnit(ctx, bl.Name); err == nil {
+		res.NewUnit = n
+	}
+	if res.NewUnit == active {
+		return res, fmt.Errorf("after %s of %s, %s still reports active: no takeover to measure", fault, active, active)
+	}
+	return res, nil
+}
+
+// failoverGaps is figure 6: crash (SIGKILL) and freeze (SIGSTOP).
+func (b *bench) failoverGaps(ctx context.Context) []Figure {
+	cases := []struct {
+		fault, id, name string
+		target          *Target
+	}{
+		{lab.FaultKill, "gap-crash", "failover gap, crash (SIGKILL active)", &Target{Op: "<", Value: 10, OnMax: true}},
+		{lab.FaultFreeze, "gap-freeze", "failover gap, freeze (SIGSTOP active)", &Target{Op: "<", Value: 110, OnMax: true}},
+	}
+	var figs []Figure
+	for _, c := range cases {
+		var gaps []float64
+		var lost []uint64
+		var errs []error
+		n := b.reps(3)
+		for range n {
+			if ctx.Err() != nil {
+				break
+			}
+			r, err := b.gapOnce(ctx, c.fault)
+			if err != nil {
+				b.log.Warn("bench: failover gap run failed", "fault", c.fault, "err", err)
+				errs = append(errs, err)
+				continue
+			}
+			gaps = append(gaps, r.GapMs)
+			lost = append(lost, r.Lost)
+		}
+		if len(gaps) == 0 {
+			err := errors.Join(errs...)
+			if err == nil {
+				err = ctx.Err()
+			}
+			figs = append(figs, notMeasured(6, c.id, c.name, "ms", c.target, err))
+			continue
+		}
+		detail := fmt.Sprintf("udp-probe every 1 ms client1->server1, longest echo gap; %d of %d runs; gaps %s ms; probes lost %v",
+			len(gaps), n, floats(gaps), lost)
+		if len(errs) > 0 {
+			detail += fmt.Sprintf("; %d runs failed: %s", len(errs), errText(errors.Join(errs...)))
+		}
+		figs = append(figs, repeated(6, c.id, c.name, "ms", gaps, c.target, detail))
+	}
+	return figs
+}
+
+func floats(xs []float64) string {
+	s := ""
+	for i, x := range xs {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%.1f", x)
+	}
+	return s
+}
+
+// tcpResume is figure 7: tcp-stream generators c2s, s2c and both through
+// the active unit, the active killed, each direction's longest gap and the
+// sessions that survived.
+func (b *bench) tcpResume(ctx context.Context) []Figure {
+	dirs := []string{"c2s", "s2c", "both"}
+	var gapT *Target // the brief sets no target on the resume time itself
+	survT := &Target{Op: ">=", Value: 100}
+	fail := func(err error) []Figure {
+		var figs []Figure
+		for _, d := range dirs {
+			figs = append(figs,
+				notMeasured(7, "tcp-resume-"+d, "TCP resume after crash, "+d, "ms", gapT, err),
+				notMeasured(7, "tcp-survived-"+d, "TCP sessions survived, "+d, "%", survT, err))
+		}
+		return figs
+	}
+	bl, down, err := b.up(ctx, "tcp", false)
+	if err != nil {
+		return fail(err)
+	}
+	defer down()
+	active, err := waitPair(ctx, bl.Name, 10*time.Second)
+	if err != nil {
+		return fail(err)
+	}
+	flows := pick(b, 5, 10)
+	for i, d := range dirs {
+		t := lab.Traffic{Name: "tcp-" + d, Kind: traffic.KindTCPStream, Client: "client1", Server: "server1", Flows: flows, Direction: d, Port: 5301 + i}
+		if err := lab.StartTraffic(ctx, bl.Name, t); err != nil {
+			return fail(err)
+		}
+	}
+	// Every flow established before the fault.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ready := 0
+		for _, d := range dirs {
+			if r, err := reportOf(bl.Name, "tcp-"+d); err == nil && r.Client != nil && r.Client.Alive == flows {
+				ready++
+			}
+		}
+		if ready == len(dirs) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fail(fmt.Errorf("only %d of %d tcp-stream generators had all %d flows alive after 5 s", ready, len(dirs), flows))
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return fail(err)
+		}
+	}
+	if err := sleepCtx(ctx, 300*time.Millisecond); err != nil {
+		return fail(err)
+	}
+	fault := time.Now()
+	if _, err := lab.Inject(ctx, bl.Name, lab.Fault{Kind: lab.FaultKill, Target: active}); err != nil {
+		return fail(err)
+	}
+	if err := sleepCtx(ctx, pick(b, 1500*time.Millisecond, 2500*time.Millisecond)); err != nil {
+		return fail(err)
+	}
+	if err := lab.StopTraffic(bl.Name); err != nil {
+		return fail(err)
+	}
+	var figs []Figure
+	for _, d := range dirs {
+		r, err := reportOf(bl.Name, "tcp-"+d)
+		if err == nil && (r.Client == nil || r.Server == nil) {
+			err = errors.New("a tcp-stream agent wrote no report")
+		}
+		if err != nil {
+			figs = append(figs,
+				notMeasured(7, "tcp-resume-"+d, "TCP resume after crash, "+d, "ms", gapT, err),
+				notMeasured(7, "tcp-survived-"+d, "TCP sessions survived, "+d, "%", survT, err))
+			continue
+		}
+		survived := 0
+		for _, f := range r.Client.Detail {
+			if f.Survived(fault) {
+				survived++
+			}
+		}
+		gap := max(r.Client.LongestGapMs, r.Server.LongestGapMs)
+		figs = append(figs,
+			measured(7, "tcp-resume-"+d, "TCP resume after crash, "+d, "ms", gap, gapT,
+				fmt.Sprintf("tcp-stream %s, %d flows at 1 MB/s each way they send; longest gap of any flow, client or server side", d, flows)),
+			measured(7, "tcp-survived-"+d, "TCP sessions survived, "+d, "%", 100*float64(survived)/float64(len(r.Client.Detail)), survT,
+				fmt.Sprintf("%d of %d flows alive or completed after the kill (client resets %d, stalled %d; server resets %d)",
+					survived, len(r.Client.Detail), r.Client.Reset, r.Client.Stalled, r.Server.Reset)))
+	}
+	return figs
+}
+
+// replication is figures 9 (replication lag under 10k new flows/s) and 8
+// (bulk sync of 100k connections to a restarted standby), on one lab.
+func (b *bench) replication(ctx context.Context) []Figure {
+	lagT := &Target{Op: "<", Value: 5}
+	syncT := &Target{Op: "<", Value: 1000}
+	const lagName, syncName = "replication lag p99 at 10k new conns/s", "bulk sync of 100k conns to a restarted standby"
+	fail := func(err error) []Figure {
+		return []Figure{
+			notMeasured(8, "bulk-sync", syncName, "ms", syncT, err),
+			notMeasured(9, "repl-lag-p99", lagName, "ms", lagT, err),
+		}
+	}
+	bl, down, err := b.up(ctx, "rep", false)
+	if err != nil {
+		return fail(err)
+	}
+	defer down()
+	active, err := waitPair(ctx, bl.Name, 10*time.Second)
+	if err != nil {
+		return fail(err)
+	}
+	standby := bl.Peer(active).Name
+	clientNS, _, server, err := hostsOf(bl.Lab)
+	if err != nil {
+		return fail(err)
+	}
+	// 2 source sockets x 50k destination ports: 100k new 5-tuples.
+	flows, err := newUDPFlows(clientNS, server, 10000, 50000, 2)
+	if err != nil {
+		return fail(err)
+	}
+	defer flows.Close()
+
+	var figs []Figure
+	const rate = 10_000
+	secs := pick(b, 2, 5)
+	if err := flows.pace(ctx, rate*secs, rate); err != nil {
+		return fail(fmt.Errorf("driving %d new flows/s: %w", rate, err))
+	}
+	_ = sleepCtx(ctx, 200*time.Millisecond) // the last acks land
+	st, err := status(ctx, bl.Name, active)
+	if err != nil {
+		figs = append(figs, notMeasured(9, "repl-lag-p99", lagName, "ms", lagT, err))
+	} else {
+		rs := st.Replication
+		f := measured(9, "repl-lag-p99", lagName, "ms", ms(rs.LagP99), lagT,
+			fmt.Sprintf("%d new UDP flows/s for %d s client1->server1; active's replication stats over its last %d acks: p50 %.3f ms, p99 %.3f ms, max %.3f ms; queue high %d, overflows %d, active conns %d",
+				rate, secs, rs.LagSamples, ms(rs.LagP50), ms(rs.LagP99), ms(rs.LagMax), rs.QueueHigh, rs.Overflows, st.Counts.Conns))
+		if rs.LagSamples == 0 {
+			f = notMeasured(9, "repl-lag-p99", lagName, "ms", lagT, errors.New("the active reports no lag samples (no acks from the standby)"))
+		}
+		figs = append(figs, f)
+	}
+	figs = append(figs, b.bulkSync(ctx, bl.Name, active, standby, flows, syncT, syncName))
+	return figs
+}
+
+// bulkSync fills the active to 100k connections, restarts the standby and
+// times its way to Standby Ready.
+func (b *bench) bulkSync(ctx context.Context, labName, active, standby string, flows *udpFlows, t *Target, name string) Figure {
+	const want = 100_000
+	if err := flows.pace(ctx, want-flows.next, 50_000); err != nil {
+		return notMeasured(8, "bulk-sync", name, "ms", t, fmt.Errorf("filling %d flows: %w", want, err))
+	}
+	var conns int
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := status(ctx, labName, active)
+		if err != nil {
+			return notMeasured(8, "bulk-sync", name, "ms", t, err)
+		}
+		conns = st.Counts.Conns
+		if conns >= want*98/100 || time.Now().After(deadline) {
+			break
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return notMeasured(8, "bulk-sync", name, "ms", t, err)
+		}
+	}
+	if conns < want/2 {
+		return notMeasured(8, "bulk-sync", name, "ms", t, fmt.Errorf("the active holds only %d conns after %d flows were sent", conns, want))
+	}
+	t0 := time.Now()
+	if _, err := lab.Inject(ctx, labName, lab.Fault{Kind: lab.FaultRestart, Target: standby}); err != nil {
+		return notMeasured(8, "bulk-sync", name, "ms", t, err)
+	}
+	t1 := time.Now()
+	var st unit.Status
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		s, err := status(ctx, labName, standby)
+		if err == nil && s.State == stateStandbyReady {
+			st = s
+			break
+		}
+		if time.Now().After(deadline) {
+			return notMeasured(8, "bulk-sync", name, "ms", t, fmt.Errorf("restarted %s is not Standby Ready after 30 s (state %q)", standby, s.State))
+		}
+		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+			return notMeasured(8, "bulk-sync", name, "ms", t, err)
+		}
+	}
+	polled := time.Now()
+	// The unit's own history says when it entered each state: from its
+	// start to Standby Ready is the figure; Bulk Sync to Standby Ready the
+	// transfer itself.
+	var bulkAt, readyAt time.Time
+	for _, h := range st.History {
+		switch h.To {
+		case "Bulk Sync":
+			bulkAt = h.At
+		case stateStandbyReady:
+			readyAt = h.At
+		}
+	}
+	startedAt := st.StartedAt
+	if readyAt.IsZero() {
+		readyAt = polled
+	}
+	if startedAt.IsZero() {
+		startedAt = t1
+	}
+	total := readyAt.Sub(startedAt)
+	detail := fmt.Sprintf("active held %d conns; restart (lab.Inject restart %s) took %.0f ms until the API answered; unit start to Standby Ready %.0f ms",
+		conns, standby, ms(t1.Sub(t0)), ms(total))
+	if !bulkAt.IsZero() {
+		detail += fmt.Sprintf(" (of which Bulk Sync state %.0f ms)", ms(readyAt.Sub(bulkAt)))
+	}
+	if now, err := status(ctx, labName, active); err == nil {
+		conns = now.Counts.Conns
+	}
+	detail += fmt.Sprintf("; at Standby Ready the standby holds %d conns, the active %d", st.Counts.Conns, conns)
+	return measured(8, "bulk-sync", name, "ms", ms(total), t, detail)
+}
+
+// activeUnit returns the unit that reports itself Active. Unlike
+// lab.ActiveUnit it bounds each question, since a frozen unit's API
+// accepts a connection and never answers.
+func (b *bench) activeUnit(ctx context.Context, labName string) (string, error) {
+	names, err := lab.UnitNames(labName)
+	if err != nil {
+		return "", err
+	}
+	for _, n := range names {
+		qctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		s, err := status(qctx, labName, n)
+		cancel()
+		if err == nil && s.Active {
+			return n, nil
+		}
+	}
+	return "", fmt.Errorf("no unit of lab %s reports itself active", labName)
+}
