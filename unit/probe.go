@@ -3,8 +3,10 @@ package unit
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/falab/falab/failover"
@@ -49,6 +51,8 @@ func (p *prober) start(a failover.ProbeDataInterfaces) {
 	p.mu.Unlock()
 	p.u.events.Add("probe", "confirming on the data interfaces: "+a.Reason)
 	poll := max(a.Poll, time.Millisecond)
+	closed := make(chan struct{})
+	go p.portClosed(a.Timeout, closed)
 	go func() {
 		deadline := time.NewTimer(a.Timeout)
 		defer deadline.Stop()
@@ -62,6 +66,11 @@ func (p *prober) start(a failover.ProbeDataInterfaces) {
 				p.finish(round)
 				p.u.events.Add("probe", "peer answered on the data interfaces after "+time.Since(started).Round(time.Microsecond).String())
 				p.u.feed(failover.DataProbeResult{PeerAlive: true})
+				return
+			case <-closed:
+				p.finish(round)
+				p.u.events.Add("probe", "peer's failover port is closed (its kernel refused a datagram after "+time.Since(started).Round(time.Microsecond).String()+"): its process is gone")
+				p.u.feed(failover.DataProbeResult{PeerAlive: false})
 				return
 			case <-deadline.C:
 				p.finish(round)
@@ -128,5 +137,42 @@ func (p *prober) handle(iface string, payload []byte) {
 			}
 		}
 		p.mu.Unlock()
+	}
+}
+
+// portClosed sends a datagram to the peer's hello port over the failover
+// link and closes closed if the peer's kernel refuses it (ICMP port
+// unreachable, seen as ECONNREFUSED on a connected socket): the peer's
+// process is gone, which is a definitive answer long before the data
+// interfaces' silence is. It can only say "dead": a cut link, a frozen
+// process or a live one give no refusal, and then the interface hellos
+// decide.
+func (p *prober) portClosed(within time.Duration, closed chan<- struct{}) {
+	peer := &net.UDPAddr{IP: p.u.cfg.PeerAddr.AsSlice(), Port: HelloPort}
+	c, err := net.DialUDP("udp4", &net.UDPAddr{IP: p.u.cfg.LocalAddr.AsSlice()}, peer)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	deadline := time.Now().Add(within)
+	_ = c.SetDeadline(deadline)
+	buf := make([]byte, 64)
+	for time.Now().Before(deadline) {
+		// Not a hello: the peer's unit, if alive, drops it as unauthenticated.
+		if _, err := c.Write([]byte("falab-port-check")); err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				close(closed)
+			}
+			return
+		}
+		if _, err := c.Read(buf); err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				close(closed)
+				return
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				return
+			}
+		}
 	}
 }
