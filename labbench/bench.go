@@ -30,7 +30,8 @@ type Options struct {
 	// binary (as for `falab bench`).
 	Executable string
 	// Only, when set, runs just the measurements with these item numbers
-	// (1-10 of the brief); item 1 is measured whenever any lab comes up.
+	// (1-10 of the brief, 11 the transparent pair); item 1 is measured
+	// whenever any lab comes up.
 	Only []int
 }
 
@@ -56,6 +57,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Report, error) {
 		{[]int{7}, "tcp resume", b.tcpResume},
 		{[]int{8, 9}, "replication", b.replication},
 		{[]int{5}, "memory per connection", b.memoryPerConn},
+		{[]int{11}, "transparent pair", b.transparent},
 	}
 	var figs []Figure
 	for _, s := range steps {
@@ -161,15 +163,19 @@ func pick[T any](b *bench, quick, full T) T {
 var defaultNameRE = regexp.MustCompile(`(?m)^name:\s*default\s*$`)
 
 // labFile writes a copy of the default lab named name and returns its path.
-func (b *bench) labFile(name string) (string, error) {
-	data, ok := labs.Get(labs.Default)
+func (b *bench) labFile(name string) (string, error) { return b.labFileOf(labs.Default, name) }
+
+// labFileOf writes a copy of the built-in lab base renamed to name.
+func (b *bench) labFileOf(base, name string) (string, error) {
+	data, ok := labs.Get(base)
 	if !ok {
-		return "", errors.New("the built-in default lab is missing from this binary")
+		return "", fmt.Errorf("the built-in %s lab is missing from this binary", base)
 	}
-	if !defaultNameRE.Match(data) {
-		return "", errors.New("the built-in default lab has no `name: default` line to rename")
+	re := regexp.MustCompile(`(?m)^name: ` + regexp.QuoteMeta(base) + `$`)
+	if !re.Match(data) {
+		return "", fmt.Errorf("the built-in %s lab has no `name: %s` line to rename", base, base)
 	}
-	data = defaultNameRE.ReplaceAll(data, []byte("name: "+name))
+	data = re.ReplaceAll(data, []byte("name: "+name))
 	path := filepath.Join(b.tmp, name+".yaml")
 	return path, os.WriteFile(path, data, 0o600)
 }
@@ -184,10 +190,15 @@ type benchLab struct {
 // what it is for) and returns it with the function that tears it down,
 // which the caller must defer. Full labs' up and down times feed figure 1.
 func (b *bench) up(ctx context.Context, tag string, topologyOnly bool) (*benchLab, func(), error) {
+	return b.upOf(ctx, labs.Default, tag, topologyOnly)
+}
+
+// upOf is up for a copy of the built-in lab base.
+func (b *bench) upOf(ctx context.Context, base, tag string, topologyOnly bool) (*benchLab, func(), error) {
 	b.seq++
 	// Lab names are at most 20 characters: lb, the pid, the tag, a count.
 	name := fmt.Sprintf("lb%d-%s%d", os.Getpid()%100000, tag, b.seq)
-	path, err := b.labFile(name)
+	path, err := b.labFileOf(base, name)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -97,6 +97,7 @@ var FigureIDs = []string{
 	"tcp-resume-c2s", "tcp-survived-c2s", "tcp-resume-s2c", "tcp-survived-s2c", "tcp-resume-both", "tcp-survived-both",
 	"bulk-sync",
 	"repl-lag-p99",
+	"transparent-pps",
 	"ref-crash-gap", "ref-conntrackd-lag", "ref-tcp-survive",
 }
 
