@@ -95,18 +95,7 @@ func (p *pinger) run(ctx context.Context) error {
 			p.log.Debug("ping write", "err", err)
 		}
 	}
-	tick := time.NewTicker(p.cfg.interval)
-	send()
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-tick.C:
-			send()
-		}
-	}
-	tick.Stop()
+	sendEvery(ctx, p.cfg.interval, send)
 	grace := time.NewTimer(p.cfg.grace)
 	<-grace.C
 	_ = conn.Close()

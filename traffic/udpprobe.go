@@ -137,7 +137,6 @@ func (c *probeClient) run(ctx context.Context) error {
 		c.read(conn)
 	}()
 
-	tick := time.NewTicker(c.cfg.interval)
 	buf := make([]byte, ProbeLen)
 	send := func() {
 		now := time.Now()
@@ -147,17 +146,7 @@ func (c *probeClient) run(ctx context.Context) error {
 			c.log.Debug("probe write", "err", err)
 		}
 	}
-	send()
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-tick.C:
-			send()
-		}
-	}
-	tick.Stop()
+	sendEvery(ctx, c.cfg.interval, send)
 	// Late echoes still count: wait the grace before closing.
 	grace := time.NewTimer(c.cfg.grace)
 	<-grace.C
@@ -304,4 +293,19 @@ func (s *probeServer) snapshot(now time.Time) Report {
 		rep.Detail = append(rep.Detail, f)
 	}
 	return rep
+}
+
+// sendEvery calls send at once and then every interval until ctx ends.
+func sendEvery(ctx context.Context, interval time.Duration, send func()) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	send()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			send()
+		}
+	}
 }
