@@ -43,6 +43,10 @@ type State struct {
 	Namespaces []string        `json:"namespaces"` // recorded before any is made
 	Units      map[string]Proc `json:"units,omitempty"`
 	Procs      []Proc          `json:"procs,omitempty"` // other processes falab started (traffic, servers)
+	// Failover settings a scenario put over the lab file's, so that every
+	// command sees the lab as it runs, not as the file says.
+	MACMode         string `json:"mac_mode,omitempty"`
+	HTTPReplication *bool  `json:"http_replication,omitempty"`
 }
 
 // Proc is a process falab started. StartTime (clock ticks after boot, from

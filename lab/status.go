@@ -55,6 +55,12 @@ func LoadRunning(name string) (*State, *Lab, error) {
 	if err != nil {
 		return st, nil, err
 	}
+	if st.MACMode != "" {
+		l.Failover.MACMode = st.MACMode
+	}
+	if st.HTTPReplication != nil {
+		l.Failover.HTTPReplication = *st.HTTPReplication
+	}
 	return st, l, nil
 }
 

@@ -88,6 +88,15 @@ func Up(ctx context.Context, l *Lab, data []byte, opt UpOptions) (st *State, err
 		}
 	}
 	st = &State{Name: l.Name, Source: l.File, Phase: PhaseBuilding, CreatedAt: time.Now(), Namespaces: names, Units: map[string]Proc{}}
+	if asFile, err := Load(l.File, data); err == nil {
+		if asFile.Failover.MACMode != l.Failover.MACMode {
+			st.MACMode = l.Failover.MACMode
+		}
+		if asFile.Failover.HTTPReplication != l.Failover.HTTPReplication {
+			h := l.Failover.HTTPReplication
+			st.HTTPReplication = &h
+		}
+	}
 	if err := WriteState(st); err != nil {
 		return nil, fmt.Errorf("record lab %s: %w", l.Name, err)
 	}
