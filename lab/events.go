@@ -10,9 +10,6 @@ import (
 	"github.com/falab/falab/unit"
 )
 
-// osExecutable is os.Executable (a seam for tests).
-var osExecutable = os.Executable
-
 // eventsFile is the lab's own timeline (faults, traffic), one JSON event a
 // line, appended by whichever falab process acts on the lab. Appends of a
 // single short line are atomic with O_APPEND, so processes do not mix.

@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -235,5 +236,6 @@ func Inject(ctx context.Context, labName string, f Fault) (string, error) {
 	return msg, nil
 }
 
-// executable is the falab binary that restarts units.
-var executable = func() (string, error) { return osExecutable() }
+// executable is the falab binary that restarts units and runs traffic
+// agents: this very binary (a seam for tests).
+var executable = os.Executable
