@@ -29,7 +29,12 @@ type InterfaceStatus struct {
 // DataProbeResult answers ProbeDataInterfaces: whether the peer answered
 // interface hellos on any data interface. Not sending one within the probe's
 // Timeout counts as PeerAlive false.
-type DataProbeResult struct{ PeerAlive bool }
+type DataProbeResult struct {
+	PeerAlive bool
+	// How says how the answer was reached, for the transition's reason
+	// (empty: "on data interfaces").
+	How string
+}
 
 // ManualFailover is the operator's command: MakeActive true is `failover
 // active` (on the standby), false is `no failover active` (on the active).

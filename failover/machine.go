@@ -215,7 +215,7 @@ func (m *Machine) Tick(now time.Time) []Action {
 		m.negotiationExpired(&out)
 	}
 	if m.probe.running && !now.Before(m.probe.deadline) {
-		m.probeResult(&out, false, fmt.Sprintf(" (no answer within %v)", m.cfg.InterfaceHold))
+		m.probeResult(&out, false, fmt.Sprintf("on data interfaces (no answer within %v)", m.cfg.InterfaceHold))
 	}
 	if h, ok := m.holdDeadline(); ok && !now.Before(h) {
 		m.sign(&out, fmt.Sprintf("peer hello timeout (hold %v)", m.cfg.UnitHold))
@@ -253,7 +253,11 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 	case InterfaceStatus:
 		m.onInterface(&out, e)
 	case DataProbeResult:
-		m.probeResult(&out, e.PeerAlive, "")
+		how := e.How
+		if how == "" {
+			how = "on data interfaces"
+		}
+		m.probeResult(&out, e.PeerAlive, how)
 	case ManualFailover:
 		m.onManual(&out, e.MakeActive)
 	case Reset:
@@ -401,7 +405,7 @@ func (m *Machine) sign(out *[]Action, cause string) {
 	m.emit(out, ProbeDataInterfaces{Poll: m.cfg.InterfacePoll, Timeout: m.cfg.InterfaceHold, Reason: cause})
 }
 
-func (m *Machine) probeResult(out *[]Action, alive bool, detail string) {
+func (m *Machine) probeResult(out *[]Action, alive bool, how string) {
 	if !m.probe.running {
 		return // stale: a hello already answered
 	}
@@ -419,7 +423,7 @@ func (m *Machine) probeResult(out *[]Action, alive bool, detail string) {
 	}
 	m.peer.failed = true
 	m.peer.linkFailed = false
-	reason := cause + ", peer confirmed dead on data interfaces" + detail
+	reason := cause + ", peer confirmed dead " + how
 	m.emit(out, PeerStatus{Failed: true, Reason: reason, At: m.now})
 	if m.state.IsStandby() {
 		m.takeover(out, reason)

@@ -70,12 +70,12 @@ func (p *prober) start(a failover.ProbeDataInterfaces) {
 			case <-closed:
 				p.finish(round)
 				p.u.events.Add("probe", "peer's failover port is closed (its kernel refused a datagram after "+time.Since(started).Round(time.Microsecond).String()+"): its process is gone")
-				p.u.feed(failover.DataProbeResult{PeerAlive: false})
+				p.u.feed(failover.DataProbeResult{PeerAlive: false, How: "by its kernel: its failover port refused a datagram, the process is gone"})
 				return
 			case <-deadline.C:
 				p.finish(round)
 				p.u.events.Add("probe", "no answer from the peer on any data interface in "+a.Timeout.String())
-				p.u.feed(failover.DataProbeResult{PeerAlive: false})
+				p.u.feed(failover.DataProbeResult{PeerAlive: false, How: "on data interfaces (no answer within " + a.Timeout.String() + ")"})
 				return
 			case <-tick.C:
 				p.send(probeAsk, round, "")
@@ -140,39 +140,56 @@ func (p *prober) handle(iface string, payload []byte) {
 	}
 }
 
-// portClosed sends a datagram to the peer's hello port over the failover
-// link and closes closed if the peer's kernel refuses it (ICMP port
-// unreachable, seen as ECONNREFUSED on a connected socket): the peer's
-// process is gone, which is a definitive answer long before the data
-// interfaces' silence is. It can only say "dead": a cut link, a frozen
-// process or a live one give no refusal, and then the interface hellos
-// decide.
+// portClosed closes closed if the peer's failover port refuses a datagram
+// within the given time (see Unit.peerPortRefused).
 func (p *prober) portClosed(within time.Duration, closed chan<- struct{}) {
-	peer := &net.UDPAddr{IP: p.u.cfg.PeerAddr.AsSlice(), Port: HelloPort}
-	c, err := net.DialUDP("udp4", &net.UDPAddr{IP: p.u.cfg.LocalAddr.AsSlice()}, peer)
+	if p.u.peerPortRefused(within) {
+		close(closed)
+	}
+}
+
+// peerPortRefused sends datagrams to the peer's hello port over the failover
+// link and reports whether the peer's kernel refused one (ICMP port
+// unreachable, seen as ECONNREFUSED on a connected socket) within the given
+// time: the peer's process is gone, a definitive answer long before the
+// data interfaces' silence is. It can only say "dead": a cut link, a frozen
+// process or a live one give no refusal.
+func (u *Unit) peerPortRefused(within time.Duration) bool {
+	peer := &net.UDPAddr{IP: u.cfg.PeerAddr.AsSlice(), Port: HelloPort}
+	c, err := net.DialUDP("udp4", &net.UDPAddr{IP: u.cfg.LocalAddr.AsSlice()}, peer)
 	if err != nil {
-		return
+		return false
 	}
 	defer c.Close()
 	deadline := time.Now().Add(within)
-	_ = c.SetDeadline(deadline)
 	buf := make([]byte, 64)
+	// Ask again every half millisecond: a dying process closes its
+	// sockets one by one, and a datagram that reaches the hello socket
+	// before it is closed is simply swallowed.
 	for time.Now().Before(deadline) {
+		next := time.Now().Add(500 * time.Microsecond)
+		if next.After(deadline) {
+			next = deadline
+		}
+		_ = c.SetDeadline(next)
 		// Not a hello: the peer's unit, if alive, drops it as unauthenticated.
 		if _, err := c.Write([]byte("falab-port-check")); err != nil {
 			if errors.Is(err, syscall.ECONNREFUSED) {
-				close(closed)
+				return true
 			}
-			return
+			if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+				return false
+			}
+			continue
 		}
 		if _, err := c.Read(buf); err != nil {
 			if errors.Is(err, syscall.ECONNREFUSED) {
-				close(closed)
-				return
+				return true
 			}
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				return
+			if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+				return false
 			}
 		}
 	}
+	return false
 }

@@ -371,6 +371,7 @@ func (u *Unit) becomeActive(a failover.BecomeActive) {
 	u.fw.SetActive(true)
 	u.active.Store(true)
 	if u.sender.Load() == nil {
+		var s *replicate.Sender
 		s, err := replicate.NewSender(replicate.SenderConfig{
 			Key:    u.key,
 			Source: fwSource{u},
@@ -378,7 +379,9 @@ func (u *Unit) becomeActive(a failover.BecomeActive) {
 			// Room for a burst of new connections while a large bulk drains.
 			QueueLimit: 1 << 18,
 			Logger:     u.log.With("component", "replicate"),
-			OnEvent:    u.onSenderEvent,
+			// Events of a sender this unit has since retired (it stepped
+			// down) say nothing about the peer.
+			OnEvent: func(ev replicate.Event) { u.onSenderEvent(ev, u.sender.Load() == s) },
 		})
 		if err != nil {
 			u.log.Error("replication sender", "err", err)
@@ -431,11 +434,14 @@ func (u *Unit) startReceiver(reason string) {
 	if u.receiver.Load() != nil {
 		return
 	}
+	var r *replicate.Receiver
 	r, err := replicate.NewReceiver(replicate.ReceiverConfig{
-		Key:     u.key,
-		Store:   fwStore{u},
-		Logger:  u.log.With("component", "replicate"),
-		OnEvent: u.onReceiverEvent,
+		Key:    u.key,
+		Store:  fwStore{u},
+		Logger: u.log.With("component", "replicate"),
+		// Events of a receiver this unit has since retired (it became
+		// active) say nothing about the peer.
+		OnEvent: func(ev replicate.Event) { u.onReceiverEvent(ev, u.receiver.Load() == r) },
 	})
 	if err != nil {
 		u.log.Error("replication receiver", "err", err)
@@ -493,7 +499,7 @@ func (u *Unit) acceptState(ctx context.Context) {
 	}
 }
 
-func (u *Unit) onSenderEvent(ev replicate.Event) {
+func (u *Unit) onSenderEvent(ev replicate.Event, current bool) {
 	switch e := ev.(type) {
 	case replicate.SessionUp:
 		u.events.Add("sync", "standby "+u.cfg.Peer+" connected for state ("+e.Peer+"): bulk sync starts")
@@ -504,15 +510,14 @@ func (u *Unit) onSenderEvent(ev replicate.Event) {
 	case replicate.Resync:
 		u.events.Add("sync", "resync: "+e.Reason)
 	case replicate.SyncLost:
-		if !errors.Is(e.Err, replicate.ErrClosed) {
+		if !errors.Is(e.Err, replicate.ErrClosed) && current {
 			u.events.Add("sync", "state session to standby ended: "+e.Reason)
-			// The standby's connection closed: a sign to check on it.
-			u.feed(failover.PeerConnClosed{})
+			u.signIfPeerGone()
 		}
 	}
 }
 
-func (u *Unit) onReceiverEvent(ev replicate.Event) {
+func (u *Unit) onReceiverEvent(ev replicate.Event, current bool) {
 	switch e := ev.(type) {
 	case replicate.SessionUp:
 		u.events.Add("sync", "connected to active "+u.cfg.Peer+" for state: bulk sync starts")
@@ -539,16 +544,29 @@ func (u *Unit) onReceiverEvent(ev replicate.Event) {
 	case replicate.Resync:
 		u.events.Add("sync", "resync: "+e.Reason)
 	case replicate.SyncLost:
-		if errors.Is(e.Err, replicate.ErrClosed) {
+		if errors.Is(e.Err, replicate.ErrClosed) || !current {
 			return
 		}
 		u.events.Add("sync", "state session from active ended: "+e.Reason)
 		// The tables hold everything applied up to here and stay valid
 		// for a takeover; the next session's bulk sync replaces them.
-		// The active's end of the stream closed: its process may have
-		// died. A sign, to be confirmed on the data interfaces.
-		u.feed(failover.PeerConnClosed{})
+		u.signIfPeerGone()
 	}
+}
+
+// signIfPeerGone is called when the state session ends. A session also
+// ends when the peer changes role (it retires its sender or receiver), so
+// the end alone says nothing; but if the peer's kernel refuses a datagram
+// to its failover port, its process is gone: that is the sign to act on at
+// once, without waiting for the hold time.
+func (u *Unit) signIfPeerGone() {
+	go func() {
+		// Well under the hold time, which is the fallback when there is
+		// no refusal (a frozen peer, a cut link).
+		if u.peerPortRefused(u.cfg.UnitHold / 2) {
+			u.feed(failover.PeerConnClosed{})
+		}
+	}()
 }
 
 // digestLoop has the active mark its table digests in the stream every
