@@ -378,11 +378,21 @@ func (m *Machine) twoActives(out *[]Action, h Hello) {
 		m.toStandby(out, fmt.Sprintf("two actives met with equal term %d: primary stays active", h.Term))
 	case h.Term == m.term:
 		m.notice(out, fmt.Sprintf("two actives met with equal term %d: primary stays active (this unit)", h.Term))
-		m.sendHello(out)
+		m.reannounce(out)
 	default:
 		m.notice(out, fmt.Sprintf("two actives met: this unit became active later (term %d > %d), stays active", m.term, h.Term))
-		m.sendHello(out)
+		m.reannounce(out)
 	}
+}
+
+// reannounce is what the unit that stays active does when two actives
+// meet: the other one (a frozen unit that thawed, the far side of a healed
+// partition) may have announced the pair's addresses or used the active
+// MAC meanwhile, pulling the switches' entries to its ports; announcing
+// again pulls them back. Then a hello tells the other to step down.
+func (m *Machine) reannounce(out *[]Action) {
+	*out = append(*out, AnnounceAddresses{})
+	m.sendHello(out)
 }
 
 func (m *Machine) negotiationExpired(out *[]Action) {

@@ -369,6 +369,11 @@ func TestTwoActivesEqualTerm(t *testing.T) {
 	if want := "two actives met with equal term 1: primary stays active"; tr.Reason != want {
 		t.Errorf("reason %q, want %q", tr.Reason, want)
 	}
+	// The unit that stays active announces again: the other may have
+	// pulled the switches' entries to its ports while both were active.
+	if got := p.Units[fwA].Announcements; got < 2 {
+		t.Errorf("fw-a announced %d times, want its takeover and again when the actives met", got)
+	}
 	noViolations(t, p)
 }
 

@@ -403,7 +403,11 @@ func (u *Unit) announce() {
 	start := time.Now()
 	for i, d := range garpSchedule {
 		time.AfterFunc(d, func() {
-			if !u.active.Load() {
+			// A repeat that comes far too late means this process was
+			// frozen meanwhile: the peer has likely taken over, and an
+			// announcement now would pull the switches back to a unit
+			// about to step down.
+			if !u.active.Load() || time.Since(start.Add(d)) > u.cfg.UnitHold {
 				return
 			}
 			u.fw.SendGratuitousARP()

@@ -339,10 +339,17 @@ func (p *Pair) perform(i int, actions []failover.Action) {
 			}
 			u.Forwarding = true
 		case failover.AnnounceAddresses:
-			if !u.Forwarding || k == 0 {
+			// Either right after BecomeActive (a takeover), or again by a
+			// unit already Active (two actives met and it stays).
+			afterBecome := false
+			if k > 0 {
+				_, afterBecome = actions[k-1].(failover.BecomeActive)
+			}
+			switch {
+			case !u.Forwarding:
 				p.violate("%s: addresses announced before state was put in place", u.Name)
-			} else if _, ok := actions[k-1].(failover.BecomeActive); !ok {
-				p.violate("%s: AnnounceAddresses does not follow BecomeActive", u.Name)
+			case !afterBecome && u.lastState != failover.Active:
+				p.violate("%s: AnnounceAddresses neither follows BecomeActive nor comes from an Active unit", u.Name)
 			}
 			u.Announcements++
 		case failover.BecomeStandby:
