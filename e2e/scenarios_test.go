@@ -33,6 +33,12 @@ func TestBuiltinScenarios(t *testing.T) {
 					OK     bool   `json:"ok"`
 					Detail string `json:"detail"`
 				} `json:"steps"`
+				Timeline []struct {
+					Time string `json:"time"`
+					Unit string `json:"unit"`
+					Kind string `json:"kind"`
+					Msg  string `json:"msg"`
+				} `json:"timeline"`
 			}
 			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 				t.Fatalf("exit %d, report not JSON: %v\nstdout:\n%s\nstderr:\n%s", r.code, err, r.stdout, r.stderr)
@@ -42,7 +48,11 @@ func TestBuiltinScenarios(t *testing.T) {
 				for _, s := range rep.Steps {
 					steps = append(steps, s.Step+" ok="+map[bool]string{true: "yes", false: "NO"}[s.OK]+" "+s.Detail)
 				}
-				t.Fatalf("scenario %s: exit %d, failures %q, error %q\nsteps:\n  %s", name, r.code, rep.Failures, rep.Error, strings.Join(steps, "\n  "))
+				var timeline []string
+				for _, e := range rep.Timeline {
+					timeline = append(timeline, e.Time+" "+e.Unit+" "+e.Kind+" "+e.Msg)
+				}
+				t.Fatalf("scenario %s: exit %d, failures %q, error %q\nsteps:\n  %s\ntimeline:\n  %s", name, r.code, rep.Failures, rep.Error, strings.Join(steps, "\n  "), strings.Join(timeline, "\n  "))
 			}
 			if left := namespacesWithPrefix(t, "falab-default-"); len(left) > 0 {
 				t.Errorf("scenario left namespaces: %v", left)

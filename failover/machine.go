@@ -193,7 +193,11 @@ func (m *Machine) holdDeadline() (time.Time, bool) {
 	if !m.peer.known || m.peer.failed || m.probe.running || m.state == Negotiation {
 		return time.Time{}, false
 	}
-	return m.peer.lastHeard.Add(m.cfg.UnitHold), true
+	// The confirmation on the data interfaces starts one interface hold
+	// early, so that a silent peer is declared failed when the unit hold
+	// expires, not a probe's length after it.
+	early := min(m.cfg.InterfaceHold, m.cfg.UnitHold/2)
+	return m.peer.lastHeard.Add(m.cfg.UnitHold - early), true
 }
 
 func (m *Machine) noActiveDeadline() (time.Time, bool) {

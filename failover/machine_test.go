@@ -77,39 +77,39 @@ func standbyReady(t *testing.T) *Machine {
 }
 
 // TestTakeoverActions pins the exact actions and their order for a takeover
-// after the hold expires and the data probe times out.
+// after the hold expires and the data probe times out. The confirmation
+// starts one interface hold before the unit hold expires (capped at half
+// of it: 50ms here), so that the verdict lands at the hold.
 func TestTakeoverActions(t *testing.T) {
 	m := standbyReady(t)
-	// Hellos at 30ms, 60ms, 90ms; the hold (100ms after the last hello at
-	// 1ms) expires at 101ms.
-	for _, at := range []int{30, 60, 90} {
-		m.Tick(ms(at))
+	// Hellos go out at 20ms (Standby Ready) and 50ms; the last hello heard
+	// was at 1ms, so the confirmation starts at 1 + 100 - 50 = 51ms.
+	m.Tick(ms(50))
+	if got, want := m.NextDeadline(), ms(51); !got.Equal(want) {
+		t.Fatalf("NextDeadline %v, want the confirmation at %v", got.Sub(t0), want.Sub(t0))
 	}
-	if got, want := m.NextDeadline(), ms(101); !got.Equal(want) {
-		t.Fatalf("NextDeadline %v, want the hold at %v", got.Sub(t0), want.Sub(t0))
-	}
-	got := m.Tick(ms(101))
+	got := m.Tick(ms(51))
 	want := []Action{
 		ProbeDataInterfaces{Poll: 20 * time.Millisecond, Timeout: 60 * time.Millisecond, Reason: "peer hello timeout (hold 100ms)"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("at hold expiry (-want +got):\n%s", diff)
+		t.Fatalf("at the start of the confirmation (-want +got):\n%s", diff)
 	}
-	if got, want := m.NextDeadline(), ms(120); !got.Equal(want) {
+	if got, want := m.NextDeadline(), ms(80); !got.Equal(want) {
 		t.Fatalf("NextDeadline %v, want the next hello at %v", got.Sub(t0), want.Sub(t0))
 	}
-	m.Tick(ms(120))
-	m.Tick(ms(150))
-	got = m.Tick(ms(161))
+	m.Tick(ms(80))
+	m.Tick(ms(110))
+	got = m.Tick(ms(111))
 	reason := "peer hello timeout (hold 100ms), peer confirmed dead on data interfaces (no answer within 60ms)"
 	ifs := []MonitoredInterface{{"inside", true}, {"outside", true}}
 	want = []Action{
-		PeerStatus{Failed: true, Reason: reason, At: ms(161)},
-		Transition{From: StandbyReady, To: JustActive, Reason: reason, At: ms(161), Term: 4},
+		PeerStatus{Failed: true, Reason: reason, At: ms(111)},
+		Transition{From: StandbyReady, To: JustActive, Reason: reason, At: ms(111), Term: 4},
 		BecomeActive{Reason: reason, Term: 4, StateComplete: true},
 		AnnounceAddresses{},
-		Transition{From: JustActive, To: Active, Reason: "takeover complete: " + reason, At: ms(161), Term: 4},
-		SendHello{Hello{Role: Secondary, State: Active, Term: 4, Seq: 8, Interfaces: ifs}},
+		Transition{From: JustActive, To: Active, Reason: "takeover complete: " + reason, At: ms(111), Term: 4},
+		SendHello{Hello{Role: Secondary, State: Active, Term: 4, Seq: 7, Interfaces: ifs}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("at probe timeout (-want +got):\n%s", diff)
@@ -142,8 +142,11 @@ func TestProbeAnsweredByHello(t *testing.T) {
 	if got := m.Step(ms(40), PeerConnClosed{}); len(got) != 1 {
 		t.Fatalf("conn closed: %v, want one probe", got)
 	}
-	// The peer reconnects and says hello before the probe ends: no verdict.
+	// The peer reconnects and says hello before the probe ends: no verdict
+	// (and the next confirmation would only start at 45 + 100 - 50 = 95ms,
+	// after more silence; a hello at 80ms puts it off again).
 	m.Step(ms(45), HelloReceived{Hello{Role: Primary, State: Active, Term: 3, Seq: 2}})
+	m.Step(ms(80), HelloReceived{Hello{Role: Primary, State: Active, Term: 3, Seq: 3}})
 	for _, got := range [][]Action{m.Step(ms(50), DataProbeResult{PeerAlive: false}), m.Tick(ms(100))} {
 		for _, a := range got {
 			if _, ok := a.(SendHello); !ok {

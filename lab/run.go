@@ -81,7 +81,9 @@ func RunScenario(ctx context.Context, sc *Scenario, opt RunOptions) (*RunReport,
 		rep: &RunReport{Scenario: sc.Spec.Name, Lab: sc.Lab.Name, Started: time.Now()}}
 	r.start = r.rep.Started
 	if _, err := Up(ctx, sc.Lab, sc.LabData, UpOptions{Logger: log}); err != nil {
-		return r.rep, fmt.Errorf("bring up lab %s: %w", sc.Lab.Name, err)
+		err = fmt.Errorf("bring up lab %s: %w", sc.Lab.Name, err)
+		r.rep.Error = err.Error()
+		return r.rep, err
 	}
 	// From here on the lab is ours: always remove it, even if ctx ends.
 	defer func() {
