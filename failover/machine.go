@@ -300,6 +300,7 @@ func (m *Machine) onHello(out *[]Action, h Hello) {
 	m.peer.hello = h
 	m.peer.lastHeard = m.now
 	m.probe = probe{} // a hello proves the peer alive
+	peerBack := m.peer.failed
 	if m.peer.failed {
 		m.peer.failed = false
 		m.emit(out, PeerStatus{Failed: false, Reason: "peer hello received (peer is " + h.State.String() + ")", At: m.now})
@@ -343,6 +344,14 @@ func (m *Machine) onHello(out *[]Action, h Hello) {
 			}
 		}
 	case JustActive, Active:
+		if peerBack && !h.State.IsActive() {
+			// A peer declared failed is back and already standing down
+			// (a frozen unit thawed and heard our hellos first). It may
+			// have forwarded its backlog with the active MAC meanwhile,
+			// pulling the switches' entries to its ports: announce again.
+			m.notice(out, "peer "+h.State.String()+" again after it was declared failed: announcing the addresses again")
+			*out = append(*out, AnnounceAddresses{})
+		}
 		switch {
 		case h.State.IsActive():
 			m.twoActives(out, h)

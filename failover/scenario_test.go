@@ -337,10 +337,18 @@ func TestTwoActives(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := settled(t)
 			mark := len(p.Log)
+			announced := p.Units[tt.wantActive].Announcements
 			tt.run(t, p)
 			want := [2]failover.State{failover.StandbyReady, failover.StandbyReady}
 			want[tt.wantActive] = failover.Active
 			waitStates(t, p, time.Second, want[0], want[1])
+			// The winner announced at its takeover and again when the
+			// other unit came back (it may have pulled the switches' MAC
+			// entries to its ports in the meantime), whichever unit heard
+			// the other first.
+			if got := p.Units[tt.wantActive].Announcements - announced; got < 2 {
+				t.Errorf("the winner announced %d times, want its takeover and again when the other came back\n%s", got, p.Timeline(mark))
+			}
 			loser := 1 - tt.wantActive
 			tr, _, ok := lastTransition(p, mark, loser, failover.BulkSync)
 			if !ok || tr.Reason != tt.wantReason {
