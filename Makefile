@@ -32,15 +32,10 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./e2e/
 	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v -e /e2e -e /labbench)
 
-# Each fuzz target for FUZZTIME (go test runs one fuzz target at a time).
+# Each fuzz target for FUZZTIME (go test fuzzes one target at a time).
 FUZZTIME ?= 15s
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-	  done; \
-	done
+	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
