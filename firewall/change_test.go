@@ -122,7 +122,7 @@ func FuzzParseChange(f *testing.F) {
 // connKeys lists the replicated view of a firewall's connections.
 func connKeys(fw *Firewall) []string {
 	var out []string
-	fw.Snapshot(TableConn, func(c Change) bool {
+	snapshot(fw, TableConn, func(c Change) bool {
 		r := c.Conn
 		out = append(out, r.Orig.String()+" "+r.Reply.String()+" "+r.InInterface+">"+r.OutInterface+" "+r.State.String())
 		return true
@@ -140,7 +140,7 @@ func TestReplicationGivesEqualDigests(t *testing.T) {
 	b := newLab(t, labConfig())
 	b.fw.SetActive(false)
 	for _, tb := range Tables {
-		a.fw.Snapshot(tb, func(c Change) bool {
+		snapshot(a.fw, tb, func(c Change) bool {
 			if err := b.fw.ApplyChange(c); err != nil {
 				t.Fatalf("apply snapshot %s: %v", tb, err)
 			}

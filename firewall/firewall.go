@@ -36,7 +36,7 @@ type Options struct {
 	// lock and the firewall's change lock held (see DigestsLocked). It
 	// must be quick and must not block (queue the record, do not send
 	// it), and must not call back into the firewall (ApplyChange, Digest,
-	// DigestsLocked, Snapshot or the listing methods would deadlock).
+	// DigestsLocked, SnapshotChunk or the listing methods would deadlock).
 	OnChange func(Change)
 	// Replicated, when set, says which changes are replicated at all:
 	// the others are neither reported to OnChange nor counted in the
@@ -434,63 +434,6 @@ func (f *Firewall) DigestsLocked(fn func(map[Table]uint64)) {
 		m[t] = f.digests[t]
 	}
 	fn(m)
-}
-
-// Snapshot calls emit with an upsert for every entry of table t, for bulk
-// sync, until emit returns false. It copies entries out a shard at a time
-// and calls emit without holding table locks, so the data path does not
-// wait on the receiver; changes made meanwhile reach OnChange as usual.
-func (f *Firewall) Snapshot(t Table, emit func(Change) bool) {
-	switch t {
-	case TableConn:
-		var recs []ConnRecord
-		for i := range f.conns.shards {
-			s := &f.conns.shards[i]
-			recs = recs[:0]
-			s.mu.RLock()
-			for _, c := range s.list {
-				c.mu.Lock()
-				recs = append(recs, c.record(f))
-				c.mu.Unlock()
-			}
-			s.mu.RUnlock()
-			for _, r := range recs {
-				if !emit(Change{Table: TableConn, Op: OpUpsert, Conn: r}) {
-					return
-				}
-			}
-		}
-	case TableXlate:
-		f.xlates.mu.Lock()
-		recs := make([]XlateRecord, 0, len(f.xlates.list))
-		for _, x := range f.xlates.list {
-			recs = append(recs, x.record(f))
-		}
-		f.xlates.mu.Unlock()
-		for _, r := range recs {
-			if !emit(Change{Table: TableXlate, Op: OpUpsert, Xlate: r}) {
-				return
-			}
-		}
-	case TableARP:
-		f.arp.mu.RLock()
-		recs := make([]ARPRecord, 0, len(f.arp.m))
-		for k, e := range f.arp.m {
-			recs = append(recs, ARPRecord{Interface: f.ifs[k.ifIdx].name, IP: k.ip, MAC: e.mac, Updated: e.updated})
-		}
-		f.arp.mu.RUnlock()
-		for _, r := range recs {
-			if !emit(Change{Table: TableARP, Op: OpUpsert, ARP: r}) {
-				return
-			}
-		}
-	case TableBridge:
-		for _, r := range f.bridgeRecords(-1) {
-			if !emit(Change{Table: TableBridge, Op: OpUpsert, Bridge: r}) {
-				return
-			}
-		}
-	}
 }
 
 // ApplyChange applies a change received from the peer through the same

@@ -324,3 +324,16 @@ func (l *lab) drops() map[string]uint64 {
 	}
 	return m
 }
+
+// snapshot calls emit for every entry of table t through SnapshotChunk, the
+// bulk-sync path the unit uses, until emit returns false.
+func snapshot(fw *Firewall, t Table, emit func(Change) bool) {
+	stop := false
+	for cur, done := uint64(0), false; !done && !stop; {
+		cur, done = fw.SnapshotChunk(t, cur, 512, func(c Change) {
+			if !stop && !emit(c) {
+				stop = true
+			}
+		})
+	}
+}

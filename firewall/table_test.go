@@ -66,7 +66,7 @@ func TestConcurrentUse(t *testing.T) {
 		for range 50 {
 			l.clk.Advance(10 * time.Second)
 			l.fw.Maintain()
-			l.fw.Snapshot(TableConn, func(Change) bool { return true })
+			snapshot(l.fw, TableConn, func(Change) bool { return true })
 			l.fw.Conns(0, 10)
 			l.fw.Xlates(0, 10)
 			l.fw.ARPEntries()
