@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -108,6 +109,9 @@ func GetStatus(name string) (*Status, error) {
 	return s, nil
 }
 
+// ErrNoLab says that no lab is running at all.
+var ErrNoLab = errors.New("no lab is running (falab up starts one)")
+
 // Pick chooses the lab a command means: the one named, or the only one
 // running.
 func Pick(name string) (string, error) {
@@ -123,7 +127,7 @@ func Pick(name string) (string, error) {
 	}
 	switch len(running) {
 	case 0:
-		return "", fmt.Errorf("no lab is running (falab up starts one)")
+		return "", ErrNoLab
 	case 1:
 		return running[0], nil
 	default:

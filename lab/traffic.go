@@ -72,15 +72,13 @@ func StartTraffic(ctx context.Context, labName string, t Traffic) error {
 			return fmt.Errorf("traffic %s is already running (falab traffic stop %s)", t.Name, t.Name)
 		}
 	}
-	client, ok := l.Host(t.Client)
-	if !ok {
+	if _, ok := l.Host(t.Client); !ok {
 		return fmt.Errorf("traffic %s: no host %q", t.Name, t.Client)
 	}
 	server, ok := l.Host(t.Server)
 	if !ok {
 		return fmt.Errorf("traffic %s: no host %q", t.Name, t.Server)
 	}
-	_ = client
 	if t.Target == "" {
 		t.Target = server.Interfaces[0].Addr.Addr().String()
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -90,7 +89,7 @@ func cmdDown(ctx context.Context, e *env, args []string) error {
 		if name == "" {
 			name, err = lab.Pick("")
 			if err != nil {
-				if strings.HasPrefix(err.Error(), "no lab is running") {
+				if errors.Is(err, lab.ErrNoLab) {
 					fmt.Fprintln(e.stdout, "no lab is running")
 					return nil
 				}
