@@ -770,17 +770,7 @@ func BenchmarkBridgeFastPath(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			l := bridgeLab(b, transparentConfig())
 			tc.setup(l)
-			for _, it := range l.fw.ifs {
-				it.port = memport.NewDiscard()
-			}
-			frame := make([]byte, len(tc.frame))
-			b.SetBytes(int64(len(frame)))
-			b.ReportAllocs()
-			for b.Loop() {
-				copy(frame, tc.frame)
-				l.fw.HandleFrame(tc.in, frame)
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/frame")
+			benchFrame(b, l, tc.in, tc.frame, "ns/frame")
 		})
 	}
 }
