@@ -58,8 +58,11 @@ func (k Key) IsZero() bool { return k == Key{} }
 // Errors of the sealed transport.
 var (
 	// ErrWrongKey means the peer's Auth frame did not open, or the peer
-	// said ours did not: the two units hold different failover keys.
-	ErrWrongKey = errors.New("replicate: authentication failed: the peers hold different failover keys")
+	// said ours did not. Between the two units that means different
+	// failover keys; from anyone else it is a replayed or forged
+	// handshake (the Auth frame is bound to both fresh nonces), which the
+	// bytes cannot tell apart, so the message names both.
+	ErrWrongKey = errors.New("replicate: authentication failed: the peers hold different failover keys, or the handshake was replayed or forged")
 	// ErrDecrypt means a sealed frame failed authentication after the
 	// handshake: tampering, corruption, or a frame out of place.
 	ErrDecrypt = errors.New("replicate: frame failed authentication")

@@ -547,3 +547,15 @@ func (f *fakeFirewall) fill(n int) {
 func (p *pair) mark() {
 	p.fw.MarkDigests(p.s.MarkDigest)
 }
+
+// waitUntil polls cond until it holds, failing the test after 5 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(time.Millisecond) // polling, not timing logic
+	}
+}

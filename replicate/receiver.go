@@ -174,8 +174,8 @@ type recvState struct {
 	awaitResync bool   // asked for resync; ignore markers until BulkStart
 	bulks       int    // bulk syncs seen this session
 
-	unacked   int   // frames applied since the last Ack
-	ackSentAt int64 // oldest SentAt among them (0: keepalives only)
+	unacked   int   // frames handled since the last Ack, of every type
+	ackSentAt int64 // oldest SentAt among them (0: no Records with a time)
 }
 
 func (r *Receiver) session(nc net.Conn) error {
@@ -204,8 +204,15 @@ func (r *Receiver) session(nc net.Conn) error {
 		if err := r.handle(c, &st, h.Type, body); err != nil {
 			return err
 		}
+		// Every frame is answered, not only Records: an idle active
+		// writes only digest markers and skips its keepalives while it
+		// does, and an Ack is the sender's only proof that this side is
+		// alive. Without it the sender's idle timeout ends a healthy
+		// session every IdleTimeout.
+		st.unacked++
 		if st.unacked > 0 && (c.r.r.Buffered() == 0 || st.unacked >= r.cfg.AckEvery) {
-			if err := r.write(c, &Ack{Seq: st.nextSeq - 1, EchoSentAt: st.ackSentAt}); err != nil {
+			ack := &Ack{Seq: st.nextSeq - 1, EchoSentAt: st.ackSentAt, Synced: r.c.synced.Load() && !st.inBulk && !st.awaitResync}
+			if err := r.write(c, ack); err != nil {
 				return err
 			}
 			st.unacked, st.ackSentAt = 0, 0
@@ -255,7 +262,6 @@ func (r *Receiver) handle(c *conn, st *recvState, t MsgType, body []byte) error 
 		if st.ackSentAt == 0 || (v.SentAt() != 0 && v.SentAt() < st.ackSentAt) {
 			st.ackSentAt = v.SentAt()
 		}
-		st.unacked++
 		if st.inBulk && n > 0 {
 			st.bulkRecs += n
 			r.cfg.OnEvent(BulkProgress{BulkID: st.bulkID, Records: st.bulkRecs})

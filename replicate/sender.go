@@ -372,7 +372,7 @@ func (s *Sender) Serve(nc net.Conn) error {
 	s.mu.Unlock()
 	if err != nil {
 		nc.Close()
-		s.ended(err)
+		s.refused(nc, err)
 		return err
 	}
 	ss := &senderSession{
@@ -443,6 +443,20 @@ func (s *Sender) ended(err error) {
 	countEnd(&s.c, err)
 	s.log.Warn("replication session ended", "err", err)
 	s.cfg.OnEvent(SyncLost{Reason: err.Error(), Err: err})
+}
+
+// refused counts and reports a connection that never became a session
+// (garbage, a port scan, an idle connection, a wrong key, a replayed
+// handshake). The session in place, if any, is untouched: a stranger
+// knocking on the state port says nothing about the standby.
+func (s *Sender) refused(nc net.Conn, err error) {
+	s.c.refused.Add(1)
+	if errors.Is(err, ErrWrongKey) {
+		s.c.authFailures.Add(1)
+	}
+	s.c.setErr(err)
+	s.log.Warn("state connection refused before its handshake completed", "peer", peerAddr(nc), "err", err)
+	s.cfg.OnEvent(HandshakeRefused{Peer: peerAddr(nc), Reason: err.Error(), Err: err})
 }
 
 // countEnd classifies a session's end into the counters.
@@ -811,6 +825,7 @@ func (s *Sender) readLoop(ss *senderSession) error {
 				return fmt.Errorf("replicate: Ack: %w", err)
 			}
 			s.c.ackedSeq.Store(a.Seq)
+			s.c.synced.Store(a.Synced)
 			if a.Seq > lastAck && a.EchoSentAt != 0 {
 				s.lag.add(time.Duration(s.cfg.Now().UnixNano() - a.EchoSentAt))
 			}

@@ -96,8 +96,48 @@ func TestHandshakeWrongKey(t *testing.T) {
 	if got := r.Stats().AuthFailures; got != 1 {
 		t.Errorf("receiver AuthFailures = %d, want 1", got)
 	}
-	if sev.count(isSyncLost) != 1 || rev.count(isSyncLost) != 1 {
-		t.Errorf("SyncLost events: sender %v receiver %v", sev.all(), rev.all())
+	isRefused := func(e Event) bool { _, ok := e.(HandshakeRefused); return ok }
+	if sev.count(isRefused) != 1 || sev.count(isSyncLost) != 0 || rev.count(isSyncLost) != 1 {
+		t.Errorf("want one HandshakeRefused on the sender, one SyncLost on the receiver: sender %v receiver %v", sev.all(), rev.all())
+	}
+}
+
+// TestStrangerLeavesSessionAlone: garbage, and a connection that never
+// speaks, reach the active's state port while its standby is in sync. They
+// are refused and counted; the live session goes on, still in sync, and no
+// SyncLost is reported (the unit would take it for its standby leaving).
+func TestStrangerLeavesSessionAlone(t *testing.T) {
+	checkNoLeaks(t)
+	p := newPair(t, func(c *SenderConfig) { c.HandshakeTimeout = 50 * time.Millisecond }, nil)
+	p.fw.fill(10)
+	p.start()
+	p.rev.waitFor(t, 0, "first sync", isSyncDone(true))
+	p.mark() // an Ack after a matching marker tells the sender
+	waitUntil(t, "the active learns its standby is in sync", func() bool { return p.s.Stats().Synced })
+
+	garbage, g := net.Pipe()
+	idle, i := net.Pipe()
+	errs := make(chan error, 2)
+	go func() { errs <- p.s.Serve(g) }()
+	go func() { errs <- p.s.Serve(i) }()
+	go func() { _, _ = garbage.Write([]byte("GET / HTTP/1.0\r\n\r\n")); garbage.Close() }()
+	for range 2 {
+		if err := <-errs; err == nil {
+			t.Error("a stranger's Serve returned nil")
+		}
+	}
+	idle.Close()
+	p.fw.set(testTables[0], 999, []byte("after the strangers"))
+	p.mark()
+	waitUntil(t, "the change reaches the standby", func() bool {
+		return p.store.contents()[testTables[0]][999] == "after the strangers"
+	})
+	st := p.s.Stats()
+	if st.Sessions != 1 || st.SessionErrors != 0 || st.Refused != 2 || !st.Synced {
+		t.Errorf("sender: sessions %d errors %d refused %d synced %v; want 1 0 2 true", st.Sessions, st.SessionErrors, st.Refused, st.Synced)
+	}
+	if n := p.sev.count(isSyncLost); n != 0 {
+		t.Errorf("%d SyncLost events on the sender", n)
 	}
 }
 
@@ -611,5 +651,47 @@ func TestOldSessionFrameRejected(t *testing.T) {
 	p.close(t)
 	if diff := cmp.Diff(p.fw.contents(), p.store.contents()); diff != "" {
 		t.Errorf("standby differs (-active +standby):\n%s", diff)
+	}
+}
+
+// TestSteadyStateKeepsOneSession: an idle active marks its digests more
+// often than its keepalive interval (the unit marks every second, the
+// keepalive is a second too), so its writer never sends a keepalive of its
+// own. The standby must still answer every frame, or the sender's idle
+// timeout ends a healthy session and forces a needless bulk sync: exactly
+// the steady-state churn seen in labs (a session every 5 s).
+func TestSteadyStateKeepsOneSession(t *testing.T) {
+	checkNoLeaks(t)
+	p := newPair(t, func(c *SenderConfig) {
+		c.Keepalive = 20 * time.Millisecond
+		c.IdleTimeout = 100 * time.Millisecond
+	}, func(c *ReceiverConfig) { c.IdleTimeout = 100 * time.Millisecond })
+	p.fw.fill(5)
+	p.start()
+	p.rev.waitFor(t, 0, "first sync", isSyncDone(true))
+	stop := make(chan struct{})
+	marked := make(chan struct{})
+	go func() {
+		defer close(marked)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				p.mark()
+			}
+		}
+	}()
+	// Six idle timeouts' worth of steady state.
+	time.Sleep(600 * time.Millisecond)
+	close(stop)
+	<-marked
+	ss, rs := p.s.Stats(), p.r.Stats()
+	p.close(t)
+	if ss.Sessions != 1 || rs.Sessions != 1 || ss.SessionErrors != 0 || rs.BulkSyncs != 1 {
+		t.Errorf("steady state: sender sessions %d errors %d (last %q), receiver sessions %d bulk syncs %d; want 1, 0, 1, 1",
+			ss.Sessions, ss.SessionErrors, ss.LastError, rs.Sessions, rs.BulkSyncs)
 	}
 }

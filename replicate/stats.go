@@ -27,6 +27,7 @@ type Stats struct {
 	Synced    bool   `json:"synced"`    // the last digest marker matched
 
 	Sessions         uint64 `json:"sessions"`          // handshakes completed
+	Refused          uint64 `json:"refused"`           // sender: connections whose handshake failed (no session)
 	SessionErrors    uint64 `json:"session_errors"`    // sessions that ended with an error
 	AuthFailures     uint64 `json:"auth_failures"`     // wrong key or a frame that failed to open
 	SequenceErrors   uint64 `json:"sequence_errors"`   // gaps and replays
@@ -71,6 +72,7 @@ type counters struct {
 	tables [256]tableCounters
 
 	sessions, sessionErrors, authFailures, sequenceErrors atomic.Uint64
+	refused                                               atomic.Uint64
 	bulkSyncs, resyncs, overflows, digestMarkers          atomic.Uint64
 	digestMismatches, droppedNoSession, resyncsDeferred   atomic.Uint64
 	framesSent, framesReceived, bytesSent, bytesReceived  atomic.Uint64
@@ -92,6 +94,7 @@ func (c *counters) fill(s *Stats) {
 	s.InBulk = c.inBulk.Load()
 	s.Synced = c.synced.Load()
 	s.Sessions = c.sessions.Load()
+	s.Refused = c.refused.Load()
 	s.SessionErrors = c.sessionErrors.Load()
 	s.AuthFailures = c.authFailures.Load()
 	s.SequenceErrors = c.sequenceErrors.Load()
@@ -173,6 +176,14 @@ func (w *lagWindow) percentiles() (n int, p50, p99, mx time.Duration) {
 // SyncLost.
 type Event interface{ isEvent() }
 
+// HandshakeRefused reports a connection to the sender that failed its
+// handshake: no session began, and the one in place (if any) goes on.
+type HandshakeRefused struct {
+	Peer   string
+	Reason string
+	Err    error // wraps ErrWrongKey, ErrHandshake, ErrRole, or an I/O error
+}
+
 // SessionUp reports a completed handshake.
 type SessionUp struct {
 	Peer string // remote address
@@ -217,9 +228,10 @@ type SyncLost struct {
 	Err    error
 }
 
-func (SessionUp) isEvent()     {}
-func (BulkProgress) isEvent()  {}
-func (BulkSyncDone) isEvent()  {}
-func (Resync) isEvent()        {}
-func (DigestChecked) isEvent() {}
-func (SyncLost) isEvent()      {}
+func (SessionUp) isEvent()        {}
+func (HandshakeRefused) isEvent() {}
+func (BulkProgress) isEvent()     {}
+func (BulkSyncDone) isEvent()     {}
+func (Resync) isEvent()           {}
+func (DigestChecked) isEvent()    {}
+func (SyncLost) isEvent()         {}

@@ -617,15 +617,27 @@ func (m *DigestMarker) UnmarshalBinary(b []byte) error {
 type Ack struct {
 	Seq        uint64
 	EchoSentAt int64
+	// Synced is the receiver's verdict at this point: its last digest
+	// comparison matched and no bulk sync is under way. It is how the
+	// active knows its standby holds the tables, for `show failover`.
+	Synced bool
 }
 
 // Type returns MsgAck.
 func (*Ack) Type() MsgType { return MsgAck }
 
+// ackFlagSynced is bit 0 of the Ack's flags byte.
+const ackFlagSynced = 1
+
 // AppendBinary appends the body to b.
 func (m *Ack) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, m.Seq)
-	return binary.BigEndian.AppendUint64(b, uint64(m.EchoSentAt)), nil
+	b = binary.BigEndian.AppendUint64(b, uint64(m.EchoSentAt))
+	var flags byte
+	if m.Synced {
+		flags |= ackFlagSynced
+	}
+	return append(b, flags), nil
 }
 
 // MarshalBinary returns the body.
@@ -633,14 +645,18 @@ func (m *Ack) MarshalBinary() ([]byte, error) { return marshal(m) }
 
 // UnmarshalBinary decodes the body.
 func (m *Ack) UnmarshalBinary(b []byte) error {
-	if len(b) < 16 {
+	if len(b) < 17 {
 		return io.ErrUnexpectedEOF
 	}
-	if len(b) > 16 {
+	if len(b) > 17 {
 		return ErrTrailingBytes
+	}
+	if b[16]&^ackFlagSynced != 0 {
+		return ErrReserved
 	}
 	m.Seq = binary.BigEndian.Uint64(b)
 	m.EchoSentAt = int64(binary.BigEndian.Uint64(b[8:]))
+	m.Synced = b[16]&ackFlagSynced != 0
 	return nil
 }
 

@@ -34,6 +34,7 @@ func sampleMessages() []Message {
 		&DigestMarker{RecordSeq: 99, Digests: []TableDigest{{1, 0xDEADBEEF}, {2, 0}, {255, ^uint64(0)}}},
 		&DigestMarker{Digests: []TableDigest{}},
 		&Ack{Seq: 12345, EchoSentAt: -1},
+		&Ack{Seq: 1, EchoSentAt: 7, Synced: true},
 		&ResyncRequest{Reason: "digest mismatch in tables [1]"},
 		&Close{Code: CloseAuthFailed, Reason: "your Auth frame did not open"},
 	}

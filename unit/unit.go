@@ -507,6 +507,9 @@ func (u *Unit) onSenderEvent(ev replicate.Event, current bool) {
 	switch e := ev.(type) {
 	case replicate.SessionUp:
 		u.events.Add("sync", "standby "+u.cfg.Peer+" connected for state ("+e.Peer+"): bulk sync starts")
+	case replicate.HandshakeRefused:
+		// A stranger or a stale connection: the session in place goes on.
+		u.events.Add("sync", "state connection from "+e.Peer+" refused (no session began; the standby's session is untouched): "+e.Reason)
 	case replicate.BulkProgress:
 		if e.Done {
 			u.events.Add("sync", fmt.Sprintf("bulk sync sent: %d records", e.Records))
