@@ -664,8 +664,8 @@ func TestSteadyStateKeepsOneSession(t *testing.T) {
 	checkNoLeaks(t)
 	p := newPair(t, func(c *SenderConfig) {
 		c.Keepalive = 20 * time.Millisecond
-		c.IdleTimeout = 100 * time.Millisecond
-	}, func(c *ReceiverConfig) { c.IdleTimeout = 100 * time.Millisecond })
+		c.IdleTimeout = 250 * time.Millisecond
+	}, func(c *ReceiverConfig) { c.IdleTimeout = 250 * time.Millisecond })
 	p.fw.fill(5)
 	p.start()
 	p.rev.waitFor(t, 0, "first sync", isSyncDone(true))
@@ -684,8 +684,8 @@ func TestSteadyStateKeepsOneSession(t *testing.T) {
 			}
 		}
 	}()
-	// Six idle timeouts' worth of steady state.
-	time.Sleep(600 * time.Millisecond)
+	// Four idle timeouts' worth of steady state.
+	time.Sleep(time.Second)
 	close(stop)
 	<-marked
 	ss, rs := p.s.Stats(), p.r.Stats()
