@@ -25,12 +25,20 @@ type Config struct {
 	// before the peer counts as dead there. It must be at least
 	// InterfacePoll.
 	InterfaceHold time.Duration
+	// ProbeRounds is how many rounds of InterfaceHold a confirmation on the
+	// data interfaces lasts; one answer in any of them proves the peer
+	// alive. More than one tolerates a loaded data path that delays or
+	// drops a round's frames. Zero means DefaultProbeRounds.
+	ProbeRounds int
 	// NegotiationWindow is how long a starting unit listens for its peer
 	// before it takes the active role alone.
 	NegotiationWindow time.Duration
 	// Monitored names the monitored data interfaces (`monitor-interface`).
 	Monitored []string
 }
+
+// DefaultProbeRounds is ProbeRounds when the config leaves it zero.
+const DefaultProbeRounds = 2
 
 // DefaultConfig returns lab-scale timers for role, keeping the ASA's ratios
 // (hold = 3 polls): fast enough that a takeover shows within a second, slow
@@ -40,8 +48,9 @@ func DefaultConfig(role Role) Config {
 		Role:              role,
 		UnitPoll:          30 * time.Millisecond,
 		UnitHold:          100 * time.Millisecond,
-		InterfacePoll:     20 * time.Millisecond,
-		InterfaceHold:     60 * time.Millisecond,
+		InterfacePoll:     10 * time.Millisecond,
+		InterfaceHold:     25 * time.Millisecond,
+		ProbeRounds:       DefaultProbeRounds,
 		NegotiationWindow: 300 * time.Millisecond,
 	}
 }
@@ -65,6 +74,8 @@ func (c Config) Validate() error {
 		return bad("InterfacePoll %v must be positive", c.InterfacePoll)
 	case c.InterfaceHold < c.InterfacePoll:
 		return bad("InterfaceHold %v must be at least InterfacePoll %v", c.InterfaceHold, c.InterfacePoll)
+	case c.ProbeRounds < 0 || c.ProbeRounds > 10:
+		return bad("ProbeRounds %d must be between 0 (default %d) and 10", c.ProbeRounds, DefaultProbeRounds)
 	case c.NegotiationWindow <= 0:
 		return bad("NegotiationWindow %v must be positive", c.NegotiationWindow)
 	case len(c.Monitored) > MaxInterfaces:

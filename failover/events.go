@@ -26,11 +26,20 @@ type InterfaceStatus struct {
 	Up   bool
 }
 
-// DataProbeResult answers ProbeDataInterfaces: whether the peer answered
-// interface hellos on any data interface. Not sending one within the probe's
-// Timeout counts as PeerAlive false.
+// DataProbeResult answers ProbeDataInterfaces: the peer answered interface
+// hellos on a data interface (PeerAlive), or something proves it dead at
+// once (PeerAlive false, e.g. its kernel refused a datagram to its failover
+// port). Silence needs no result: the machine's own timer ends each round.
 type DataProbeResult struct {
+	// Round is the ProbeDataInterfaces round this answers. A result for a
+	// round of an earlier confirmation (one a hello already settled) is
+	// stale and ignored: applied to a newer confirmation it could make the
+	// unit take over from a live peer.
+	Round     uint64
 	PeerAlive bool
+	// PeerActive says the peer's answer reported it forwards as the active
+	// unit (only meaningful with PeerAlive).
+	PeerActive bool
 	// How says how the answer was reached, for the transition's reason
 	// (empty: "on data interfaces").
 	How string
@@ -106,10 +115,14 @@ type BecomeStandby struct{ Reason string }
 // the active; its result comes back as BulkSyncDone.
 type RequestBulkSync struct{ Reason string }
 
-// ProbeDataInterfaces asks the unit to send interface hellos to the peer on
-// each data interface every Poll and report DataProbeResult; silence for
-// Timeout counts as the peer being dead there.
+// ProbeDataInterfaces asks the unit to send interface hellos carrying Round
+// to the peer on each data interface every Poll, and to report an answer
+// (or a proof of death) as DataProbeResult with the same Round. A new round
+// replaces the one in flight. The machine times the round itself (Timeout
+// is for the unit's information): a confirmation is Config.ProbeRounds
+// rounds, and the peer counts as dead only if none of them is answered.
 type ProbeDataInterfaces struct {
+	Round         uint64
 	Poll, Timeout time.Duration
 	Reason        string
 }

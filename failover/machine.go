@@ -35,6 +35,9 @@ type Machine struct {
 
 	peer  peerView
 	probe probe
+	// lastRound is the id of the last probe round started; ids only grow,
+	// so a result for an old round is recognised as stale.
+	lastRound uint64
 
 	// noActiveSince is when this standby first heard a standby peer with no
 	// active unit in between; zero when not in that situation.
@@ -58,11 +61,18 @@ type peerView struct {
 	linkFailed bool
 }
 
-// probe is a data-interface probe in progress.
+// probe is a confirmation on the data interfaces in progress: rounds
+// firstRound..round, the current one ending at deadline.
 type probe struct {
-	running  bool
-	deadline time.Time
-	cause    string
+	running    bool
+	firstRound uint64
+	round      uint64
+	roundsLeft int // rounds still to run after the current one
+	deadline   time.Time
+	cause      string
+	// negotiating: the confirmation asks whether a peer is alive before
+	// a starting unit takes the active role alone.
+	negotiating bool
 }
 
 // Stats counts what a Machine has seen and done.
@@ -74,6 +84,11 @@ type Stats struct {
 	Transitions  uint64
 	Takeovers    uint64
 	Probes       uint64
+	// ProbeRoundsRetried counts rounds that went unanswered but were
+	// not the confirmation's last.
+	ProbeRoundsRetried uint64
+	// StaleProbeResults counts results for a round no longer in flight.
+	StaleProbeResults uint64
 }
 
 // PeerInfo is the machine's view of the peer, for `show failover`.
@@ -107,6 +122,9 @@ func New(cfg Config) (*Machine, error) {
 		return nil, err
 	}
 	cfg.Monitored = slices.Clone(cfg.Monitored)
+	if cfg.ProbeRounds == 0 {
+		cfg.ProbeRounds = DefaultProbeRounds
+	}
 	return &Machine{cfg: cfg, localDown: make(map[string]bool)}, nil
 }
 
@@ -193,11 +211,17 @@ func (m *Machine) holdDeadline() (time.Time, bool) {
 	if !m.peer.known || m.peer.failed || m.probe.running || m.state == Negotiation {
 		return time.Time{}, false
 	}
-	// The confirmation on the data interfaces starts one interface hold
-	// early, so that a silent peer is declared failed when the unit hold
-	// expires, not a probe's length after it.
-	early := min(m.cfg.InterfaceHold, m.cfg.UnitHold/2)
+	// The confirmation on the data interfaces starts its length early, so
+	// that a silent peer is declared failed when the unit hold expires,
+	// not a confirmation's length after it.
+	early := min(m.confirmationLength(), m.cfg.UnitHold/2)
 	return m.peer.lastHeard.Add(m.cfg.UnitHold - early), true
+}
+
+// confirmationLength is how long a confirmation on the data interfaces
+// lasts when no round is answered.
+func (m *Machine) confirmationLength() time.Duration {
+	return time.Duration(m.cfg.ProbeRounds) * m.cfg.InterfaceHold
 }
 
 func (m *Machine) noActiveDeadline() (time.Time, bool) {
@@ -219,7 +243,7 @@ func (m *Machine) Tick(now time.Time) []Action {
 		m.negotiationExpired(&out)
 	}
 	if m.probe.running && !now.Before(m.probe.deadline) {
-		m.probeResult(&out, false, fmt.Sprintf("on data interfaces (no answer within %v)", m.cfg.InterfaceHold))
+		m.roundExpired(&out)
 	}
 	if h, ok := m.holdDeadline(); ok && !now.Before(h) {
 		m.sign(&out, fmt.Sprintf("peer hello timeout (hold %v)", m.cfg.UnitHold))
@@ -257,11 +281,15 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 	case InterfaceStatus:
 		m.onInterface(&out, e)
 	case DataProbeResult:
+		if !m.probe.running || e.Round < m.probe.firstRound || e.Round > m.probe.round {
+			m.stats.StaleProbeResults++
+			break // settled already, or an older confirmation's
+		}
 		how := e.How
 		if how == "" {
 			how = "on data interfaces"
 		}
-		m.probeResult(&out, e.PeerAlive, how)
+		m.probeResult(&out, e.PeerAlive, e.PeerActive, how)
 	case ManualFailover:
 		m.onManual(&out, e.MakeActive)
 	case Reset:
@@ -354,7 +382,11 @@ func (m *Machine) onHello(out *[]Action, h Hello) {
 		}
 		switch {
 		case h.State.IsActive():
-			m.twoActives(out, h)
+			// A handover only if this unit's own timers ran on time
+			// (a thawed unit's hello is overdue by far, and its last
+			// news of the peer is from before the freeze).
+			handover := prev.known && !peerBack && prev.hello.State.IsStandby() && m.now.Sub(m.nextHello) < m.cfg.UnitHold
+			m.twoActives(out, h, handover)
 		case h.State == Negotiation:
 			// Answer at once so a starting peer need not wait a poll.
 			m.sendHello(out)
@@ -381,8 +413,16 @@ func peerDownSuffix(h Hello) string {
 
 // twoActives applies the two-actives rule: the higher term stays active (it
 // took over later and carries the newest state); on equal terms the primary.
-func (m *Machine) twoActives(out *[]Action, h Hello) {
+//
+// wasStandby says the peer was a live standby until this hello: it took the
+// role (an operator's `failover active` on it, or it judged this unit
+// failed), which is a handover, not two actives meeting.
+func (m *Machine) twoActives(out *[]Action, h Hello, wasStandby bool) {
 	switch {
+	case h.Term > m.term && wasStandby:
+		reason := fmt.Sprintf("peer took the active role (term %d > %d): `failover active` on the peer, or it judged this unit failed", h.Term, m.term)
+		m.term = h.Term
+		m.toStandby(out, reason)
 	case h.Term > m.term:
 		reason := fmt.Sprintf("two actives met: peer became active later (term %d > %d)", h.Term, m.term)
 		m.term = h.Term
@@ -408,32 +448,69 @@ func (m *Machine) reannounce(out *[]Action) {
 	m.sendHello(out)
 }
 
+// negotiationExpired: no hello settled the roles within the window. Before
+// taking the active role alone the unit asks on the data interfaces: a peer
+// that answers there is alive behind a cut failover link (and likely
+// active), and taking over would make two actives. An ASA does not ask; it
+// becomes active (docs/architecture.md says why falab differs).
 func (m *Machine) negotiationExpired(out *[]Action) {
+	m.negotiationDeadline = m.now.Add(m.cfg.NegotiationWindow)
 	if m.peer.known && m.now.Sub(m.peer.lastHeard) < m.cfg.UnitHold {
-		// The peer is alive and not active; the hello rules settle it.
-		m.negotiationDeadline = m.now.Add(m.cfg.NegotiationWindow)
+		return // the peer is alive and not active; the hello rules settle it
+	}
+	if m.probe.running {
 		return
 	}
-	m.takeover(out, fmt.Sprintf("no active peer heard within the negotiation window (%v)", m.cfg.NegotiationWindow))
+	m.startProbe(out, fmt.Sprintf("no active peer heard within the negotiation window (%v)", m.cfg.NegotiationWindow), true)
 }
 
-// sign starts a data-interface probe after a sign of peer failure, unless one
-// runs or there is no live peer to suspect.
+// sign starts a confirmation on the data interfaces after a sign of peer
+// failure, unless one runs or there is no live peer to suspect.
 func (m *Machine) sign(out *[]Action, cause string) {
 	if m.state == Negotiation || !m.peer.known || m.peer.failed || m.probe.running {
 		return
 	}
-	m.stats.Probes++
-	m.probe = probe{running: true, deadline: m.now.Add(m.cfg.InterfaceHold), cause: cause}
-	m.emit(out, ProbeDataInterfaces{Poll: m.cfg.InterfacePoll, Timeout: m.cfg.InterfaceHold, Reason: cause})
+	m.startProbe(out, cause, false)
 }
 
-func (m *Machine) probeResult(out *[]Action, alive bool, how string) {
+func (m *Machine) startProbe(out *[]Action, cause string, negotiating bool) {
+	m.stats.Probes++
+	m.probe = probe{running: true, cause: cause, negotiating: negotiating, roundsLeft: m.cfg.ProbeRounds}
+	m.nextRound(out)
+	m.probe.firstRound = m.probe.round
+}
+
+// nextRound starts the confirmation's next round under a new id.
+func (m *Machine) nextRound(out *[]Action) {
+	m.lastRound++
+	m.probe.round = m.lastRound
+	m.probe.roundsLeft--
+	m.probe.deadline = m.now.Add(m.cfg.InterfaceHold)
+	m.emit(out, ProbeDataInterfaces{Round: m.probe.round, Poll: m.cfg.InterfacePoll, Timeout: m.cfg.InterfaceHold, Reason: m.probe.cause})
+}
+
+// roundExpired ends a silent round: the next one starts, or after the last
+// the peer counts as dead on the data interfaces.
+func (m *Machine) roundExpired(out *[]Action) {
+	if m.probe.roundsLeft > 0 {
+		m.stats.ProbeRoundsRetried++
+		m.nextRound(out)
+		return
+	}
+	m.probeResult(out, false, false, fmt.Sprintf("on data interfaces (no answer in %d rounds of %v)", m.cfg.ProbeRounds, m.cfg.InterfaceHold))
+}
+
+func (m *Machine) probeResult(out *[]Action, alive, peerActive bool, how string) {
 	if !m.probe.running {
 		return // stale: a hello already answered
 	}
 	cause := m.probe.cause
+	negotiating := m.probe.negotiating
 	m.probe = probe{}
+	if negotiating {
+		m.negotiationVerdict(out, alive, peerActive, cause, how)
+		return
+	}
 	if alive {
 		// Re-arm the hold: if the link stays silent, probe again after
 		// another UnitHold, so a later death of the peer is caught.
@@ -450,6 +527,34 @@ func (m *Machine) probeResult(out *[]Action, alive bool, how string) {
 	m.emit(out, PeerStatus{Failed: true, Reason: reason, At: m.now})
 	if m.state.IsStandby() {
 		m.takeover(out, reason)
+	}
+}
+
+// negotiationVerdict settles a negotiation that heard no hello. No answer:
+// the unit is alone and takes the active role. An answer: the peer lives
+// behind a failover link that carries nothing, so the failover link is
+// declared failed; an active peer keeps its role (this unit waits in
+// Negotiation and asks again each window), and between two negotiating
+// units the primary takes the role, as it would with a working link.
+func (m *Machine) negotiationVerdict(out *[]Action, alive, peerActive bool, cause, how string) {
+	if m.state != Negotiation {
+		return
+	}
+	if !alive {
+		m.takeover(out, cause+", and no peer answers "+how)
+		return
+	}
+	if !m.peer.linkFailed {
+		m.peer.linkFailed = true
+		m.emit(out, FailoverLinkStatus{Up: false, Reason: cause + ", but the peer answers on the data interfaces: failover link failed", At: m.now})
+	}
+	switch {
+	case peerActive:
+		m.notice(out, "peer is active on the data interfaces but silent on the failover link: waiting in Negotiation (no takeover, no two actives)")
+	case m.cfg.Role == Primary:
+		m.takeover(out, cause+"; the peer answers on the data interfaces but is not active either: primary becomes active")
+	default:
+		m.notice(out, "peer answers on the data interfaces and is not active: waiting for the primary to take the role")
 	}
 }
 

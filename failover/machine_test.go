@@ -77,9 +77,10 @@ func standbyReady(t *testing.T) *Machine {
 }
 
 // TestTakeoverActions pins the exact actions and their order for a takeover
-// after the hold expires and the data probe times out. The confirmation
-// starts one interface hold before the unit hold expires (capped at half
-// of it: 50ms here), so that the verdict lands at the hold.
+// after the hold expires and every probe round stays silent. The
+// confirmation (two rounds of 25ms) starts its length before the unit hold
+// expires (capped at half of it: 50ms here), so that the verdict lands at
+// the hold.
 func TestTakeoverActions(t *testing.T) {
 	m := standbyReady(t)
 	// Hellos go out at 20ms (Standby Ready) and 50ms; the last hello heard
@@ -88,34 +89,85 @@ func TestTakeoverActions(t *testing.T) {
 	if got, want := m.NextDeadline(), ms(51); !got.Equal(want) {
 		t.Fatalf("NextDeadline %v, want the confirmation at %v", got.Sub(t0), want.Sub(t0))
 	}
-	got := m.Tick(ms(51))
-	want := []Action{
-		ProbeDataInterfaces{Poll: 20 * time.Millisecond, Timeout: 60 * time.Millisecond, Reason: "peer hello timeout (hold 100ms)"},
+	round := func(n uint64) []Action {
+		return []Action{ProbeDataInterfaces{Round: n, Poll: 10 * time.Millisecond, Timeout: 25 * time.Millisecond, Reason: "peer hello timeout (hold 100ms)"}}
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(round(1), m.Tick(ms(51))); diff != "" {
 		t.Fatalf("at the start of the confirmation (-want +got):\n%s", diff)
 	}
-	if got, want := m.NextDeadline(), ms(80); !got.Equal(want) {
-		t.Fatalf("NextDeadline %v, want the next hello at %v", got.Sub(t0), want.Sub(t0))
+	if got, want := m.NextDeadline(), ms(76); !got.Equal(want) {
+		t.Fatalf("NextDeadline %v, want the first round's end at %v", got.Sub(t0), want.Sub(t0))
 	}
-	m.Tick(ms(80))
-	m.Tick(ms(110))
-	got = m.Tick(ms(111))
-	reason := "peer hello timeout (hold 100ms), peer confirmed dead on data interfaces (no answer within 60ms)"
+	if diff := cmp.Diff(round(2), m.Tick(ms(76))); diff != "" {
+		t.Fatalf("the first round silent (-want +got):\n%s", diff)
+	}
+	m.Tick(ms(80)) // a hello
+	got := m.Tick(ms(101))
+	reason := "peer hello timeout (hold 100ms), peer confirmed dead on data interfaces (no answer in 2 rounds of 25ms)"
 	ifs := []MonitoredInterface{{"inside", true}, {"outside", true}}
-	want = []Action{
-		PeerStatus{Failed: true, Reason: reason, At: ms(111)},
-		Transition{From: StandbyReady, To: JustActive, Reason: reason, At: ms(111), Term: 4},
+	want := []Action{
+		PeerStatus{Failed: true, Reason: reason, At: ms(101)},
+		Transition{From: StandbyReady, To: JustActive, Reason: reason, At: ms(101), Term: 4},
 		BecomeActive{Reason: reason, Term: 4, StateComplete: true},
 		AnnounceAddresses{},
-		Transition{From: JustActive, To: Active, Reason: "takeover complete: " + reason, At: ms(111), Term: 4},
-		SendHello{Hello{Role: Secondary, State: Active, Term: 4, Seq: 7, Interfaces: ifs}},
+		Transition{From: JustActive, To: Active, Reason: "takeover complete: " + reason, At: ms(101), Term: 4},
+		SendHello{Hello{Role: Secondary, State: Active, Term: 4, Seq: 6, Interfaces: ifs}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("at probe timeout (-want +got):\n%s", diff)
+		t.Errorf("at the last round's end (-want +got):\n%s", diff)
 	}
 	if m.LastReason() != "takeover complete: "+reason || !m.IsActive() || m.Term() != 4 {
 		t.Errorf("after takeover: reason %q active %v term %d", m.LastReason(), m.IsActive(), m.Term())
+	}
+}
+
+// TestProbeRoundLostThenAnswered: a loaded data path loses or delays the
+// first round; an answer in the second proves the peer alive. No takeover,
+// the failover link is reported failed.
+func TestProbeRoundLostThenAnswered(t *testing.T) {
+	m := standbyReady(t)
+	m.Step(ms(40), LinkCarrier{Up: false})
+	m.Tick(ms(65)) // round 1 silent: round 2 starts
+	got := m.Step(ms(70), DataProbeResult{Round: 2, PeerAlive: true})
+	if len(got) != 1 {
+		t.Fatalf("answer in round 2: %v, want one FailoverLinkStatus", got)
+	}
+	if ls, ok := got[0].(FailoverLinkStatus); !ok || ls.Up {
+		t.Fatalf("answer in round 2: %#v, want the failover link reported failed", got[0])
+	}
+	m.Tick(ms(95))
+	if m.State() != StandbyReady {
+		t.Errorf("state %v, want Standby Ready", m.State())
+	}
+}
+
+// TestStaleProbeResult: carrier loss starts a confirmation, a hello settles
+// it, a second sign starts another; then the first confirmation's late "no
+// answer" (or "dead") arrives. It must not decide the second: applied to it,
+// the unit would take over while its peer is alive. (On the old main a
+// result carried no round and was applied to whatever probe ran.)
+func TestStaleProbeResult(t *testing.T) {
+	m := standbyReady(t)
+	first := m.Step(ms(40), LinkCarrier{Up: false})
+	if len(first) != 1 {
+		t.Fatalf("carrier loss: %v, want a probe", first)
+	}
+	old := first[0].(ProbeDataInterfaces).Round
+	m.Step(ms(41), HelloReceived{Hello{Role: Primary, State: Active, Term: 3, Seq: 2}})
+	m.Step(ms(42), PeerConnClosed{})
+	for _, got := range [][]Action{
+		m.Step(ms(45), DataProbeResult{Round: old, PeerAlive: false, How: "late verdict of the first round"}),
+		m.Step(ms(46), DataProbeResult{Round: old + 100, PeerAlive: false, How: "a round never started"}),
+	} {
+		if len(got) != 0 {
+			t.Errorf("stale result: %v, want nothing", got)
+		}
+	}
+	if m.State() != StandbyReady {
+		t.Fatalf("state %v after a stale result, want Standby Ready", m.State())
+	}
+	if st := m.Status().Stats; st.StaleProbeResults != 2 {
+		t.Errorf("StaleProbeResults %d, want 2", st.StaleProbeResults)
 	}
 }
 
@@ -167,12 +219,13 @@ func TestOneProbeAtATime(t *testing.T) {
 	if got := m.Step(ms(70), LinkCarrier{Up: false}); len(got) != 0 {
 		t.Errorf("second sign: %v, want nothing", got)
 	}
-	m.Tick(ms(99))
+	m.Tick(ms(65)) // the first round ends silent
+	m.Tick(ms(89))
 	if m.State() != StandbyReady {
-		t.Fatalf("state %v at 99ms, want Standby Ready until the probe ends at 100ms", m.State())
+		t.Fatalf("state %v at 89ms, want Standby Ready until the confirmation ends at 90ms", m.State())
 	}
-	m.Tick(ms(100))
-	if got := m.LastReason(); got != "takeover complete: peer process closed the failover connection, peer confirmed dead on data interfaces (no answer within 60ms)" {
+	m.Tick(ms(90))
+	if got := m.LastReason(); got != "takeover complete: peer process closed the failover connection, peer confirmed dead on data interfaces (no answer in 2 rounds of 25ms)" {
 		t.Errorf("reason %q", got)
 	}
 }
@@ -186,13 +239,15 @@ func TestBothStandbyGuard(t *testing.T) {
 			peerRole := Primary + Secondary - role
 			m := mustNew(t, cfg(role))
 			m.Start(ms(0))
-			m.Tick(ms(300))
-			m.Step(ms(301), HelloReceived{Hello{Role: peerRole, State: StandbyReady, Term: 1, Seq: 1}})
-			m.Step(ms(310), ManualFailover{MakeActive: false})
+			m.Tick(ms(300)) // the window ends: ask on the data interfaces
+			m.Tick(ms(325))
+			m.Tick(ms(350)) // no answer in two rounds: active
+			m.Step(ms(351), HelloReceived{Hello{Role: peerRole, State: StandbyReady, Term: 1, Seq: 1}})
+			m.Step(ms(360), ManualFailover{MakeActive: false})
 			if m.State() != BulkSync {
 				t.Fatalf("after no failover active: %v, want Bulk Sync", m.State())
 			}
-			for now := 320; now <= 700; now += 10 {
+			for now := 370; now <= 750; now += 10 {
 				m.Step(ms(now), HelloReceived{Hello{Role: peerRole, State: StandbyReady, Term: 1, Seq: uint32(now)}})
 				m.Tick(ms(now))
 			}
@@ -203,8 +258,8 @@ func TestBothStandbyGuard(t *testing.T) {
 				return
 			}
 			want := "takeover complete: no active unit for 100ms (both units standby): primary becomes active; standby was not Standby Ready (bulk sync unfinished): sessions may be lost"
-			if m.State() != Active || m.LastReason() != want || !m.lastChange.Equal(ms(420)) {
-				t.Errorf("primary %v at %v: %q\nwant Active at 420ms: %q", m.State(), m.lastChange.Sub(t0), m.LastReason(), want)
+			if m.State() != Active || m.LastReason() != want || !m.lastChange.Equal(ms(470)) {
+				t.Errorf("primary %v at %v: %q\nwant Active at 470ms: %q", m.State(), m.lastChange.Sub(t0), m.LastReason(), want)
 			}
 		})
 	}

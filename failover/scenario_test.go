@@ -1,6 +1,7 @@
 package failover_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -128,12 +129,19 @@ func TestStartAlone(t *testing.T) {
 			if got := p.Units[unit].M.State(); got != failover.Negotiation {
 				t.Fatalf("before the window ends: %v, want Negotiation", got)
 			}
-			p.RunFor(time.Millisecond)
+			// Alone, it still asks on the data interfaces first (two
+			// rounds of 25ms): a peer behind a cut failover link would
+			// answer there.
+			p.RunFor(49 * time.Millisecond)
+			if got := p.Units[unit].M.State(); got != failover.Negotiation {
+				t.Fatalf("while asking on the data interfaces: %v, want Negotiation", got)
+			}
+			p.RunFor(2 * time.Millisecond)
 			if got := p.Units[unit].M.State(); got != failover.Active {
-				t.Fatalf("at the window's end: %v, want Active", got)
+				t.Fatalf("after the confirmation: %v, want Active", got)
 			}
 			tr, _, _ := lastTransition(p, 0, unit, failover.JustActive)
-			if want := "no active peer heard within the negotiation window (300ms)"; tr.Reason != want {
+			if want := "no active peer heard within the negotiation window (300ms), and no peer answers on data interfaces (no answer in 2 rounds of 25ms)"; tr.Reason != want {
 				t.Errorf("reason %q, want %q", tr.Reason, want)
 			}
 			noViolations(t, p)
@@ -155,15 +163,15 @@ func TestDetection(t *testing.T) {
 			name:         "hold expiry (active frozen)",
 			fault:        func(p *failovertest.Pair) { p.Freeze(fwA) },
 			wantTakeover: true,
-			wantReason:   "peer hello timeout (hold 100ms), peer confirmed dead on data interfaces (no answer within 60ms)",
-			within:       100*time.Millisecond + 60*time.Millisecond + 30*time.Millisecond,
+			wantReason:   "peer hello timeout (hold 100ms), peer confirmed dead on data interfaces (no answer in 2 rounds of 25ms)",
+			within:       100*time.Millisecond + 30*time.Millisecond,
 		},
 		{
 			name:         "peer connection closed (active crashed)",
 			fault:        func(p *failovertest.Pair) { p.Kill(fwA) },
 			wantTakeover: true,
 			wantReason:   "peer process closed the failover connection, peer confirmed dead on data interfaces",
-			within:       time.Millisecond + 60*time.Millisecond, // no waiting for the hold
+			within:       time.Millisecond + 50*time.Millisecond, // no waiting for the hold
 		},
 		{
 			name: "peer connection closed, dead peer reported early",
@@ -486,8 +494,8 @@ func TestFailedUnitOutlivesPeer(t *testing.T) {
 	}
 	want := []string{
 		"monitored interfaces recovered: no active peer, negotiating",
-		"no active peer heard within the negotiation window (300ms)",
-		"takeover complete: no active peer heard within the negotiation window (300ms)",
+		"no active peer heard within the negotiation window (300ms), and no peer answers on data interfaces (no answer in 2 rounds of 25ms)",
+		"takeover complete: no active peer heard within the negotiation window (300ms), and no peer answers on data interfaces (no answer in 2 rounds of 25ms)",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("fw-a transitions (-want +got):\n%s", diff)
@@ -873,4 +881,84 @@ func BenchmarkTakeover(b *testing.B) {
 			b.ReportMetric(float64(gap)/float64(time.Millisecond), "sim-ms-no-active")
 		})
 	}
+}
+
+// TestRestartDuringCutLink: a unit restarted while the failover link is cut
+// hears no hello in its negotiation window. It must not take the active role
+// alone: it asks on the data interfaces, the live active answers, and it
+// waits. When the link heals it becomes the standby. (On the old main it
+// became active when the window ended: two actives.)
+func TestRestartDuringCutLink(t *testing.T) {
+	for _, restarted := range []int{fwA, fwB} {
+		t.Run(fmt.Sprintf("restart %s", [2]string{"fw-a", "fw-b"}[restarted]), func(t *testing.T) {
+			p := settled(t)
+			if restarted == fwA {
+				// Make fw-b the active: fw-a is the one restarted.
+				p.Step(fwA, failover.ManualFailover{MakeActive: false})
+				waitStates(t, p, time.Second, failover.StandbyReady, failover.Active)
+			}
+			active := 1 - restarted
+			p.CutLink()
+			p.RunFor(500 * time.Millisecond)
+			p.Kill(restarted)
+			p.RunFor(10 * time.Millisecond)
+			if err := p.Restart(restarted); err != nil {
+				t.Fatal(err)
+			}
+			p.RunFor(3 * time.Second)
+			if p.DoubleActive != 0 {
+				t.Fatalf("two actives for %v\n%s", p.DoubleActive, p.Timeline(0))
+			}
+			if got := p.Units[active].M.State(); got != failover.Active {
+				t.Fatalf("the active is %v, want Active\n%s", got, p.Timeline(0))
+			}
+			if got := p.Units[restarted].M.State(); got != failover.Negotiation {
+				t.Fatalf("the restarted unit is %v, want Negotiation (waiting)\n%s", got, p.Timeline(0))
+			}
+			p.HealLink()
+			want := [2]failover.State{}
+			want[active], want[restarted] = failover.Active, failover.StandbyReady
+			waitStates(t, p, 2*time.Second, want[0], want[1])
+			if p.DoubleActive != 0 {
+				t.Errorf("two actives for %v after the heal", p.DoubleActive)
+			}
+			noViolations(t, p)
+		})
+	}
+}
+
+// TestCutLinkSlowProbeAnswers: under load the data path delays the peer's
+// answers past one probe round. A cut failover link must still never make
+// two actives, and the healthy active must not yield when the link heals.
+func TestCutLinkSlowProbeAnswers(t *testing.T) {
+	p := settled(t)
+	p.ProbeAnswer = 40 * time.Millisecond // past round 1 (25ms), inside round 2
+	for i := range 20 {
+		p.CutLink()
+		p.RunFor(time.Duration(300+17*i) * time.Millisecond)
+		p.HealLink()
+		p.RunFor(500 * time.Millisecond)
+		if got := p.States(); got != [2]failover.State{failover.Active, failover.StandbyReady} {
+			t.Fatalf("cut %d: states %v, want fw-a Active, fw-b Standby Ready\n%s", i+1, got, p.Timeline(0))
+		}
+	}
+	if p.DoubleActive != 0 || p.Units[fwA].M.Status().Stats.Takeovers != 1 || p.Units[fwB].M.Status().Stats.Takeovers != 0 {
+		t.Errorf("two actives for %v; takeovers fw-a %d fw-b %d, want only fw-a's first", p.DoubleActive,
+			p.Units[fwA].M.Status().Stats.Takeovers, p.Units[fwB].M.Status().Stats.Takeovers)
+	}
+	noViolations(t, p)
+}
+
+// TestManualHandoverNamed: `failover active` on the standby is a handover,
+// and the old active says so; it is not "two actives met".
+func TestManualHandoverNamed(t *testing.T) {
+	p := settled(t)
+	mark := len(p.Log)
+	p.Step(fwB, failover.ManualFailover{MakeActive: true})
+	waitStates(t, p, time.Second, failover.StandbyReady, failover.Active)
+	tr, _, ok := lastTransition(p, mark, fwA, failover.BulkSync)
+	if want := "peer took the active role (term 2 > 1)"; !ok || !strings.Contains(tr.Reason, want) {
+		t.Errorf("old active's reason %q, want it to contain %q", tr.Reason, want)
+	}
+	noViolations(t, p)
 }
