@@ -114,6 +114,12 @@ type Options struct {
 	// then as long as 64 KiB plus the header: size the buffers and
 	// RingFrameSize (131072) for that, and RingFrames down with it.
 	VNetHdr bool
+	// Protocol, when not zero, is the one EtherType the Port receives
+	// (the socket is bound to it instead of ETH_P_ALL). The kernel then
+	// queues those frames on this socket apart from any other socket on
+	// the interface: a unit's failover control frames get their own queue
+	// and reader, so a saturated data ring cannot delay or drop them.
+	Protocol uint16
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -309,7 +315,11 @@ func (p *Port) setup(fd int) error {
 	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
 		return fmt.Errorf("setsockopt PACKET_ADD_MEMBERSHIP promisc: %w", err)
 	}
-	sa := unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: p.index}
+	proto := uint16(unix.ETH_P_ALL)
+	if p.opts.Protocol != 0 {
+		proto = p.opts.Protocol
+	}
+	sa := unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: p.index}
 	if err := unix.Bind(fd, &sa); err != nil {
 		return fmt.Errorf("bind: %w", err)
 	}

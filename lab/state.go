@@ -173,6 +173,16 @@ func (p Proc) Alive() bool {
 	return p.StartTime == 0 || start == p.StartTime
 }
 
+// Stopped reports whether the recorded process is alive but stopped
+// (SIGSTOP: state T or t), e.g. a unit frozen by `falab fault freeze`.
+func (p Proc) Stopped() bool {
+	if !p.Alive() {
+		return false
+	}
+	state, _, err := procStat(p.PID)
+	return err == nil && (state == 'T' || state == 't')
+}
+
 // Signal sends sig to the process if it is still the one recorded.
 func (p Proc) Signal(sig syscall.Signal) error {
 	if !p.Alive() {

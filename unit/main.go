@@ -55,5 +55,18 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	for _, ic := range cfg.Firewall.Interfaces {
+		// The failover control frames' own socket on each data
+		// interface: small, and read by its own goroutine.
+		p, err := afpacket.Open(ic.Name, afpacket.Options{
+			RX: afpacket.RXMmsg, Protocol: probeEtherType, BatchSize: 16,
+			RecvBuffer: 256 << 10, SendBuffer: 256 << 10,
+		})
+		if err != nil {
+			return fmt.Errorf("control socket on data interface %s: %w", ic.Name, err)
+		}
+		defer p.Close()
+		u.AttachControl(ic.Name, p)
+	}
 	return u.Run(ctx)
 }

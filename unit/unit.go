@@ -42,7 +42,7 @@ type Unit struct {
 	tables []uint8
 
 	machine *failover.Machine // owned by drive
-	foIn    chan failover.Event
+	evq     *eventQueue
 	cmds    chan command
 
 	sender   atomic.Pointer[replicate.Sender]
@@ -52,6 +52,9 @@ type Unit struct {
 	helloConn *net.UDPConn
 	stateLn   net.Listener
 	probes    *prober
+	// control holds each data interface's own socket for interface
+	// hellos (AttachControl); without one they share the data ring.
+	control map[string]*controlPort
 
 	// Hellos refused: a wrong key, or stale (a frozen unit's backlog).
 	helloAuthFailures, helloStale atomic.Uint64
@@ -62,7 +65,38 @@ type Unit struct {
 	linkStatus failover.FailoverLinkStatus // guarded by statusMu
 	startedAt  time.Time
 
-	wg sync.WaitGroup
+	// Every goroutine the unit starts is counted in wg and started through
+	// spawn, which refuses once Run is stopping: nothing runs after Run
+	// returns, so nothing calls into closed ports or sockets.
+	wg       sync.WaitGroup
+	spawnMu  sync.Mutex
+	ctx      context.Context // Run's context; set before any goroutine starts
+	stopping bool            // guarded by spawnMu
+}
+
+// spawn runs fn on a goroutine owned by the unit, with Run's context. It
+// reports false (and runs nothing) once Run is stopping.
+func (u *Unit) spawn(fn func(ctx context.Context)) bool {
+	u.spawnMu.Lock()
+	defer u.spawnMu.Unlock()
+	if u.stopping || u.ctx == nil {
+		return false
+	}
+	ctx := u.ctx
+	u.wg.Go(func() { fn(ctx) })
+	return true
+}
+
+// sleepCtx waits d or until ctx ends, and reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // command is an operator's request from the API, answered on reply.
@@ -82,7 +116,7 @@ func New(cfg *Config, key replicate.Key, ports map[string]firewall.Port, log *sl
 		log:       log,
 		events:    NewEventLog(cfg.Name, log),
 		key:       key,
-		foIn:      make(chan failover.Event, 1024),
+		evq:       newEventQueue(),
 		cmds:      make(chan command),
 		startedAt: time.Now(),
 	}
@@ -125,6 +159,28 @@ func New(cfg *Config, key replicate.Key, ports map[string]firewall.Port, log *sl
 	return u, nil
 }
 
+// controlPort is a data interface's socket for failover control frames.
+type controlPort struct {
+	port firewall.Port
+	mac  net.HardwareAddr // the interface's burned-in MAC
+}
+
+// AttachControl gives data interface iface its own socket for interface
+// hellos (one bound to their EtherType), read by its own goroutine, so that
+// a saturated data path neither delays nor drops a confirmation. The data
+// plane then ignores those frames. Call before Run.
+func (u *Unit) AttachControl(iface string, p interface {
+	firewall.Port
+	HardwareAddr() net.HardwareAddr
+}) {
+	if u.control == nil {
+		u.control = map[string]*controlPort{}
+	}
+	u.control[iface] = &controlPort{port: p, mac: p.HardwareAddr()}
+	// The data ring sees the same frames: answered once, here.
+	u.fw.SetControlHandler(probeEtherType, func(string, []byte) {})
+}
+
 // Firewall returns the unit's data plane (for tests and the API).
 func (u *Unit) Firewall() *firewall.Firewall { return u.fw }
 
@@ -153,6 +209,9 @@ func (u *Unit) onChange(c firewall.Change) {
 func (u *Unit) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	u.spawnMu.Lock()
+	u.ctx = ctx
+	u.spawnMu.Unlock()
 	hc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: u.cfg.LocalAddr.AsSlice(), Port: HelloPort})
 	if err != nil {
 		return fmt.Errorf("hello socket on the failover link: %w", err)
@@ -177,12 +236,15 @@ func (u *Unit) Run(ctx context.Context) error {
 	u.events.Add("start", fmt.Sprintf("unit %s (%s) started, pid %d, mac mode %s, http replication %v", u.cfg.Name, u.cfg.Role, os.Getpid(), u.cfg.MACMode, u.cfg.HTTPReplication))
 
 	fwErr := make(chan error, 1)
-	u.wg.Go(func() { fwErr <- u.fw.Run(ctx) })
-	u.wg.Go(func() { u.readHellos(ctx) })
-	u.wg.Go(func() { u.acceptState(ctx) })
-	u.wg.Go(func() { u.watchLinks(ctx) })
-	u.wg.Go(func() { u.digestLoop(ctx) })
-	u.wg.Go(func() { u.drive(ctx) })
+	u.spawn(func(ctx context.Context) { fwErr <- u.fw.Run(ctx) })
+	u.spawn(u.readHellos)
+	for name, cp := range u.control {
+		u.spawn(func(ctx context.Context) { u.probes.readControl(ctx, name, cp.port) })
+	}
+	u.spawn(u.acceptState)
+	u.spawn(u.watchLinks)
+	u.spawn(u.digestLoop)
+	u.spawn(u.drive)
 
 	var runErr error
 	select {
@@ -193,6 +255,9 @@ func (u *Unit) Run(ctx context.Context) error {
 		}
 	}
 	cancel()
+	u.spawnMu.Lock()
+	u.stopping = true
+	u.spawnMu.Unlock()
 	api.Close()
 	hc.Close()
 	ln.Close()
@@ -220,8 +285,10 @@ func (u *Unit) drive(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case ev := <-u.foIn:
-			u.perform(u.machine.Step(time.Now(), ev))
+		case <-u.evq.wake:
+			for _, ev := range u.evq.take() {
+				u.perform(u.machine.Step(time.Now(), ev))
+			}
 		case c := <-u.cmds:
 			before := u.machine.State()
 			acts := u.machine.Step(time.Now(), c.ev)
@@ -247,14 +314,8 @@ func describeOutcome(before, after failover.State, acts []failover.Action) strin
 }
 
 // feed hands an event to the machine without blocking the caller (the
-// replication callbacks must not block).
-func (u *Unit) feed(ev failover.Event) {
-	select {
-	case u.foIn <- ev:
-	default:
-		u.log.Error("failover event queue full; event dropped", "event", fmt.Sprintf("%T", ev))
-	}
-}
+// replication callbacks must not block) and without ever dropping it.
+func (u *Unit) feed(ev failover.Event) { u.evq.push(ev) }
 
 func (u *Unit) refreshStatus() {
 	st := u.machine.Status()
@@ -401,8 +462,11 @@ func (u *Unit) becomeActive(a failover.BecomeActive) {
 // garpSchedule while this unit stays active.
 func (u *Unit) announce() {
 	start := time.Now()
-	for i, d := range garpSchedule {
-		time.AfterFunc(d, func() {
+	u.spawn(func(ctx context.Context) {
+		for i, d := range garpSchedule {
+			if !sleepCtx(ctx, time.Until(start.Add(d))) {
+				return
+			}
 			// A repeat that comes far too late means this process was
 			// frozen meanwhile: the peer has likely taken over, and an
 			// announcement now would pull the switches back to a unit
@@ -416,15 +480,19 @@ func (u *Unit) announce() {
 			} else if i == len(garpSchedule)-1 {
 				u.events.Add("garp", fmt.Sprintf("gratuitous ARP repeated %d times over %v", len(garpSchedule), time.Since(start).Round(time.Millisecond)))
 			}
-		})
-	}
+		}
+	})
 }
 
 func (u *Unit) becomeStandby(reason string) {
 	wasActive := u.active.Swap(false)
 	u.fw.SetActive(false)
 	if s := u.sender.Swap(nil); s != nil {
-		go s.Close() // ends the session; never block the driver
+		// Ends the session; never block the driver. If Run is already
+		// stopping, Run closes nothing it no longer holds: close here.
+		if !u.spawn(func(context.Context) { s.Close() }) {
+			s.Close()
+		}
 	}
 	if wasActive {
 		u.events.Add("standby", "stopped forwarding: "+reason)
@@ -458,12 +526,15 @@ func (u *Unit) startReceiver(reason string) {
 		peer = u.cfg.StatePeerAddr
 	}
 	addr := net.JoinHostPort(peer.String(), fmt.Sprint(StatePort))
-	u.wg.Go(func() {
+	u.spawn(func(ctx context.Context) {
 		backoff := 20 * time.Millisecond
 		for u.receiver.Load() == r {
-			c, err := net.DialTimeout("tcp4", addr, time.Second)
+			d := net.Dialer{Timeout: time.Second}
+			c, err := d.DialContext(ctx, "tcp4", addr)
 			if err != nil {
-				time.Sleep(backoff)
+				if !sleepCtx(ctx, backoff) {
+					return
+				}
 				backoff = min(backoff*2, 500*time.Millisecond)
 				continue
 			}
@@ -476,7 +547,9 @@ func (u *Unit) startReceiver(reason string) {
 				return
 			}
 			_ = err // reported through OnEvent (SyncLost)
-			time.Sleep(backoff)
+			if !sleepCtx(ctx, backoff) {
+				return
+			}
 		}
 	})
 }
@@ -499,7 +572,9 @@ func (u *Unit) acceptState(ctx context.Context) {
 		if tc, ok := c.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
-		u.wg.Go(func() { _ = s.Serve(c) })
+		if !u.spawn(func(context.Context) { _ = s.Serve(c) }) {
+			c.Close()
+		}
 	}
 }
 
@@ -525,16 +600,20 @@ func (u *Unit) onSenderEvent(ev replicate.Event, current bool) {
 }
 
 func (u *Unit) onReceiverEvent(ev replicate.Event, current bool) {
-	switch e := ev.(type) {
-	case replicate.SessionUp:
-		u.events.Add("sync", "connected to active "+u.cfg.Peer+" for state: bulk sync starts")
-		// Every session begins with a bulk sync that resets the tables:
-		// only now does a Standby Ready unit stop holding a complete copy.
+	if current {
 		u.statusMu.Lock()
 		ready := u.status.State == failover.StandbyReady
 		u.statusMu.Unlock()
-		if ready {
-			u.feed(failover.SyncLost{Reason: "new state session: bulk sync"})
+		if mev, ok := syncEventForMachine(ev, ready); ok {
+			u.feed(mev)
+		}
+	}
+	switch e := ev.(type) {
+	case replicate.SessionUp:
+		u.events.Add("sync", "connected to active "+u.cfg.Peer+" for state: bulk sync starts")
+	case replicate.BulkProgress:
+		if !e.Done && e.Records == 0 {
+			u.events.Add("sync", fmt.Sprintf("bulk sync %d started: tables reset, refilling from the active", e.BulkID))
 		}
 	case replicate.BulkSyncDone:
 		if e.Match {
@@ -542,11 +621,9 @@ func (u *Unit) onReceiverEvent(ev replicate.Event, current bool) {
 		} else {
 			u.events.Add("sync", fmt.Sprintf("bulk sync done but digests differ on tables %v: resync", e.Mismatched))
 		}
-		u.feed(failover.BulkSyncDone{DigestsMatch: e.Match})
 	case replicate.DigestChecked:
 		if !e.Match {
 			u.events.Add("sync", fmt.Sprintf("digest mismatch on tables %v at record %d: resync", e.Mismatched, e.RecordSeq))
-			u.feed(failover.SyncLost{Reason: "table digests differ from the active's"})
 		}
 	case replicate.Resync:
 		u.events.Add("sync", "resync: "+e.Reason)
@@ -567,13 +644,13 @@ func (u *Unit) onReceiverEvent(ev replicate.Event, current bool) {
 // to its failover port, its process is gone: that is the sign to act on at
 // once, without waiting for the hold time.
 func (u *Unit) signIfPeerGone() {
-	go func() {
+	u.spawn(func(ctx context.Context) {
 		// Well under the hold time, which is the fallback when there is
 		// no refusal (a frozen peer, a cut link).
-		if u.peerPortRefused(u.cfg.UnitHold / 2) {
+		if u.peerPortRefused(ctx, u.cfg.UnitHold/2) {
 			u.feed(failover.PeerConnClosed{})
 		}
-	}()
+	})
 }
 
 // digestLoop has the active mark its table digests in the stream every

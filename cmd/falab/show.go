@@ -5,13 +5,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/falab/falab/firewall"
 	"github.com/falab/falab/lab"
+	"github.com/falab/falab/replicate"
 	"github.com/falab/falab/unit"
 )
 
@@ -184,27 +187,52 @@ func hms(d time.Duration) string {
 	return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
 }
 
+// statusWait bounds how long `show failover` waits for a unit: a frozen
+// unit never answers, and the operator must not wait with it.
+const statusWait = time.Second
+
+// unitStatuses asks every unit at once, each within statusWait. A unit that
+// does not answer is named, with why when the process table says (frozen,
+// not running).
+func unitStatuses(ctx context.Context, labName string, units []string) ([]unit.Status, []string) {
+	sts := make([]unit.Status, len(units))
+	errs := make([]string, len(units))
+	st, _ := lab.ReadState(labName)
+	var wg sync.WaitGroup
+	for i, n := range units {
+		wg.Go(func() {
+			sctx, cancel := context.WithTimeout(ctx, statusWait)
+			defer cancel()
+			c, err := lab.UnitClient(labName, n)
+			if err == nil {
+				sts[i], err = c.Status(sctx)
+			}
+			if err == nil {
+				return
+			}
+			why := "not running"
+			if st != nil {
+				if p, ok := st.Units[n]; ok && p.Stopped() {
+					why = fmt.Sprintf("not answering: process %d is stopped (frozen, SIGSTOP)", p.PID)
+				} else if ok && p.Alive() {
+					why = fmt.Sprintf("not answering within %v (process %d runs)", statusWait, p.PID)
+				}
+			}
+			sts[i] = unit.Status{Unit: n, State: why}
+			errs[i] = fmt.Sprintf("%s: %s (%v)", n, why, err)
+		})
+	}
+	wg.Wait()
+	return sts, slices.DeleteFunc(errs, func(s string) bool { return s == "" })
+}
+
 // showFailover prints both units' view, like `show failover`.
 func showFailover(ctx context.Context, e *env, name string) error {
 	units, err := lab.UnitNames(name)
 	if err != nil {
 		return err
 	}
-	var sts []unit.Status
-	var errs []string
-	for _, n := range units {
-		c, err := lab.UnitClient(name, n)
-		if err != nil {
-			return err
-		}
-		s, err := c.Status(ctx)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("%s: not answering (%v)", n, err))
-			sts = append(sts, unit.Status{Unit: n, State: "not running"})
-			continue
-		}
-		sts = append(sts, s)
-	}
+	sts, errs := unitStatuses(ctx, name, units)
 	if e.json {
 		return printJSON(e.stdout, sts)
 	}
@@ -212,7 +240,7 @@ func showFailover(ctx context.Context, e *env, name string) error {
 	fmt.Fprintf(w, "Failover On (lab %s)\n", name)
 	for _, s := range sts {
 		if s.PID == 0 {
-			fmt.Fprintf(w, "\n%s: Failed (unit process not running)\n", s.Unit)
+			fmt.Fprintf(w, "\n%s: %s\n", s.Unit, s.State)
 			continue
 		}
 		fmt.Fprintf(w, "\nThis host: %s - %s  (%s, pid %d, term %d)\n", s.Unit, s.State, s.Role, s.PID, s.Term)
@@ -239,6 +267,9 @@ func showFailover(ctx context.Context, e *env, name string) error {
 		r := s.Replication
 		fmt.Fprintf(w, "  Stateful failover (%s): connected %v, synced %v, bulk syncs %d, resyncs %d, sessions %d, errors %d\n",
 			orDash(r.Role), r.Connected, r.Synced, r.BulkSyncs, r.Resyncs, r.Sessions, r.SessionErrors)
+		if alarm := sessionAlarm(r); alarm != "" {
+			fmt.Fprintf(w, "    ALARM: %s\n", alarm)
+		}
 		fmt.Fprintf(w, "    queue %d (high %d), record seq %d, acked %d, frames %d/%d sent/received\n", r.QueueDepth, r.QueueHigh, r.RecordSeq, r.AckedSeq, r.FramesSent, r.FramesReceived)
 		for _, t := range r.Tables {
 			fmt.Fprintf(w, "    %-6s sent %d received %d applied %d errors %d\n", firewall.Table(t.Table), t.Sent, t.Received, t.Applied, t.Errors)
@@ -251,6 +282,23 @@ func showFailover(ctx context.Context, e *env, name string) error {
 		fmt.Fprintln(e.stderr, x)
 	}
 	return nil
+}
+
+// sessionAlarm says when the state session has not held: in steady state a
+// unit has exactly one session and no errors, and every extra session was a
+// bulk sync, a window in which the standby's tables were partial.
+func sessionAlarm(r replicate.Stats) string {
+	var parts []string
+	if r.Sessions > 1 || r.SessionErrors > 0 {
+		parts = append(parts, fmt.Sprintf("state session churn: %d sessions, %d ended with an error (last: %s)", r.Sessions, r.SessionErrors, orDash(r.LastError)))
+	}
+	if r.Overflows > 0 {
+		parts = append(parts, fmt.Sprintf("%d queue overflows (each a resync)", r.Overflows))
+	}
+	if r.Refused > 0 {
+		parts = append(parts, fmt.Sprintf("%d connections to the state port refused", r.Refused))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func orDash(s string) string {
