@@ -38,7 +38,7 @@ type Config struct {
 }
 
 // DefaultProbeRounds is ProbeRounds when the config leaves it zero.
-const DefaultProbeRounds = 2
+const DefaultProbeRounds = 4
 
 // DefaultConfig returns lab-scale timers for role, keeping the ASA's ratios
 // (hold = 3 polls): fast enough that a takeover shows within a second, slow
@@ -50,7 +50,7 @@ func DefaultConfig(role Role) Config {
 		UnitHold:          100 * time.Millisecond,
 		InterfacePoll:     10 * time.Millisecond,
 		InterfaceHold:     25 * time.Millisecond,
-		ProbeRounds:       DefaultProbeRounds,
+		ProbeRounds:       2,
 		NegotiationWindow: 300 * time.Millisecond,
 	}
 }

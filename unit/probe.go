@@ -46,6 +46,16 @@ type prober struct {
 	round    uint64             // guarded by mu: the round in flight, 0 for none
 	answered bool               // guarded by mu: the round in flight was answered
 	cancel   context.CancelFunc // guarded by mu: stops the round in flight
+	// recent holds the last rounds started, with whether each was
+	// answered: an answer to the previous round that arrives during the
+	// next one (a slow peer) still proves the peer alive, and the machine
+	// decides whether the round still counts.
+	recent [8]probeRound // guarded by mu
+}
+
+type probeRound struct {
+	id       uint64
+	answered bool
 }
 
 func newProber(u *Unit) *prober { return &prober{u: u} }
@@ -56,6 +66,7 @@ func (p *prober) start(a failover.ProbeDataInterfaces) {
 		p.cancel()
 	}
 	p.round, p.answered, p.cancel = a.Round, false, nil
+	p.recent[a.Round%uint64(len(p.recent))] = probeRound{id: a.Round}
 	p.mu.Unlock()
 	p.u.events.Add("probe", fmt.Sprintf("confirming on the data interfaces, round %d: %s", a.Round, a.Reason))
 	poll := max(a.Poll, time.Millisecond)
@@ -93,13 +104,15 @@ func (p *prober) start(a failover.ProbeDataInterfaces) {
 	})
 }
 
-// answeredBy notes the peer's answer to round: the first answer of the
-// round in flight is reported to the machine.
+// answeredBy notes the peer's answer to round: the first answer to each
+// recent round is reported to the machine.
 func (p *prober) answeredBy(round uint64, peerActive bool) {
 	p.mu.Lock()
-	first := p.round == round && !p.answered
+	r := &p.recent[round%uint64(len(p.recent))]
+	first := round != 0 && r.id == round && !r.answered
 	if first {
-		p.answered = true
+		r.answered = true
+		p.answered = true // an answer to any recent round ends the asking
 		if p.cancel != nil {
 			p.cancel()
 		}

@@ -147,6 +147,7 @@ func New(cfg *Config, key replicate.Key, ports map[string]firewall.Port, log *sl
 		UnitHold:          cfg.UnitHold,
 		InterfacePoll:     cfg.InterfacePoll,
 		InterfaceHold:     cfg.InterfaceHold,
+		ProbeRounds:       probeRounds(cfg.UnitHold, cfg.InterfaceHold),
 		NegotiationWindow: cfg.NegotiationWindow,
 		Monitored:         cfg.Monitored,
 	})
@@ -179,6 +180,20 @@ func (u *Unit) AttachControl(iface string, p interface {
 	u.control[iface] = &controlPort{port: p, mac: p.HardwareAddr()}
 	// The data ring sees the same frames: answered once, here.
 	u.fw.SetControlHandler(probeEtherType, func(string, []byte) {})
+}
+
+// probeRounds sizes a confirmation on the data interfaces to half the unit
+// hold, in rounds of interfaceHold (2 to 10). The machine starts a
+// confirmation that long before the hold expires, so its length costs
+// nothing in a freeze's takeover time; what it buys is patience with a
+// loaded machine, where a peer's answer can wait 20 ms or more for a CPU
+// (seen in labs on a busy 2-core machine: a 10 ms confirmation made a cut
+// failover link look like a dead peer).
+func probeRounds(unitHold, interfaceHold time.Duration) int {
+	if interfaceHold <= 0 {
+		return 0
+	}
+	return min(max(int(unitHold/2/interfaceHold), 2), 10)
 }
 
 // Firewall returns the unit's data plane (for tests and the API).
