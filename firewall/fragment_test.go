@@ -288,7 +288,7 @@ func TestFragmentAttacks(t *testing.T) {
 		{
 			name:  "chain too long",
 			frags: func(t *testing.T) [][]byte { return fragmentsOf(t, udp(), 20+128) }, // 32 fragments
-			drops: map[string]uint64{"fragment-chain-too-long": 25},                    // 24 held and the 25th; the last 7 start again
+			drops: map[string]uint64{"fragment-chain-too-long": 25},                     // 24 held and the 25th; the last 7 start again
 		},
 		{
 			name: "tiny first tcp fragment",
