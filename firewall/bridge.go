@@ -252,6 +252,9 @@ func (w *worker) management(in *iface, frame []byte, et uint16, dst [6]byte, add
 		if r != dropNone {
 			return true, r
 		}
+		if ip.IsFragment() && !w.frag.releasing {
+			return true, w.fragment(in, ip, frame)
+		}
 		if ip.DestinationAddress() != addr {
 			return true, DropToSelf
 		}
@@ -298,6 +301,9 @@ func (w *worker) bridgeIPv4(in *iface, frame []byte, out int) DropReason {
 	ip, frame, r := ipv4Of(frame)
 	if r != dropNone {
 		return r
+	}
+	if ip.IsFragment() && !w.frag.releasing {
+		return w.fragment(in, ip, frame)
 	}
 	if r := w.parse(ip); r != dropNone {
 		return r

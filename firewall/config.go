@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -23,6 +24,9 @@ type Config struct {
 	AccessLists  map[string][]ACE
 	AccessGroups []AccessGroup
 	Timeouts     Timeouts
+	// Fragment are the reassembly limits (ASA "fragment size|chain|timeout"),
+	// the same for every interface.
+	Fragment FragmentLimits
 
 	// Mode is ModeRouted (the default when empty) or ModeTransparent.
 	// In transparent mode the unit bridges its data interfaces inside one
@@ -58,6 +62,63 @@ type InterfaceConfig struct {
 	StandbyAddr   netip.Addr       // standby address in the same network; zero if none (always in transparent mode)
 	ActiveMAC     net.HardwareAddr // source MAC and ARP answer while active (for the management address in transparent mode)
 	StandbyMAC    net.HardwareAddr // source MAC and ARP answer while standby
+	// MTU is the largest IPv4 packet the interface sends, MinMTU..MaxMTU;
+	// 0 means 1500. Larger packets are fragmented, or refused with ICMP
+	// "fragmentation needed" when they have DF set.
+	MTU int
+}
+
+// MTU bounds: those the lab accepts for its links (an ASA allows 64-9198).
+const (
+	DefaultMTU = 1500
+	MinMTU     = 576
+	MaxMTU     = 9000
+)
+
+// MaxFrameLen returns the longest Ethernet frame (without FCS) any of the
+// configured interfaces carries: the largest MTU, the Ethernet header and
+// room for one VLAN tag. Ports' receive buffers (an AF_PACKET ring slot)
+// must hold that much.
+func (c Config) MaxFrameLen() int {
+	m := DefaultMTU
+	for _, ic := range c.Interfaces {
+		m = max(m, min(ic.MTU, MaxMTU))
+	}
+	return m + header.EthernetLen + 4
+}
+
+// FragmentLimits bound IPv4 reassembly (see fragment.go). Zero fields take
+// the ASA defaults.
+type FragmentLimits struct {
+	// Size is how many fragments may await reassembly per interface
+	// (ASA "fragment size", default 200).
+	Size int
+	// Chain is the most fragments one datagram may have (ASA "fragment
+	// chain", default 24).
+	Chain int
+	// Timeout is how long a datagram may take to arrive whole (ASA
+	// "fragment timeout", default 5s).
+	Timeout time.Duration
+	// Memory bounds the bytes of buffers the whole unit holds for
+	// fragments awaiting reassembly, whatever the interfaces' sizes add
+	// up to (default 4 MiB).
+	Memory int
+}
+
+func (l FragmentLimits) withDefaults() FragmentLimits {
+	if l.Size <= 0 {
+		l.Size = 200
+	}
+	if l.Chain <= 0 {
+		l.Chain = 24
+	}
+	if l.Timeout <= 0 {
+		l.Timeout = 5 * time.Second
+	}
+	if l.Memory <= 0 {
+		l.Memory = 4 << 20
+	}
+	return l
 }
 
 // Route is a static route. Connected routes come from the interfaces.
@@ -172,6 +233,8 @@ type iface struct {
 	acl        []ace // nil: no access-group, security levels decide
 	hasACL     bool
 	proxyARP   [][4]byte // NAT mapped addresses answered for while active
+	mtu        int       // largest IPv4 packet sent, header included
+	frags      fragQueue // datagrams awaiting reassembly (fragment.go)
 
 	port  Port // set by Attach before Run; read-only afterwards
 	stats ifaceCounters
@@ -270,12 +333,15 @@ func (f *Firewall) compile(cfg Config) error {
 			return cfgErr("interface %q: active and standby MACs must be 6 bytes", ic.Name)
 		case ic.SecurityLevel < 0 || ic.SecurityLevel > 100:
 			return cfgErr("interface %q: security level %d outside 0-100", ic.Name, ic.SecurityLevel)
+		case ic.MTU != 0 && (ic.MTU < MinMTU || ic.MTU > MaxMTU):
+			return cfgErr("interface %q: MTU %d outside %d-%d", ic.Name, ic.MTU, MinMTU, MaxMTU)
 		}
 		netA, mask, _ := prefixMatch(ic.Prefix)
 		it := &iface{
 			idx: i, name: ic.Name, sec: ic.SecurityLevel, prefix: ic.Prefix,
 			netAddr: netA, mask: mask,
 			activeMAC: [6]byte(ic.ActiveMAC), standbyMAC: [6]byte(ic.StandbyMAC),
+			mtu: cmp.Or(ic.MTU, DefaultMTU),
 		}
 		if ic.Prefix.IsValid() {
 			it.addr = ic.Prefix.Addr().As4()
@@ -408,6 +474,10 @@ func (f *Firewall) compile(cfg Config) error {
 		f.ifs[i].acl, f.ifs[i].hasACL = list, true
 	}
 	f.timeouts = cfg.Timeouts.withDefaults()
+	if l := cfg.Fragment; l.Size < 0 || l.Chain < 0 || l.Timeout < 0 || l.Memory < 0 {
+		return cfgErr("fragment limits %+v: negative", l)
+	}
+	f.fragLimits = cfg.Fragment.withDefaults()
 	return nil
 }
 

@@ -23,7 +23,14 @@ const (
 	DropNATExhausted                    // no PAT port left for the mapped address
 	DropNotActive                       // unit is standby and does not forward
 	DropInvalidTCPFlags                 // impossible TCP flag combination
-	DropFragment                        // IPv4 fragments are not reassembled
+	DropFragInvalid                     // fragment malformed: empty, not a multiple of 8, past 65535 bytes or inconsistent with its datagram
+	DropFragOverlap                     // fragment overlaps another of its datagram (teardrop); the datagram is dropped
+	DropFragDuplicate                   // fragment repeats one already held; the copy is dropped
+	DropFragChainTooLong                // datagram has more fragments than the chain limit
+	DropFragQueueFull                   // the interface's reassembly queue or the unit's fragment memory is full
+	DropFragTimeout                     // datagram not complete within the fragment timeout
+	DropFragTooSmall                    // first fragment does not hold the whole L4 header (RFC 1858)
+	DropFragNeeded                      // larger than the egress MTU with DF set; ICMP fragmentation needed sent
 	DropUnsupportedProtocol             // IP protocol or ICMP type the firewall does not handle
 	DropUnsupportedEtherType            // neither IPv4 nor ARP
 	DropNotForUs                        // destination MAC is not the unit's
@@ -53,7 +60,14 @@ var dropNames = [numDropReasons]string{
 	DropNATExhausted:         "nat-exhausted",
 	DropNotActive:            "not-active",
 	DropInvalidTCPFlags:      "invalid-tcp-flags",
-	DropFragment:             "ip-fragment",
+	DropFragInvalid:          "invalid-fragment",
+	DropFragOverlap:          "fragment-overlap",
+	DropFragDuplicate:        "fragment-duplicate",
+	DropFragChainTooLong:     "fragment-chain-too-long",
+	DropFragQueueFull:        "fragment-queue-full",
+	DropFragTimeout:          "fragment-timeout",
+	DropFragTooSmall:         "fragment-too-small",
+	DropFragNeeded:           "fragmentation-needed",
 	DropUnsupportedProtocol:  "unsupported-protocol",
 	DropUnsupportedEtherType: "unsupported-ethertype",
 	DropNotForUs:             "l2-not-for-us",

@@ -96,8 +96,13 @@ type Firewall struct {
 	icmpTokens float64 // guarded by icmpMu
 	icmpLast   int64   // guarded by icmpMu
 
+	// Reassembly (fragment.go): the limits are immutable after New.
+	fragLimits FragmentLimits
+	fragMem    atomic.Int64 // bytes of buffers held by every interface's fragQueue
+	smallBufs  sync.Pool    // *packetBuf of smallBufSize, for held fragments
+
 	workers sync.Pool // *worker
-	bufs    sync.Pool // *packetBuf
+	bufs    sync.Pool // *packetBuf of MaxFrameSize
 	running atomic.Bool
 }
 
@@ -113,11 +118,17 @@ type ifaceCounters struct {
 	drops              atomic.Uint64
 }
 
-// packetBuf holds a frame the firewall generated or queued.
+// packetBuf holds a frame the firewall generated or queued: MaxFrameSize
+// bytes from getBuf, or smallBufSize from getBufFor a short frame.
 type packetBuf struct {
-	data [MaxFrameSize]byte
+	data []byte
 	n    int
 }
+
+// smallBufSize is the size of the pooled buffers that hold frames of an
+// MTU of 1500 or less (fragments awaiting reassembly), so that those do
+// not each pin a jumbo-sized buffer.
+const smallBufSize = 2048
 
 // New validates cfg and returns a standby firewall (SetActive makes it
 // forward). Static NAT xlates exist from the start on both units, so they
@@ -140,7 +151,8 @@ func New(cfg Config, opt Options) (*Firewall, error) {
 	f.xlates.init()
 	f.arp.init()
 	f.bridge.init()
-	f.bufs.New = func() any { return new(packetBuf) }
+	f.bufs.New = func() any { return &packetBuf{data: make([]byte, MaxFrameSize)} }
+	f.smallBufs.New = func() any { return &packetBuf{data: make([]byte, smallBufSize)} }
 	f.workers.New = func() any { return &worker{f: f, out: make([][][]byte, len(f.ifs))} }
 	f.icmpTokens = icmpErrorsPerSecond
 	now := f.now()
@@ -160,8 +172,24 @@ func New(cfg Config, opt Options) (*Firewall, error) {
 
 func (f *Firewall) now() int64 { return f.clock.Now().UnixNano() }
 
-func (f *Firewall) getBuf() *packetBuf  { return f.bufs.Get().(*packetBuf) }
-func (f *Firewall) putBuf(b *packetBuf) { b.n = 0; f.bufs.Put(b) }
+func (f *Firewall) getBuf() *packetBuf { return f.bufs.Get().(*packetBuf) }
+
+// getBufFor returns a buffer of at least n bytes, the smallest pooled one.
+func (f *Firewall) getBufFor(n int) *packetBuf {
+	if n <= smallBufSize {
+		return f.smallBufs.Get().(*packetBuf)
+	}
+	return f.getBuf()
+}
+
+func (f *Firewall) putBuf(b *packetBuf) {
+	b.n = 0
+	if len(b.data) == smallBufSize {
+		f.smallBufs.Put(b)
+		return
+	}
+	f.bufs.Put(b)
+}
 
 // InterfaceIndex returns the index HandleFrame takes for a named interface.
 func (f *Firewall) InterfaceIndex(name string) (int, bool) {
@@ -285,6 +313,7 @@ func (f *Firewall) Maintain() {
 		}
 	}
 	w.maintainARP(active)
+	f.sweepFragments(w.now)
 	w.flush()
 	f.workers.Put(w)
 }

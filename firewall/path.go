@@ -11,6 +11,8 @@ type worker struct {
 	held []*packetBuf // pool buffers referenced by out, returned after flush
 	now  int64        // unix nanoseconds, read once per batch
 	p    parsed
+
+	frag fragWork // reassembly state of the datagram being released (fragment.go)
 }
 
 // parsed is the one summary of a packet that the rules read, filled in
@@ -137,7 +139,7 @@ func (w *worker) parse(ip header.IPv4) DropReason {
 		}
 	case header.ProtocolUDP:
 		u := header.UDP(p.l4)
-		if u.Check() != nil {
+		if u.Check() != nil && !w.reassembledUDP(u) {
 			return DropBadL4Header
 		}
 		p.tuple.SrcPort, p.tuple.DstPort = u.SourcePort(), u.DestinationPort()
@@ -178,9 +180,6 @@ func ipv4Of(frame []byte) (header.IPv4, []byte, DropReason) {
 	}
 	ip = ip[:ip.TotalLength()]
 	frame = frame[:header.EthernetLen+len(ip)]
-	if ip.IsFragment() {
-		return nil, frame, DropFragment
-	}
 	return ip, frame, dropNone
 }
 
@@ -212,6 +211,9 @@ func (w *worker) handleIPv4(in *iface, frame []byte) DropReason {
 	ip, frame, r := ipv4Of(frame)
 	if r != dropNone {
 		return r
+	}
+	if ip.IsFragment() && !w.frag.releasing {
+		return w.fragment(in, ip, frame)
 	}
 	dst := ip.DestinationAddress()
 	if !f.active.Load() {
@@ -404,6 +406,10 @@ func (w *worker) forward(c *conn, dir int, frame []byte) DropReason {
 		w.icmpError(f.ifs[w.ingressOf(c, dir)], header.ICMPv4TimeExceeded, header.ICMPv4TTLExceeded)
 		return DropTTLExpired
 	}
+	big := len(ip) > f.ifs[w.peerSide(c, dir)].mtu
+	if big && ip.DontFragment() {
+		return w.fragNeeded(c, dir)
+	}
 	closeAfter := false
 	if p.tuple.Proto == header.ProtocolTCP {
 		closeAfter = f.trackTCP(c, dir, p.tcpFlags)
@@ -469,7 +475,12 @@ func (w *worker) forward(c *conn, dir int, frame []byte) DropReason {
 	c.lastSeen.Store(w.now)
 	c.packets.Add(1)
 	c.bytes.Add(uint64(len(ip)))
-	r := w.transmit(f.ifs[outIdx], nh, frame, nil)
+	var r DropReason
+	if big {
+		r = w.fragmentOut(f.ifs[outIdx], nh, frame, nil)
+	} else {
+		r = w.transmit(f.ifs[outIdx], nh, frame, nil)
+	}
 	if closeAfter {
 		f.deleteConn(c)
 	}
@@ -534,7 +545,11 @@ func (w *worker) local(in *iface, frame []byte) DropReason {
 // icmpError sends an ICMP error about the current packet (w.p.ip, still
 // untranslated) from interface in's address, within the rate limit. Errors
 // are never sent about ICMP errors, fragments or non-unicast sources.
-func (w *worker) icmpError(in *iface, typ, code uint8) {
+func (w *worker) icmpError(in *iface, typ, code uint8) { w.icmpErrorRest(in, typ, code, 0) }
+
+// icmpErrorRest is icmpError with rest as the ICMP header's second word
+// (the next-hop MTU of "fragmentation needed").
+func (w *worker) icmpErrorRest(in *iface, typ, code uint8, rest uint32) {
 	f := w.f
 	ip := w.p.ip
 	src := ip.SourceAddress()
@@ -571,7 +586,7 @@ func (w *worker) icmpError(in *iface, typ, code uint8) {
 	ic := header.ICMPv4(oip[header.IPv4MinimumSize:])
 	ic.SetType(typ)
 	ic.SetCode(code)
-	ic.SetRestOfHeader(0)
+	ic.SetRestOfHeader(rest)
 	copy(ic.Payload(), quoted)
 	ic.SetChecksum(0)
 	ic.SetChecksum(ic.CalculateChecksum())

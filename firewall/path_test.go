@@ -291,13 +291,13 @@ func TestMalformedCountedAsDrops(t *testing.T) {
 		{"ip version 6", mut(func(b []byte) []byte { b[14] = 0x65; return b }), "bad-ip-header"},
 		{"bad ip checksum", mut(func(b []byte) []byte { b[24] ^= 0xff; return b }), "bad-ip-checksum"},
 		{"udp length beyond packet", mut(func(b []byte) []byte { b[38] = 0xff; return b }), "bad-l4-header"},
-		{"fragment", mut(func(b []byte) []byte {
+		{"fragment past 65535 bytes", mut(func(b []byte) []byte {
 			ip := header.IPv4(b[14:])
-			ip.SetFlagsFragmentOffset(0x2000)
+			ip.SetFlagsFragmentOffset(0x1fff)
 			ip.SetChecksum(0)
 			ip.SetChecksum(ip.CalculateChecksum())
 			return b
-		}), "ip-fragment"},
+		}), "invalid-fragment"},
 		{"ipv6 ethertype", mut(func(b []byte) []byte { b[12], b[13] = 0x86, 0xdd; return b }), "unsupported-ethertype"},
 		{"gre", ipFrame(client.mac, fwInsideMAC, 47, client.ip, server.ip, 64, make([]byte, 8)), "unsupported-protocol"},
 		{"arp for ipv6", mut(func(b []byte) []byte {

@@ -2,9 +2,11 @@ package firewall
 
 // MaxFrameSize is the size of the buffers Run hands to Port.ReadBatch and
 // of the buffers that hold generated or queued frames: an Ethernet frame of
-// MTU 1500 with room to spare. Longer frames are the port's to truncate or
-// drop.
-const MaxFrameSize = 2048
+// the largest MTU an interface may have (MaxMTU, 9000) with its header, a
+// VLAN tag and room to spare. Longer frames are the port's to truncate or
+// drop. The buffers are allocated once (per reader) or pooled, so the size
+// costs memory, not time.
+const MaxFrameSize = 9216
 
 // Port is one data interface's packet I/O. afpacket.Port implements it on
 // real interfaces and memport on in-memory links for tests.

@@ -44,8 +44,9 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 			p.Close()
 		}
 	}()
+	ring := ringOptions(cfg.Firewall.MaxFrameLen())
 	for _, ic := range cfg.Firewall.Interfaces {
-		p, err := afpacket.Open(ic.Name, afpacket.Options{})
+		p, err := afpacket.Open(ic.Name, ring)
 		if err != nil {
 			return fmt.Errorf("data interface %s: %w", ic.Name, err)
 		}
@@ -69,4 +70,18 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 		u.AttachControl(ic.Name, p)
 	}
 	return u.Run(ctx)
+}
+
+// ringOptions sizes the AF_PACKET receive ring for the longest frame the
+// firewall's interfaces carry: a slot holds 66 bytes of header and then
+// the frame, and slots are powers of two. A 1500 MTU keeps the default
+// 2048-byte slots; jumbo frames get 16 KiB slots, fewer of them, so that
+// the ring stays at the default's 8 MiB per interface.
+func ringOptions(maxFrame int) afpacket.Options {
+	const slotHeader, defaultSlot, defaultSlots = 66, 2048, 4096
+	size := defaultSlot
+	for size < maxFrame+slotHeader {
+		size *= 2
+	}
+	return afpacket.Options{RingFrameSize: size, RingFrames: defaultSlots * defaultSlot / size}
 }

@@ -300,6 +300,9 @@ const (
 	ICMPv4HostUnreachable uint8 = 1
 	ICMPv4AdminProhibited uint8 = 13
 	ICMPv4TTLExceeded     uint8 = 0
+	// ICMPv4FragNeeded (destination unreachable): DF set and larger than
+	// the next hop's MTU, which the second word carries (RFC 1191).
+	ICMPv4FragNeeded uint8 = 4
 )
 
 // ICMPv4 is a view over an ICMPv4 message, header first.
