@@ -113,9 +113,6 @@ func Deploy(ctx context.Context, p Plan, log *slog.Logger) (err error) {
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("invalid plan: %w", err)
 	}
-	if err := ensureNetnsDir(); err != nil {
-		return err
-	}
 	start := time.Now()
 	d := &deployer{log: log, nss: make(map[string]*nsState, len(p.Namespaces))}
 	defer func() {
@@ -255,7 +252,7 @@ func parallel(ctx context.Context, n int, fn func(i int) error) error {
 
 // namespace creates one namespace, recording it for undo if it is new.
 func (d *deployer) namespace(name string) error {
-	created, err := createNamespace(name)
+	created, err := CreateNamespace(name)
 	if err != nil {
 		return err
 	}

@@ -24,11 +24,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// requireRoot skips tests that build real namespaces when they cannot.
+// requireRoot skips tests that build real namespaces when they cannot
+// (not root) or should not (-short: `make test-short` creates none).
 func requireRoot(tb testing.TB) {
 	tb.Helper()
 	if os.Geteuid() != 0 {
 		tb.Skip("skipping: needs root to create network namespaces (run the tests as root)")
+	}
+	if testing.Short() {
+		tb.Skip("skipping in -short mode: creates network namespaces")
 	}
 }
 
