@@ -19,7 +19,8 @@ test: lint
 	$(GO) test -count=1 -timeout 10m $$($(GO) list ./... | grep -v /e2e)
 	$(GO) test -count=1 -timeout 14m ./e2e/
 
-# Without the end-to-end suite: quick, no root needed.
+# Quick, no root needed; even as root it creates no namespace (every
+# root-only test skips under -short).
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
 

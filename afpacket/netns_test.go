@@ -6,13 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/falab/falab/topo"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -34,6 +34,9 @@ func requireRoot(tb testing.TB) {
 	tb.Helper()
 	if os.Geteuid() != 0 {
 		tb.Skip("skipping: needs root to create network namespaces, veth links and AF_PACKET sockets")
+	}
+	if testing.Short() {
+		tb.Skip("skipping in -short mode: creates network namespaces")
 	}
 }
 
@@ -69,45 +72,42 @@ func inNS(ns netns.NsHandle, fn func() error) error {
 }
 
 // newNS creates a named namespace with IPv6 off (no router solicitations
-// or DAD on the test links) and deletes it at cleanup.
+// or DAD on the test links) and deletes it at cleanup. It goes through
+// topo.CreateNamespace, the project's one way to make a named namespace,
+// which makes /run/netns a mount point first (see there for why).
 func newNS(tb testing.TB, name string) netns.NsHandle {
 	tb.Helper()
-	var ns netns.NsHandle
-	errc := make(chan error, 1)
-	go func() {
-		// NewNamed moves the calling thread into the new namespace;
-		// that thread is never unlocked, so it dies with the goroutine.
-		runtime.LockOSThread()
-		h, err := netns.NewNamed(name)
-		if err != nil {
-			errc <- fmt.Errorf("create netns %s: %w", name, err)
-			return
-		}
-		ns = h
-		for _, p := range []string{"/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/sys/net/ipv6/conf/default/disable_ipv6"} {
-			if err := os.WriteFile(p, []byte("1"), 0); err != nil && !os.IsNotExist(err) {
-				errc <- fmt.Errorf("netns %s: %w", name, err)
-				return
-			}
-		}
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
-		if ns.IsOpen() {
-			ns.Close()
-			netns.DeleteNamed(name)
-		}
+	created, err := topo.CreateNamespace(name)
+	if err != nil {
 		tb.Fatal(err)
 	}
+	if !created {
+		tb.Fatalf("namespace %s already exists", name)
+	}
+	ns, err := netns.GetFromPath("/run/netns/" + name)
+	if err == nil {
+		err = inNS(ns, func() error {
+			for _, p := range []string{"/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/sys/net/ipv6/conf/default/disable_ipv6"} {
+				if err := os.WriteFile(p, []byte("1"), 0); err != nil && !os.IsNotExist(err) {
+					return fmt.Errorf("netns %s: %w", name, err)
+				}
+			}
+			return nil
+		})
+	}
 	tb.Cleanup(func() {
-		ns.Close()
+		if ns.IsOpen() {
+			ns.Close()
+		}
 		// Someone else's sweep of falab-* namespaces (falab down --all)
-		// may have unmounted it already; the namespace itself lived on
-		// through ns, so that is not this test's failure.
-		if err := netns.DeleteNamed(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// may have removed it already; that is not this test's failure.
+		if err := topo.RemoveNamespace(name); err != nil {
 			tb.Errorf("delete netns %s: %v", name, err)
 		}
 	})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	return ns
 }
 

@@ -41,6 +41,9 @@ func requireRoot(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: needs root to create network namespaces and AF_PACKET sockets (run the tests as root)")
 	}
+	if testing.Short() {
+		t.Skip("skipping in -short mode: creates network namespaces")
+	}
 }
 
 // bench is the pair of namespaces.

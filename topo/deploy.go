@@ -113,9 +113,6 @@ func Deploy(ctx context.Context, p Plan, log *slog.Logger) (err error) {
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("invalid plan: %w", err)
 	}
-	if err := ensureNetnsDir(); err != nil {
-		return err
-	}
 	start := time.Now()
 	d := &deployer{log: log, nss: make(map[string]*nsState, len(p.Namespaces))}
 	defer func() {
@@ -255,7 +252,7 @@ func parallel(ctx context.Context, n int, fn func(i int) error) error {
 
 // namespace creates one namespace, recording it for undo if it is new.
 func (d *deployer) namespace(name string) error {
-	created, err := createNamespace(name)
+	created, err := CreateNamespace(name)
 	if err != nil {
 		return err
 	}
@@ -284,9 +281,22 @@ func openNamespace(ns string) (*nsState, error) {
 	return &nsState{name: ns, fd: fd, h: h}, nil
 }
 
-// bridge creates (or adopts) bridge b with STP off and forward delay 0, and
-// brings it up. The netlink library has no fields for those two settings, so
-// the request is built by hand and sent from inside the namespace.
+// bridge creates (or adopts) bridge b as a plain wire between its ports and
+// brings it up: STP off and forward delay 0 (ports forward at once),
+// bridge netfilter off and multicast snooping off. The netlink library has
+// no fields for most of these, so the request is built by hand and sent
+// from inside the namespace. VLAN filtering is off on a new bridge and
+// stays so; the request does not name it because a kernel built without
+// it (CONFIG_BRIDGE_VLAN_FILTERING, as on 6.18 here) refuses even a 0.
+//
+// Bridge netfilter is off both on the bridge and in its namespace
+// (bridgeNetfilterOff): the kernel runs bridged IPv4/IPv6/ARP through the
+// netfilter hooks when either says so, and on that path it validates the
+// IPv4 header and drops a frame with a bad checksum or total length before
+// it reaches the far port. A lab switch must hand the units what a test
+// sent, malformed or not, as a cable would. Multicast snooping would stop
+// flooding a group once someone sends IGMP reports and queries; without it
+// multicast goes to every port as on a hub.
 func (d *deployer) bridge(st *nsState, b Bridge) error {
 	l, err := st.h.LinkByName(b.Name)
 	switch {
@@ -307,9 +317,15 @@ func (d *deployer) bridge(st *nsState, b Bridge) error {
 		data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
 		data.AddRtAttr(nl.IFLA_BR_FORWARD_DELAY, nl.Uint32Attr(0))
 		data.AddRtAttr(nl.IFLA_BR_STP_STATE, nl.Uint32Attr(0))
+		data.AddRtAttr(nl.IFLA_BR_NF_CALL_IPTABLES, nl.Uint8Attr(0))
+		data.AddRtAttr(nl.IFLA_BR_NF_CALL_IP6TABLES, nl.Uint8Attr(0))
+		data.AddRtAttr(nl.IFLA_BR_NF_CALL_ARPTABLES, nl.Uint8Attr(0))
+		data.AddRtAttr(nl.IFLA_BR_MCAST_SNOOPING, nl.Uint8Attr(0))
 		req.AddData(info)
-		_, err := req.Execute(unix.NETLINK_ROUTE, 0)
-		return err
+		if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+			return err
+		}
+		return bridgeNetfilterOff()
 	})
 	if err != nil {
 		return fmt.Errorf("create: %w", err)
@@ -321,6 +337,30 @@ func (d *deployer) bridge(st *nsState, b Bridge) error {
 		return fmt.Errorf("set up: %w", err)
 	}
 	d.log.Debug("bridge ready", "ns", st.name, "bridge", b.Name)
+	return nil
+}
+
+// bridgeNetfilterKeys are the per-namespace switches (kernel 5.3 and
+// later) that send bridged traffic through iptables, ip6tables and
+// arptables. A new namespace starts with them on whenever br_netfilter is
+// loaded or built in.
+var bridgeNetfilterKeys = []string{
+	"net/bridge/bridge-nf-call-iptables",
+	"net/bridge/bridge-nf-call-ip6tables",
+	"net/bridge/bridge-nf-call-arptables",
+}
+
+// bridgeNetfilterOff turns the calling thread's namespace's bridge
+// netfilter switches off. Without br_netfilter they do not exist and there
+// is nothing to turn off. If the module is loaded only after Deploy, they
+// start on in the namespaces that exist by then, and the bridges filter
+// again until the lab is deployed anew.
+func bridgeNetfilterOff() error {
+	for _, key := range bridgeNetfilterKeys {
+		if err := writeSysctl(key, "0"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("sysctl %s: %w", key, err)
+		}
+	}
 	return nil
 }
 

@@ -65,11 +65,27 @@ func doIn(ns string, target netns.NsHandle, fn func() error) (err error) {
 // ensureNetnsDir makes /run/netns a shared mount point, as `ip netns add`
 // does, so namespace mounts made here propagate to other mount namespaces
 // (such as the one `ip netns exec` makes) and theirs to us.
+//
+// Two callers that both find /run/netns not yet a mount point would each
+// bind it onto itself, stacking two layers, and a namespace mounted between
+// the two binds is copied into the upper one where removing it leaves the
+// lower copy busy. An exclusive flock on the directory serialises the check
+// and the bind among falab processes and goroutines (flock locks belong to
+// the open file, so two opens in one process exclude each other too).
 func ensureNetnsDir() error {
 	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", netnsDir, err)
 	}
-	err := unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	dir, err := os.Open(netnsDir)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", netnsDir, err)
+	}
+	defer dir.Close()
+	if err := unix.Flock(int(dir.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", netnsDir, err)
+	}
+	// Closing dir releases the lock.
+	err = unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
 	if err == nil {
 		return nil
 	}
@@ -103,12 +119,25 @@ func exists(name string) (bool, error) {
 	return have.Dev == want.Dev, nil
 }
 
-// createNamespace creates namespace name and mounts it under /run/netns.
-// It reports created=false if it was already there. The new namespace is
-// made on a locked thread that is switched back before unlocking; if that
-// fails the thread stays locked and dies.
-func createNamespace(name string) (created bool, err error) {
+// CreateNamespace creates network namespace name and bind-mounts it on
+// /run/netns/NAME, as `ip netns add` does. It reports created=false if the
+// namespace was already there. It is the project's one way to create a
+// named namespace: Deploy and the root-only tests of every package use it.
+//
+// It makes /run/netns a shared mount point before it creates the namespace
+// file. A namespace mounted on /run/netns/NAME while /run/netns is a plain
+// directory gets buried when `ip netns add` later bind-mounts /run/netns
+// onto itself: the kernel copies the mount into the new layer, unmount then
+// removes only the copy, and the file stays busy (EBUSY) with the
+// namespace alive below it.
+//
+// The new namespace is made on a locked thread that is switched back before
+// unlocking; if that fails the thread stays locked and dies.
+func CreateNamespace(name string) (created bool, err error) {
 	if err := ValidateNamespaceName(name); err != nil {
+		return false, err
+	}
+	if err := ensureNetnsDir(); err != nil {
 		return false, err
 	}
 	if ok, err := exists(name); err != nil || ok {
@@ -161,10 +190,11 @@ func createNamespace(name string) (created bool, err error) {
 	return true, nil
 }
 
-// removeNamespace unmounts and deletes /run/netns/NAME. A missing namespace
-// is not an error. The kernel frees the namespace, and with it its veths and
-// bridges, once no process or open file holds it.
-func removeNamespace(name string) error {
+// RemoveNamespace unmounts and deletes /run/netns/NAME, as `ip netns del`
+// does. A missing namespace is not an error. The kernel frees the namespace,
+// and with it its veths and bridges, once no process or open file holds it.
+// Names not starting with NamePrefix are refused.
+func RemoveNamespace(name string) error {
 	if err := ValidateNamespaceName(name); err != nil {
 		return fmt.Errorf("refusing to remove: %w", err)
 	}
@@ -186,7 +216,7 @@ func removeNamespace(name string) error {
 func Remove(names []string) error {
 	var errs []error
 	for _, name := range names {
-		if err := removeNamespace(name); err != nil {
+		if err := RemoveNamespace(name); err != nil {
 			errs = append(errs, err)
 		}
 	}
