@@ -154,9 +154,9 @@ func TestReplicationGivesEqualDigests(t *testing.T) {
 	a.send(segment{true, ACK, ""})
 	a.in(ifInside, udpFrame(client2.mac, fwInsideMAC, client2.ip, server.ip, 40000, 53, "q"))
 	a.in(ifInside, icmpFrame(client.mac, fwInsideMAC, client.ip, server.ip, header.ICMPv4Echo, 3, 1))
-	a.in(ifInside, tcpFrame(staticHost.mac, fwInsideMAC, staticHost.ip, server.ip, 2222, 443, SYN, ""))
-	a.in(ifInside, tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, 41000, 22, SYN, ""))
-	a.in(ifOutside, tcpFrame(server.mac, fwOutsideMAC, server.ip, outsideIP, 22, 41000, RST|ACK, ""))
+	a.in(ifInside, a.tcpFrame(staticHost.mac, fwInsideMAC, staticHost.ip, server.ip, 2222, 443, SYN, ""))
+	a.in(ifInside, a.tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, 41000, 22, SYN, ""))
+	a.in(ifOutside, a.tcpFrame(server.mac, fwOutsideMAC, server.ip, outsideIP, 22, 41000, RST|ACK, ""))
 	a.in(ifOutside, arpFrame(header.ARPRequest, broadcastMAC, mac(77, 2), [4]byte{198, 19, 2, 77}, zeroMAC, outsideIP))
 
 	for i, raw := range stream {
