@@ -313,7 +313,13 @@ func (w *worker) bridgeIPv4(in *iface, frame []byte, out int) DropReason {
 		return w.bridgeRelated(in, frame, out)
 	}
 	c, dir := f.conns.lookup(p.tuple)
-	if c = w.liveConn(c, dir); c == nil {
+	// The reply side's interface of a flooded flow is a guess, so only
+	// the initiator's side is held to its interface.
+	c, r = w.liveConn(in, c, dir, false)
+	if r != dropNone {
+		return r
+	}
+	if c == nil {
 		return w.newBridgedFlow(in, frame, out)
 	}
 	if out < 0 {
@@ -324,7 +330,9 @@ func (w *worker) bridgeIPv4(in *iface, frame []byte, out int) DropReason {
 	}
 	closeAfter := false
 	if p.tuple.Proto == header.ProtocolTCP {
-		closeAfter = f.trackTCP(c, dir, p.tcpFlags)
+		if closeAfter, r = w.trackTCP(c, dir); r != dropNone {
+			return r
+		}
 	}
 	c.lastSeen.Store(w.now)
 	c.packets.Add(1)
@@ -391,10 +399,15 @@ func (w *worker) newBridgedFlow(in *iface, frame []byte, out int) DropReason {
 	if t.Proto == header.ProtocolTCP {
 		rec.State = TCPStateSynSent
 		rec.HTTP = t.DstPort == 80 || t.SrcPort == 80
+		// No sequence randomization: a bridge forwards frames unchanged.
 	}
 	c, _, r := f.insertConn(rec, false)
 	if r != dropNone {
 		return r
+	}
+	if t.Proto == header.ProtocolTCP {
+		// The SYN starts the initiator's window; it cannot fail.
+		_, _ = w.trackTCP(c, dirOrig)
 	}
 	c.packets.Add(1)
 	c.bytes.Add(uint64(len(p.ip)))

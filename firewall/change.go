@@ -106,6 +106,7 @@ const (
 	TCPStateEstablished          // initiator's ACK of the SYN-ACK seen
 	TCPStateFinWait              // one side has sent FIN (half-closed)
 	TCPStateClosing              // both sides have sent FIN; the last ACK is awaited
+	TCPStateTimeWait             // both FINs acknowledged; kept briefly for the last ACK and retransmitted FINs
 	numTCPStates
 )
 
@@ -124,6 +125,8 @@ func (s TCPState) String() string {
 		return "FIN_WAIT"
 	case TCPStateClosing:
 		return "CLOSING"
+	case TCPStateTimeWait:
+		return "TIME_WAIT"
 	}
 	return fmt.Sprintf("TCPState(%d)", uint8(s))
 }
@@ -149,7 +152,41 @@ type ConnRecord struct {
 	HTTP         bool  // TCP port 80 on either side; replication may skip it
 	Created      int64 // unix nanoseconds
 	LastSeen     int64 // unix nanoseconds of the last activity when recorded
+	// SeqOffset is added to the initiator's sequence numbers on the way
+	// out and taken off the responder's acks (sequence number
+	// randomization); zero for none. Fixed for the connection's life.
+	SeqOffset uint32
+	// Window is the TCP sequence tracking of each direction (dirOrig,
+	// dirReply) when the record was made. It is soft state: records are
+	// only made on state transitions, so a standby's copy lags and the
+	// unit that adopts a connection from a record re-seeds each direction
+	// from its first segment (see conn.pickup in tcp.go).
+	Window [2]TCPWindow
 }
+
+// TCPWindow is one direction's sequence tracking state, after Linux
+// conntrack's ip_ct_tcp_state (G. van Rooij, "Real stateful TCP packet
+// filtering in IP Filter"). Sequence numbers are in the sending host's
+// own numbering, before randomization.
+type TCPWindow struct {
+	End    uint32 // highest sequence number sent, plus one (td_end)
+	MaxEnd uint32 // highest end the peer's acks and windows allow (td_maxend)
+	MaxWin uint32 // largest window this side advertised, scaled (td_maxwin)
+	MaxAck uint32 // highest ack this side sent (td_maxack), if TCPWinMaxAck
+	Scale  uint8  // window scale shift this side announced, 0 unless both sides did
+	Flags  uint8  // TCPWin* bits
+}
+
+// TCPWindow flags.
+const (
+	TCPWinSeen     uint8 = 1 << iota // this side's SYN (or first segment) was seen
+	TCPWinScale                      // this side sent the window scale option
+	TCPWinSACKPerm                   // this side sent SACK-permitted
+	TCPWinMaxAck                     // MaxAck holds an ack this side sent
+	TCPWinSynAcked                   // the peer acknowledged this side's SYN
+	TCPWinFinAcked                   // the peer acknowledged this side's FIN
+	tcpWinWireMask = 1<<iota - 1
+)
 
 // XlateRecord is the replicated form of an xlate (a NAT translation slot).
 // For NATStatic, Proto and the ports are zero.
@@ -201,14 +238,19 @@ type Change struct {
 //
 //	conn body:  orig(13) reply(13) state(1) closeFlags(1) flags(1)
 //	            inIf(str) outIf(str) created(8) lastSeen(8)
+//	            [TCP only: seqOffset(4) window(18) window(18)]
 //	xlate body: kind(1) proto(1) real(4) realPort(2) mapped(4) mappedPort(2)
 //	            realIf(str) mappedIf(str) created(8)
 //	arp body:   iface(str) ip(4) mac(6) updated(8)
 //	bridge body: mac(6) iface(str) updated(8)
 //
 // where a tuple is proto(1) src(4) dst(4) srcPort(2) dstPort(2) and str is
-// len(1) bytes(len), 1-15 bytes. A reader of version 1 ignores body bytes
-// past the fields it knows, so later versions may append fields.
+// len(1) bytes(len), 1-15 bytes, and a window is end(4) maxEnd(4)
+// maxWin(4) maxAck(4) scale(1) flags(1). A reader of version 1 ignores body
+// bytes past the fields it knows, so later versions may append fields: the
+// TCP tracking block was appended that way, and a TCP record without it
+// (from an older writer) gives a connection with no tracking, adopted like
+// any replicated one.
 const (
 	changeVersion   = 1
 	changeHeaderLen = 5
@@ -255,6 +297,16 @@ func (c Change) AppendBinary(b []byte) []byte {
 		b = appendStr(b, r.OutInterface)
 		b = binary.BigEndian.AppendUint64(b, uint64(r.Created))
 		b = binary.BigEndian.AppendUint64(b, uint64(r.LastSeen))
+		if r.Orig.Proto == header.ProtocolTCP {
+			b = binary.BigEndian.AppendUint32(b, r.SeqOffset)
+			for _, w := range r.Window {
+				b = binary.BigEndian.AppendUint32(b, w.End)
+				b = binary.BigEndian.AppendUint32(b, w.MaxEnd)
+				b = binary.BigEndian.AppendUint32(b, w.MaxWin)
+				b = binary.BigEndian.AppendUint32(b, w.MaxAck)
+				b = append(b, w.Scale, w.Flags)
+			}
+		}
 	case TableXlate:
 		r := &c.Xlate
 		b = append(b, byte(r.Kind), r.Proto)
@@ -312,6 +364,7 @@ func (r *reader) take(n int) []byte {
 }
 func (r *reader) u8() uint8   { return r.take(1)[0] }
 func (r *reader) u16() uint16 { return binary.BigEndian.Uint16(r.take(2)) }
+func (r *reader) u32() uint32 { return binary.BigEndian.Uint32(r.take(4)) }
 func (r *reader) i64() int64  { return int64(binary.BigEndian.Uint64(r.take(8))) }
 func (r *reader) addr() [4]byte {
 	return [4]byte(r.take(4))
@@ -366,8 +419,21 @@ func ParseChange(b []byte) (Change, error) {
 		x.HTTP = fl&connFlagHTTP != 0
 		x.InInterface, x.OutInterface = r.str(), r.str()
 		x.Created, x.LastSeen = r.i64(), r.i64()
+		if x.Orig.Proto == header.ProtocolTCP && len(r.b) > 0 {
+			x.SeqOffset = r.u32()
+			for i := range x.Window {
+				w := &x.Window[i]
+				w.End, w.MaxEnd, w.MaxWin, w.MaxAck = r.u32(), r.u32(), r.u32(), r.u32()
+				w.Scale, w.Flags = r.u8(), r.u8()
+			}
+		}
 		if r.short {
 			break
+		}
+		for _, w := range x.Window {
+			if w.Scale > maxWindowScale || w.Flags&^tcpWinWireMask != 0 {
+				return bad("TCP window scale %d flags %#x", w.Scale, w.Flags)
+			}
 		}
 		switch {
 		case !validProto(x.Orig.Proto) || x.Reply.Proto != x.Orig.Proto:
@@ -440,10 +506,11 @@ func ParseChange(b []byte) (Change, error) {
 func entryHash(c Change) uint64 {
 	c.Op = OpUpsert
 	c.Conn.Created, c.Conn.LastSeen = 0, 0
+	c.Conn.Window = [2]TCPWindow{} // soft state, not replicated on every change
 	c.Xlate.Created = 0
 	c.ARP.Updated = 0
 	c.Bridge.Updated = 0
-	var buf [96]byte
+	var buf [160]byte
 	b := c.AppendBinary(buf[:0])
 	// FNV-1a, then the splitmix64 finalizer so that sums of hashes of
 	// similar records spread over all 64 bits.

@@ -17,7 +17,11 @@ func sampleChanges() []Change {
 			Orig:        Tuple{Proto: 6, Src: client.ip, Dst: server.ip, SrcPort: 40000, DstPort: 80},
 			Reply:       Tuple{Proto: 6, Src: server.ip, Dst: outsideIP, SrcPort: 80, DstPort: 1024},
 			InInterface: "inside", OutInterface: "outside", State: TCPStateFinWait, CloseFlags: CloseFinOrig,
-			HTTP: true, Created: 1_700_000_000_000_000_000, LastSeen: 1_700_000_001_000_000_000}},
+			HTTP: true, Created: 1_700_000_000_000_000_000, LastSeen: 1_700_000_001_000_000_000,
+			SeqOffset: 0x9abcdef0, Window: [2]TCPWindow{
+				{End: 4000, MaxEnd: 70000, MaxWin: 65535 << 7, MaxAck: 9001, Scale: 7, Flags: TCPWinSeen | TCPWinScale | TCPWinMaxAck | TCPWinSynAcked},
+				{End: 9001, MaxEnd: 0xffff_fff0, MaxWin: 1, Scale: 2, Flags: TCPWinSeen | TCPWinSACKPerm | TCPWinFinAcked},
+			}}},
 		{Table: TableConn, Op: OpDelete, Conn: ConnRecord{
 			Orig:        Tuple{Proto: 1, Src: client.ip, Dst: server.ip, SrcPort: 7},
 			Reply:       Tuple{Proto: 1, Src: server.ip, Dst: outsideIP, SrcPort: 1025},
@@ -70,6 +74,17 @@ func TestParseChangeErrors(t *testing.T) {
 		{"protocol", mut(5, 47), ErrChangeField},
 		{"state", mut(5+26, 99), ErrChangeField},
 		{"body length lies", mut(4, good[4]-3), ErrChangeTrailer},
+		{"window scale", func() []byte {
+			c := sampleChanges()[0]
+			c.Conn.Window[1].Scale = 15
+			return c.AppendBinary(nil)
+		}(), ErrChangeField},
+		{"local window flag on the wire", mut(len(good)-1, 0x80), ErrChangeField},
+		{"short tracking block", func() []byte {
+			b := slices.Clone(good[:len(good)-1])
+			b[4]-- // body length
+			return b
+		}(), io.ErrUnexpectedEOF},
 		{"empty interface name", func() []byte {
 			c := sampleChanges()[0]
 			c.Conn.InInterface = ""
@@ -154,9 +169,9 @@ func TestReplicationGivesEqualDigests(t *testing.T) {
 	a.send(segment{true, ACK, ""})
 	a.in(ifInside, udpFrame(client2.mac, fwInsideMAC, client2.ip, server.ip, 40000, 53, "q"))
 	a.in(ifInside, icmpFrame(client.mac, fwInsideMAC, client.ip, server.ip, header.ICMPv4Echo, 3, 1))
-	a.in(ifInside, tcpFrame(staticHost.mac, fwInsideMAC, staticHost.ip, server.ip, 2222, 443, SYN, ""))
-	a.in(ifInside, tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, 41000, 22, SYN, ""))
-	a.in(ifOutside, tcpFrame(server.mac, fwOutsideMAC, server.ip, outsideIP, 22, 41000, RST|ACK, ""))
+	a.in(ifInside, a.tcpFrame(staticHost.mac, fwInsideMAC, staticHost.ip, server.ip, 2222, 443, SYN, ""))
+	a.in(ifInside, a.tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, 41000, 22, SYN, ""))
+	a.in(ifOutside, a.tcpFrame(server.mac, fwOutsideMAC, server.ip, outsideIP, 22, 41000, RST|ACK, ""))
 	a.in(ifOutside, arpFrame(header.ARPRequest, broadcastMAC, mac(77, 2), [4]byte{198, 19, 2, 77}, zeroMAC, outsideIP))
 
 	for i, raw := range stream {

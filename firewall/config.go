@@ -45,6 +45,13 @@ type Config struct {
 	// (IPv4 statefully). Values below 0x0600 are 802.3 lengths, not
 	// EtherTypes, and are refused.
 	AllowEtherTypes []uint16
+	// NoRandomSequence turns off TCP initial sequence number
+	// randomization (ASA "set connection random-sequence-number
+	// disable"). The zero value keeps it on: every TCP connection gets a
+	// random offset added to the initiator's sequence numbers, so that a
+	// host with a guessable ISN generator is not exposed beyond the
+	// firewall.
+	NoRandomSequence bool
 }
 
 // Modes of Config.Mode.
@@ -189,6 +196,7 @@ type AccessGroup struct {
 type Timeouts struct {
 	Conn       time.Duration // established TCP, default 1h
 	HalfClosed time.Duration // TCP after the first FIN, default 10m
+	TimeWait   time.Duration // TCP after both FINs are acknowledged, default 30s
 	Embryonic  time.Duration // TCP before the handshake completes, default 30s
 	UDP        time.Duration // default 2m
 	ICMP       time.Duration // default 2s
@@ -206,6 +214,7 @@ func (t Timeouts) withDefaults() Timeouts {
 	}
 	def(&t.Conn, time.Hour)
 	def(&t.HalfClosed, 10*time.Minute)
+	def(&t.TimeWait, 30*time.Second)
 	def(&t.Embryonic, 30*time.Second)
 	def(&t.UDP, 2*time.Minute)
 	def(&t.ICMP, 2*time.Second)
@@ -478,6 +487,7 @@ func (f *Firewall) compile(cfg Config) error {
 		return cfgErr("fragment limits %+v: negative", l)
 	}
 	f.fragLimits = cfg.Fragment.withDefaults()
+	f.randomSeq = !cfg.NoRandomSequence
 	return nil
 }
 

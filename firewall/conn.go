@@ -34,13 +34,16 @@ type conn struct {
 	origNextHop  [4]byte // next hop towards the responder (leaving by outIf)
 	replyNextHop [4]byte // next hop towards the initiator (leaving by inIf)
 	http         bool
-	holdsXlate   bool // holds a reference on the PAT xlate of its source
+	holdsXlate   bool   // holds a reference on the PAT xlate of its source
+	seqOff       uint32 // TCP sequence randomization offset (see ConnRecord.SeqOffset)
 	created      int64
 
 	mu       sync.Mutex
 	state    atomic.Uint32 // TCPState | closeFlags<<8; written under mu, read without
 	dead     bool          // guarded by mu: deleted from the table
 	hash     uint64        // guarded by mu: digest contribution of the last record emitted
+	win      [2]TCPWindow  // guarded by mu: TCP sequence tracking per direction
+	pickup   [2]bool       // guarded by mu: adopted from a record; the next segment of that direction re-seeds win (tcp.go)
 	listIdx  int           // guarded by the orig tuple's shard lock
 	lastSeen atomic.Int64  // unix nanoseconds
 	packets  atomic.Uint64
@@ -61,6 +64,7 @@ func (c *conn) record(f *Firewall) ConnRecord {
 		InInterface: f.ifs[c.inIf].name, OutInterface: f.ifs[c.outIf].name,
 		State: st, CloseFlags: cf, HTTP: c.http,
 		Created: c.created, LastSeen: c.lastSeen.Load(),
+		SeqOffset: c.seqOff, Window: c.win,
 	}
 }
 
@@ -136,6 +140,8 @@ func (f *Firewall) connTimeout(c *conn) int64 {
 			return int64(f.timeouts.Conn)
 		case TCPStateFinWait, TCPStateClosing:
 			return int64(f.timeouts.HalfClosed)
+		case TCPStateTimeWait:
+			return int64(f.timeouts.TimeWait)
 		default:
 			return int64(f.timeouts.Embryonic)
 		}
@@ -160,7 +166,7 @@ func (f *Firewall) insertConn(rec ConnRecord, heldXlate bool) (c *conn, existing
 	}
 	c = &conn{
 		orig: rec.Orig, reply: rec.Reply, inIf: uint8(in), outIf: uint8(out),
-		http: rec.HTTP, created: rec.Created,
+		http: rec.HTTP, created: rec.Created, seqOff: rec.SeqOffset, win: rec.Window,
 	}
 	c.state.Store(uint32(rec.State) | uint32(rec.CloseFlags)<<8)
 	c.lastSeen.Store(rec.LastSeen)
@@ -208,6 +214,11 @@ func (f *Firewall) insertConn(rec ConnRecord, heldXlate bool) (c *conn, existing
 func (f *Firewall) setConnState(c *conn, st TCPState, closeFlags uint8) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	f.setConnStateLocked(c, st, closeFlags)
+}
+
+// setConnStateLocked is setConnState for a caller holding c.mu.
+func (f *Firewall) setConnStateLocked(c *conn, st TCPState, closeFlags uint8) {
 	if c.dead {
 		return
 	}
@@ -220,6 +231,29 @@ func (f *Firewall) setConnState(c *conn, st TCPState, closeFlags uint8) {
 	h := entryHash(ch)
 	f.commit(ch, c.hash, h)
 	c.hash = h
+}
+
+// adoptConn takes over the replicated state of rec into c, a connection
+// just inserted from rec or already there: its state and close flags
+// (recorded as a change like any other) and its TCP windows, each seen
+// direction marked for pickup. Windows are only replicated on state
+// transitions, so they lag the stream; rather than reject a unit's first
+// segments after a takeover, each direction re-seeds from its first
+// segment (conntrack's mid-stream pickup). See tcp.go.
+func (f *Firewall) adoptConn(c *conn, rec ConnRecord) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.orig.Proto == header.ProtocolTCP {
+		c.win = rec.Window
+		for d := range c.win {
+			c.pickup[d] = c.win[d].Flags&TCPWinSeen != 0
+		}
+		if rec.Window[dirOrig].Flags&TCPWinSeen == 0 && rec.State != TCPStateSynSent {
+			// A record from a writer without tracking: adopt both sides.
+			c.pickup = [2]bool{true, true}
+		}
+	}
+	f.setConnStateLocked(c, rec.State, rec.CloseFlags)
 }
 
 // deleteConn removes c from the table and records the deletion. It is the

@@ -34,9 +34,9 @@ type segment struct {
 
 func (l *lab) send(s segment) [][][]byte {
 	if s.fromClient {
-		return l.in(ifInside, tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, 40000, 80, s.flags, ""))
+		return l.in(ifInside, l.tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, 40000, 80, s.flags, ""))
 	}
-	return l.in(ifOutside, tcpFrame(server.mac, fwOutsideMAC, server.ip, outsideIP, 80, 40000, s.flags, ""))
+	return l.in(ifOutside, l.tcpFrame(server.mac, fwOutsideMAC, server.ip, outsideIP, 80, 40000, s.flags, ""))
 }
 
 func TestTCPLifecycle(t *testing.T) {
@@ -47,9 +47,9 @@ func TestTCPLifecycle(t *testing.T) {
 	}{
 		{"client closes", append(handshake[:3:3],
 			segment{true, FIN | ACK, "FIN_WAIT"}, segment{false, ACK, "FIN_WAIT"},
-			segment{false, FIN | ACK, "CLOSING"}, segment{true, ACK, ""})},
+			segment{false, FIN | ACK, "CLOSING"}, segment{true, ACK, "TIME_WAIT"})},
 		{"server closes", append(handshake[:3:3],
-			segment{false, FIN | ACK, "FIN_WAIT"}, segment{true, FIN | ACK, "CLOSING"}, segment{false, ACK, ""})},
+			segment{false, FIN | ACK, "FIN_WAIT"}, segment{true, FIN | ACK, "CLOSING"}, segment{false, ACK, "TIME_WAIT"})},
 		{"client resets", append(handshake[:3:3], segment{true, RST | ACK, ""})},
 		{"server refuses", []segment{{true, SYN, "SYN_SENT"}, {false, RST | ACK, ""}}},
 	}
@@ -70,6 +70,11 @@ func TestTCPLifecycle(t *testing.T) {
 				if d := cmp.Diff(want, l.connStates()); d != "" {
 					t.Fatalf("after segment %d (%#x): (-want +got):\n%s", i, s.flags, d)
 				}
+			}
+			// TIME_WAIT ends by expiry, not by a packet.
+			if len(l.connStates()) != 0 {
+				l.clk.Advance(31 * time.Second)
+				l.sweepAll()
 			}
 			// Once closed, a late ACK from outside is a no-connection drop.
 			nothing(t, l.send(segment{false, ACK, ""}))

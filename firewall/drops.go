@@ -41,6 +41,13 @@ const (
 	DropNoPort                          // the egress interface has no attached port
 	DropConnConflict                    // a new flow's reply tuple is owned by another connection
 	DropBadSourceMAC                    // transparent mode: source MAC multicast, zero or one of the units' own
+	DropTCPSeqPastWindow                // TCP segment outside the receiver's window (ASA tcp-seq-past-win); a forged or stale segment
+	DropTCPInvalidAck                   // TCP ack of data never sent or far behind (ASA tcp-invalid-ack)
+	DropTCPRSTNotExact                  // in-window TCP RST whose sequence is not the next expected one (RFC 5961 3.2; the host's challenge ACK makes a real peer resend it exactly)
+	DropTCPNotSyn                       // non-SYN segment from a side whose SYN was never seen (ASA tcp-not-syn)
+	DropConnWrongInterface              // matches a connection but arrived on another interface than the connection uses for that direction
+	DropPortZero                        // TCP or UDP source or destination port 0, never legitimate
+	DropUDPLength                       // UDP length field disagrees with the IP payload length (ASA invalid-udp-length)
 	numDropReasons
 )
 
@@ -78,6 +85,13 @@ var dropNames = [numDropReasons]string{
 	DropNoPort:               "no-port",
 	DropConnConflict:         "conn-conflict",
 	DropBadSourceMAC:         "l2-bad-source",
+	DropTCPSeqPastWindow:     "tcp-seq-past-win",
+	DropTCPInvalidAck:        "tcp-invalid-ack",
+	DropTCPRSTNotExact:       "tcp-rst-not-exact",
+	DropTCPNotSyn:            "tcp-not-syn",
+	DropConnWrongInterface:   "conn-wrong-interface",
+	DropPortZero:             "invalid-port-zero",
+	DropUDPLength:            "invalid-udp-length",
 }
 
 // String returns the reason's name as "show asp drop" would print it.

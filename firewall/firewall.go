@@ -59,12 +59,13 @@ type Firewall struct {
 	maintain   time.Duration
 
 	// Immutable after New.
-	ifs      []*iface
-	byName   map[string]int
-	routes   []route
-	statics  []staticNAT
-	pats     []patRule
-	timeouts Timeouts
+	ifs       []*iface
+	byName    map[string]int
+	routes    []route
+	statics   []staticNAT
+	pats      []patRule
+	timeouts  Timeouts
+	randomSeq bool // TCP sequence number randomization
 
 	// Transparent mode (see bridge.go); immutable after New.
 	transparent    bool
@@ -485,15 +486,14 @@ func (f *Firewall) ApplyChange(c Change) error {
 		if !validProto(r.Orig.Proto) || r.Reply.Proto != r.Orig.Proto {
 			return fmt.Errorf("apply conn %v: %w: protocol", r.Orig, ErrChangeField)
 		}
-		cn, existing, drop := f.insertConn(r, false)
+		cn, _, drop := f.insertConn(r, false)
 		switch {
 		case drop == DropNoPort:
 			return fmt.Errorf("apply conn %v: unknown interface %q or %q", r.Orig, r.InInterface, r.OutInterface)
 		case drop != dropNone:
 			return fmt.Errorf("apply conn %v: %s", r.Orig, drop)
-		case existing:
-			f.setConnState(cn, r.State, r.CloseFlags)
 		}
+		f.adoptConn(cn, r)
 		return nil
 	case TableXlate:
 		r := c.Xlate

@@ -86,6 +86,7 @@ type lab struct {
 	clk     *ManualClock
 	ports   []*memport.Recorder
 	changes []Change
+	hosts   map[tcpHostKey]*tcpHost // simulated TCP endpoints (tcpsim_test.go)
 }
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -119,6 +120,7 @@ func (l *lab) in(ifIdx int, frame []byte) [][][]byte {
 	for i, p := range l.ports {
 		out[i] = p.Take()
 	}
+	l.observe(out)
 	return out
 }
 

@@ -131,6 +131,9 @@ func (w *worker) parse(ip header.IPv4) DropReason {
 			return DropBadL4Header
 		}
 		p.tuple.SrcPort, p.tuple.DstPort = t.SourcePort(), t.DestinationPort()
+		if p.tuple.SrcPort == 0 || p.tuple.DstPort == 0 {
+			return DropPortZero
+		}
 		p.tcpFlags = t.Flags()
 		fl := p.tcpFlags
 		const syn, fin, rst, ack = header.TCPFlagSYN, header.TCPFlagFIN, header.TCPFlagRST, header.TCPFlagACK
@@ -139,10 +142,20 @@ func (w *worker) parse(ip header.IPv4) DropReason {
 		}
 	case header.ProtocolUDP:
 		u := header.UDP(p.l4)
-		if u.Check() != nil && !w.reassembledUDP(u) {
+		whole := w.reassembledUDP(u) // the first fragment of a reassembled datagram
+		if u.Check() != nil && !whole {
 			return DropBadL4Header
 		}
+		if int(u.Length()) != len(p.l4) && !whole {
+			// Shorter than the IP payload: the bytes past it would be
+			// forwarded unchecked, and hosts disagree on what to do with
+			// them (ASA invalid-udp-length).
+			return DropUDPLength
+		}
 		p.tuple.SrcPort, p.tuple.DstPort = u.SourcePort(), u.DestinationPort()
+		if p.tuple.SrcPort == 0 || p.tuple.DstPort == 0 {
+			return DropPortZero
+		}
 	case header.ProtocolICMP:
 		ic := header.ICMPv4(p.l4)
 		if ic.Check() != nil {
@@ -185,25 +198,33 @@ func ipv4Of(frame []byte) (header.IPv4, []byte, DropReason) {
 
 // liveConn returns c (found for w.p's tuple in direction dir) if the
 // packet may use it, or nil: an expired connection is deleted, and a new
-// SYN on a closing one starts over.
-func (w *worker) liveConn(c *conn, dir int) *conn {
+// SYN on a closing one starts over. A packet that arrived on interface in
+// while c expects that direction on another is dropped
+// (DropConnWrongInterface) before it can touch c: a host on one side must
+// not inject into, or reset, a connection by forging the addresses of the
+// other side. checkReply false skips the check for the reply direction
+// (transparent mode, where a flooded flow's responder side is a guess).
+func (w *worker) liveConn(in *iface, c *conn, dir int, checkReply bool) (*conn, DropReason) {
 	f := w.f
 	p := &w.p
 	if c == nil {
-		return nil
+		return nil, dropNone
 	}
 	if f.expired(c, w.now) {
 		f.deleteConn(c)
-		return nil
+		return nil, dropNone
+	}
+	if (dir == dirOrig || checkReply) && w.ingressOf(c, dir) != in.idx {
+		return nil, DropConnWrongInterface
 	}
 	if p.tuple.Proto == header.ProtocolTCP && dir == dirOrig &&
 		p.tcpFlags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN {
 		if st, _ := c.tcpState(); st >= TCPStateFinWait {
 			f.deleteConn(c)
-			return nil
+			return nil, dropNone
 		}
 	}
-	return c
+	return c, dropNone
 }
 
 func (w *worker) handleIPv4(in *iface, frame []byte) DropReason {
@@ -233,7 +254,10 @@ func (w *worker) handleIPv4(in *iface, frame []byte) DropReason {
 		return w.related(frame)
 	}
 	c, dir := f.conns.lookup(p.tuple)
-	c = w.liveConn(c, dir)
+	c, r = w.liveConn(in, c, dir, true)
+	if r != dropNone {
+		return r
+	}
 	if c == nil {
 		if dst == in.addr {
 			return w.local(in, frame)
@@ -351,50 +375,15 @@ func (w *worker) newFlow(in *iface, frame []byte) (*conn, DropReason) {
 	if t.Proto == header.ProtocolTCP {
 		rec.State = TCPStateSynSent
 		rec.HTTP = t.DstPort == 80 || t.SrcPort == 80
+		if f.randomSeq {
+			rec.SeqOffset = randomSeqOffset()
+		}
 	}
 	c, _, r := f.insertConn(rec, held)
 	if r != dropNone {
 		return nil, r
 	}
 	return c, dropNone
-}
-
-// trackTCP advances c's state for a segment with flags from dir and
-// reports whether the connection ends once the segment is forwarded.
-func (f *Firewall) trackTCP(c *conn, dir int, fl uint8) (closeAfter bool) {
-	st, cf := c.tcpState()
-	const syn, fin, rst, ack = header.TCPFlagSYN, header.TCPFlagFIN, header.TCPFlagRST, header.TCPFlagACK
-	if st == TCPStateEstablished && fl&(syn|fin|rst) == 0 {
-		return false // the fast path: no lock, no change record
-	}
-	if fl&rst != 0 {
-		return true
-	}
-	nst, ncf := st, cf
-	switch {
-	case fl&syn != 0:
-		if fl&ack != 0 && dir == dirReply && st == TCPStateSynSent {
-			nst = TCPStateSynReceived
-		}
-	case fl&fin != 0:
-		if dir == dirOrig {
-			ncf |= CloseFinOrig
-		} else {
-			ncf |= CloseFinReply
-		}
-		nst = TCPStateFinWait
-		if ncf == CloseFinOrig|CloseFinReply {
-			nst = TCPStateClosing
-		}
-	case st == TCPStateClosing:
-		return true // the last ACK after both FINs
-	case st == TCPStateSynReceived && dir == dirOrig:
-		nst = TCPStateEstablished
-	}
-	if nst != st || ncf != cf {
-		f.setConnState(c, nst, ncf)
-	}
-	return false
 }
 
 // forward translates and sends a packet of connection c.
@@ -412,7 +401,11 @@ func (w *worker) forward(c *conn, dir int, frame []byte) DropReason {
 	}
 	closeAfter := false
 	if p.tuple.Proto == header.ProtocolTCP {
-		closeAfter = f.trackTCP(c, dir, p.tcpFlags)
+		var r DropReason
+		if closeAfter, r = w.trackTCP(c, dir); r != dropNone {
+			return r
+		}
+		c.applySeqOffset(header.TCP(p.l4), dir, p.tuple.Src, p.tuple.Dst)
 	}
 	var outIdx int
 	var nh, src, dst [4]byte
@@ -649,6 +642,9 @@ func (w *worker) related(frame []byte) DropReason {
 	case header.ProtocolTCP, header.ProtocolUDP:
 		il4[0], il4[1] = byte(other.SrcPort>>8), byte(other.SrcPort)
 		il4[2], il4[3] = byte(other.DstPort>>8), byte(other.DstPort)
+		if proto == header.ProtocolTCP && dir == dirReply {
+			unrandomizeQuoted(c, il4)
+		}
 		if proto == header.ProtocolUDP {
 			il4[6], il4[7] = 0, 0 // the quoted datagram may be cut short; drop its checksum rather than leave it wrong
 		}
@@ -694,4 +690,18 @@ func quotedKey(ic header.ICMPv4) (Tuple, DropReason) {
 		return Tuple{}, DropNoConnection
 	}
 	return key, dropNone
+}
+
+// unrandomizeQuoted takes c's sequence offset back off the sequence number
+// of a quoted initiator's TCP segment (il4, at least 8 bytes) in an ICMP
+// error travelling to the initiator: hosts check that number against what
+// they sent before they act on the error (RFC 5927; path MTU discovery
+// depends on it). The caller recomputes the ICMP checksum.
+func unrandomizeQuoted(c *conn, il4 []byte) {
+	if c.seqOff == 0 {
+		return
+	}
+	v := uint32(il4[4])<<24 | uint32(il4[5])<<16 | uint32(il4[6])<<8 | uint32(il4[7])
+	v -= c.seqOff
+	il4[4], il4[5], il4[6], il4[7] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
 }

@@ -32,7 +32,7 @@ func TestPATTCPBothWays(t *testing.T) {
 	l := resolvedLab(t, labConfig())
 	// Outbound SYN: source becomes the outside interface address; the real
 	// port is kept because it is free.
-	out := l.in(ifInside, tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, 40000, 80, SYN, ""))
+	out := l.in(ifInside, l.tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, 40000, 80, SYN, ""))
 	got := decode(t, only(t, out, ifOutside, 1)[0])
 	want := pkt{EthSrc: macStr(fwOutsideMAC[:]), EthDst: macStr(server.mac[:]), Type: "tcp",
 		Src: ap(outsideIP, 40000), Dst: ap(server.ip, 80), TTL: 63, Flags: SYN}
@@ -40,15 +40,15 @@ func TestPATTCPBothWays(t *testing.T) {
 		t.Fatalf("outbound SYN (-want +got):\n%s", d)
 	}
 	// The reply comes back to the mapped address and is untranslated.
-	out = l.in(ifOutside, tcpFrame(server.mac, fwOutsideMAC, server.ip, outsideIP, 80, 40000, SYN|ACK, ""))
+	out = l.in(ifOutside, l.tcpFrame(server.mac, fwOutsideMAC, server.ip, outsideIP, 80, 40000, SYN|ACK, ""))
 	got = decode(t, only(t, out, ifInside, 1)[0])
 	want = pkt{EthSrc: macStr(fwInsideMAC[:]), EthDst: macStr(client.mac[:]), Type: "tcp",
 		Src: ap(server.ip, 80), Dst: ap(client.ip, 40000), TTL: 63, Flags: SYN | ACK}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("inbound SYN-ACK (-want +got):\n%s", d)
 	}
-	l.in(ifInside, tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, 40000, 80, ACK, ""))
-	out = l.in(ifInside, tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, 40000, 80, ACK|PSH, "GET / HTTP/1.0\r\n\r\n"))
+	l.in(ifInside, l.tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, 40000, 80, ACK, ""))
+	out = l.in(ifInside, l.tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, 40000, 80, ACK|PSH, "GET / HTTP/1.0\r\n\r\n"))
 	if p := decode(t, only(t, out, ifOutside, 1)[0]); p.Payload != "GET / HTTP/1.0\r\n\r\n" {
 		t.Errorf("payload = %q", p.Payload)
 	}
@@ -125,24 +125,24 @@ func TestStaticNAT(t *testing.T) {
 	l := resolvedLab(t, cfg)
 
 	// Outbound from the static host: source becomes the mapped address, port kept.
-	out := l.in(ifInside, tcpFrame(staticHost.mac, fwInsideMAC, staticHost.ip, server.ip, 33000, 443, SYN, ""))
+	out := l.in(ifInside, l.tcpFrame(staticHost.mac, fwInsideMAC, staticHost.ip, server.ip, 33000, 443, SYN, ""))
 	if p := decode(t, only(t, out, ifOutside, 1)[0]); p.Src != ap(staticMapped, 33000) {
 		t.Fatalf("outbound static: %+v", p)
 	}
 	// Inbound to the mapped address, permitted by the ACL on the real address.
-	out = l.in(ifOutside, tcpFrame(server.mac, fwOutsideMAC, server.ip, staticMapped, 50000, 22, SYN, ""))
+	out = l.in(ifOutside, l.tcpFrame(server.mac, fwOutsideMAC, server.ip, staticMapped, 50000, 22, SYN, ""))
 	p := decode(t, only(t, out, ifInside, 1)[0])
 	want := pkt{EthSrc: macStr(fwInsideMAC[:]), EthDst: macStr(staticHost.mac[:]), Type: "tcp",
 		Src: ap(server.ip, 50000), Dst: ap(staticHost.ip, 22), TTL: 63, Flags: SYN}
 	if d := cmp.Diff(want, p); d != "" {
 		t.Fatalf("inbound static (-want +got):\n%s", d)
 	}
-	out = l.in(ifInside, tcpFrame(staticHost.mac, fwInsideMAC, staticHost.ip, server.ip, 22, 50000, SYN|ACK, ""))
+	out = l.in(ifInside, l.tcpFrame(staticHost.mac, fwInsideMAC, staticHost.ip, server.ip, 22, 50000, SYN|ACK, ""))
 	if p := decode(t, only(t, out, ifOutside, 1)[0]); p.Src != ap(staticMapped, 22) || p.Dst != ap(server.ip, 50000) {
 		t.Fatalf("return of inbound static: %+v", p)
 	}
 	// Port 23 is not in the ACL: implicit deny.
-	nothing(t, l.in(ifOutside, tcpFrame(server.mac, fwOutsideMAC, server.ip, staticMapped, 50001, 23, SYN, "")))
+	nothing(t, l.in(ifOutside, l.tcpFrame(server.mac, fwOutsideMAC, server.ip, staticMapped, 50001, 23, SYN, "")))
 	if d := cmp.Diff(map[string]uint64{"acl-deny": 1}, l.drops()); d != "" {
 		t.Errorf("drops (-want +got):\n%s", d)
 	}

@@ -30,7 +30,7 @@ func TestSnapshotChunkAndResetGiveEqualTables(t *testing.T) {
 	a.send(segment{false, SYN | ACK, ""})
 	a.send(segment{true, ACK, ""})
 	a.in(ifInside, udpFrame(client2.mac, fwInsideMAC, client2.ip, server.ip, 40000, 53, "q"))
-	a.in(ifInside, tcpFrame(staticHost.mac, fwInsideMAC, staticHost.ip, server.ip, 2222, 443, SYN, ""))
+	a.in(ifInside, a.tcpFrame(staticHost.mac, fwInsideMAC, staticHost.ip, server.ip, 2222, 443, SYN, ""))
 
 	b := newLab(t, labConfig())
 	// Stale state on the standby that the active no longer has.

@@ -387,3 +387,61 @@ func (i ICMPv4) SetTypeWithChecksumUpdate(t uint8) {
 	i[icmpType] = t
 	i.SetChecksum(ChecksumUpdate16(i.Checksum(), old, binary.BigEndian.Uint16(i[icmpType:])))
 }
+
+// TCP option kinds the firewall reads (RFC 9293, RFC 7323, RFC 2018).
+const (
+	TCPOptionEnd       = 0
+	TCPOptionNOP       = 1
+	TCPOptionMSS       = 2
+	TCPOptionWScale    = 3
+	TCPOptionSACKPerm  = 4
+	TCPOptionSACK      = 5
+	TCPOptionTimestamp = 8
+)
+
+// Options returns the option bytes between the fixed header and the data.
+// The header must have passed Check.
+func (t TCP) Options() []byte { return t[TCPMinimumSize:t.DataOffset()] }
+
+// NextOption splits the first option off opts: its kind, its bytes
+// (kind and length included; one byte for End and NOP) and the rest. ok is
+// false at the end of the list or on a malformed length, where parsing
+// must stop.
+func NextOption(opts []byte) (kind uint8, opt, rest []byte, ok bool) {
+	if len(opts) == 0 || opts[0] == TCPOptionEnd {
+		return 0, nil, nil, false
+	}
+	if opts[0] == TCPOptionNOP {
+		return TCPOptionNOP, opts[:1], opts[1:], true
+	}
+	if len(opts) < 2 || opts[1] < 2 || int(opts[1]) > len(opts) {
+		return 0, nil, nil, false
+	}
+	n := int(opts[1])
+	return opts[0], opts[:n], opts[n:], true
+}
+
+// ChecksumUpdate32 returns the stored checksum xsum updated for one
+// 16-bit-aligned 32-bit field changing from old to new (RFC 1624).
+func ChecksumUpdate32(xsum uint16, old, new uint32) uint16 {
+	s := ^xsum
+	s = ChecksumCombine(s, ^uint16(old>>16))
+	s = ChecksumCombine(s, ^uint16(old))
+	s = ChecksumCombine(s, uint16(new>>16))
+	s = ChecksumCombine(s, uint16(new))
+	return ^s
+}
+
+// SetSequenceNumberWithChecksumUpdate rewrites the sequence number and
+// patches the checksum.
+func (t TCP) SetSequenceNumberWithChecksumUpdate(v uint32) {
+	t.SetChecksum(ChecksumUpdate32(t.Checksum(), t.SequenceNumber(), v))
+	t.SetSequenceNumber(v)
+}
+
+// SetAckNumberWithChecksumUpdate rewrites the acknowledgment number and
+// patches the checksum.
+func (t TCP) SetAckNumberWithChecksumUpdate(v uint32) {
+	t.SetChecksum(ChecksumUpdate32(t.Checksum(), t.AckNumber(), v))
+	t.SetAckNumber(v)
+}
