@@ -34,6 +34,9 @@ const (
 	DropNoPort                          // the egress interface has no attached port
 	DropConnConflict                    // a new flow's reply tuple is owned by another connection
 	DropBadSourceMAC                    // transparent mode: source MAC multicast, zero or one of the units' own
+	DropNATHostQuota                    // the real host holds its quota of PAT ports (Limits.PATPortsPerHost)
+	DropEmbryonicLimit                  // a new TCP flow beyond the half-open connection limits (Limits.Embryonic*)
+	DropMACLimit                        // transparent mode: a new station beyond the interface's MAC limit (Limits.MACsPerInterface)
 	numDropReasons
 )
 
@@ -64,6 +67,9 @@ var dropNames = [numDropReasons]string{
 	DropNoPort:               "no-port",
 	DropConnConflict:         "conn-conflict",
 	DropBadSourceMAC:         "l2-bad-source",
+	DropNATHostQuota:         "nat-host-quota",
+	DropEmbryonicLimit:       "embryonic-limit",
+	DropMACLimit:             "l2-mac-limit",
 }
 
 // String returns the reason's name as "show asp drop" would print it.

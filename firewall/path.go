@@ -328,9 +328,9 @@ func (w *worker) newFlow(in *iface, frame []byte) (*conn, DropReason) {
 			if r.realIf != in.idx || r.mappedIf != outIdx || src&r.mask != r.netAddr {
 				continue
 			}
-			ref, ok := f.allocatePAT(r, t.Proto, t.Src, t.SrcPort)
-			if !ok {
-				return nil, DropNATExhausted
+			ref, why := f.allocatePAT(r, t.Proto, t.Src, t.SrcPort)
+			if why != dropNone {
+				return nil, why
 			}
 			xSrc, xPort, held = ref.mapped, ref.mappedPort, true
 			break
