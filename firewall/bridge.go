@@ -372,6 +372,9 @@ func (w *worker) newBridgedFlow(in *iface, frame []byte, out int) DropReason {
 	if first < 0 {
 		return deny
 	}
+	if t.Proto == header.ProtocolTCP && !f.admitEmbryonic(t.Src) {
+		return DropEmbryonicLimit
+	}
 	reply := Tuple{Proto: t.Proto, Src: t.Dst, Dst: t.Src}
 	if t.Proto == header.ProtocolICMP {
 		reply.SrcPort = t.SrcPort

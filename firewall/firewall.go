@@ -78,10 +78,11 @@ type Firewall struct {
 
 	active atomic.Bool
 
-	conns  connTable
-	xlates xlateTable
-	arp    arpTable
-	bridge bridgeTable
+	conns     connTable
+	xlates    xlateTable
+	embryonic embryonicTable
+	arp       arpTable
+	bridge    bridgeTable
 
 	changeMu sync.Mutex
 	digests  [numTables]uint64 // guarded by changeMu
@@ -139,6 +140,7 @@ func New(cfg Config, opt Options) (*Firewall, error) {
 	}
 	f.conns.init()
 	f.xlates.init()
+	f.embryonic.init()
 	f.arp.init()
 	f.bridge.init()
 	f.bufs.New = func() any { return new(packetBuf) }
@@ -401,6 +403,9 @@ func (f *Firewall) SendControl(iface string, dst net.HardwareAddr, ethertype uin
 // digest from the entry's old hash to its new one (zero for none) and
 // reports the change, both under changeMu. Callers hold the table's lock.
 func (f *Firewall) commit(c Change, oldHash, newHash uint64) {
+	if c.Table == TableConn {
+		f.embryonic.observe(c) // replicated or not, every connection counts
+	}
 	if !f.isReplicated(c) {
 		return
 	}

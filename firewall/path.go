@@ -312,6 +312,9 @@ func (w *worker) newFlow(in *iface, frame []byte) (*conn, DropReason) {
 		return nil, DropTTLExpired
 	}
 
+	if t.Proto == header.ProtocolTCP && !f.admitEmbryonic(t.Src) {
+		return nil, DropEmbryonicLimit // before the flow can take a PAT port
+	}
 	xSrc, xPort := t.Src, t.SrcPort
 	held := false
 	static := false
