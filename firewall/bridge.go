@@ -15,6 +15,7 @@ package firewall
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"net"
 	"net/netip"
@@ -37,6 +38,10 @@ const (
 	// announceLimit bounds the stations AnnounceBridge announces, so that
 	// a takeover does not send a burst the size of the whole table.
 	announceLimit = 1024
+	// bridgeConnRefresh is how often at most the active reports, by a
+	// refresh record, that a station still carries connection traffic
+	// (see noteConnStation).
+	bridgeConnRefresh = 10 * time.Second
 	// EtherTypeRARP is the EtherType of the reverse-ARP frames that
 	// AnnounceBridge sends.
 	EtherTypeRARP      uint16 = 0x8035
@@ -51,7 +56,11 @@ var errBridgeFull = errors.New("bridge table full")
 type macEntry struct {
 	ifIdx   uint8        // guarded by the shard's mu
 	hash    uint64       // guarded by the shard's mu: digest contribution
-	updated atomic.Int64 // unix nanoseconds of the last frame from the station
+	updated atomic.Int64 // unix nanoseconds of the last frame from the station (on a standby: of the last record)
+	// connSeen is when the station last sent a packet of a known
+	// connection (on a standby: the time of the last refresh record), or
+	// zero. AnnounceBridge announces such stations first.
+	connSeen atomic.Int64
 }
 
 type bridgeShard struct {
@@ -69,7 +78,9 @@ type bridgeShard struct {
 type bridgeTable struct {
 	shards      [numBridgeShards]bridgeShard
 	count       atomic.Int64
-	sweepCursor int // guarded by Firewall.sweepMu
+	perIf       [256]atomic.Int64 // stations learnt per interface, for Limits.MACsPerInterface
+	activeSince atomic.Int64      // when the unit last became active: no entry ages out before activeSince + the timeout
+	sweepCursor int               // guarded by Firewall.sweepMu
 }
 
 func (t *bridgeTable) init() {
@@ -160,7 +171,10 @@ func (w *worker) bridgeFrame(in *iface, frame []byte) DropReason {
 		// looping back or the peer's, and must not be learnt on a port.
 		return DropBadSourceMAC
 	}
-	f.learnMAC(src, in.idx, w.now)
+	se, r := f.learnMAC(src, in.idx, w.now)
+	if r != dropNone {
+		return r
+	}
 	if f.hasMgmt {
 		if handled, r := w.management(in, frame, et, dst, f.mgmtAddr); handled {
 			return r
@@ -185,7 +199,7 @@ func (w *worker) bridgeFrame(in *iface, frame []byte) DropReason {
 	}
 	switch et {
 	case header.EtherTypeIPv4:
-		return w.bridgeIPv4(in, frame, out)
+		return w.bridgeIPv4(in, frame, out, src, se)
 	case header.EtherTypeARP:
 		if a := header.ARP(eth.Payload()); !a.IsValid() {
 			if len(a) < header.ARPLen {
@@ -296,7 +310,9 @@ func (w *worker) echoBack(in *iface, frame []byte) DropReason {
 // the policy, and forwards it unchanged: to out, or when the destination
 // MAC is unknown (out -1) to the interface its connection says the peer
 // is behind, or for a new flow to every interface the policy permits.
-func (w *worker) bridgeIPv4(in *iface, frame []byte, out int) DropReason {
+// src and se are the source station and its bridge entry (nil if the
+// table is full).
+func (w *worker) bridgeIPv4(in *iface, frame []byte, out int, src [6]byte, se *macEntry) DropReason {
 	f := w.f
 	ip, frame, r := ipv4Of(frame)
 	if r != dropNone {
@@ -321,6 +337,9 @@ func (w *worker) bridgeIPv4(in *iface, frame []byte, out int) DropReason {
 	}
 	if c == nil {
 		return w.newBridgedFlow(in, frame, out)
+	}
+	if se != nil {
+		f.noteConnStation(src, se, w.now)
 	}
 	if out < 0 {
 		out = w.peerSide(c, dir)
@@ -385,6 +404,9 @@ func (w *worker) newBridgedFlow(in *iface, frame []byte, out int) DropReason {
 	}
 	if first < 0 {
 		return deny
+	}
+	if t.Proto == header.ProtocolTCP && !f.admitEmbryonic(t.Src) {
+		return DropEmbryonicLimit
 	}
 	reply := Tuple{Proto: t.Proto, Src: t.Dst, Dst: t.Src}
 	if t.Proto == header.ProtocolICMP {
@@ -478,10 +500,15 @@ func (f *Firewall) lookupMAC(mac [6]byte) (int, bool) {
 	return i, e != nil
 }
 
-// learnMAC records that a frame from mac arrived on ifIdx at now. A
-// station seen again on the same interface only refreshes its entry,
-// under the read lock and without a change record.
-func (f *Firewall) learnMAC(mac [6]byte, ifIdx int, now int64) {
+// learnMAC records that a frame from mac arrived on ifIdx at now and
+// returns the station's entry (nil if the table is full: the station is
+// left to flooding). A station seen again on the same interface only
+// refreshes its entry, under the read lock and without a change record.
+// A new station, or one moving, on an interface that already has
+// Limits.MACsPerInterface stations is not learnt and its frame is
+// dropped (port security), so that a MAC flood on one segment cannot
+// take the table from the stations of the others.
+func (f *Firewall) learnMAC(mac [6]byte, ifIdx int, now int64) (*macEntry, DropReason) {
 	s := f.bridge.shard(mac)
 	s.mu.RLock()
 	e := s.m[mac]
@@ -490,12 +517,38 @@ func (f *Firewall) learnMAC(mac [6]byte, ifIdx int, now int64) {
 			e.updated.Store(now)
 		}
 		s.mu.RUnlock()
-		return
+		return e, dropNone
 	}
 	s.mu.RUnlock()
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e = s.m[mac]; e == nil || int(e.ifIdx) != ifIdx {
+		if lim := f.limits.macsPerIf; lim > 0 && f.bridge.perIf[ifIdx].Load() >= int64(lim) {
+			return nil, DropMACLimit
+		}
+	}
 	_ = f.upsertMACLocked(s, mac, ifIdx, now) // a full table leaves the station to flooding
-	s.mu.Unlock()
+	return s.m[mac], dropNone
+}
+
+// noteConnStation records that station mac (entry e) sent a packet of a
+// known connection at now. At most every bridgeConnRefresh it also sends
+// a refresh record (an upsert of the unchanged entry, which leaves the
+// digest as it is), so that the standby knows which stations carry
+// connections and announces them first when it takes over (see
+// applyBridge and AnnounceBridge). Per packet it costs one atomic load.
+func (f *Firewall) noteConnStation(mac [6]byte, e *macEntry, now int64) {
+	last := e.connSeen.Load()
+	if now-last < int64(bridgeConnRefresh) || !e.connSeen.CompareAndSwap(last, now) {
+		return
+	}
+	s := f.bridge.shard(mac)
+	s.mu.RLock() // excludes moves and deletion, which take the write lock
+	if s.m[mac] == e {
+		f.commit(Change{Table: TableBridge, Op: OpUpsert, Bridge: BridgeRecord{
+			MAC: mac, Interface: f.ifs[e.ifIdx].name, Updated: now}}, e.hash, e.hash)
+	}
+	s.mu.RUnlock()
 }
 
 // upsertMACLocked creates, moves or refreshes a bridge entry; only
@@ -520,7 +573,9 @@ func (f *Firewall) upsertMACLocked(s *bridgeShard, mac [6]byte, ifIdx int, updat
 		f.bridge.count.Add(1)
 	} else {
 		old = e.hash
+		f.bridge.perIf[e.ifIdx].Add(-1)
 	}
+	f.bridge.perIf[ifIdx].Add(1)
 	e.ifIdx = uint8(ifIdx)
 	e.updated.Store(updated)
 	ch := Change{Table: TableBridge, Op: OpUpsert, Bridge: BridgeRecord{MAC: mac, Interface: f.ifs[ifIdx].name, Updated: updated}}
@@ -538,6 +593,7 @@ func (f *Firewall) deleteMACLocked(s *bridgeShard, mac [6]byte) {
 	}
 	delete(s.m, mac)
 	f.bridge.count.Add(-1)
+	f.bridge.perIf[e.ifIdx].Add(-1)
 	f.commit(Change{Table: TableBridge, Op: OpDelete, Bridge: BridgeRecord{
 		MAC: mac, Interface: f.ifs[e.ifIdx].name, Updated: e.updated.Load()}}, e.hash, 0)
 }
@@ -559,6 +615,13 @@ func (f *Firewall) applyBridge(c Change) error {
 	if !ok {
 		return cfgErr("bridge entry names unknown interface %q", r.Interface)
 	}
+	if e := s.m[r.MAC]; e != nil && int(e.ifIdx) == i {
+		// The active records an unchanged entry only to say that the
+		// station carries connection traffic (noteConnStation).
+		if r.Updated > e.connSeen.Load() {
+			e.connSeen.Store(r.Updated)
+		}
+	}
 	if err := f.upsertMACLocked(s, r.MAC, i, r.Updated); err != nil {
 		return errors.New("apply bridge entry " + net.HardwareAddr(r.MAC[:]).String() + ": " + err.Error())
 	}
@@ -574,8 +637,9 @@ func (f *Firewall) sweepBridge(n int, now int64) {
 		s := &f.bridge.shards[f.bridge.sweepCursor]
 		f.bridge.sweepCursor = (f.bridge.sweepCursor + 1) % numBridgeShards
 		s.mu.Lock()
+		since := f.bridge.activeSince.Load()
 		for mac, e := range s.m {
-			if now-e.updated.Load() > limit {
+			if now-max(e.updated.Load(), since) > limit {
 				f.deleteMACLocked(s, mac)
 			}
 		}
@@ -584,18 +648,10 @@ func (f *Firewall) sweepBridge(n int, now int64) {
 }
 
 // touchAllBridge makes every station fresh, so that nothing ages out the
-// moment a standby takes over (its entries carry the time they were
-// learnt or moved, not the last frame seen).
-func (f *Firewall) touchAllBridge(now int64) {
-	for i := range f.bridge.shards {
-		s := &f.bridge.shards[i]
-		s.mu.RLock()
-		for _, e := range s.m {
-			e.updated.Store(now)
-		}
-		s.mu.RUnlock()
-	}
-}
+// moment a standby takes over (its entries carry the time of their last
+// record, not of the last frame seen). It leaves the entries' times alone,
+// so that AnnounceBridge can still order them by recency.
+func (f *Firewall) touchAllBridge(now int64) { f.bridge.activeSince.Store(now) }
 
 // snapshotBridgeChunk emits every entry of one shard (cursor) while
 // holding its lock; see SnapshotChunk.
@@ -609,6 +665,10 @@ func (f *Firewall) snapshotBridgeChunk(cursor uint64, emit func(Change)) (uint64
 		ch := Change{Table: TableBridge, Op: OpUpsert, Bridge: f.bridgeRecord(mac, e)}
 		if f.isReplicated(ch) {
 			emit(ch)
+			if cs := e.connSeen.Load(); cs != 0 {
+				ch.Bridge.Updated = cs // the refresh that says "carries connections"
+				emit(ch)
+			}
 		}
 	}
 	s.mu.RUnlock()
@@ -656,8 +716,8 @@ func (f *Firewall) resetBridge() {
 // The switches on each segment learnt every station behind the firewall
 // on the old active's port; until a frame from that station arrives on
 // the new active's port they keep sending there, into a standby that
-// blocks everything. So for each bridge entry (at most the first 1024 in
-// table order, to bound the burst) the active sends, on every other
+// blocks everything. So for each bridge entry (at most 1024, to bound the
+// burst: see announceOrder for which) the active sends, on every other
 // attached data interface, one broadcast RARP request (EtherType 0x8035,
 // what hypervisors send after a live migration for the same purpose) with
 // the station's MAC as the Ethernet source and as both hardware addresses
@@ -671,9 +731,9 @@ func (f *Firewall) AnnounceBridge() int {
 	if !f.transparent || !f.active.Load() {
 		return 0
 	}
-	recs := f.bridgeRecords(announceLimit)
 	w := f.workers.Get().(*worker)
 	w.now = f.now()
+	recs := f.announceOrder(announceLimit, w.now)
 	sent := 0
 	for _, r := range recs {
 		from, ok := f.byName[r.Interface]
@@ -695,6 +755,49 @@ func (f *Firewall) AnnounceBridge() int {
 	w.flush()
 	f.workers.Put(w)
 	return sent
+}
+
+// announceOrder returns up to limit bridge entries in the order
+// AnnounceBridge announces them: first the stations that carried
+// connection traffic within the MAC address timeout, most recent first,
+// then the others by the time of their last frame (on a unit that just
+// took over: of their last record), most recent first. After a MAC flood
+// the table is mostly junk that never carried a connection; announcing
+// in table order sent junk and left the real stations blacked out until
+// they spoke again.
+func (f *Firewall) announceOrder(limit int, now int64) []BridgeRecord {
+	type cand struct {
+		rec  BridgeRecord
+		conn int64 // connSeen if recent enough to count, else 0
+	}
+	live := now - int64(f.timeouts.MACAddress)
+	var all []cand
+	for i := range f.bridge.shards {
+		s := &f.bridge.shards[i]
+		s.mu.RLock()
+		for mac, e := range s.m {
+			c := cand{rec: f.bridgeRecord(mac, e)}
+			if cs := e.connSeen.Load(); cs != 0 && cs >= live {
+				c.conn = cs
+			}
+			all = append(all, c)
+		}
+		s.mu.RUnlock()
+	}
+	slices.SortFunc(all, func(a, b cand) int {
+		if a.conn != b.conn {
+			return cmp.Compare(b.conn, a.conn) // with connections first, most recent first
+		}
+		if a.rec.Updated != b.rec.Updated {
+			return cmp.Compare(b.rec.Updated, a.rec.Updated)
+		}
+		return bytes.Compare(a.rec.MAC[:], b.rec.MAC[:]) // deterministic
+	})
+	out := make([]BridgeRecord, 0, min(limit, len(all)))
+	for _, c := range all[:min(limit, len(all))] {
+		out = append(out, c.rec)
+	}
+	return out
 }
 
 // buildRARP fills b with a broadcast RARP request announcing mac.

@@ -27,6 +27,7 @@ type Config struct {
 	// Fragment are the reassembly limits (ASA "fragment size|chain|timeout"),
 	// the same for every interface.
 	Fragment FragmentLimits
+	Limits   Limits
 
 	// Mode is ModeRouted (the default when empty) or ModeTransparent.
 	// In transparent mode the unit bridges its data interfaces inside one
@@ -223,6 +224,59 @@ func (t Timeouts) withDefaults() Timeouts {
 	def(&t.ARP, 4*time.Hour)
 	def(&t.MACAddress, 5*time.Minute)
 	return t
+}
+
+// Limits bound what one host, or a flood, can take of the unit's tables,
+// like the ASA's "set connection embryonic-conn-max",
+// "set connection per-client-embryonic-max" and "switchport
+// port-security maximum". Zero fields take the defaults; a negative field
+// means no limit. Replicated entries are never refused by a limit (the
+// standby must hold what the active holds); only new flows and new
+// stations on the active are.
+type Limits struct {
+	// PATPortsPerHost bounds the PAT xlates (mapped ports) one real host
+	// may hold over all protocols and mapped addresses, so that one host
+	// cannot take a pool that all the inside shares. Default 4096.
+	PATPortsPerHost int
+	// EmbryonicMax bounds the unit's half-open TCP connections (SYN seen,
+	// handshake not complete); beyond it new SYNs are dropped
+	// (embryonic-limit). Default 65536.
+	EmbryonicMax int
+	// EmbryonicPerClient bounds the half-open TCP connections one
+	// initiator may have. Default 1024.
+	EmbryonicPerClient int
+	// MACsPerInterface bounds the stations learnt behind one interface in
+	// transparent mode (port security), so that a MAC flood on one
+	// segment cannot displace the stations of the others from the table;
+	// frames from a new station beyond it are dropped (l2-mac-limit).
+	// Default 1024.
+	MACsPerInterface int
+}
+
+// limits is Limits compiled: zero means no limit.
+type limits struct {
+	patPerHost         int
+	embryonicMax       int
+	embryonicPerClient int
+	macsPerIf          int
+}
+
+func (l Limits) compile() limits {
+	pick := func(v, def int) int {
+		switch {
+		case v < 0:
+			return 0
+		case v == 0:
+			return def
+		}
+		return v
+	}
+	return limits{
+		patPerHost:         pick(l.PATPortsPerHost, 4096),
+		embryonicMax:       pick(l.EmbryonicMax, 65536),
+		embryonicPerClient: pick(l.EmbryonicPerClient, 1024),
+		macsPerIf:          pick(l.MACsPerInterface, 1024),
+	}
 }
 
 // iface is the compiled form of one InterfaceConfig plus its run-time
@@ -488,6 +542,7 @@ func (f *Firewall) compile(cfg Config) error {
 	}
 	f.fragLimits = cfg.Fragment.withDefaults()
 	f.randomSeq = !cfg.NoRandomSequence
+	f.limits = cfg.Limits.compile()
 	return nil
 }
 

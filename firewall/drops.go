@@ -48,6 +48,9 @@ const (
 	DropConnWrongInterface              // matches a connection but arrived on another interface than the connection uses for that direction
 	DropPortZero                        // TCP or UDP source or destination port 0, never legitimate
 	DropUDPLength                       // UDP length field disagrees with the IP payload length (ASA invalid-udp-length)
+	DropNATHostQuota                    // the real host holds its quota of PAT ports (Limits.PATPortsPerHost)
+	DropEmbryonicLimit                  // a new TCP flow beyond the half-open connection limits (Limits.Embryonic*)
+	DropMACLimit                        // transparent mode: a new station beyond the interface's MAC limit (Limits.MACsPerInterface)
 	numDropReasons
 )
 
@@ -92,6 +95,9 @@ var dropNames = [numDropReasons]string{
 	DropConnWrongInterface:   "conn-wrong-interface",
 	DropPortZero:             "invalid-port-zero",
 	DropUDPLength:            "invalid-udp-length",
+	DropNATHostQuota:         "nat-host-quota",
+	DropEmbryonicLimit:       "embryonic-limit",
+	DropMACLimit:             "l2-mac-limit",
 }
 
 // String returns the reason's name as "show asp drop" would print it.

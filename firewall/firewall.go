@@ -66,6 +66,7 @@ type Firewall struct {
 	pats      []patRule
 	timeouts  Timeouts
 	randomSeq bool // TCP sequence number randomization
+	limits    limits
 
 	// Transparent mode (see bridge.go); immutable after New.
 	transparent    bool
@@ -78,10 +79,11 @@ type Firewall struct {
 
 	active atomic.Bool
 
-	conns  connTable
-	xlates xlateTable
-	arp    arpTable
-	bridge bridgeTable
+	conns     connTable
+	xlates    xlateTable
+	embryonic embryonicTable
+	arp       arpTable
+	bridge    bridgeTable
 
 	changeMu sync.Mutex
 	digests  [numTables]uint64 // guarded by changeMu
@@ -150,6 +152,7 @@ func New(cfg Config, opt Options) (*Firewall, error) {
 	}
 	f.conns.init()
 	f.xlates.init()
+	f.embryonic.init()
 	f.arp.init()
 	f.bridge.init()
 	f.bufs.New = func() any { return &packetBuf{data: make([]byte, MaxFrameSize)} }
@@ -430,6 +433,9 @@ func (f *Firewall) SendControl(iface string, dst net.HardwareAddr, ethertype uin
 // digest from the entry's old hash to its new one (zero for none) and
 // reports the change, both under changeMu. Callers hold the table's lock.
 func (f *Firewall) commit(c Change, oldHash, newHash uint64) {
+	if c.Table == TableConn {
+		f.embryonic.observe(c) // replicated or not, every connection counts
+	}
 	if !f.isReplicated(c) {
 		return
 	}

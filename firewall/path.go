@@ -338,6 +338,9 @@ func (w *worker) newFlow(in *iface, frame []byte) (*conn, DropReason) {
 		return nil, DropTTLExpired
 	}
 
+	if t.Proto == header.ProtocolTCP && !f.admitEmbryonic(t.Src) {
+		return nil, DropEmbryonicLimit // before the flow can take a PAT port
+	}
 	xSrc, xPort := t.Src, t.SrcPort
 	held := false
 	static := false
@@ -354,9 +357,9 @@ func (w *worker) newFlow(in *iface, frame []byte) (*conn, DropReason) {
 			if r.realIf != in.idx || r.mappedIf != outIdx || src&r.mask != r.netAddr {
 				continue
 			}
-			ref, ok := f.allocatePAT(r, t.Proto, t.Src, t.SrcPort)
-			if !ok {
-				return nil, DropNATExhausted
+			ref, why := f.allocatePAT(r, t.Proto, t.Src, t.SrcPort)
+			if why != dropNone {
+				return nil, why
 			}
 			xSrc, xPort, held = ref.mapped, ref.mappedPort, true
 			break

@@ -116,7 +116,9 @@ func benchFrame(b *testing.B, l *lab, in int, tmpl []byte, unit string) {
 // BenchmarkNewConnection measures the slow path: policy, PAT allocation,
 // insertion and the change record for every packet.
 func BenchmarkNewConnection(b *testing.B) {
-	l := resolvedLab(b, labConfig())
+	cfg := labConfig()
+	cfg.Limits.PATPortsPerHost = -1 // one client takes up to 60000 ports
+	l := resolvedLab(b, cfg)
 	l.fw.onChange = func(Change) {}
 	for _, it := range l.fw.ifs {
 		it.port = memport.NewDiscard()

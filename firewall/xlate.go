@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"math/bits"
 	"net/netip"
 	"sync"
 	"time"
@@ -50,23 +51,148 @@ func (x *xlate) record(f *Firewall) XlateRecord {
 
 // xlateTable holds static and PAT xlates. It is touched only when a
 // connection is created or deleted, never per packet (the connection's
-// tuples carry the mapping), so one mutex is enough.
+// tuples carry the mapping), so one mutex is enough: every operation
+// under it is O(1), a PAT allocation included (see portPool), so that a
+// full pool costs no more than an empty one.
 //
 // Lock order: xlateTable.mu -> Firewall.changeMu; never held together with
 // connection shard locks.
 type xlateTable struct {
 	mu       sync.Mutex
-	m        map[xlateKey]*xlate  // guarded by mu
-	byMapped map[mappedKey]*xlate // guarded by mu: PAT xlates by mapped port
-	list     []*xlate             // guarded by mu: for paging and sweeping
-	next     map[mappedKey]uint16 // guarded by mu: next port to try per (proto, mapped address)
-	cursor   int                  // guarded by mu: sweep position in list
+	m        map[xlateKey]*xlate   // guarded by mu
+	byMapped map[mappedKey]*xlate  // guarded by mu: PAT xlates by mapped port
+	list     []*xlate              // guarded by mu: for paging and sweeping
+	pools    map[poolKey]*portPool // guarded by mu: mapped ports in use, per (proto, mapped address)
+	perHost  map[[4]byte]int       // guarded by mu: PAT xlates per real host, for the quota
+	cursor   int                   // guarded by mu: sweep position in list
+	probes   uint64                // guarded by mu: bitmap words looked at by allocations (a test hook)
 }
 
 func (t *xlateTable) init() {
 	t.m = make(map[xlateKey]*xlate)
 	t.byMapped = make(map[mappedKey]*xlate)
-	t.next = make(map[mappedKey]uint16)
+	t.pools = make(map[poolKey]*portPool)
+	t.perHost = make(map[[4]byte]int)
+}
+
+// poolKey names the port space of one mapped address for one protocol.
+type poolKey struct {
+	proto  uint8
+	mapped [4]byte
+}
+
+const (
+	poolWords        = 1 << 16 / 64           // bitmap words for the 65536 ports
+	poolSummaryWords = poolWords / 64         // words of the full-word summary
+	maxPoolProbes    = 2 + 2*poolSummaryWords // bound on the words one search looks at
+)
+
+// portPool is the set of mapped ports in use for one poolKey: a bitmap of
+// ports and above it a bitmap of the bitmap's full words, so that finding
+// a free port looks at no more than maxPoolProbes words whatever the
+// pool's size and occupancy (the scan it replaced looked at every port of
+// a full pool, 64512 map lookups per new flow under the table lock). The
+// cursor rotates through the pool so that a port just released is not
+// handed out again at once.
+type portPool struct {
+	used [poolWords]uint64        // bit p: port p is mapped
+	full [poolSummaryWords]uint64 // bit w: used[w] has no free port
+	n    int                      // ports in use
+	next uint16                   // where the next search starts
+}
+
+func (p *portPool) isUsed(port uint16) bool { return p.used[port>>6]&(1<<(port&63)) != 0 }
+
+func (p *portPool) set(port uint16) {
+	w := port >> 6
+	if p.used[w]&(1<<(port&63)) != 0 {
+		return
+	}
+	p.used[w] |= 1 << (port & 63)
+	p.n++
+	if p.used[w] == ^uint64(0) {
+		p.full[w>>6] |= 1 << (w & 63)
+	}
+}
+
+func (p *portPool) clear(port uint16) {
+	w := port >> 6
+	if p.used[w]&(1<<(port&63)) == 0 {
+		return
+	}
+	p.used[w] &^= 1 << (port & 63)
+	p.n--
+	p.full[w>>6] &^= 1 << (w & 63)
+}
+
+// findFree returns the lowest free port in [from, to], counting the words
+// it looks at in *probes.
+func (p *portPool) findFree(from, to uint16, probes *uint64) (uint16, bool) {
+	if from > to {
+		return 0, false
+	}
+	fw, tw := int(from>>6), int(to>>6)
+	free := func(w int) uint64 {
+		*probes++
+		m := ^p.used[w]
+		if w == fw {
+			m &= ^uint64(0) << (from & 63)
+		}
+		if w == tw {
+			m &= ^uint64(0) >> (63 - to&63)
+		}
+		return m
+	}
+	if m := free(fw); m != 0 {
+		return uint16(fw<<6 + bits.TrailingZeros64(m)), true
+	}
+	for w := fw + 1; w <= tw; {
+		*probes++
+		s := ^p.full[w>>6] >> (w & 63) // words from w on in this summary word that have a free port
+		if s == 0 {
+			w = (w>>6 + 1) << 6
+			continue
+		}
+		w += bits.TrailingZeros64(s)
+		if w > tw {
+			break
+		}
+		// A word that is not full has a free port; only the last, cut
+		// short at to, may have none in range.
+		if m := free(w); m != 0 {
+			return uint16(w<<6 + bits.TrailingZeros64(m)), true
+		}
+		break
+	}
+	return 0, false
+}
+
+// markMappedLocked records that x holds its mapped port. Caller holds t.mu.
+func (t *xlateTable) markMappedLocked(x *xlate) {
+	pk := poolKey{proto: x.key.proto, mapped: x.mapped}
+	p := t.pools[pk]
+	if p == nil {
+		p = new(portPool)
+		t.pools[pk] = p
+	}
+	t.byMapped[mappedKey{proto: x.key.proto, mapped: x.mapped, port: x.mappedPort}] = x
+	p.set(x.mappedPort)
+}
+
+// unmarkMappedLocked frees x's mapped port if x holds it. Caller holds t.mu.
+func (t *xlateTable) unmarkMappedLocked(x *xlate) {
+	mk := mappedKey{proto: x.key.proto, mapped: x.mapped, port: x.mappedPort}
+	if t.byMapped[mk] != x {
+		return
+	}
+	delete(t.byMapped, mk)
+	pk := poolKey{proto: x.key.proto, mapped: x.mapped}
+	if p := t.pools[pk]; p != nil {
+		p.clear(x.mappedPort)
+		if p.n == 0 {
+			delete(t.pools, pk) // bounded by the mapped addresses in use
+		}
+	}
 }
 
 // xlateRef names the PAT xlate a connection uses.
@@ -116,18 +242,18 @@ func (f *Firewall) upsertXlateLocked(rec XlateRecord) (*xlate, error) {
 		x = &xlate{key: k, created: rec.Created, idleSince: f.now(), listIdx: len(t.list)}
 		t.m[k] = x
 		t.list = append(t.list, x)
+		if k.kind == NATDynamicPAT {
+			t.perHost[k.real]++
+		}
 	} else {
 		oldHash = x.hash
 		if x.key.kind == NATDynamicPAT {
-			mk := mappedKey{proto: k.proto, mapped: x.mapped, port: x.mappedPort}
-			if t.byMapped[mk] == x {
-				delete(t.byMapped, mk)
-			}
+			t.unmarkMappedLocked(x)
 		}
 	}
 	x.mapped, x.mappedPort, x.realIf = rec.Mapped, rec.MappedPort, uint8(ri)
 	if k.kind == NATDynamicPAT {
-		t.byMapped[mappedKey{proto: k.proto, mapped: x.mapped, port: x.mappedPort}] = x
+		t.markMappedLocked(x) // an applied record takes its port like a local allocation
 	}
 	ch := Change{Table: TableXlate, Op: OpUpsert, Xlate: x.record(f)}
 	x.hash = entryHash(ch)
@@ -144,9 +270,9 @@ func (f *Firewall) deleteXlateLocked(x *xlate) {
 	}
 	delete(t.m, x.key)
 	if x.key.kind == NATDynamicPAT {
-		mk := mappedKey{proto: x.key.proto, mapped: x.mapped, port: x.mappedPort}
-		if t.byMapped[mk] == x {
-			delete(t.byMapped, mk)
+		t.unmarkMappedLocked(x)
+		if t.perHost[x.key.real]--; t.perHost[x.key.real] <= 0 {
+			delete(t.perHost, x.key.real)
 		}
 	}
 	last := len(t.list) - 1
@@ -160,51 +286,45 @@ func (f *Firewall) deleteXlateLocked(x *xlate) {
 // allocatePAT returns the PAT mapping of (proto, real, realPort) towards
 // rule's mapped interface, creating the xlate and choosing a port if there
 // is none, and takes a reference on it for the caller. The real port is
-// kept when it is in the pool and free; otherwise the pool is scanned from
-// where the last allocation stopped.
-func (f *Firewall) allocatePAT(rule *patRule, proto uint8, real [4]byte, realPort uint16) (xlateRef, bool) {
+// kept when it is in the pool and free; otherwise the pool is searched
+// from where the last allocation stopped. A host that holds its quota of
+// PAT xlates gets DropNATHostQuota, a full pool DropNATExhausted; both
+// cost O(1).
+func (f *Firewall) allocatePAT(rule *patRule, proto uint8, real [4]byte, realPort uint16) (xlateRef, DropReason) {
 	t := &f.xlates
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	k := xlateKey{kind: NATDynamicPAT, proto: proto, real: real, realPort: realPort, mappedIf: uint8(rule.mappedIf)}
 	if x := t.m[k]; x != nil {
 		x.refs++
-		return xlateRef{key: k, mapped: x.mapped, mappedPort: x.mappedPort, realIf: x.realIf}, true
+		return xlateRef{key: k, mapped: x.mapped, mappedPort: x.mappedPort, realIf: x.realIf}, dropNone
 	}
-	free := func(p uint16) bool {
-		_, used := t.byMapped[mappedKey{proto: proto, mapped: rule.mapped, port: p}]
-		return !used
+	if q := f.limits.patPerHost; q > 0 && t.perHost[real] >= q {
+		return xlateRef{}, DropNATHostQuota
+	}
+	pool := t.pools[poolKey{proto: proto, mapped: rule.mapped}]
+	if pool == nil {
+		pool = new(portPool) // empty; kept by markMappedLocked below
+		t.pools[poolKey{proto: proto, mapped: rule.mapped}] = pool
 	}
 	port, found := realPort, false
-	if port >= rule.low && port <= rule.high && free(port) {
+	if port >= rule.low && port <= rule.high && !pool.isUsed(port) {
 		found = true
 	} else {
-		ck := mappedKey{proto: proto, mapped: rule.mapped}
-		p := t.next[ck]
-		if p < rule.low || p > rule.high {
-			p = rule.low
+		start := pool.next
+		if start < rule.low || start > rule.high {
+			start = rule.low
 		}
-		for n := int(rule.high-rule.low) + 1; n > 0; n-- {
-			if free(p) {
-				port, found = p, true
-				break
-			}
-			if p == rule.high {
-				p = rule.low
-			} else {
-				p++
-			}
+		port, found = pool.findFree(start, rule.high, &t.probes)
+		if !found && start > rule.low {
+			port, found = pool.findFree(rule.low, start-1, &t.probes)
 		}
 		if found {
-			if port == rule.high {
-				t.next[ck] = rule.low
-			} else {
-				t.next[ck] = port + 1
-			}
+			pool.next = port + 1 // past high it is clamped back to low next time
 		}
 	}
 	if !found {
-		return xlateRef{}, false
+		return xlateRef{}, DropNATExhausted
 	}
 	x, err := f.upsertXlateLocked(XlateRecord{
 		Kind: NATDynamicPAT, Proto: proto, Real: real, RealPort: realPort,
@@ -213,10 +333,10 @@ func (f *Firewall) allocatePAT(rule *patRule, proto uint8, real [4]byte, realPor
 		Created: f.now(),
 	})
 	if err != nil {
-		return xlateRef{}, false
+		return xlateRef{}, DropNATExhausted
 	}
 	x.refs++
-	return xlateRef{key: k, mapped: x.mapped, mappedPort: x.mappedPort, realIf: x.realIf}, true
+	return xlateRef{key: k, mapped: x.mapped, mappedPort: x.mappedPort, realIf: x.realIf}, dropNone
 }
 
 // acquireXlate takes a reference on r's xlate for c, creating it when a
