@@ -133,6 +133,9 @@ func TestOpenReplay(t *testing.T) {
 		t.Errorf("the old epoch's unseen hello (higher sequence, fresh): %v, want replay", r)
 	}
 	c.advance(10 * time.Millisecond)
+	if r := open(before.seal([]byte("4"))); r != rejectReplay {
+		t.Errorf("the old epoch, even timestamped after the restart: %v, want replay (it is dead)", r)
+	}
 	if r := open(after.seal([]byte("b2"))); r != accepted {
 		t.Errorf("the new epoch goes on: %v", r)
 	}
@@ -198,28 +201,26 @@ func TestProbeRateLimit(t *testing.T) {
 	round(probeAnswer)
 
 	// A flood, all in one instant, on one interface: junk under a wrong
-	// key but with the peer's name.
+	// key but with the peer's name. handle counts the refusals.
 	c.advance(time.Second) // a full bucket
+	in.now = c.now
 	forger := sealerAt(testKey(9), "probe", c)
 	macs := in.in.macs.Load()
 	const flood = 10000
-	limited := 0
 	for range flood {
-		_, r := in.check("inside", forger.seal(probeBody(probeAnswer, 1, "fw-b", false)), c.now())
-		if r == rejectRateLimited {
-			limited++
-		} else if r != rejectAuth {
-			t.Fatalf("forged hello: %v, want bad auth or rate-limited", r)
-		}
+		in.handle("inside", forger.seal(probeBody(probeAnswer, 1, "fw-b", false)))
 	}
 	if got := in.in.macs.Load() - macs; got > probeBurst {
 		t.Errorf("a flood of %d frames computed %d HMACs, want at most the burst (%d)", flood, got, probeBurst)
 	}
-	if limited != flood-probeBurst {
-		t.Errorf("rate-limited %d of %d, want %d", limited, flood, flood-probeBurst)
+	got := in.rejects.counts()
+	if want := (RejectCounts{BadAuth: probeBurst, RateLimited: flood - probeBurst}); got != want {
+		t.Errorf("rejects %+v, want %+v", got, want)
 	}
-	if got := in.rejects[rejectRateLimited].Load(); got != 0 {
-		t.Errorf("check counted %d itself; handle counts", got)
+	// The flood's frames cost the data plane's reader no allocation.
+	junk := forger.seal(probeBody(probeAnswer, 1, "fw-b", false))
+	if n := testing.AllocsPerRun(1000, func() { in.handle("inside", junk) }); n != 0 {
+		t.Errorf("a rate-limited interface hello allocates %v times", n)
 	}
 	// The other interface's bucket is its own; once the flood stops, the
 	// bucket refills and a genuine round passes again.
