@@ -75,11 +75,12 @@ type probeRound struct {
 }
 
 // The interface hello rate limit, per interface. A genuine confirmation
-// sends one hello per interface_poll (1 ms by default) for a few rounds of
-// interface_hold (5 ms by default), and the peer answers each: a burst of
-// 50 covers a round of 50 polls, and 200 a second far more confirmations
-// than the failover machine ever starts. A flood costs at most 200 HMACs a
-// second per interface.
+// sends one ask per interface_poll (1 ms by default) until the first
+// answer, in at most 10 rounds of interface_hold (5 ms by default): at the
+// defaults at most 50 frames per interface each way even from a peer too
+// slow to answer in time, and only one answer is needed. So a burst of 50
+// and 200 a second pass every genuine confirmation, and a flood costs at
+// most 200 HMACs a second per interface.
 const (
 	probeRate  = 200 // tokens per second
 	probeBurst = 50
