@@ -155,7 +155,7 @@ type Failover struct {
 	NegotiationWindow time.Duration
 	MACMode           string
 	HTTPReplication   bool
-	Key               string // empty: a random key is made per lab at up
+	Key               string // a passphrase or 64 hex digits (see FailoverKey); empty: a random key is made per lab at up
 }
 
 // FailoverLink is the failover or state link.

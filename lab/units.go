@@ -2,8 +2,6 @@ package lab
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/crypto/argon2"
 
 	"github.com/falab/falab/firewall"
 	"github.com/falab/falab/replicate"
@@ -108,18 +108,46 @@ func linkAddrs(fl FailoverLink, role string) (local, peer netip.Addr) {
 // file's key, or a random one made for this lab.
 func writeKey(l *Lab) (string, error) {
 	path := filepath.Join(Dir(l.Name), "failover.key")
-	var key replicate.Key
-	if l.Failover.Key != "" {
-		// A passphrase from the lab file: both units derive the same key.
-		key = replicate.Key(sha256.Sum256([]byte("falab failover key\x00" + l.Failover.Key)))
-	} else {
-		k, err := replicate.NewKey()
-		if err != nil {
-			return "", err
-		}
-		key = k
+	key, err := FailoverKey(l.Name, l.Failover.Key)
+	if err != nil {
+		return "", err
 	}
-	return path, os.WriteFile(path, []byte(hex.EncodeToString(key[:])+"\n"), 0o600)
+	return path, os.WriteFile(path, []byte(key.Hex()+"\n"), 0o600)
+}
+
+// FailoverKey resolves a lab file's failover.key into the units' key: 64
+// hex digits are the key itself; any other text is a passphrase, stretched
+// with Argon2id; none means a random key for this run of the lab.
+//
+// The hellos go in clear and every sealed frame carries a MAC under the
+// key, so anyone who sees the links can test guesses of a passphrase
+// offline: a single hash would let them test billions a second, Argon2id
+// (64 MiB per guess) a few. The salt is fixed per lab so that both units,
+// and every `falab up` of the lab, get the same key, and the same
+// passphrase in two labs gives two keys. It runs once, in `falab up`; the
+// units receive the derived key.
+func FailoverKey(labName, text string) (replicate.Key, error) {
+	switch {
+	case text == "":
+		return replicate.NewKey()
+	case isRawKey(text):
+		return replicate.ParseKey(text)
+	}
+	return PassphraseKey(labName, text), nil
+}
+
+// Argon2id parameters for a passphrase: RFC 9106's second recommended
+// option (3 passes over 64 MiB), about 0.1-0.3 s once per `falab up`.
+const (
+	argonTime    = 3
+	argonMemory  = 64 * 1024 // KiB
+	argonThreads = 4
+)
+
+// PassphraseKey derives a lab's failover key from a passphrase.
+func PassphraseKey(labName, passphrase string) replicate.Key {
+	salt := []byte("falab failover key\x00" + labName)
+	return replicate.Key(argon2.IDKey([]byte(passphrase), salt, argonTime, argonMemory, argonThreads, replicate.KeyLen))
 }
 
 // startUnitProcs writes each unit's config and starts `falab unit` inside

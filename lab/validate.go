@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/falab/falab/replicate"
 )
 
 // Defaults far below an ASA's 1 s poll / 15 s hold: the lab's links are
@@ -244,6 +246,23 @@ func (v *validator) noUnitFields(f string, n *NodeSpec) {
 	}
 }
 
+// minRawKeyHex is half the length from which an all-hex failover.key is
+// taken for a mistyped raw key rather than a passphrase.
+const minRawKeyHex = 16
+
+// isRawKey says whether a lab file's failover.key is a raw key: exactly 64
+// hex digits, used as the key itself.
+func isRawKey(s string) bool { return len(s) == 2*replicate.KeyLen && isHex(s) }
+
+func isHex(s string) bool {
+	for _, c := range []byte(s) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
 func sortedKeys[T any](m map[string]T, line func(string) int) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
@@ -419,8 +438,12 @@ func (v *validator) failover(s *Spec, l *Lab, claimAddr func(netip.Addr, string,
 	if fs.HTTPReplication != nil {
 		fo.HTTPReplication = *fs.HTTPReplication
 	}
-	if fs.Key != "" && len(fs.Key) < 8 {
-		v.errf("failover.key", "too short (expected at least 8 characters, or leave it out for a random per-lab key)")
+	switch k := fs.Key; {
+	case k == "" || isRawKey(k):
+	case len(k) >= 2*minRawKeyHex && isHex(k):
+		v.errf("failover.key", "%d hex digits: a raw key is exactly %d hex digits (32 bytes, e.g. from openssl rand -hex 32); a passphrase must not be all hex digits", len(k), 2*replicate.KeyLen)
+	case len(k) < 8:
+		v.errf("failover.key", "too short (expected a passphrase of at least 8 characters, a raw key of 64 hex digits, or leave it out for a random per-lab key)")
 	}
 	fo.Key = fs.Key
 	if fs.Link == nil {

@@ -96,6 +96,26 @@ func TestValidationErrors(t *testing.T) {
 			want: []string{`x.yaml:65: firewall.access_groups[0].access_list: unknown access list "outside_inn" (expected one of firewall.access_lists: outside_in)`},
 		},
 		{
+			name: "raw key of the wrong length",
+			old:  "http_replication: false\n", new: "http_replication: false\n  key: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\n",
+			want: []string{`x.yaml:76: failover.key: 62 hex digits: a raw key is exactly 64 hex digits (32 bytes, e.g. from openssl rand -hex 32); a passphrase must not be all hex digits`},
+		},
+		{
+			name: "raw key",
+			old:  "http_replication: false\n", new: "http_replication: false\n  key: 0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789abcdef\n",
+			want: nil,
+		},
+		{
+			name: "short passphrase",
+			old:  "http_replication: false\n", new: "http_replication: false\n  key: secret\n",
+			want: []string{`x.yaml:76: failover.key: too short (expected a passphrase of at least 8 characters, a raw key of 64 hex digits, or leave it out for a random per-lab key)`},
+		},
+		{
+			name: "passphrase",
+			old:  "http_replication: false\n", new: "http_replication: false\n  key: correct horse battery staple\n",
+			want: nil,
+		},
+		{
 			name: "two primaries",
 			old:  "role: secondary", new: "role: primary",
 			want: []string{`x.yaml:13: nodes.fw-b.role: both units are primary (expected one primary and one secondary)`},

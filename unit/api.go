@@ -44,9 +44,10 @@ type Status struct {
 	Monitored     []MonitoredStatus `json:"monitored"`
 	PeerMonitored []MonitoredStatus `json:"peer_monitored"`
 
-	Hellos      HelloStats      `json:"hellos"`
-	Counts      TableCounts     `json:"counts"`
-	Replication replicate.Stats `json:"replication"`
+	Hellos       HelloStats      `json:"hellos"`
+	HelloRejects HelloRejects    `json:"hello_rejects"`
+	Counts       TableCounts     `json:"counts"`
+	Replication  replicate.Stats `json:"replication"`
 
 	History []TransitionInfo `json:"history"`
 }
@@ -62,6 +63,25 @@ type HelloStats struct {
 	Sent     uint64 `json:"sent"`
 	Received uint64 `json:"received"`
 	Missed   uint64 `json:"missed"`
+}
+
+// HelloRejects counts the hellos refused on the failover link and the
+// interface hellos refused on the data interfaces, by reason.
+type HelloRejects struct {
+	FailoverLink   RejectCounts `json:"failover_link"`
+	DataInterfaces RejectCounts `json:"data_interfaces"`
+}
+
+// RejectCounts counts refused messages by reason. PortCheck is the peer's
+// own datagram asking whether this unit's hello port is open (no failure);
+// RateLimited applies to interface hellos only.
+type RejectCounts struct {
+	BadAuth     uint64 `json:"bad_auth"`
+	Stale       uint64 `json:"stale"`
+	Replay      uint64 `json:"replay"`
+	PortCheck   uint64 `json:"port_check"`
+	RateLimited uint64 `json:"rate_limited"`
+	Malformed   uint64 `json:"malformed"`
 }
 
 // TableCounts are the sizes of the unit's tables.
@@ -105,9 +125,10 @@ func (u *Unit) Status() Status {
 		MACMode: u.cfg.MACMode, HTTPReplication: u.cfg.HTTPReplication, Mode: map[bool]string{true: "transparent", false: "routed"}[u.fw.Transparent()],
 		PeerKnown: st.Peer.Known, PeerLastHeard: st.Peer.LastHeard, PeerFailed: st.Peer.Failed,
 		FailoverLinkUp: !st.Peer.LinkFailed, LinkReason: link.Reason,
-		Hellos:  HelloStats{Sent: st.Stats.HellosSent, Received: st.Stats.HellosReceived, Missed: st.Stats.HellosMissed},
-		Counts:  TableCounts{Conns: u.fw.ConnCount(), Xlates: u.fw.XlateCount(), ARP: len(u.fw.ARPEntries()), Bridge: u.fw.BridgeCount()},
-		History: hist,
+		Hellos:       HelloStats{Sent: st.Stats.HellosSent, Received: st.Stats.HellosReceived, Missed: st.Stats.HellosMissed},
+		HelloRejects: HelloRejects{FailoverLink: u.helloRejects.counts(), DataInterfaces: u.probes.rejects.counts()},
+		Counts:       TableCounts{Conns: u.fw.ConnCount(), Xlates: u.fw.XlateCount(), ARP: len(u.fw.ARPEntries()), Bridge: u.fw.BridgeCount()},
+		History:      hist,
 	}
 	if st.Peer.Known {
 		s.PeerState = st.Peer.State.String()

@@ -37,10 +37,26 @@ var broadcastMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 // silence is the machine's to time, with its own timer, so a late verdict
 // of an old round can never decide a newer one.
 //
-// Concurrency: start runs on the driver; handle on the firewall's reader
-// goroutines; mu guards the round. The round's goroutines are the unit's.
+// Every interface hello that reaches handle, from any host, would cost an
+// HMAC on a reader goroutine; so handle checks the cheap things first
+// (length, layout, the sender's name), then takes a token from the
+// interface's bucket, and only then opens the seal (which itself refuses
+// stale and replayed messages before hashing).
+//
+// Concurrency: start runs on the driver; handle on the control sockets' (or
+// the firewall's) reader goroutines; mu guards the round; sendMu keeps each
+// interface's hellos in sequence order; buckets and windows are per
+// interface, fixed at newProber. The round's goroutines are the unit's.
 type prober struct {
 	u *Unit
+
+	out     *sealer
+	in      *opener
+	sendMu  sync.Mutex
+	buckets map[string]*tokenBucket // by interface; read-only after newProber
+	windows map[string]*window      // by interface: the peer's probe stream there
+	rejects rejectCounters
+	now     func() time.Time // the buckets' clock
 
 	mu       sync.Mutex
 	round    uint64             // guarded by mu: the round in flight, 0 for none
@@ -58,7 +74,56 @@ type probeRound struct {
 	answered bool
 }
 
-func newProber(u *Unit) *prober { return &prober{u: u} }
+// The interface hello rate limit, per interface. A genuine confirmation
+// sends one ask per interface_poll (1 ms by default) until the first
+// answer, in at most 10 rounds of interface_hold (5 ms by default): at the
+// defaults at most 50 frames per interface each way even from a peer too
+// slow to answer in time, and only one answer is needed. So a burst of 50
+// and 200 a second pass every genuine confirmation, and a flood costs at
+// most 200 HMACs a second per interface.
+const (
+	probeRate  = 200 // tokens per second
+	probeBurst = 50
+)
+
+// tokenBucket is one interface's interface-hello rate limit.
+type tokenBucket struct {
+	mu     sync.Mutex
+	tokens float64 // guarded by mu
+	last   int64   // guarded by mu: ns of the last refill, 0 before the first
+}
+
+func (b *tokenBucket) take(now int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.last == 0 {
+		b.tokens = probeBurst
+	} else if now > b.last {
+		b.tokens = min(probeBurst, b.tokens+float64(now-b.last)*probeRate/1e9)
+	}
+	b.last = max(b.last, now)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+func newProber(u *Unit) *prober {
+	p := &prober{
+		u:       u,
+		out:     newSealer(u.key, "probe"),
+		in:      newOpener(u.key, "probe"),
+		buckets: map[string]*tokenBucket{},
+		windows: map[string]*window{},
+		now:     time.Now,
+	}
+	for _, ic := range u.cfg.Firewall.Interfaces {
+		p.buckets[ic.Name] = &tokenBucket{}
+		p.windows[ic.Name] = &window{}
+	}
+	return p
+}
 
 func (p *prober) start(a failover.ProbeDataInterfaces) {
 	p.mu.Lock()
@@ -130,25 +195,20 @@ func (p *prober) answeredBy(round uint64, peerActive bool) {
 }
 
 // send puts one interface hello on every data interface (or only iface).
+// Each copy is sealed on its own, so that each interface's stream carries
+// its own increasing sequence numbers.
 func (p *prober) send(kind byte, round uint64, iface string) {
-	body := make([]byte, 0, 11+len(p.u.cfg.Name))
-	body = append(body, kind)
-	body = binary.BigEndian.AppendUint64(body, round)
-	body = append(body, byte(len(p.u.cfg.Name)))
-	body = append(body, p.u.cfg.Name...)
 	// An answer says whether its sender forwards as the active unit: a
 	// starting unit that hears no hello uses it to wait for an active
 	// peer behind a cut failover link instead of taking over too.
-	var active byte
-	if p.u.active.Load() {
-		active = 1
-	}
-	body = append(body, active)
-	msg := seal(p.u.key, "probe", body)
+	body := probeBody(kind, round, p.u.cfg.Name, p.u.active.Load())
+	p.sendMu.Lock()
+	defer p.sendMu.Unlock()
 	for _, ic := range p.u.cfg.Firewall.Interfaces {
 		if iface != "" && ic.Name != iface {
 			continue
 		}
+		msg := p.out.seal(body)
 		if cp := p.u.control[ic.Name]; cp != nil {
 			// From the interface's burned-in MAC: a probe must never
 			// move the virtual MAC's entry in the switches.
@@ -191,30 +251,81 @@ func (p *prober) readControl(ctx context.Context, iface string, port firewall.Po
 	}
 }
 
+// Interface hello body: kind(1) | round(8) | name length(1) | name |
+// active(1).
+const probeBodyMin = 11
+
+func probeBody(kind byte, round uint64, name string, active bool) []byte {
+	body := make([]byte, 0, probeBodyMin+len(name))
+	body = append(body, kind)
+	body = binary.BigEndian.AppendUint64(body, round)
+	body = append(body, byte(len(name)))
+	body = append(body, name...)
+	if active {
+		return append(body, 1)
+	}
+	return append(body, 0)
+}
+
 // handle takes an interface hello from a data interface: answer the peer's
 // questions in every state, and note the peer's answers to ours.
 func (p *prober) handle(iface string, payload []byte) {
-	body, ok := open(p.u.key, "probe", payload)
-	if !ok || len(body) < 10 {
+	body, r := p.check(iface, payload, p.now())
+	if r != accepted {
+		p.rejects.add(r)
 		return
+	}
+	if body == nil {
+		return // our own hello, looped back
 	}
 	kind, round := body[0], binary.BigEndian.Uint64(body[1:9])
-	n := int(body[9])
-	if len(body) < 10+n {
-		return
-	}
-	from := string(body[10 : 10+n])
-	if from == p.u.cfg.Name || from != p.u.cfg.Peer {
-		return
-	}
 	switch kind {
 	case probeAsk:
 		p.send(probeAnswer, round, iface)
 	case probeAnswer:
-		peerActive := len(body) > 10+n && body[10+n] == 1
-		p.answeredBy(round, peerActive)
+		p.answeredBy(round, body[len(body)-1] == 1)
 	}
 }
+
+// check opens an interface hello from the peer, cheapest tests first, and
+// returns its body; a nil body and accepted for this unit's own hello.
+func (p *prober) check(iface string, payload []byte, now time.Time) ([]byte, rejectReason) {
+	if len(payload) < sealOverhead+probeBodyMin {
+		return nil, rejectMalformed
+	}
+	b := payload[sealHeaderLen:]
+	n := int(b[9])
+	// Exactly one body: the length is the sender's name's, no more.
+	if len(payload) != sealOverhead+probeBodyMin+n {
+		return nil, rejectMalformed
+	}
+	from := b[10 : 10+n]
+	if string(from) != p.u.cfg.Peer {
+		if string(from) == p.u.cfg.Name {
+			return nil, accepted
+		}
+		return nil, rejectMalformed
+	}
+	bucket, w := p.buckets[iface], p.windows[iface]
+	if bucket == nil || w == nil {
+		return nil, rejectMalformed
+	}
+	if !bucket.take(now.UnixNano()) {
+		return nil, rejectRateLimited
+	}
+	body, r := p.in.open(w, payload)
+	if r != accepted {
+		return nil, r
+	}
+	if body[0] != probeAsk && body[0] != probeAnswer {
+		return nil, rejectMalformed
+	}
+	return body, accepted
+}
+
+// portCheckMagic is the whole payload of peerPortRefused's datagrams;
+// shorter than any sealed hello, so never mistaken for one.
+var portCheckMagic = []byte("falab-port-check")
 
 // peerPortRefused sends datagrams to the peer's hello port over the failover
 // link and reports whether the peer's kernel refused one (ICMP port
@@ -240,8 +351,9 @@ func (u *Unit) peerPortRefused(ctx context.Context, within time.Duration) bool {
 			next = deadline
 		}
 		_ = c.SetDeadline(next)
-		// Not a hello: the peer's unit, if alive, drops it as unauthenticated.
-		if _, err := c.Write([]byte("falab-port-check")); err != nil {
+		// Not a hello: the peer's unit, if alive, counts it as a port
+		// check and drops it.
+		if _, err := c.Write(portCheckMagic); err != nil {
 			if errors.Is(err, syscall.ECONNREFUSED) {
 				return true
 			}

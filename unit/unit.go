@@ -7,11 +7,13 @@
 package unit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -56,8 +58,12 @@ type Unit struct {
 	// hellos (AttachControl); without one they share the data ring.
 	control map[string]*controlPort
 
-	// Hellos refused: a wrong key, or stale (a frozen unit's backlog).
-	helloAuthFailures, helloStale atomic.Uint64
+	// Hellos: sealed under this boot's epoch; the peer's are checked
+	// against helloWindow, and refusals counted by reason.
+	helloOut     *sealer
+	helloIn      *opener
+	helloWindow  window
+	helloRejects rejectCounters
 
 	statusMu   sync.Mutex
 	status     failover.Status             // guarded by statusMu: refreshed by drive
@@ -119,6 +125,8 @@ func New(cfg *Config, key replicate.Key, ports map[string]firewall.Port, log *sl
 		evq:       newEventQueue(),
 		cmds:      make(chan command),
 		startedAt: time.Now(),
+		helloOut:  newSealer(key, "hello"),
+		helloIn:   newOpener(key, "hello"),
 	}
 	for _, t := range firewall.Tables {
 		u.tables = append(u.tables, uint8(t))
@@ -392,7 +400,7 @@ func (u *Unit) sendHello(h failover.Hello) {
 		u.log.Error("hello encode", "err", err)
 		return
 	}
-	sealed := sealHello(u.key, b)
+	sealed := u.helloOut.seal(b)
 	peer := &net.UDPAddr{IP: u.cfg.PeerAddr.AsSlice(), Port: HelloPort}
 	if _, err := u.helloConn.WriteToUDP(sealed, peer); err != nil && !errors.Is(err, net.ErrClosed) {
 		u.log.Debug("hello send", "err", err)
@@ -404,38 +412,48 @@ func (u *Unit) readHellos(ctx context.Context) {
 	buf := make([]byte, 2048)
 	var lastRefusal time.Time
 	for {
-		n, from, err := u.helloConn.ReadFromUDP(buf)
+		n, from, err := u.helloConn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		if from.IP.String() != u.cfg.PeerAddr.String() {
-			continue
-		}
-		plain, err := openErr(u.key, "hello", buf[:n])
-		if err != nil {
-			// Said once a second at most: a thawed unit reads a backlog of
-			// stale hellos, a wrong key fails every one.
-			if errors.Is(err, errSealAuth) {
-				u.helloAuthFailures.Add(1)
+		plain, r := u.checkHello(from.Addr(), buf[:n])
+		if r == accepted {
+			var h failover.Hello
+			if err := h.UnmarshalBinary(plain); err != nil {
+				u.log.Debug("bad hello", "err", err)
+				r = rejectMalformed
 			} else {
-				u.helloStale.Add(1)
+				u.feed(failover.HelloReceived{Hello: h})
+				continue
 			}
-			if now := time.Now(); now.Sub(lastRefusal) > time.Second {
-				lastRefusal = now
-				u.events.Add("hello", fmt.Sprintf("hello from %s refused: %v (auth failures %d, stale %d so far)", from, err, u.helloAuthFailures.Load(), u.helloStale.Load()))
-			}
-			continue
 		}
-		var h failover.Hello
-		if err := h.UnmarshalBinary(plain); err != nil {
-			u.log.Debug("bad hello", "err", err)
-			continue
+		u.helloRejects.add(r)
+		if r == rejectPortCheck {
+			continue // the peer asking whether this process is alive
 		}
-		u.feed(failover.HelloReceived{Hello: h})
+		// Said once a second at most: a thawed unit reads a backlog of
+		// stale hellos, a wrong key fails every one.
+		if now := time.Now(); now.Sub(lastRefusal) > time.Second {
+			lastRefusal = now
+			c := u.helloRejects.counts()
+			u.events.Add("hello", fmt.Sprintf("hello from %s refused: %v (so far: bad auth %d, stale %d, replay %d, malformed %d)", from, r, c.BadAuth, c.Stale, c.Replay, c.Malformed))
+		}
 	}
+}
+
+// checkHello opens one datagram from the hello port: the peer's sealed
+// hello, or its port check.
+func (u *Unit) checkHello(from netip.Addr, msg []byte) ([]byte, rejectReason) {
+	if from.Unmap() != u.cfg.PeerAddr {
+		return nil, rejectMalformed
+	}
+	if bytes.Equal(msg, portCheckMagic) {
+		return nil, rejectPortCheck
+	}
+	return u.helloIn.open(&u.helloWindow, msg)
 }
 
 // becomeActive turns forwarding on from the replicated tables and starts

@@ -3,53 +3,7 @@ package unit
 import (
 	"testing"
 	"time"
-
-	"github.com/falab/falab/replicate"
 )
-
-func testKey(b byte) replicate.Key {
-	var k replicate.Key
-	for i := range k {
-		k[i] = b
-	}
-	return k
-}
-
-func TestSealOpen(t *testing.T) {
-	k := testKey(1)
-	msg := seal(k, "hello", []byte("payload"))
-	got, ok := open(k, "hello", msg)
-	if !ok || string(got) != "payload" {
-		t.Fatalf("open = %q, %v", got, ok)
-	}
-	if _, ok := open(testKey(2), "hello", msg); ok {
-		t.Error("opened with the wrong key")
-	}
-	if _, ok := open(k, "probe", msg); ok {
-		t.Error("a hello opened as a probe: purposes must not mix")
-	}
-	bad := append([]byte(nil), msg...)
-	bad[9] ^= 1
-	if _, ok := open(k, "hello", bad); ok {
-		t.Error("opened a changed message")
-	}
-	for n := 0; n < len(msg); n++ {
-		if _, ok := open(k, "hello", msg[:n]); ok {
-			t.Errorf("opened a message cut to %d bytes", n)
-		}
-	}
-}
-
-func FuzzOpen(f *testing.F) {
-	k := testKey(3)
-	f.Add(seal(k, "probe", []byte{probeAsk, 0, 0, 0, 0, 0, 0, 0, 1, 4, 'f', 'w', '-', 'a'}))
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if body, ok := open(k, "probe", b); ok && len(body) > len(b) {
-			t.Fatal("body longer than message")
-		}
-	})
-}
 
 func TestEventLogSince(t *testing.T) {
 	l := NewEventLog("fw-a", nil)

@@ -255,6 +255,8 @@ func showFailover(ctx context.Context, e *env, name string) error {
 			link = "FAILED " + s.LinkReason
 		}
 		fmt.Fprintf(w, "  Failover link: %s; hellos sent %d, received %d, missed %d\n", link, s.Hellos.Sent, s.Hellos.Received, s.Hellos.Missed)
+		hr := s.HelloRejects
+		fmt.Fprintf(w, "  Hello rejects: failover link %s; data interfaces %s\n", rejectCounts(hr.FailoverLink, false), rejectCounts(hr.DataInterfaces, true))
 		fmt.Fprintf(w, "  MAC mode %s, HTTP replication %v\n", s.MACMode, s.HTTPReplication)
 		for _, m := range s.Monitored {
 			state := "Normal (Monitored)"
@@ -299,6 +301,19 @@ func sessionAlarm(r replicate.Stats) string {
 		parts = append(parts, fmt.Sprintf("%d connections to the state port refused", r.Refused))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// rejectCounts says a unit's refused hellos by reason; port checks are the
+// peer's liveness checks, on the failover link only, and the rate limit
+// applies to the data interfaces only.
+func rejectCounts(c unit.RejectCounts, iface bool) string {
+	s := fmt.Sprintf("bad auth %d, stale %d, replay %d, ", c.BadAuth, c.Stale, c.Replay)
+	if iface {
+		s += fmt.Sprintf("rate-limited %d, ", c.RateLimited)
+	} else {
+		s += fmt.Sprintf("port check %d, ", c.PortCheck)
+	}
+	return s + fmt.Sprintf("malformed %d", c.Malformed)
 }
 
 func orDash(s string) string {
