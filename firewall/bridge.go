@@ -299,6 +299,9 @@ func (w *worker) bridgeIPv4(in *iface, frame []byte, out int) DropReason {
 	if r != dropNone {
 		return r
 	}
+	if r := w.checkBridged(ip); r != dropNone {
+		return r
+	}
 	if r := w.parse(ip); r != dropNone {
 		return r
 	}

@@ -41,6 +41,18 @@ type Config struct {
 	// (IPv4 statefully). Values below 0x0600 are 802.3 lengths, not
 	// EtherTypes, and are refused.
 	AllowEtherTypes []uint16
+
+	// DisableReversePathCheck turns off the reverse-path check (on by
+	// default, as ASA "ip verify reverse-path" on every interface): a
+	// packet is dropped (rpf-violated) unless the route to its source
+	// leaves by the interface it came in on. Transparent mode has no
+	// routes and never checks.
+	DisableReversePathCheck bool
+	// DisableMartianCheck turns off the drop of packets with impossible
+	// addresses (on by default): martian or spoofed sources (0/8, 127/8,
+	// multicast, 240/4, a directed broadcast, the unit's own addresses),
+	// martian destinations and source equal to destination.
+	DisableMartianCheck bool
 }
 
 // Modes of Config.Mode.
@@ -408,6 +420,7 @@ func (f *Firewall) compile(cfg Config) error {
 		f.ifs[i].acl, f.ifs[i].hasACL = list, true
 	}
 	f.timeouts = cfg.Timeouts.withDefaults()
+	f.compileSanity(cfg)
 	return nil
 }
 

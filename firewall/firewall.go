@@ -65,6 +65,7 @@ type Firewall struct {
 	statics  []staticNAT
 	pats     []patRule
 	timeouts Timeouts
+	sanity   sanityRules
 
 	// Transparent mode (see bridge.go); immutable after New.
 	transparent    bool

@@ -213,6 +213,9 @@ func (w *worker) handleIPv4(in *iface, frame []byte) DropReason {
 	if r != dropNone {
 		return r
 	}
+	if r := w.checkIngress(in, ip); r != dropNone {
+		return r
+	}
 	dst := ip.DestinationAddress()
 	if !f.active.Load() {
 		if in.hasStandby && dst == in.standby {
