@@ -23,8 +23,11 @@ type sanityRules struct {
 	noMartian bool
 	// badSrc are sources no packet may carry into the unit: the pair's own
 	// addresses (both roles, NAT mapped addresses included) and the
-	// directed broadcast addresses of the connected subnets.
+	// directed broadcast addresses of the connected subnets. ownSrc holds
+	// those of each interface: once the reverse-path check has placed the
+	// source behind the ingress interface, only its own need checking.
 	badSrc []uint32
+	ownSrc [][]uint32
 	// badDst are the connected subnets' network and broadcast addresses:
 	// the unit forwards no directed broadcast.
 	badDst []uint32
@@ -47,13 +50,15 @@ func (f *Firewall) compileSanity(cfg Config) {
 			continue
 		}
 		bcast := it.netAddr | ^it.mask
-		s.badSrc = append(s.badSrc, u32(it.addr), bcast)
+		own := []uint32{u32(it.addr), bcast}
 		if it.hasStandby {
-			s.badSrc = append(s.badSrc, u32(it.standby))
+			own = append(own, u32(it.standby))
 		}
 		for _, m := range it.proxyARP {
-			s.badSrc = append(s.badSrc, u32(m))
+			own = append(own, u32(m))
 		}
+		s.ownSrc = append(s.ownSrc, own)
+		s.badSrc = append(s.badSrc, own...)
 		s.badDst = append(s.badDst, it.netAddr, bcast)
 	}
 	f.sanity = s
@@ -78,21 +83,27 @@ func (w *worker) checkIngress(in *iface, ip header.IPv4) DropReason {
 		case src == dst:
 			return DropLandAttack
 		}
-		sa, da := u32(src), u32(dst)
-		for _, a := range s.badSrc {
-			if a == sa {
-				return DropMartianSource
-			}
-		}
+		da := u32(dst)
 		for _, a := range s.badDst {
 			if a == da {
 				return DropMartianDest
 			}
 		}
 	}
+	own := s.badSrc
 	if !s.noRPF {
 		if i, _, ok := f.lookupRoute(src); !ok || i != in.idx {
+			// Also the pair's addresses of other interfaces.
 			return DropRPFViolated
+		}
+		own = s.ownSrc[in.idx]
+	}
+	if !s.noMartian {
+		sa := u32(src)
+		for _, a := range own {
+			if a == sa {
+				return DropMartianSource
+			}
 		}
 	}
 	return dropNone
