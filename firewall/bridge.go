@@ -318,6 +318,9 @@ func (w *worker) bridgeIPv4(in *iface, frame []byte, out int, src [6]byte, se *m
 	if r != dropNone {
 		return r
 	}
+	if r := w.checkBridged(ip); r != dropNone {
+		return r
+	}
 	if ip.IsFragment() && !w.frag.releasing {
 		return w.fragment(in, ip, frame)
 	}

@@ -53,6 +53,18 @@ type Config struct {
 	// host with a guessable ISN generator is not exposed beyond the
 	// firewall.
 	NoRandomSequence bool
+
+	// DisableReversePathCheck turns off the reverse-path check (on by
+	// default, as ASA "ip verify reverse-path" on every interface): a
+	// packet is dropped (rpf-violated) unless the route to its source
+	// leaves by the interface it came in on. Transparent mode has no
+	// routes and never checks.
+	DisableReversePathCheck bool
+	// DisableMartianCheck turns off the drop of packets with impossible
+	// addresses (on by default): martian or spoofed sources (0/8, 127/8,
+	// multicast, 240/4, a directed broadcast, the unit's own addresses),
+	// martian destinations and source equal to destination.
+	DisableMartianCheck bool
 }
 
 // Modes of Config.Mode.
@@ -543,6 +555,7 @@ func (f *Firewall) compile(cfg Config) error {
 	f.fragLimits = cfg.Fragment.withDefaults()
 	f.randomSeq = !cfg.NoRandomSequence
 	f.limits = cfg.Limits.compile()
+	f.compileSanity(cfg)
 	return nil
 }
 

@@ -51,6 +51,16 @@ const (
 	DropNATHostQuota                    // the real host holds its quota of PAT ports (Limits.PATPortsPerHost)
 	DropEmbryonicLimit                  // a new TCP flow beyond the half-open connection limits (Limits.Embryonic*)
 	DropMACLimit                        // transparent mode: a new station beyond the interface's MAC limit (Limits.MACsPerInterface)
+	DropARPConflict                     // ARP claims a known neighbour's address for another MAC (the old MAC is probed)
+	DropARPAddrConflict                 // ARP from another station claims one of the unit's own addresses
+	DropARPNonConnected                 // ARP for the unit from a sender off the interface's subnet
+	DropInvalidNextHop                  // would ARP for an address that cannot be a neighbour (off-subnet, network, broadcast, zero)
+	DropMartianSource                   // source 0/8, 127/8, multicast, 240/4, a directed broadcast or the unit's own address
+	DropMartianDest                     // destination 0/8, 127/8, 240/4 or a connected subnet's network or broadcast address
+	DropLandAttack                      // source equals destination
+	DropRPFViolated                     // the route back to the source leaves by another interface (ip verify reverse-path)
+	DropIPOptions                       // an IP option other than EOL, NOP and Router Alert
+	DropICMPRedirect                    // ICMP redirects are never forwarded across the firewall
 	numDropReasons
 )
 
@@ -98,6 +108,16 @@ var dropNames = [numDropReasons]string{
 	DropNATHostQuota:         "nat-host-quota",
 	DropEmbryonicLimit:       "embryonic-limit",
 	DropMACLimit:             "l2-mac-limit",
+	DropARPConflict:          "arp-conflict",
+	DropARPAddrConflict:      "arp-addr-conflict",
+	DropARPNonConnected:      "arp-nonconnected",
+	DropInvalidNextHop:       "arp-invalid-target",
+	DropMartianSource:        "martian-source",
+	DropMartianDest:          "martian-destination",
+	DropLandAttack:           "land-attack",
+	DropRPFViolated:          "rpf-violated",
+	DropIPOptions:            "ip-options",
+	DropICMPRedirect:         "icmp-redirect",
 }
 
 // String returns the reason's name as "show asp drop" would print it.

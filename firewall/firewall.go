@@ -67,6 +67,7 @@ type Firewall struct {
 	timeouts  Timeouts
 	randomSeq bool // TCP sequence number randomization
 	limits    limits
+	sanity    sanityRules
 
 	// Transparent mode (see bridge.go); immutable after New.
 	transparent    bool
@@ -303,7 +304,8 @@ func (f *Firewall) HandleFrame(ingress int, frame []byte) {
 
 // Maintain does the firewall's timed work: incremental expiry of
 // connections and PAT xlates and ageing of ARP and bridge entries (active
-// only), and ARP retries. Run calls it periodically; tests call it after advancing a
+// only; the standby ages only the neighbours it learnt itself), and ARP
+// retries and probes. Run calls it periodically; tests call it after advancing a
 // ManualClock.
 func (f *Firewall) Maintain() {
 	w := f.workers.Get().(*worker)
@@ -327,7 +329,8 @@ func (f *Firewall) Maintain() {
 // and ages entries. Standby: answers ARP and ping only for the standby
 // address with StandbyMAC, never forwards, never ages entries on its own.
 // On becoming active every entry's last activity becomes now, so nothing
-// idles out at the moment of takeover. In transparent mode the active
+// idles out at the moment of takeover; ARP entries are then confirmed by
+// unicast probes, since the standby never saw the hosts' ARP traffic. In transparent mode the active
 // bridges from the (replicated) bridge table at once, and the standby
 // blocks every data frame but those for its management standby address.
 func (f *Firewall) SetActive(active bool) {

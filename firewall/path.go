@@ -233,6 +233,9 @@ func (w *worker) handleIPv4(in *iface, frame []byte) DropReason {
 	if r != dropNone {
 		return r
 	}
+	if r := w.checkIngress(in, ip); r != dropNone {
+		return r
+	}
 	if ip.IsFragment() && !w.frag.releasing {
 		return w.fragment(in, ip, frame)
 	}
