@@ -35,6 +35,10 @@ type Machine struct {
 
 	peer  peerView
 	probe probe
+	// resumedAt is when the machine was last called after a silence longer
+	// than UnitHold: its process was frozen (a running unit's hello timer
+	// calls it every UnitPoll).
+	resumedAt time.Time
 	// lastRound is the id of the last probe round started; ids only grow,
 	// so a result for an old round is recognised as stale.
 	lastRound uint64
@@ -237,7 +241,7 @@ func (m *Machine) Tick(now time.Time) []Action {
 	if m.state == Disabled {
 		return nil
 	}
-	m.now = now
+	m.setNow(now)
 	var out []Action
 	if m.state == Negotiation && !now.Before(m.negotiationDeadline) {
 		m.negotiationExpired(&out)
@@ -257,11 +261,19 @@ func (m *Machine) Tick(now time.Time) []Action {
 	return out
 }
 
+// setNow advances the machine's clock, noting a resumption after a freeze.
+func (m *Machine) setNow(now time.Time) {
+	if m.state != Disabled && now.Sub(m.now) > m.cfg.UnitHold {
+		m.resumedAt = now
+	}
+	m.now = now
+}
+
 // Step feeds one event at now and returns the actions to perform, in order.
 // Before Start only InterfaceStatus is taken (recorded); other events are
 // ignored.
 func (m *Machine) Step(now time.Time, ev Event) []Action {
-	m.now = now
+	m.setNow(now)
 	var out []Action
 	if m.state == Disabled {
 		if e, ok := ev.(InterfaceStatus); ok {
@@ -382,10 +394,10 @@ func (m *Machine) onHello(out *[]Action, h Hello) {
 		}
 		switch {
 		case h.State.IsActive():
-			// A handover only if this unit's own timers ran on time
-			// (a thawed unit's hello is overdue by far, and its last
-			// news of the peer is from before the freeze).
-			handover := prev.known && !peerBack && prev.hello.State.IsStandby() && m.now.Sub(m.nextHello) < m.cfg.UnitHold
+			// A handover only if this unit was running all along: a
+			// thawed unit's last news of the peer is from before its
+			// freeze, and the peer took over because of it.
+			handover := prev.known && !peerBack && prev.hello.State.IsStandby() && m.now.Sub(m.resumedAt) > m.cfg.UnitHold
 			m.twoActives(out, h, handover)
 		case h.State == Negotiation:
 			// Answer at once so a starting peer need not wait a poll.

@@ -379,3 +379,39 @@ func TestConnRecordWithoutTrackingParses(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", d)
 	}
 }
+
+// TestTakeoverRetransmissionThenLaterAck: after a takeover, the first
+// segment the new active sees is a retransmission from below data the
+// hosts already exchanged through the old active, and the next is the
+// peer's ack of that later data. The pickup must accept both (the freeze
+// e2e runs stalled streams on exactly this, as tcp-invalid-ack), then check
+// strictly again.
+func TestTakeoverRetransmissionThenLaterAck(t *testing.T) {
+	a := established(t, labConfig())
+	payload := string(make([]byte, 1400))
+	var retrans []byte
+	for i := range 60 {
+		fr := a.cFrame(ACK|PSH, payload)
+		if i == 10 {
+			retrans = append([]byte(nil), fr...)
+		}
+		only(t, a.in(ifInside, fr), ifOutside, 1)
+		only(t, a.in(ifOutside, a.sFrame(ACK, "")), ifInside, 1)
+	}
+	b := standbyOf(t, a)
+	b.fw.SetActive(true)
+	only(t, b.in(ifInside, retrans), ifOutside, 1)
+	only(t, b.in(ifOutside, a.sFrame(ACK, "")), ifInside, 1) // acks all 60
+	for range 3 {
+		only(t, b.in(ifInside, a.cFrame(ACK|PSH, payload)), ifOutside, 1)
+		only(t, b.in(ifOutside, a.sFrame(ACK, "")), ifInside, 1)
+	}
+	if d := cmp.Diff(map[string]uint64{}, b.drops()); d != "" {
+		t.Errorf("b drops (-want +got):\n%s", d)
+	}
+	fr := setSeqAck(tcpFrame(server.mac, fwOutsideMAC, server.ip, outsideIP, 80, 40000, RST, ""), 0xdeadbeef, 0)
+	nothing(t, b.in(ifOutside, fr))
+	if b.fw.ConnCount() != 1 {
+		t.Errorf("a forged RST after the pickup ended the connection")
+	}
+}
