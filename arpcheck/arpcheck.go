@@ -79,11 +79,23 @@ type Result struct {
 	Replies int `json:"replies"`
 	// MACs are the distinct sender MACs, most replies first, then by MAC.
 	MACs []MACCount `json:"macs"`
+	// DoubledRounds counts the rounds in which the target answered more
+	// than once. With a virtual MAC two actives answer with the same MAC,
+	// so only the count tells them apart: one request, two replies. The
+	// host's own kernel may ask too (its entry went stale) and draw an
+	// extra reply into one round, but not into every round.
+	DoubledRounds int `json:"doubled_rounds"`
 }
 
-// OK reports whether exactly one MAC answered: at least one reply came and
-// all replies carry the same sender MAC.
-func (r Result) OK() bool { return r.Replies > 0 && len(r.MACs) == 1 }
+// doubledEveryRound says every round was answered more than once.
+func (r Result) doubledEveryRound() bool {
+	return r.Requests > 0 && r.DoubledRounds == r.Requests
+}
+
+// OK reports whether exactly one unit answered: at least one reply came,
+// all replies carry the same sender MAC, and not every request drew two
+// replies (two units sharing a virtual MAC).
+func (r Result) OK() bool { return r.Replies > 0 && len(r.MACs) == 1 && !r.doubledEveryRound() }
 
 // Verdict says in one line what the wire showed, for logs, scenario
 // reports and the TUI, e.g.
@@ -100,6 +112,8 @@ func (r Result) Verdict() string {
 	switch n := len(r.MACs); {
 	case r.Replies == 0 || n == 0:
 		return fmt.Sprintf("%s: no reply (no unit answers)", r.Target)
+	case n == 1 && r.doubledEveryRound():
+		return fmt.Sprintf("%s: every request answered twice or more by one MAC (%s over %d requests): two units answer with the virtual MAC", r.Target, list, r.Requests)
 	case n == 1:
 		return fmt.Sprintf("%s: one MAC answers (%s)", r.Target, list)
 	case n == 2:
@@ -207,6 +221,10 @@ func probe(ctx context.Context, c conn, mac net.HardwareAddr, own []netip.Prefix
 	index := make(map[netip.Addr]int, len(targets))
 	counts := make([]map[string]int, len(targets))
 	replies := make([]int, len(targets))
+	perRound := make([][]int, len(targets)) // replies in each round
+	for i := range perRound {
+		perRound[i] = make([]int, opts.Requests+1)
+	}
 	for i, t := range targets {
 		src := own[0].Addr()
 		for _, p := range own {
@@ -284,12 +302,18 @@ func probe(ctx context.Context, c conn, mac net.HardwareAddr, own []netip.Prefix
 			continue
 		}
 		replies[i]++
+		perRound[i][sent]++ // the round whose requests went out last
 		counts[i][p.SenderHardwareAddr.String()]++
 	}
 
 	res := make([]Result, len(targets))
 	for i, t := range targets {
 		r := Result{Target: t, Requests: sent, Replies: replies[i], MACs: []MACCount{}}
+		for _, n := range perRound[i] {
+			if n > 1 {
+				r.DoubledRounds++
+			}
+		}
 		for m, n := range counts[i] {
 			r.MACs = append(r.MACs, MACCount{MAC: m, Count: n})
 		}

@@ -373,12 +373,12 @@ func TestResultJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"target":"198.18.1.1","requests":3,"replies":3,"macs":[{"mac":"aa:00:00:00:00:01","count":3}]}`
+	want := `{"target":"198.18.1.1","requests":3,"replies":3,"macs":[{"mac":"aa:00:00:00:00:01","count":3}],"doubled_rounds":0}`
 	if string(b) != want {
 		t.Errorf("JSON = %s, want %s", b, want)
 	}
 	b, _ = json.Marshal(run(t, newFake(nil), gw)[0])
-	if want := `{"target":"198.18.1.1","requests":3,"replies":0,"macs":[]}`; string(b) != want {
+	if want := `{"target":"198.18.1.1","requests":3,"replies":0,"macs":[],"doubled_rounds":0}`; string(b) != want {
 		t.Errorf("JSON of no reply = %s, want %s", b, want)
 	}
 }
@@ -391,5 +391,24 @@ func TestOptionsDefaults(t *testing.T) {
 	}
 	if got := (Options{Requests: 1, Interval: 5, Wait: 7}).withDefaults(); got != (Options{1, 5, 7}) {
 		t.Errorf("set options changed: %+v", got)
+	}
+}
+
+// TestProbeTwoUnitsOneVirtualMAC: with a virtual MAC, two actives answer
+// with the same MAC; every request then draws two replies, and that is the
+// only sign on the wire.
+func TestProbeTwoUnitsOneVirtualMAC(t *testing.T) {
+	f := newFake(units(map[netip.Addr][]net.HardwareAddr{gw: {macA, macA}}))
+	r := run(t, f, gw)[0]
+	if r.OK() || r.DoubledRounds != 3 || r.Replies != 6 {
+		t.Fatalf("got %+v (OK %v), want not OK with 3 doubled rounds", r, r.OK())
+	}
+	if got, want := r.Verdict(), "198.18.1.1: every request answered twice or more by one MAC (aa:00:00:00:00:01 x6 over 3 requests): two units answer with the virtual MAC"; got != want {
+		t.Errorf("Verdict() = %q, want %q", got, want)
+	}
+	// One extra reply in one round (the host kernel asked too) is not two units.
+	one := Result{Target: gw, Requests: 3, Replies: 4, MACs: []MACCount{{"aa:00:00:00:00:01", 4}}, DoubledRounds: 1}
+	if !one.OK() {
+		t.Errorf("one doubled round of three judged two units: %s", one.Verdict())
 	}
 }
