@@ -64,6 +64,7 @@ type runner struct {
 	opt     RunOptions
 	lastARP map[string][]topo.Neighbor // host -> cache before the last fault
 
+	pullMu sync.Mutex // one pullEvents at a time: two would fetch and append the same events
 	evMu   sync.Mutex
 	events []unit.Event      // guarded by evMu: collected from both units
 	since  map[string]uint64 // guarded by evMu: last event seq per unit
@@ -136,6 +137,8 @@ func (r *runner) collect(ctx context.Context) {
 }
 
 func (r *runner) pullEvents() {
+	r.pullMu.Lock()
+	defer r.pullMu.Unlock()
 	for _, u := range r.l.Units {
 		c, err := UnitClient(r.name, u.Name)
 		if err != nil {
@@ -242,6 +245,10 @@ func (r *runner) step(ctx context.Context, st *StepSpec, prefix string) (desc, d
 		r.pullEvents()
 		msg, err := Inject(ctx, r.name, f)
 		return "fault " + f.String(), msg, err
+	case st.Chaos != nil:
+		desc = fmt.Sprintf("chaos: %d random faults", st.Chaos.Faults)
+		detail, err = r.chaos(ctx, st.Chaos)
+		return desc, detail, err
 	case st.Repeat != nil:
 		for i := 0; i < st.Repeat.Times; i++ {
 			if err := r.steps(ctx, st.Repeat.Steps, fmt.Sprintf("%s[%d/%d] ", prefix, i+1, st.Repeat.Times)); err != nil {
@@ -322,6 +329,9 @@ func describeExpect(e *ExpectSpec) string {
 	}
 	for _, d := range keys(e.Drops) {
 		parts = append(parts, "drops "+d+" "+e.Drops[d])
+	}
+	if e.OneAnswer {
+		parts = append(parts, "one unit answers ARP on the wire")
 	}
 	if e.Within != nil {
 		parts = append(parts, "within "+e.Within.D(0).String())
@@ -437,6 +447,13 @@ func (r *runner) check(ctx context.Context, e *ExpectSpec) []string {
 				problems = append(problems, p)
 			}
 		}
+	}
+	if e.OneAnswer {
+		answers, err := GatewayAnswers(ctx, r.l)
+		if err != nil {
+			problems = append(problems, "one answer: "+err.Error())
+		}
+		problems = append(problems, wireProblems(answers)...)
 	}
 	if len(e.Drops) > 0 {
 		active, err := ActiveUnit(ctx, r.name)

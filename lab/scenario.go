@@ -41,6 +41,21 @@ type StepSpec struct {
 	Fault       *FaultSpec   `yaml:"fault"`
 	Repeat      *RepeatSpec  `yaml:"repeat"`
 	Mark        string       `yaml:"mark"`
+	Chaos       *ChaosSpec   `yaml:"chaos"`
+}
+
+// ChaosSpec injects random faults, one after another, each followed by its
+// repair and a wait for a healthy pair, while both units' roles are
+// sampled every 10 ms (see chaos.go).
+type ChaosSpec struct {
+	Faults int   `yaml:"faults"` // how many faults (1 to 1000)
+	Seed   int64 `yaml:"seed"`   // 0: a seed from the clock, printed in the report
+	// Kinds limits the faults drawn (default all): kill, freeze, cut,
+	// link, power-off, restart, failover.
+	Kinds []string `yaml:"kinds"`
+	// Settle is how long the pair may take to be healthy again after a
+	// fault's repair (default 10s).
+	Settle *Duration `yaml:"settle"`
 }
 
 // TrafficSpec starts a traffic generator (see Traffic).
@@ -98,7 +113,10 @@ type ExpectSpec struct {
 	StandbyHas   string                    `yaml:"standby_has"`   // all-conns: the standby holds every replicated conn of the active; bridge-table: the same bridge table
 	Traffic      map[string]*TrafficExpect `yaml:"traffic"`
 	ARP          []*ARPExpect              `yaml:"arp"`
-	Drops        map[string]string         `yaml:"drops"` // reason: ">0", "0", ">=N"
+	// OneAnswer: every host asks for its gateway by ARP on the wire and
+	// exactly one unit answers (GatewayAnswers).
+	OneAnswer bool              `yaml:"one_answer"`
+	Drops     map[string]string `yaml:"drops"` // reason: ">0", "0", ">=N"
 }
 
 // TrafficExpect checks a generator's client report.
@@ -233,17 +251,17 @@ func (v *validator) steps(sc *Scenario, path string, steps []*StepSpec, traffics
 	for i, st := range steps {
 		f := fmt.Sprintf("%s[%d]", path, i)
 		if st == nil {
-			v.errf(f, "empty step; expected one of wait, wait_for, expect, traffic, stop_traffic, fault, repeat, mark")
+			v.errf(f, "empty step; expected one of wait, wait_for, expect, traffic, stop_traffic, fault, repeat, mark, chaos")
 			continue
 		}
 		n := 0
-		for _, set := range []bool{st.Wait != nil, st.WaitFor != nil, st.Expect != nil, st.Traffic != nil, st.StopTraffic != nil, st.Fault != nil, st.Repeat != nil, st.Mark != ""} {
+		for _, set := range []bool{st.Wait != nil, st.WaitFor != nil, st.Expect != nil, st.Traffic != nil, st.StopTraffic != nil, st.Fault != nil, st.Repeat != nil, st.Mark != "", st.Chaos != nil} {
 			if set {
 				n++
 			}
 		}
 		if n != 1 {
-			v.errf(f, "a step does exactly one thing; found %d (expected one of wait, wait_for, expect, traffic, stop_traffic, fault, repeat, mark)", n)
+			v.errf(f, "a step does exactly one thing; found %d (expected one of wait, wait_for, expect, traffic, stop_traffic, fault, repeat, mark, chaos)", n)
 			continue
 		}
 		switch {
@@ -282,6 +300,16 @@ func (v *validator) steps(sc *Scenario, path string, steps []*StepSpec, traffics
 				v.errf(f+".repeat.times", "%d is out of range (expected 1 to 1000)", st.Repeat.Times)
 			}
 			v.steps(sc, f+".repeat.steps", st.Repeat.Steps, traffics)
+		case st.Chaos != nil:
+			c := st.Chaos
+			if c.Faults < 1 || c.Faults > 1000 {
+				v.errf(f+".chaos.faults", "%d is out of range (expected 1 to 1000)", c.Faults)
+			}
+			for j, k := range c.Kinds {
+				if !slices.Contains(ChaosKinds, k) {
+					v.errf(fmt.Sprintf("%s.chaos.kinds[%d]", f, j), "%q is not a chaos fault (expected one of %s)", k, strings.Join(ChaosKinds, ", "))
+				}
+			}
 		}
 	}
 }

@@ -43,7 +43,7 @@ func TestScenarioErrors(t *testing.T) {
 		{"unknown host", "  - traffic: {kind: ping, client: client9, server: server1}\n",
 			[]string{`x.yaml:4: steps[0].traffic.client: unknown host "client9" (expected one of: client1, client2, server1, server2)`}},
 		{"two things in a step", "  - {wait: 1s, mark: m}\n",
-			[]string{`x.yaml:4: steps[0]: a step does exactly one thing; found 2 (expected one of wait, wait_for, expect, traffic, stop_traffic, fault, repeat, mark)`}},
+			[]string{`x.yaml:4: steps[0]: a step does exactly one thing; found 2 (expected one of wait, wait_for, expect, traffic, stop_traffic, fault, repeat, mark, chaos)`}},
 		{"traffic not started", "  - expect: {traffic: {streams: {resets: 0}}}\n",
 			[]string{`x.yaml:4: steps[0].expect.traffic.streams: unknown traffic "streams" (started so far: )`}},
 		{"bad state", "  - expect: {state: {fw-a: Standby}}\n",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -22,7 +23,7 @@ import (
 // client's, both `falab agent` processes that write JSON reports.
 type Traffic struct {
 	Name      string        `json:"name" yaml:"name"`
-	Kind      string        `json:"kind" yaml:"kind"` // tcp-stream, udp-probe, http, ping
+	Kind      string        `json:"kind" yaml:"kind"` // tcp-stream, udp-probe, http, ping, iperf3
 	Client    string        `json:"client" yaml:"client"`
 	Server    string        `json:"server" yaml:"server"`
 	Flows     int           `json:"flows,omitempty" yaml:"flows"`
@@ -36,8 +37,13 @@ type Traffic struct {
 	Target string `json:"target,omitempty" yaml:"target"`
 }
 
-// TrafficKinds are the generators falab has.
-var TrafficKinds = []string{traffic.KindTCPStream, traffic.KindUDPProbe, traffic.KindHTTP, "ping"}
+// TrafficKinds are the generators falab has. iperf3 is load, not a check:
+// a real iperf3 client saturating the data path (TCP, one stream, as long
+// as it runs); it writes no report falab reads.
+var TrafficKinds = []string{traffic.KindTCPStream, traffic.KindUDPProbe, traffic.KindHTTP, "ping", KindIperf3}
+
+// KindIperf3 is the saturating load generator: the iperf3 program itself.
+const KindIperf3 = "iperf3"
 
 // TrafficReport is the latest report of a traffic generator's two ends.
 type TrafficReport struct {
@@ -81,6 +87,9 @@ func StartTraffic(ctx context.Context, labName string, t Traffic) error {
 	}
 	if t.Target == "" {
 		t.Target = server.Interfaces[0].Addr.Addr().String()
+	}
+	if t.Kind == KindIperf3 {
+		return startIperf3(ctx, st, l, labName, t)
 	}
 	exe, err := executable()
 	if err != nil {
@@ -142,6 +151,58 @@ func StartTraffic(ctx context.Context, labName string, t Traffic) error {
 		return err
 	}
 	RecordEvent(labName, "traffic", fmt.Sprintf("traffic %s started: %s %s -> %s (%s)", t.Name, t.Kind, t.Client, t.Server, t.Target))
+	return nil
+}
+
+// startIperf3 starts `iperf3 -s` in the server's namespace and a client
+// that sends to it until stopped, both recorded so `down` stops them.
+func startIperf3(ctx context.Context, st *State, l *Lab, labName string, t Traffic) error {
+	exe, err := exec.LookPath("iperf3")
+	if err != nil {
+		return fmt.Errorf("traffic %s: iperf3 is not installed (apt-get install iperf3): %w", t.Name, err)
+	}
+	port := t.Port
+	if port == 0 {
+		port = 5201
+	}
+	srvLog := trafficPath(labName, t.Name, "server")
+	srv, err := spawnIn(l.Namespace(t.Server), "traffic "+t.Name+" server", srvLog, exe, "-s", "-p", strconv.Itoa(port), "--forceflush")
+	if err != nil {
+		return fmt.Errorf("traffic %s server: %w", t.Name, err)
+	}
+	st.Procs = append(st.Procs, srv)
+	if err := WriteState(st); err != nil {
+		return err
+	}
+	// iperf3 says when it listens (flushed: its output is a file); the
+	// client must not race that.
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logTail(srvLog, 5), "Server listening") {
+		if !srv.Alive() || time.Now().After(deadline) {
+			return fmt.Errorf("traffic %s: iperf3 server not listening:\n%s", t.Name, logTail(srvLog, 5))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	args := []string{"-c", t.Target, "-p", strconv.Itoa(port), "-t", "86400", "-i", "10", "--forceflush"}
+	if t.Rate > 0 {
+		args = append(args, "-b", strconv.FormatInt(t.Rate*8, 10))
+	}
+	cli, err := spawnIn(l.Namespace(t.Client), "traffic "+t.Name+" client", trafficPath(labName, t.Name, "client"), exe, args...)
+	if err != nil {
+		return fmt.Errorf("traffic %s client: %w", t.Name, err)
+	}
+	st.Procs = append(st.Procs, cli)
+	if err := WriteState(st); err != nil {
+		return err
+	}
+	if err := writeTrafficSpec(labName, t); err != nil {
+		return err
+	}
+	RecordEvent(labName, "traffic", fmt.Sprintf("traffic %s started: iperf3 %s -> %s (%s:%d), saturating", t.Name, t.Client, t.Server, t.Target, port))
 	return nil
 }
 

@@ -1,0 +1,348 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/falab/falab/unit"
+)
+
+// ChaosKinds are the faults a chaos step draws from. Each is injected and
+// then repaired (a killed or powered-off unit restarted, a frozen one
+// thawed, a cut link healed, a downed interface brought up), so that the
+// pair must come back to health after every one.
+var ChaosKinds = []string{"kill", "freeze", "cut", "link", "power-off", "restart", "failover"}
+
+// chaosSampleEvery is how often the chaos step asks both units their role.
+const chaosSampleEvery = 10 * time.Millisecond
+
+// chaos plays spec's random faults while a sampler watches both units. It
+// fails on: a sample in which both units say they are Active; a standby
+// that found its tables' digests differing from the active's; a pair not
+// healthy (one Active, one Standby Ready, failover link up) within Settle
+// of a fault's repair; a host whose ARP for its gateway is answered by no
+// unit or by two.
+func (r *runner) chaos(ctx context.Context, spec *ChaosSpec) (string, error) {
+	seed := spec.Seed
+	if seed == 0 {
+		seed = time.Now().UnixNano()
+	}
+	rng := rand.New(rand.NewPCG(uint64(seed), uint64(seed)>>32))
+	kinds := spec.Kinds
+	if len(kinds) == 0 {
+		kinds = ChaosKinds
+	}
+	settle := spec.Settle.D(10 * time.Second)
+	RecordEvent(r.name, "chaos", fmt.Sprintf("chaos: %d faults, seed %d", spec.Faults, seed))
+
+	s := &roleSampler{r: r, mismatches: map[string]uint64{}}
+	sctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { s.run(sctx) })
+	defer func() { stop(); wg.Wait() }()
+
+	var violations []string
+	counts := map[string]int{}
+	wireOK := 0
+	if _, err := r.waitHealthy(ctx, settle); err != nil {
+		return fmt.Sprintf("seed %d", seed), fmt.Errorf("pair not healthy before the first fault: %v: %w", err, errScenarioFailed)
+	}
+	for i := 1; i <= spec.Faults && len(violations) == 0; i++ {
+		kind := kinds[rng.IntN(len(kinds))]
+		counts[kind]++
+		s.setFault(i)
+		what, err := r.chaosFault(ctx, kind, rng, settle)
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			violations = append(violations, fmt.Sprintf("fault %d (%s): %v", i, what, err))
+			break
+		}
+		states, err := r.waitHealthy(ctx, settle)
+		if err != nil {
+			violations = append(violations, fmt.Sprintf("fault %d (%s): not healthy within %v of its repair: %s", i, what, settle, states))
+			break
+		}
+		answers, err := GatewayAnswers(ctx, r.l)
+		if err != nil {
+			violations = append(violations, fmt.Sprintf("fault %d (%s): wire check: %v", i, what, err))
+			break
+		}
+		if p := wireProblems(answers); len(p) > 0 {
+			violations = append(violations, fmt.Sprintf("fault %d (%s): on the wire: %s", i, what, strings.Join(p, "; ")))
+		} else {
+			wireOK++
+		}
+	}
+	stop()
+	wg.Wait()
+	violations = append(violations, s.violations()...)
+
+	var kc []string
+	for _, k := range ChaosKinds {
+		if counts[k] > 0 {
+			kc = append(kc, fmt.Sprintf("%s %d", k, counts[k]))
+		}
+	}
+	detail := fmt.Sprintf("seed %d; faults: %s; %d role samples, %d with two actives, %d unanswered; %d wire checks with exactly one unit answering",
+		seed, strings.Join(kc, ", "), s.samples, s.twoActives, s.silent, wireOK)
+	RecordEvent(r.name, "chaos", detail)
+	if len(violations) > 0 {
+		return detail, fmt.Errorf("%s (%s): %w", strings.Join(violations, "; "), detail, errScenarioFailed)
+	}
+	return detail, nil
+}
+
+// chaosFault injects one fault of kind and its repair, and says what it did.
+func (r *runner) chaosFault(ctx context.Context, kind string, rng *rand.Rand, settle time.Duration) (string, error) {
+	active, err := ActiveUnit(ctx, r.name)
+	if err != nil {
+		return kind, err
+	}
+	target := active
+	if rng.IntN(2) == 1 {
+		target = r.l.Peer(active).Name
+	}
+	pause := time.Duration(200+rng.IntN(800)) * time.Millisecond
+	do := func(f Fault) error {
+		if f.Kind == FaultRestart {
+			r.evMu.Lock()
+			r.since[f.Target] = 0 // a new process numbers its events anew
+			r.evMu.Unlock()
+		}
+		r.pullEvents()
+		_, err := Inject(ctx, r.name, f)
+		return err
+	}
+	sleep := func(d time.Duration) error {
+		select {
+		case <-time.After(d):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	// killAndRestart waits for the survivor to take over before the
+	// victim comes back, so that every kill is a real failover.
+	killAndRestart := func(f Fault) error {
+		if err := do(f); err != nil {
+			return err
+		}
+		if _, err := r.waitActive(ctx, r.l.Peer(target).Name, settle); err != nil {
+			return err
+		}
+		return do(Fault{Kind: FaultRestart, Target: target})
+	}
+	switch kind {
+	case "kill":
+		return "kill " + target, killAndRestart(Fault{Kind: FaultKill, Target: target})
+	case "power-off":
+		return "power-off " + target, killAndRestart(Fault{Kind: FaultPowerOff, Target: target})
+	case "restart":
+		return "restart " + target, do(Fault{Kind: FaultRestart, Target: target})
+	case "freeze":
+		what := fmt.Sprintf("freeze %s for %v", target, pause)
+		if err := do(Fault{Kind: FaultFreeze, Target: target}); err != nil {
+			return what, err
+		}
+		if err := sleep(pause); err != nil {
+			return what, err
+		}
+		return what, do(Fault{Kind: FaultThaw, Target: target})
+	case "cut":
+		what := fmt.Sprintf("cut the failover link for %v", pause)
+		if err := do(Fault{Kind: FaultCutFailover}); err != nil {
+			return what, err
+		}
+		if err := sleep(pause); err != nil {
+			return what, err
+		}
+		return what, do(Fault{Kind: FaultHeal})
+	case "link":
+		ifs := r.l.Firewall.Interfaces
+		end := target + ":" + ifs[rng.IntN(len(ifs))].Name
+		what := fmt.Sprintf("link %s down for %v", end, pause)
+		if err := do(Fault{Kind: FaultLinkDown, Target: end}); err != nil {
+			return what, err
+		}
+		if err := sleep(pause); err != nil {
+			return what, err
+		}
+		return what, do(Fault{Kind: FaultLinkUp, Target: end})
+	case "failover":
+		return "failover to the standby", do(Fault{Kind: FaultManual})
+	}
+	return kind, fmt.Errorf("unknown chaos fault %q", kind)
+}
+
+// unitStates asks both units their status, each with its own short
+// deadline (a frozen unit never answers); a unit that does not answer is
+// nil.
+func (r *runner) unitStates(ctx context.Context, wait time.Duration) map[string]*unit.Status {
+	out := make(map[string]*unit.Status, len(r.l.Units))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, u := range r.l.Units {
+		wg.Go(func() {
+			c, err := UnitClient(r.name, u.Name)
+			if err != nil {
+				return
+			}
+			cctx, cancel := context.WithTimeout(ctx, wait)
+			defer cancel()
+			s, err := c.Status(cctx)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			out[u.Name] = &s
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// describeStates says both units' states in one line.
+func (r *runner) describeStates(st map[string]*unit.Status) string {
+	var parts []string
+	for _, u := range r.l.Units {
+		s := st[u.Name]
+		switch {
+		case s == nil:
+			parts = append(parts, u.Name+" not answering")
+		case !s.FailoverLinkUp:
+			parts = append(parts, u.Name+" "+s.State+" (failover link failed)")
+		default:
+			parts = append(parts, u.Name+" "+s.State)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// waitHealthy waits until one unit is Active, the other Standby Ready, and
+// both see the failover link up. It returns the last states seen.
+func (r *runner) waitHealthy(ctx context.Context, within time.Duration) (string, error) {
+	deadline := time.Now().Add(within)
+	for {
+		st := r.unitStates(ctx, 500*time.Millisecond)
+		var states []string
+		linkUp := true
+		for _, u := range r.l.Units {
+			if s := st[u.Name]; s != nil {
+				states = append(states, s.State)
+				linkUp = linkUp && s.FailoverLinkUp
+			}
+		}
+		slices.Sort(states)
+		if linkUp && slices.Equal(states, []string{"Active", "Standby Ready"}) {
+			return r.describeStates(st), nil
+		}
+		if time.Now().After(deadline) {
+			return r.describeStates(st), errors.New("pair not healthy")
+		}
+		select {
+		case <-ctx.Done():
+			return r.describeStates(st), ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// waitActive waits until name says it is Active.
+func (r *runner) waitActive(ctx context.Context, name string, within time.Duration) (string, error) {
+	deadline := time.Now().Add(within)
+	for {
+		st := r.unitStates(ctx, 500*time.Millisecond)
+		if s := st[name]; s != nil && s.Active {
+			return r.describeStates(st), nil
+		}
+		if time.Now().After(deadline) {
+			return r.describeStates(st), fmt.Errorf("%s did not become active within %v (%s)", name, within, r.describeStates(st))
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// roleSampler asks both units their role every chaosSampleEvery and counts
+// the samples in which both claim to be Active, and the digest mismatches
+// any standby reported.
+type roleSampler struct {
+	r *runner
+
+	mu         sync.Mutex
+	fault      int // the fault under way, for reports
+	samples    int
+	twoActives int
+	silent     int               // samples in which neither unit answered
+	firstTwo   string            // when and during which fault two actives were first seen
+	mismatches map[string]uint64 // unit/pid -> digest mismatches its receiver reported
+}
+
+func (s *roleSampler) setFault(i int) {
+	s.mu.Lock()
+	s.fault = i
+	s.mu.Unlock()
+}
+
+func (s *roleSampler) run(ctx context.Context) {
+	t := time.NewTicker(chaosSampleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := s.r.unitStates(ctx, 5*chaosSampleEvery)
+		if ctx.Err() != nil {
+			return
+		}
+		s.mu.Lock()
+		s.samples++
+		active := 0
+		for name, u := range st {
+			if u.Active {
+				active++
+			}
+			if u.Replication.Role == "receiver" && u.Replication.DigestMismatches > 0 {
+				k := fmt.Sprintf("%s (pid %d)", name, u.PID)
+				s.mismatches[k] = max(s.mismatches[k], u.Replication.DigestMismatches)
+			}
+		}
+		if len(st) == 0 {
+			s.silent++
+		}
+		if active > 1 {
+			s.twoActives++
+			if s.firstTwo == "" {
+				s.firstTwo = fmt.Sprintf("first at %s during fault %d", time.Now().Format("15:04:05.000"), s.fault)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *roleSampler) violations() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var v []string
+	if s.twoActives > 0 {
+		v = append(v, fmt.Sprintf("both units said Active in %d of %d samples (%s)", s.twoActives, s.samples, s.firstTwo))
+	}
+	for _, k := range keys(s.mismatches) {
+		v = append(v, fmt.Sprintf("standby %s found its digests differing from the active's %d times", k, s.mismatches[k]))
+	}
+	return v
+}
