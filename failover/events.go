@@ -7,7 +7,13 @@ import "time"
 type Event interface{ isEvent() }
 
 // HelloReceived carries a hello the unit decoded from the failover link.
-type HelloReceived struct{ Hello Hello }
+// SentAt is when the peer sent it (from its authenticated seal; zero when
+// unknown): a unit resuming after a freeze reads a backlog of old hellos,
+// and only one sent after it resumed may tell it the peer's role now.
+type HelloReceived struct {
+	Hello  Hello
+	SentAt time.Time
+}
 
 // PeerConnClosed reports that the failover connection to the peer closed
 // (its process died or closed it): a sign to probe at once, without waiting

@@ -35,6 +35,9 @@ type Machine struct {
 
 	peer  peerView
 	probe probe
+	// suspended: active, but resumed after a freeze and not yet told the
+	// peer's role (Forwarding).
+	suspended bool
 	// resumedAt is when the machine was last called after a silence longer
 	// than UnitHold: its process was frozen (a running unit's hello timer
 	// calls it every UnitPoll).
@@ -77,6 +80,8 @@ type probe struct {
 	// negotiating: the confirmation asks whether a peer is alive before
 	// a starting unit takes the active role alone.
 	negotiating bool
+	// resume: a suspended active asks the peer's role (setNow).
+	resume bool
 }
 
 // Stats counts what a Machine has seen and done.
@@ -93,6 +98,8 @@ type Stats struct {
 	ProbeRoundsRetried uint64
 	// StaleProbeResults counts results for a round no longer in flight.
 	StaleProbeResults uint64
+	// Suspensions counts resumptions of an active unit after a freeze.
+	Suspensions uint64
 }
 
 // PeerInfo is the machine's view of the peer, for `show failover`.
@@ -118,6 +125,9 @@ type Status struct {
 	Interfaces []MonitoredInterface
 	Peer       PeerInfo
 	Stats      Stats
+	// Suspended is set while an active unit that was frozen asks its peer
+	// before forwarding again (see Machine.Forwarding).
+	Suspended bool
 }
 
 // New returns a Machine for cfg in state Disabled; Start begins negotiation.
@@ -179,9 +189,19 @@ func (m *Machine) Status() Status {
 			LinkFailed: m.peer.linkFailed,
 			Interfaces: slices.Clone(m.peer.hello.Interfaces),
 		},
-		Stats: m.stats,
+		Stats:     m.stats,
+		Suspended: m.suspended,
 	}
 }
+
+// Forwarding reports whether the unit may forward now: it is active and not
+// suspended. An active unit whose process was frozen longer than UnitHold
+// (SIGSTOP, a VM pause) may have been replaced by its peer meanwhile, so on
+// resuming it stops forwarding until a hello or a probe answer tells it the
+// peer's role: the unit renews its data plane's forwarding lease only
+// while this holds, so the frames that queued up during the freeze are not
+// forwarded by a unit that is no longer the active one.
+func (m *Machine) Forwarding() bool { return m.state.IsActive() && !m.suspended }
 
 // NextDeadline returns when Tick must next be called: the next hello, the
 // end of the negotiation window, of the peer's hold time or of a probe,
@@ -241,13 +261,17 @@ func (m *Machine) Tick(now time.Time) []Action {
 	if m.state == Disabled {
 		return nil
 	}
-	m.setNow(now)
 	var out []Action
+	m.setNow(&out, now)
 	if m.state == Negotiation && !now.Before(m.negotiationDeadline) {
 		m.negotiationExpired(&out)
 	}
 	if m.probe.running && !now.Before(m.probe.deadline) {
 		m.roundExpired(&out)
+	}
+	if m.suspended && !m.probe.running {
+		m.startProbe(&out, "still suspended after a freeze", false)
+		m.probe.resume = true
 	}
 	if h, ok := m.holdDeadline(); ok && !now.Before(h) {
 		m.sign(&out, fmt.Sprintf("peer hello timeout (hold %v)", m.cfg.UnitHold))
@@ -261,20 +285,45 @@ func (m *Machine) Tick(now time.Time) []Action {
 	return out
 }
 
-// setNow advances the machine's clock, noting a resumption after a freeze.
-func (m *Machine) setNow(now time.Time) {
-	if m.state != Disabled && now.Sub(m.now) > m.cfg.UnitHold {
-		m.resumedAt = now
-	}
+// setNow advances the machine's clock, noting a resumption after a freeze:
+// an active unit then suspends forwarding and asks its peer (resume).
+func (m *Machine) setNow(out *[]Action, now time.Time) {
+	gap := now.Sub(m.now)
 	m.now = now
+	if m.state == Disabled || gap <= m.cfg.UnitHold {
+		return
+	}
+	m.resumedAt = now
+	if !m.state.IsActive() {
+		return
+	}
+	cause := fmt.Sprintf("resumed after %v without running (frozen?)", gap.Round(time.Millisecond))
+	if !m.peer.known || m.peer.failed {
+		m.notice(out, cause+"; no live peer known: forwarding on")
+		return
+	}
+	m.suspended = true
+	m.stats.Suspensions++
+	m.notice(out, cause+": forwarding suspended until the peer's role is known")
+	m.probe = probe{} // settle the peer's role now, whatever was under way
+	m.startProbe(out, cause, false)
+	m.probe.resume = true
+}
+
+// unsuspend lets a suspended active forward again.
+func (m *Machine) unsuspend(out *[]Action, why string) {
+	if m.suspended {
+		m.suspended = false
+		m.notice(out, "forwarding resumed: "+why)
+	}
 }
 
 // Step feeds one event at now and returns the actions to perform, in order.
 // Before Start only InterfaceStatus is taken (recorded); other events are
 // ignored.
 func (m *Machine) Step(now time.Time, ev Event) []Action {
-	m.setNow(now)
 	var out []Action
+	m.setNow(&out, now)
 	if m.state == Disabled {
 		if e, ok := ev.(InterfaceStatus); ok {
 			m.setLocal(e)
@@ -283,7 +332,7 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 	}
 	switch e := ev.(type) {
 	case HelloReceived:
-		m.onHello(&out, e.Hello)
+		m.onHello(&out, e.Hello, e.SentAt)
 	case PeerConnClosed:
 		m.sign(&out, "peer process closed the failover connection")
 	case LinkCarrier:
@@ -322,7 +371,7 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 	return out
 }
 
-func (m *Machine) onHello(out *[]Action, h Hello) {
+func (m *Machine) onHello(out *[]Action, h Hello, sentAt time.Time) {
 	if h.Role == m.cfg.Role {
 		if !m.roleClashReported {
 			m.roleClashReported = true
@@ -339,7 +388,9 @@ func (m *Machine) onHello(out *[]Action, h Hello) {
 	m.peer.known = true
 	m.peer.hello = h
 	m.peer.lastHeard = m.now
-	m.probe = probe{} // a hello proves the peer alive
+	if sentAt.IsZero() || !sentAt.Before(m.resumedAt) {
+		m.probe = probe{} // a hello proves the peer alive (not one from a thawed unit's backlog)
+	}
 	peerBack := m.peer.failed
 	if m.peer.failed {
 		m.peer.failed = false
@@ -392,6 +443,9 @@ func (m *Machine) onHello(out *[]Action, h Hello) {
 			m.notice(out, "peer "+h.State.String()+" again after it was declared failed: announcing the addresses again")
 			*out = append(*out, AnnounceAddresses{})
 		}
+		if !h.State.IsActive() && (sentAt.IsZero() || !sentAt.Before(m.resumedAt)) {
+			m.unsuspend(out, "the peer's hello says it is "+h.State.String())
+		}
 		switch {
 		case h.State.IsActive():
 			// A handover only if this unit was running all along: a
@@ -443,9 +497,11 @@ func (m *Machine) twoActives(out *[]Action, h Hello, wasStandby bool) {
 		m.toStandby(out, fmt.Sprintf("two actives met with equal term %d: primary stays active", h.Term))
 	case h.Term == m.term:
 		m.notice(out, fmt.Sprintf("two actives met with equal term %d: primary stays active (this unit)", h.Term))
+		m.unsuspend(out, "this unit stays active")
 		m.reannounce(out)
 	default:
 		m.notice(out, fmt.Sprintf("two actives met: this unit became active later (term %d > %d), stays active", m.term, h.Term))
+		m.unsuspend(out, "this unit stays active")
 		m.reannounce(out)
 	}
 }
@@ -517,11 +573,21 @@ func (m *Machine) probeResult(out *[]Action, alive, peerActive bool, how string)
 		return // stale: a hello already answered
 	}
 	cause := m.probe.cause
-	negotiating := m.probe.negotiating
+	negotiating, resume := m.probe.negotiating, m.probe.resume
 	m.probe = probe{}
 	if negotiating {
 		m.negotiationVerdict(out, alive, peerActive, cause, how)
 		return
+	}
+	if resume && alive && peerActive && m.state.IsActive() {
+		// The peer took over while this unit was frozen; its hello
+		// would say so too, but a cut failover link may carry none.
+		m.suspended = false
+		m.toStandby(out, cause+": the peer answers on the data interfaces as the active unit")
+		return
+	}
+	if resume {
+		m.unsuspend(out, "the peer "+map[bool]string{true: "answers and is not active", false: "is dead " + how}[alive])
 	}
 	if alive {
 		// Re-arm the hold: if the link stays silent, probe again after
@@ -713,6 +779,7 @@ func (m *Machine) takeover(out *[]Action, cause string) {
 
 // toStandby moves the unit into Bulk Sync and asks for the active's tables.
 func (m *Machine) toStandby(out *[]Action, reason string) {
+	m.suspended = false
 	m.transition(out, BulkSync, reason)
 	m.emit(out, BecomeStandby{Reason: reason})
 	m.emit(out, RequestBulkSync{Reason: reason})
@@ -745,6 +812,9 @@ func (m *Machine) startNegotiation(out *[]Action, reason string) {
 }
 
 func (m *Machine) transition(out *[]Action, to State, reason string) {
+	if !to.IsActive() {
+		m.suspended = false
+	}
 	from := m.state
 	m.state = to
 	m.reason = reason

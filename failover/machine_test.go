@@ -68,7 +68,7 @@ func standbyReady(t *testing.T) *Machine {
 	t.Helper()
 	m := mustNew(t, cfg(Secondary))
 	m.Start(ms(0))
-	m.Step(ms(1), HelloReceived{Hello{Role: Primary, State: Active, Term: 3, Seq: 1}})
+	m.Step(ms(1), HelloReceived{Hello: Hello{Role: Primary, State: Active, Term: 3, Seq: 1}})
 	m.Step(ms(20), BulkSyncDone{DigestsMatch: true})
 	if m.State() != StandbyReady {
 		t.Fatalf("setup: state %v, want Standby Ready", m.State())
@@ -153,7 +153,7 @@ func TestStaleProbeResult(t *testing.T) {
 		t.Fatalf("carrier loss: %v, want a probe", first)
 	}
 	old := first[0].(ProbeDataInterfaces).Round
-	m.Step(ms(41), HelloReceived{Hello{Role: Primary, State: Active, Term: 3, Seq: 2}})
+	m.Step(ms(41), HelloReceived{Hello: Hello{Role: Primary, State: Active, Term: 3, Seq: 2}})
 	m.Step(ms(42), PeerConnClosed{})
 	for _, got := range [][]Action{
 		m.Step(ms(45), DataProbeResult{Round: old, PeerAlive: false, How: "late verdict of the first round"}),
@@ -176,7 +176,7 @@ func TestStaleProbeResult(t *testing.T) {
 func TestBecomeStandbyActions(t *testing.T) {
 	m := mustNew(t, cfg(Primary))
 	m.Start(ms(0))
-	got := m.Step(ms(5), HelloReceived{Hello{Role: Secondary, State: Active, Term: 9, Seq: 100}})
+	got := m.Step(ms(5), HelloReceived{Hello: Hello{Role: Secondary, State: Active, Term: 9, Seq: 100}})
 	reason := "peer is Active (term 9), no preemption"
 	want := []Action{
 		Transition{From: Negotiation, To: BulkSync, Reason: reason, At: ms(5), Term: 9},
@@ -197,8 +197,8 @@ func TestProbeAnsweredByHello(t *testing.T) {
 	// The peer reconnects and says hello before the probe ends: no verdict
 	// (and the next confirmation would only start at 45 + 100 - 50 = 95ms,
 	// after more silence; a hello at 80ms puts it off again).
-	m.Step(ms(45), HelloReceived{Hello{Role: Primary, State: Active, Term: 3, Seq: 2}})
-	m.Step(ms(80), HelloReceived{Hello{Role: Primary, State: Active, Term: 3, Seq: 3}})
+	m.Step(ms(45), HelloReceived{Hello: Hello{Role: Primary, State: Active, Term: 3, Seq: 2}})
+	m.Step(ms(80), HelloReceived{Hello: Hello{Role: Primary, State: Active, Term: 3, Seq: 3}})
 	for _, got := range [][]Action{m.Step(ms(50), DataProbeResult{PeerAlive: false}), m.Tick(ms(100))} {
 		for _, a := range got {
 			if _, ok := a.(SendHello); !ok {
@@ -242,13 +242,13 @@ func TestBothStandbyGuard(t *testing.T) {
 			m.Tick(ms(300)) // the window ends: ask on the data interfaces
 			m.Tick(ms(325))
 			m.Tick(ms(350)) // no answer in two rounds: active
-			m.Step(ms(351), HelloReceived{Hello{Role: peerRole, State: StandbyReady, Term: 1, Seq: 1}})
+			m.Step(ms(351), HelloReceived{Hello: Hello{Role: peerRole, State: StandbyReady, Term: 1, Seq: 1}})
 			m.Step(ms(360), ManualFailover{MakeActive: false})
 			if m.State() != BulkSync {
 				t.Fatalf("after no failover active: %v, want Bulk Sync", m.State())
 			}
 			for now := 370; now <= 750; now += 10 {
-				m.Step(ms(now), HelloReceived{Hello{Role: peerRole, State: StandbyReady, Term: 1, Seq: uint32(now)}})
+				m.Step(ms(now), HelloReceived{Hello: Hello{Role: peerRole, State: StandbyReady, Term: 1, Seq: uint32(now)}})
 				m.Tick(ms(now))
 			}
 			if role == Secondary {
@@ -267,7 +267,7 @@ func TestBothStandbyGuard(t *testing.T) {
 
 func TestBeforeStart(t *testing.T) {
 	m := mustNew(t, cfg(Primary))
-	for _, ev := range []Event{HelloReceived{Hello{Role: Secondary, State: Active}}, ManualFailover{MakeActive: true}, InterfaceStatus{Name: "inside", Up: false}} {
+	for _, ev := range []Event{HelloReceived{Hello: Hello{Role: Secondary, State: Active}}, ManualFailover{MakeActive: true}, InterfaceStatus{Name: "inside", Up: false}} {
 		if got := m.Step(ms(1), ev); got != nil {
 			t.Errorf("%T before Start: %v", ev, got)
 		}
@@ -289,8 +289,8 @@ func TestBeforeStart(t *testing.T) {
 func TestRoleClash(t *testing.T) {
 	m := mustNew(t, cfg(Primary))
 	m.Start(ms(0))
-	first := m.Step(ms(1), HelloReceived{Hello{Role: Primary, State: Active, Term: 5}})
-	second := m.Step(ms(2), HelloReceived{Hello{Role: Primary, State: Active, Term: 5}})
+	first := m.Step(ms(1), HelloReceived{Hello: Hello{Role: Primary, State: Active, Term: 5}})
+	second := m.Step(ms(2), HelloReceived{Hello: Hello{Role: Primary, State: Active, Term: 5}})
 	want := []Action{Notice{Reason: "hello ignored: peer is also Primary; check the failover unit roles", At: ms(1)}}
 	if diff := cmp.Diff(want, first); diff != "" {
 		t.Errorf("first clash (-want +got):\n%s", diff)
@@ -302,8 +302,8 @@ func TestRoleClash(t *testing.T) {
 
 func TestHellosMissed(t *testing.T) {
 	m := standbyReady(t)
-	m.Step(ms(30), HelloReceived{Hello{Role: Primary, State: Active, Term: 3, Seq: 5}})
-	m.Step(ms(60), HelloReceived{Hello{Role: Primary, State: Active, Term: 3, Seq: 6}})
+	m.Step(ms(30), HelloReceived{Hello: Hello{Role: Primary, State: Active, Term: 3, Seq: 5}})
+	m.Step(ms(60), HelloReceived{Hello: Hello{Role: Primary, State: Active, Term: 3, Seq: 6}})
 	if got := m.Status().Stats.HellosMissed; got != 3 {
 		t.Errorf("HellosMissed %d, want 3 (seq 2..4)", got)
 	}
@@ -367,7 +367,7 @@ func FuzzMachine(f *testing.F) {
 			var ev Event
 			switch op % 11 {
 			case 0:
-				ev = HelloReceived{Hello{Role: Role(2 - len(ops)%2), State: peerState[arg%7], Term: uint64(arg % 5), Seq: uint32(i)}}
+				ev = HelloReceived{Hello: Hello{Role: Role(2 - len(ops)%2), State: peerState[arg%7], Term: uint64(arg % 5), Seq: uint32(i)}}
 			case 1:
 				ev = PeerConnClosed{}
 			case 2:
@@ -408,7 +408,7 @@ func BenchmarkStepHello(b *testing.B) {
 	for b.Loop() {
 		now = now.Add(time.Millisecond)
 		h.Seq++
-		m.Step(now, HelloReceived{h})
+		m.Step(now, HelloReceived{Hello: h})
 	}
 	b.ReportMetric(float64(m.Status().Stats.HellosReceived), "hellos")
 }

@@ -962,3 +962,53 @@ func TestManualHandoverNamed(t *testing.T) {
 	}
 	noViolations(t, p)
 }
+
+// TestThawedActiveNeverForwardsBesideTheNewOne: an active frozen past the
+// hold is replaced; when it thaws it reads a backlog of old hellos (its
+// peer still standby in them) before the news. It must not forward on the
+// strength of the backlog: suspended from the moment it resumes, it steps
+// down on the first fresh hello, or, with the failover link cut as well,
+// on the probe answer that says the peer is active.
+func TestThawedActiveNeverForwardsBesideTheNewOne(t *testing.T) {
+	for _, cut := range []bool{false, true} {
+		t.Run(fmt.Sprintf("failover link cut %v", cut), func(t *testing.T) {
+			p := settled(t)
+			p.Freeze(fwA)
+			waitStates(t, p, time.Second, failover.Active, failover.Active)
+			if cut {
+				p.CutLink()
+			}
+			p.RunFor(time.Second)
+			p.Thaw(fwA)
+			if p.Units[fwA].M.Forwarding() {
+				t.Fatalf("fw-a forwards at once after the thaw (state %v)\n%s", p.Units[fwA].M.State(), p.Timeline(0))
+			}
+			p.RunFor(time.Second)
+			if p.DoubleForwarding != 0 {
+				t.Errorf("both units forwarded for %v\n%s", p.DoubleForwarding, p.Timeline(0))
+			}
+			if got := p.Units[fwB].M.State(); got != failover.Active || !p.Units[fwB].M.Forwarding() {
+				t.Errorf("fw-b %v (forwarding %v), want the active", got, p.Units[fwB].M.Forwarding())
+			}
+			if p.Units[fwA].M.IsActive() {
+				t.Errorf("fw-a still %v", p.Units[fwA].M.State())
+			}
+			noViolations(t, p)
+		})
+	}
+}
+
+// TestResumedAloneForwardsOn: an active frozen while its peer was already
+// known failed has no one to ask; it forwards on at once.
+func TestResumedAloneForwardsOn(t *testing.T) {
+	p := settled(t)
+	p.Kill(fwB)
+	p.RunFor(time.Second)
+	p.Freeze(fwA)
+	p.RunFor(time.Second)
+	p.Thaw(fwA)
+	p.RunFor(10 * time.Millisecond)
+	if !p.Units[fwA].M.Forwarding() {
+		t.Errorf("fw-a alone does not forward after a thaw (state %v)\n%s", p.Units[fwA].M.State(), p.Timeline(0))
+	}
+}

@@ -211,7 +211,7 @@ func (w *worker) handleARP(in *iface, frame []byte) DropReason {
 		}
 		return DropBadARP
 	}
-	active := f.active.Load()
+	active := f.forwarding(w.now)
 	spa, tpa := a.SenderProtocolAddress(), a.TargetProtocolAddress()
 	sha := [6]byte(a.SenderHardwareAddress())
 	op := a.Op()

@@ -155,7 +155,7 @@ func (w *worker) bridgeFrame(in *iface, frame []byte) DropReason {
 	eth := header.Ethernet(frame)
 	et := eth.EtherType()
 	dst := [6]byte(eth.Destination())
-	if !f.active.Load() {
+	if !f.forwarding(w.now) {
 		// Blocking everything but our own management address keeps the
 		// pair loop-free, also while both units come up.
 		if f.hasMgmtStandby {
@@ -163,7 +163,7 @@ func (w *worker) bridgeFrame(in *iface, frame []byte) DropReason {
 				return r
 			}
 		}
-		return DropNotActive
+		return f.notForwarding()
 	}
 	src := [6]byte(eth.Source())
 	if !validStationMAC(src) || f.isUnitMAC(src) {

@@ -61,6 +61,7 @@ const (
 	DropRPFViolated                     // the route back to the source leaves by another interface (ip verify reverse-path)
 	DropIPOptions                       // an IP option other than EOL, NOP and Router Alert
 	DropICMPRedirect                    // ICMP redirects are never forwarded across the firewall
+	DropLeaseExpired                    // active, but its forwarding lease lapsed: the process was frozen and its role is not yet confirmed
 	numDropReasons
 )
 
@@ -118,6 +119,7 @@ var dropNames = [numDropReasons]string{
 	DropRPFViolated:          "rpf-violated",
 	DropIPOptions:            "ip-options",
 	DropICMPRedirect:         "icmp-redirect",
+	DropLeaseExpired:         "failover-lease-expired",
 }
 
 // String returns the reason's name as "show asp drop" would print it.

@@ -91,6 +91,7 @@ type Firewall struct {
 
 	drops   [numDropReasons]atomic.Uint64
 	control atomic.Pointer[controlHandler]
+	lease   atomic.Int64 // unix ns until which the active may forward; 0: no lease (RenewLease)
 
 	sweepMu      sync.Mutex
 	sweepCursor  int     // guarded by sweepMu
@@ -353,6 +354,34 @@ func (f *Firewall) SetActive(active bool) {
 
 // Active reports the current role.
 func (f *Firewall) Active() bool { return f.active.Load() }
+
+// RenewLease lets the active forward until the given time (unix
+// nanoseconds); 0 removes the lease. The unit renews it from the loop that
+// owns its failover role, every poll, while that role says forward. If the
+// process was frozen, the lease has lapsed by the time the packet readers
+// run again, so the frames that queued up meanwhile are not forwarded by a
+// unit whose peer may have taken over (they are dropped and counted,
+// failover-lease-expired), until the role is settled and the lease renewed.
+func (f *Firewall) RenewLease(until int64) { f.lease.Store(until) }
+
+// forwarding reports whether the unit forwards at now: active, and within
+// its lease if it has one.
+func (f *Firewall) forwarding(now int64) bool {
+	if !f.active.Load() {
+		return false
+	}
+	l := f.lease.Load()
+	return l == 0 || now < l
+}
+
+// notForwarding is the drop reason of a frame the unit does not forward:
+// a standby's, or an active's whose lease lapsed.
+func (f *Firewall) notForwarding() DropReason {
+	if f.active.Load() {
+		return DropLeaseExpired
+	}
+	return DropNotActive
+}
 
 // SendGratuitousARP announces the active addresses: per data interface one
 // ARP request with sender = target = the active address and source

@@ -240,14 +240,14 @@ func (w *worker) handleIPv4(in *iface, frame []byte) DropReason {
 		return w.fragment(in, ip, frame)
 	}
 	dst := ip.DestinationAddress()
-	if !f.active.Load() {
+	if !f.forwarding(w.now) {
 		if in.hasStandby && dst == in.standby {
 			if r := w.parse(ip); r != dropNone {
 				return r
 			}
 			return w.local(in, frame)
 		}
-		return DropNotActive
+		return f.notForwarding()
 	}
 	if r := w.parse(ip); r != dropNone {
 		return r

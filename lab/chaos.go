@@ -91,7 +91,7 @@ func (r *runner) chaos(ctx context.Context, spec *ChaosSpec) (string, error) {
 			kc = append(kc, fmt.Sprintf("%s %d", k, counts[k]))
 		}
 	}
-	detail := fmt.Sprintf("seed %d; faults: %s; %d role samples, %d with two actives, %d unanswered; %d wire checks with exactly one unit answering",
+	detail := fmt.Sprintf("seed %d; faults: %s; %d role samples, %d with two units forwarding, %d unanswered; %d wire checks with exactly one unit answering",
 		seed, strings.Join(kc, ", "), s.samples, s.twoActives, s.silent, wireOK)
 	RecordEvent(r.name, "chaos", detail)
 	if len(violations) > 0 {
@@ -313,7 +313,10 @@ func (s *roleSampler) run(ctx context.Context) {
 		s.samples++
 		active := 0
 		for name, u := range st {
-			if u.Active {
+			// Forwarding, not Active: a unit resuming from a freeze
+			// says Active for the moment it takes to ask its peer,
+			// but forwards nothing meanwhile (its lease lapsed).
+			if u.Forwarding {
 				active++
 			}
 			if u.Replication.Role == "receiver" && u.Replication.DigestMismatches > 0 {
@@ -339,7 +342,7 @@ func (s *roleSampler) violations() []string {
 	defer s.mu.Unlock()
 	var v []string
 	if s.twoActives > 0 {
-		v = append(v, fmt.Sprintf("both units said Active in %d of %d samples (%s)", s.twoActives, s.samples, s.firstTwo))
+		v = append(v, fmt.Sprintf("both units forwarding as active in %d of %d samples (%s)", s.twoActives, s.samples, s.firstTwo))
 	}
 	for _, k := range keys(s.mismatches) {
 		v = append(v, fmt.Sprintf("standby %s found its digests differing from the active's %d times", k, s.mismatches[k]))

@@ -19,14 +19,18 @@ import (
 // Status is a unit's answer to `show failover`: who it is, its role and
 // state, its peer as it sees it, and the replication counters.
 type Status struct {
-	Unit            string    `json:"unit"`
-	Peer            string    `json:"peer"`
-	Lab             string    `json:"lab"`
-	Role            string    `json:"role"` // primary or secondary
-	PID             int       `json:"pid"`
-	StartedAt       time.Time `json:"started_at"`
-	State           string    `json:"state"` // Active, Standby Ready, Bulk Sync, ...
-	Active          bool      `json:"active"`
+	Unit      string    `json:"unit"`
+	Peer      string    `json:"peer"`
+	Lab       string    `json:"lab"`
+	Role      string    `json:"role"` // primary or secondary
+	PID       int       `json:"pid"`
+	StartedAt time.Time `json:"started_at"`
+	State     string    `json:"state"` // Active, Standby Ready, Bulk Sync, ...
+	Active    bool      `json:"active"`
+	// Forwarding is false for an active unit that resumed after a freeze
+	// and has not yet settled its role with the peer (its data plane's
+	// lease lapsed); always false on a standby.
+	Forwarding      bool      `json:"forwarding"`
 	Term            uint64    `json:"term"`
 	LastReason      string    `json:"last_reason"`
 	LastChange      time.Time `json:"last_change"`
@@ -121,6 +125,7 @@ func (u *Unit) Status() Status {
 	s := Status{
 		Unit: u.cfg.Name, Peer: u.cfg.Peer, Lab: u.cfg.Lab, Role: u.cfg.Role, PID: os.Getpid(),
 		StartedAt: u.startedAt, State: st.State.String(), Active: st.State.IsActive(), Term: st.Term,
+		Forwarding: st.State.IsActive() && !st.Suspended,
 		LastReason: st.LastReason, LastChange: st.LastChange,
 		MACMode: u.cfg.MACMode, HTTPReplication: u.cfg.HTTPReplication, Mode: map[bool]string{true: "transparent", false: "routed"}[u.fw.Transparent()],
 		PeerKnown: st.Peer.Known, PeerLastHeard: st.Peer.LastHeard, PeerFailed: st.Peer.Failed,

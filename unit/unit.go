@@ -9,6 +9,7 @@ package unit
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -302,6 +303,7 @@ func (u *Unit) drive(ctx context.Context) {
 	defer timer.Stop()
 	for {
 		u.refreshStatus()
+		u.renewLease()
 		if d := u.machine.NextDeadline(); !d.IsZero() {
 			timer.Reset(max(time.Until(d), 0))
 		}
@@ -339,6 +341,16 @@ func describeOutcome(before, after failover.State, acts []failover.Action) strin
 // feed hands an event to the machine without blocking the caller (the
 // replication callbacks must not block) and without ever dropping it.
 func (u *Unit) feed(ev failover.Event) { u.evq.push(ev) }
+
+// renewLease extends the data plane's forwarding lease by a unit hold
+// while the machine says forward. drive runs at least every unit poll, so a
+// running unit never lets it lapse; a frozen one does, and on resuming it
+// does not renew until the machine has settled its role (Forwarding).
+func (u *Unit) renewLease() {
+	if u.machine.Forwarding() {
+		u.fw.RenewLease(time.Now().Add(u.cfg.UnitHold).UnixNano())
+	}
+}
 
 func (u *Unit) refreshStatus() {
 	st := u.machine.Status()
@@ -426,7 +438,11 @@ func (u *Unit) readHellos(ctx context.Context) {
 				u.log.Debug("bad hello", "err", err)
 				r = rejectMalformed
 			} else {
-				u.feed(failover.HelloReceived{Hello: h})
+				// The seal's first field is the send time (checked,
+				// and authenticated): the machine tells a thawed unit's
+				// backlog from news.
+				sentAt := time.Unix(0, int64(binary.BigEndian.Uint64(buf[:8])))
+				u.feed(failover.HelloReceived{Hello: h, SentAt: sentAt})
 				continue
 			}
 		}
@@ -462,6 +478,7 @@ func (u *Unit) becomeActive(a failover.BecomeActive) {
 	if r := u.receiver.Swap(nil); r != nil {
 		r.Close()
 	}
+	u.fw.RenewLease(time.Now().Add(u.cfg.UnitHold).UnixNano())
 	u.fw.SetActive(true)
 	u.active.Store(true)
 	if u.sender.Load() == nil {

@@ -245,6 +245,9 @@ func showFailover(ctx context.Context, e *env, name string) error {
 		}
 		fmt.Fprintf(w, "\nThis host: %s - %s  (%s, pid %d, term %d)\n", s.Unit, s.State, s.Role, s.PID, s.Term)
 		fmt.Fprintf(w, "  Last change: %s  %s\n", s.LastChange.Format("15:04:05.000"), s.LastReason)
+		if s.Active && !s.Forwarding {
+			fmt.Fprintf(w, "  Forwarding SUSPENDED: resumed after a freeze, asking the peer its role first\n")
+		}
 		peerState := s.PeerState
 		if s.PeerFailed {
 			peerState = "Failed (last reported " + s.PeerState + ")"

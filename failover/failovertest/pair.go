@@ -77,6 +77,10 @@ type Pair struct {
 	// DoubleActive and NoActive total the time during which two running
 	// units (or none) claimed the active role.
 	DoubleActive, NoActive time.Duration
+	// DoubleForwarding totals the time during which two running units
+	// forwarded (active and not suspended): the split brain that matters
+	// on the wire.
+	DoubleForwarding time.Duration
 
 	queue   []pending
 	nextSeq uint64
@@ -271,11 +275,17 @@ func (p *Pair) advance(t time.Time) {
 	if !t.After(p.Now) {
 		return
 	}
-	n := 0
+	n, fwd := 0, 0
 	for _, u := range p.Units {
 		if u.Running && !u.Frozen && u.M.IsActive() {
 			n++
+			if u.M.Forwarding() {
+				fwd++
+			}
 		}
+	}
+	if fwd == 2 {
+		p.DoubleForwarding += t.Sub(p.Now)
 	}
 	switch n {
 	case 0:
@@ -331,7 +341,7 @@ func (p *Pair) perform(i int, actions []failover.Action) {
 				continue
 			}
 			if p.LinkUp {
-				p.schedule(p.Now.Add(p.Latency), peer, failover.HelloReceived{Hello: h}, true)
+				p.schedule(p.Now.Add(p.Latency), peer, failover.HelloReceived{Hello: h, SentAt: p.Now}, true)
 			}
 		case failover.BecomeActive:
 			if k == 0 || !isTransitionTo(actions[k-1], failover.JustActive) {
