@@ -10,7 +10,7 @@ import (
 
 // HelloVersion is the wire version MarshalBinary writes and UnmarshalBinary
 // accepts.
-const HelloVersion = 1
+const HelloVersion = 2
 
 // Limits of the hello format.
 const (
@@ -30,6 +30,7 @@ var (
 	ErrInterfaceName     = errors.New("invalid interface name")
 	ErrInterfaceUp       = errors.New("invalid interface up flag (want 0 or 1)")
 	ErrTrailingBytes     = errors.New("trailing bytes after hello")
+	ErrFlags             = errors.New("unknown hello flags")
 )
 
 // MonitoredInterface is one monitored data interface's link status as a hello
@@ -42,13 +43,16 @@ type MonitoredInterface struct {
 // Hello is the message each unit sends its peer over the failover link every
 // UnitPoll, and at once after every change of state.
 //
-// Wire format (version 1), all integers big-endian:
+// Wire format (version 2), all integers big-endian:
 //
 //	 0      1      2      3      4                              12            16
 //	+------+------+------+------+------------------------------+-------------+
-//	| ver  | role | state| nifs |            term              |     seq     |
+//	| ver  | role |fl|st | nifs |            term              |     seq     |
 //	+------+------+------+------+------------------------------+-------------+
 //	then nifs times: | name len (1..32) | name (printable ASCII) | up (0/1) |
+//
+// Byte 2 holds the state in its low four bits and flags in its high four
+// (bit 4: WantActive).
 //
 // A hello is pointer-free apart from Interfaces and is safe to copy.
 type Hello struct {
@@ -63,7 +67,17 @@ type Hello struct {
 	// Interfaces lists the sender's monitored interfaces in its config
 	// order.
 	Interfaces []MonitoredInterface
+	// WantActive is a standby's request to the active to stand down
+	// (`failover active` on the standby): the active gives the role up
+	// first and the standby takes it when it hears that, so the two never
+	// forward at once.
+	WantActive bool
 }
+
+const (
+	helloStateMask      = 0x0f
+	helloFlagWantActive = 0x10
+)
 
 const helloHeaderLen = 16
 
@@ -102,7 +116,11 @@ func (h Hello) AppendBinary(b []byte) ([]byte, error) {
 			return b, fmt.Errorf("hello interface %d: %w", i, err)
 		}
 	}
-	b = append(b, HelloVersion, byte(h.Role), byte(h.State), byte(len(h.Interfaces)))
+	st := byte(h.State)
+	if h.WantActive {
+		st |= helloFlagWantActive
+	}
+	b = append(b, HelloVersion, byte(h.Role), st, byte(len(h.Interfaces)))
 	b = binary.BigEndian.AppendUint64(b, h.Term)
 	b = binary.BigEndian.AppendUint32(b, h.Seq)
 	for _, ifc := range h.Interfaces {
@@ -134,10 +152,14 @@ func (h *Hello) UnmarshalBinary(b []byte) error {
 	if !out.Role.Valid() {
 		return fmt.Errorf("hello role %d: %w", b[1], ErrRole)
 	}
-	out.State = State(b[2])
+	out.State = State(b[2] & helloStateMask)
 	if !out.State.Valid() {
-		return fmt.Errorf("hello state %d: %w", b[2], ErrState)
+		return fmt.Errorf("hello state %d: %w", b[2]&helloStateMask, ErrState)
 	}
+	if f := b[2] &^ helloStateMask; f&^helloFlagWantActive != 0 {
+		return fmt.Errorf("hello flags %#x: %w", f, ErrFlags)
+	}
+	out.WantActive = b[2]&helloFlagWantActive != 0
 	n := int(b[3])
 	if n > MaxInterfaces {
 		return fmt.Errorf("hello has %d interfaces, at most %d: %w", n, MaxInterfaces, ErrTooManyInterfaces)

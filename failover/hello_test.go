@@ -12,7 +12,7 @@ import (
 // helloFixture is an active primary in term 7, hello 42, inside up and
 // outside down.
 var helloFixture = []byte{
-	0x01,       // version 1
+	0x02,       // version 2
 	0x01,       // role: Primary
 	0x05,       // state: Active
 	0x02,       // 2 interfaces
@@ -37,9 +37,14 @@ func TestHelloRoundTrip(t *testing.T) {
 			wire: helloFixture,
 		},
 		{
+			name:  "a standby asking for the active role",
+			hello: Hello{Role: Secondary, State: StandbyReady, Term: 3, Seq: 9, WantActive: true},
+			wire:  []byte{2, 2, 0x13, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 9},
+		},
+		{
 			name:  "no interfaces",
 			hello: Hello{Role: Secondary, State: Negotiation, Term: 1<<64 - 1, Seq: 1<<32 - 1},
-			wire: []byte{1, 2, 1, 0,
+			wire: []byte{2, 2, 1, 0,
 				0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 				0xff, 0xff, 0xff, 0xff},
 		},
@@ -81,7 +86,8 @@ func TestHelloUnmarshalErrors(t *testing.T) {
 		{"cut in a name", helloFixture[:20], io.ErrUnexpectedEOF},
 		{"cut before the up flag", helloFixture[:23], io.ErrUnexpectedEOF},
 		{"cut before the second interface", helloFixture[:24], io.ErrUnexpectedEOF},
-		{"version 2", with(0, 2), ErrVersion},
+		{"version 1", with(0, 1), ErrVersion},
+		{"unknown flag", with(2, 0x25), ErrFlags},
 		{"role 0", with(1, 0), ErrRole},
 		{"role 3", with(1, 3), ErrRole},
 		{"state 7", with(2, 7), ErrState},
@@ -137,7 +143,8 @@ func TestHelloMarshalErrors(t *testing.T) {
 // a hello that encodes back to the same bytes.
 func FuzzHelloUnmarshal(f *testing.F) {
 	f.Add(helloFixture)
-	f.Add([]byte{1, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1})
+	f.Add([]byte{2, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1})
+	f.Add([]byte{2, 2, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var h Hello
 		if err := h.UnmarshalBinary(b); err != nil {

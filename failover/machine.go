@@ -35,6 +35,9 @@ type Machine struct {
 
 	peer  peerView
 	probe probe
+	// handover is when this standby asked the active peer to stand down
+	// (`failover active`); zero when it has not.
+	handover time.Time
 	// suspended: active, but resumed after a freeze and not yet told the
 	// peer's role (Forwarding).
 	suspended bool
@@ -228,6 +231,9 @@ func (m *Machine) NextDeadline() time.Time {
 	if n, ok := m.noActiveDeadline(); ok {
 		earliest(n)
 	}
+	if h, ok := m.handoverDeadline(); ok {
+		earliest(h)
+	}
 	return d
 }
 
@@ -246,6 +252,15 @@ func (m *Machine) holdDeadline() (time.Time, bool) {
 // lasts when no round is answered.
 func (m *Machine) confirmationLength() time.Duration {
 	return time.Duration(m.cfg.ProbeRounds) * m.cfg.InterfaceHold
+}
+
+// handoverDeadline is when a standby that asked the active to stand down
+// takes the role anyway: the active may be unable to answer.
+func (m *Machine) handoverDeadline() (time.Time, bool) {
+	if m.handover.IsZero() || !m.state.IsStandby() {
+		return time.Time{}, false
+	}
+	return m.handover.Add(m.cfg.UnitHold), true
 }
 
 func (m *Machine) noActiveDeadline() (time.Time, bool) {
@@ -268,6 +283,9 @@ func (m *Machine) Tick(now time.Time) []Action {
 	}
 	if m.probe.running && !now.Before(m.probe.deadline) {
 		m.roundExpired(&out)
+	}
+	if d, ok := m.handoverDeadline(); ok && !now.Before(d) {
+		m.takeover(&out, fmt.Sprintf("manual failover (failover active): the active did not stand down within %v", m.cfg.UnitHold))
 	}
 	if m.suspended && !m.probe.running {
 		m.startProbe(&out, "still suspended after a freeze", false)
@@ -427,6 +445,8 @@ func (m *Machine) onHello(out *[]Action, h Hello, sentAt time.Time) {
 			m.takeover(out, "peer restarted (now "+h.State.String()+"), no active unit")
 		case h.State == Failed:
 			m.takeover(out, "peer is Failed"+peerDownSuffix(h))
+		case wasActive && !m.handover.IsZero():
+			m.takeover(out, "manual failover (failover active): the peer stood down (now "+h.State.String()+")")
 		case wasActive:
 			m.takeover(out, "peer stepped down (now "+h.State.String()+")")
 		default:
@@ -447,6 +467,8 @@ func (m *Machine) onHello(out *[]Action, h Hello, sentAt time.Time) {
 			m.unsuspend(out, "the peer's hello says it is "+h.State.String())
 		}
 		switch {
+		case h.WantActive && h.State.IsStandby():
+			m.toStandby(out, "peer asked for the active role (`failover active` on it): standing down")
 		case h.State.IsActive():
 			// A handover only if this unit was running all along: a
 			// thawed unit's last news of the peer is from before its
@@ -725,6 +747,12 @@ func (m *Machine) onManual(out *[]Action, makeActive bool) {
 		m.notice(out, "failover active: unit is already active")
 	case makeActive && m.state == Failed:
 		m.notice(out, "failover active refused: unit is Failed (use failover reset)")
+	case makeActive && m.peerUsable() && m.peer.hello.State.IsActive():
+		// Ask the active to give the role up first; take it when it has
+		// (onHello), so that the two never forward at once.
+		m.handover = m.now
+		m.notice(out, "failover active: asking the active peer to stand down first")
+		m.sendHello(out)
 	case makeActive:
 		m.takeover(out, "manual failover (failover active)")
 	case !m.state.IsActive():
@@ -768,6 +796,7 @@ func (m *Machine) takeover(out *[]Action, cause string) {
 		cause += "; standby was not Standby Ready (bulk sync unfinished): sessions may be lost"
 	}
 	m.term = max(m.term, m.peer.hello.Term) + 1
+	m.handover = time.Time{}
 	m.stats.Takeovers++
 	m.failedByInterfaces = false
 	m.transition(out, JustActive, cause)
@@ -840,6 +869,7 @@ func (m *Machine) sendHello(out *[]Action) {
 		Term:       m.term,
 		Seq:        m.seq,
 		Interfaces: m.localInterfaces(),
+		WantActive: !m.handover.IsZero() && m.state.IsStandby(),
 	}})
 }
 

@@ -412,3 +412,30 @@ func BenchmarkStepHello(b *testing.B) {
 	}
 	b.ReportMetric(float64(m.Status().Stats.HellosReceived), "hellos")
 }
+
+// TestHandoverTimesOut: `failover active` on a standby asks the active to
+// stand down; if no hello says it did within the hold, the standby takes
+// the role anyway (the active may be hung), and the terms settle the rest.
+func TestHandoverTimesOut(t *testing.T) {
+	m := standbyReady(t)
+	got := m.Step(ms(30), ManualFailover{MakeActive: true})
+	if len(got) != 2 {
+		t.Fatalf("failover active: %#v, want a notice and a hello", got)
+	}
+	if h, ok := got[1].(SendHello); !ok || !h.Hello.WantActive || h.Hello.State != StandbyReady {
+		t.Fatalf("failover active: %#v, want a Standby Ready hello asking for the role", got[1])
+	}
+	// The active keeps saying hello (so no failure is suspected) but
+	// never stands down.
+	for now := 40; now < 130; now += 20 {
+		m.Step(ms(now), HelloReceived{Hello: Hello{Role: Primary, State: Active, Term: 3, Seq: uint32(now)}})
+		m.Tick(ms(now))
+	}
+	if m.State() != StandbyReady {
+		t.Fatalf("took the role before the hold: %v", m.State())
+	}
+	m.Tick(ms(130))
+	if want := "takeover complete: manual failover (failover active): the active did not stand down within 100ms"; !m.IsActive() || m.LastReason() != want {
+		t.Errorf("state %v reason %q, want Active with %q", m.State(), m.LastReason(), want)
+	}
+}

@@ -546,7 +546,7 @@ func TestManualFailover(t *testing.T) {
 		if i%2 == 0 {
 			cmd = standby
 			p.Step(standby, failover.ManualFailover{MakeActive: true})
-			wantReason = "manual failover (failover active)"
+			wantReason = "manual failover (failover active): the peer stood down (now Bulk Sync)"
 		} else {
 			cmd = active
 			p.Step(active, failover.ManualFailover{MakeActive: false})
@@ -564,10 +564,10 @@ func TestManualFailover(t *testing.T) {
 		}
 		active = standby
 	}
-	// Each switch may leave two actives for at most a round trip (failover
-	// active) or none for a round trip (no failover active).
-	if max := 10 * 2 * p.Latency; p.DoubleActive > max || p.NoActive > max+time.Duration(20)*p.Latency {
-		t.Errorf("double active %v, no active %v over 20 switches; want each within %v", p.DoubleActive, p.NoActive, max)
+	// A switch never leaves two actives: the active stands down first,
+	// in both directions; none is active for about a round trip.
+	if max := 20 * 2 * p.Latency; p.DoubleActive != 0 || p.NoActive > max {
+		t.Errorf("double active %v, no active %v over 20 switches; want none and at most %v", p.DoubleActive, p.NoActive, max)
 	}
 	noViolations(t, p)
 }
@@ -957,8 +957,11 @@ func TestManualHandoverNamed(t *testing.T) {
 	p.Step(fwB, failover.ManualFailover{MakeActive: true})
 	waitStates(t, p, time.Second, failover.StandbyReady, failover.Active)
 	tr, _, ok := lastTransition(p, mark, fwA, failover.BulkSync)
-	if want := "peer took the active role (term 2 > 1)"; !ok || !strings.Contains(tr.Reason, want) {
-		t.Errorf("old active's reason %q, want it to contain %q", tr.Reason, want)
+	if want := "peer asked for the active role (`failover active` on it): standing down"; !ok || tr.Reason != want {
+		t.Errorf("old active's reason %q, want %q", tr.Reason, want)
+	}
+	if p.DoubleForwarding != 0 || p.DoubleActive != 0 {
+		t.Errorf("two actives for %v (both forwarding %v) during a manual failover", p.DoubleActive, p.DoubleForwarding)
 	}
 	noViolations(t, p)
 }
