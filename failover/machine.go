@@ -35,6 +35,8 @@ type Machine struct {
 
 	peer  peerView
 	probe probe
+	// forwardingSince is when Forwarding last became true.
+	forwardingSince time.Time
 	// handover is when this standby asked the active peer to stand down
 	// (`failover active`); zero when it has not.
 	handover time.Time
@@ -131,6 +133,11 @@ type Status struct {
 	// Suspended is set while an active unit that was frozen asks its peer
 	// before forwarding again (see Machine.Forwarding).
 	Suspended bool
+	// ForwardingSince is when Forwarding last became true (zero when it
+	// is false): with the time of the observation it bounds an interval
+	// in which the unit surely forwarded, so that two units' reports can
+	// prove an overlap, or fail to.
+	ForwardingSince time.Time
 }
 
 // New returns a Machine for cfg in state Disabled; Start begins negotiation.
@@ -194,6 +201,12 @@ func (m *Machine) Status() Status {
 		},
 		Stats:     m.stats,
 		Suspended: m.suspended,
+		ForwardingSince: func() time.Time {
+			if m.Forwarding() {
+				return m.forwardingSince
+			}
+			return time.Time{}
+		}(),
 	}
 }
 
@@ -332,6 +345,7 @@ func (m *Machine) setNow(out *[]Action, now time.Time) {
 func (m *Machine) unsuspend(out *[]Action, why string) {
 	if m.suspended {
 		m.suspended = false
+		m.forwardingSince = m.now
 		m.notice(out, "forwarding resumed: "+why)
 	}
 }
@@ -797,6 +811,7 @@ func (m *Machine) takeover(out *[]Action, cause string) {
 	}
 	m.term = max(m.term, m.peer.hello.Term) + 1
 	m.handover = time.Time{}
+	m.forwardingSince = m.now
 	m.stats.Takeovers++
 	m.failedByInterfaces = false
 	m.transition(out, JustActive, cause)

@@ -237,13 +237,7 @@ func (r *runner) step(ctx context.Context, st *StepSpec, prefix string) (desc, d
 	case st.Fault != nil:
 		f := faultOf(st.Fault)
 		r.snapshotARP()
-		if f.Kind == FaultRestart {
-			r.evMu.Lock()
-			r.since[f.Target] = 0 // a new process numbers its events anew
-			r.evMu.Unlock()
-		}
-		r.pullEvents()
-		msg, err := Inject(ctx, r.name, f)
+		msg, err := r.inject(ctx, f)
 		return "fault " + f.String(), msg, err
 	case st.Chaos != nil:
 		desc = fmt.Sprintf("chaos: %d random faults", st.Chaos.Faults)
@@ -258,6 +252,22 @@ func (r *runner) step(ctx context.Context, st *StepSpec, prefix string) (desc, d
 		return fmt.Sprintf("repeat %d times", st.Repeat.Times), "", nil
 	}
 	return "", "", fmt.Errorf("empty step")
+}
+
+// inject performs a fault, keeping the event collector right: the last
+// events of a unit about to be restarted are pulled first, and the new
+// process numbers its events from 1 again. (Resetting the position before
+// the restart fetched the old process's whole timeline a second time and
+// then skipped the new process's first events.)
+func (r *runner) inject(ctx context.Context, f Fault) (string, error) {
+	r.pullEvents()
+	msg, err := Inject(ctx, r.name, f)
+	if f.Kind == FaultRestart && err == nil {
+		r.evMu.Lock()
+		r.since[f.Target] = 0
+		r.evMu.Unlock()
+	}
+	return msg, err
 }
 
 func faultOf(fs *FaultSpec) Fault {

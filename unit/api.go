@@ -30,7 +30,12 @@ type Status struct {
 	// Forwarding is false for an active unit that resumed after a freeze
 	// and has not yet settled its role with the peer (its data plane's
 	// lease lapsed); always false on a standby.
-	Forwarding      bool      `json:"forwarding"`
+	Forwarding bool `json:"forwarding"`
+	// ForwardingSince is when forwarding last began; At is when this
+	// status was taken. Together they bound an interval in which the unit
+	// surely forwarded (the chaos sampler compares two units' intervals).
+	ForwardingSince time.Time `json:"forwarding_since,omitzero"`
+	At              time.Time `json:"at"`
 	Term            uint64    `json:"term"`
 	LastReason      string    `json:"last_reason"`
 	LastChange      time.Time `json:"last_change"`
@@ -125,7 +130,7 @@ func (u *Unit) Status() Status {
 	s := Status{
 		Unit: u.cfg.Name, Peer: u.cfg.Peer, Lab: u.cfg.Lab, Role: u.cfg.Role, PID: os.Getpid(),
 		StartedAt: u.startedAt, State: st.State.String(), Active: st.State.IsActive(), Term: st.Term,
-		Forwarding: st.State.IsActive() && !st.Suspended,
+		Forwarding: st.State.IsActive() && !st.Suspended, ForwardingSince: st.ForwardingSince, At: time.Now(),
 		LastReason: st.LastReason, LastChange: st.LastChange,
 		MACMode: u.cfg.MACMode, HTTPReplication: u.cfg.HTTPReplication, Mode: map[bool]string{true: "transparent", false: "routed"}[u.fw.Transparent()],
 		PeerKnown: st.Peer.Known, PeerLastHeard: st.Peer.LastHeard, PeerFailed: st.Peer.Failed,

@@ -278,6 +278,13 @@ func (u *Unit) Run(ctx context.Context) error {
 			runErr = fmt.Errorf("data plane: %w", runErr)
 		}
 	}
+	// Stop forwarding and answering for the pair's addresses before
+	// anything else: the peer takes over when it sees this process's
+	// sockets close, and until the data plane's readers stop, a unit
+	// shutting down must not forward beside the new active.
+	u.fw.RenewLease(0)
+	u.fw.SetActive(false)
+	u.active.Store(false)
 	cancel()
 	u.spawnMu.Lock()
 	u.stopping = true
