@@ -76,7 +76,7 @@ func (r *runner) chaos(ctx context.Context, spec *ChaosSpec) (string, error) {
 			break
 		}
 		if p := wireProblems(answers); len(p) > 0 {
-			violations = append(violations, fmt.Sprintf("fault %d (%s): on the wire: %s", i, what, strings.Join(p, "; ")))
+			violations = append(violations, fmt.Sprintf("fault %d (%s): on the wire: %s [%s]", i, what, strings.Join(p, "; "), r.arpDiagnosis(ctx)))
 		} else {
 			wireOK++
 		}
@@ -363,4 +363,33 @@ func (s *roleSampler) violations() []string {
 		v = append(v, fmt.Sprintf("standby %s found its digests differing from the active's %d times", k, s.mismatches[k]))
 	}
 	return v
+}
+
+// arpDiagnosis says, for a failed wire check, what each unit's data plane
+// counted about ARP and what it forwards: enough to tell a lost request
+// from a unit that refused to answer.
+func (r *runner) arpDiagnosis(ctx context.Context) string {
+	var parts []string
+	for _, u := range r.l.Units {
+		c, err := UnitClient(r.name, u.Name)
+		if err != nil {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		st, err1 := c.Status(cctx)
+		drops, err2 := c.Drops(cctx)
+		cancel()
+		if err1 != nil || err2 != nil {
+			parts = append(parts, u.Name+" not answering")
+			continue
+		}
+		var d []string
+		for _, k := range keys(drops) {
+			if strings.Contains(k, "arp") || strings.Contains(k, "lease") || k == "not-active" {
+				d = append(d, fmt.Sprintf("%s %d", k, drops[k]))
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s %s forwarding=%v drops: %s", u.Name, st.State, st.Forwarding, strings.Join(d, ", ")))
+	}
+	return strings.Join(parts, "; ")
 }

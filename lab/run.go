@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -42,6 +44,9 @@ type RunReport struct {
 	Failures []string        `json:"failures,omitempty"`
 	Timeline []unit.Event    `json:"timeline"`
 	Traffic  []TrafficReport `json:"traffic"`
+	// KeptLogs is where the units' logs of a run that did not pass were
+	// copied before the lab was removed (empty when it passed).
+	KeptLogs string `json:"kept_logs,omitempty"`
 }
 
 // RunOptions tune RunScenario.
@@ -88,6 +93,9 @@ func RunScenario(ctx context.Context, sc *Scenario, opt RunOptions) (*RunReport,
 	}
 	// From here on the lab is ours: always remove it, even if ctx ends.
 	defer func() {
+		if !r.rep.Pass {
+			r.rep.KeptLogs = keepLogs(r.name)
+		}
 		if _, err := Down(r.name, log); err != nil {
 			log.Error("down after scenario", "err", err)
 		}
@@ -252,6 +260,29 @@ func (r *runner) step(ctx context.Context, st *StepSpec, prefix string) (desc, d
 		return fmt.Sprintf("repeat %d times", st.Repeat.Times), "", nil
 	}
 	return "", "", fmt.Errorf("empty step")
+}
+
+// keepLogs copies a lab's unit logs and event log out of its state
+// directory, which Down removes, into a new directory under the system's
+// temporary directory, and returns its path ("" if nothing was copied).
+func keepLogs(labName string) string {
+	files, _ := filepath.Glob(filepath.Join(Dir(labName), "*.log"))
+	// The lab's own event log; not the traffic reports, which are large.
+	files = append(files, filepath.Join(Dir(labName), "events.jsonl"))
+	if len(files) == 0 {
+		return ""
+	}
+	dir, err := os.MkdirTemp("", "falab-run-"+labName+"-")
+	if err != nil {
+		return ""
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err == nil {
+			_ = os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o600)
+		}
+	}
+	return dir
 }
 
 // inject performs a fault, keeping the event collector right: the last

@@ -76,4 +76,7 @@ func printRun(e *env, rep *lab.RunReport, quiet bool) {
 	for _, f := range rep.Failures {
 		fmt.Fprintf(w, "  failed: %s\n", f)
 	}
+	if rep.KeptLogs != "" {
+		fmt.Fprintf(w, "  the units' logs are kept in %s\n", rep.KeptLogs)
+	}
 }
