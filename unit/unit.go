@@ -380,6 +380,10 @@ func (u *Unit) perform(acts []failover.Action) {
 			}
 			u.statusMu.Unlock()
 			u.events.AddAt(a.At, "transition", fmt.Sprintf("%s -> %s: %s", a.From, a.To, a.Reason))
+			// The status the API serves changes with the role at once,
+			// not at the driver's next loop: a report taken meanwhile
+			// would say forwarding after this unit stood down.
+			u.refreshStatus()
 		case failover.SendHello:
 			u.sendHello(a.Hello)
 		case failover.BecomeActive:
