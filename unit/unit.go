@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/falab/falab/failover"
@@ -92,6 +93,23 @@ func (u *Unit) spawn(fn func(ctx context.Context)) bool {
 	ctx := u.ctx
 	u.wg.Go(func() { fn(ctx) })
 	return true
+}
+
+// listenRetry opens a socket, retrying for a while if its address is in
+// use: a unit restarted at once after a SIGKILL can start before the old
+// process's last threads have exited and released its sockets (its main
+// thread is already a zombie by then, so a liveness check passes).
+func listenRetry[T any](ctx context.Context, listen func() (T, error)) (T, error) {
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		c, err := listen()
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			return c, err
+		}
+		if !sleepCtx(ctx, 20*time.Millisecond) {
+			return c, err
+		}
+	}
 }
 
 // sleepCtx waits d or until ctx ends, and reports whether d passed.
@@ -236,7 +254,9 @@ func (u *Unit) Run(ctx context.Context) error {
 	u.spawnMu.Lock()
 	u.ctx = ctx
 	u.spawnMu.Unlock()
-	hc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: u.cfg.LocalAddr.AsSlice(), Port: HelloPort})
+	hc, err := listenRetry(ctx, func() (*net.UDPConn, error) {
+		return net.ListenUDP("udp4", &net.UDPAddr{IP: u.cfg.LocalAddr.AsSlice(), Port: HelloPort})
+	})
 	if err != nil {
 		return fmt.Errorf("hello socket on the failover link: %w", err)
 	}
@@ -245,7 +265,9 @@ func (u *Unit) Run(ctx context.Context) error {
 	if u.cfg.StateInterface != "" {
 		stateAddr = u.cfg.StateLocalAddr
 	}
-	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: stateAddr.AsSlice(), Port: StatePort})
+	ln, err := listenRetry(ctx, func() (*net.TCPListener, error) {
+		return net.ListenTCP("tcp4", &net.TCPAddr{IP: stateAddr.AsSlice(), Port: StatePort})
+	})
 	if err != nil {
 		hc.Close()
 		return fmt.Errorf("state link listener: %w", err)
