@@ -285,7 +285,7 @@ func (r *Receiver) handle(c *conn, st *recvState, t MsgType, body []byte) error 
 		}
 		r.c.inBulk.Store(true)
 		r.c.synced.Store(false)
-		r.log.Info("bulk sync started", "bulk", m.BulkID, "tables", m.Tables)
+		r.log.Info("bulk sync started", "bulk", m.BulkID, "tables", fmt.Sprint(tableInts(m.Tables)))
 		r.cfg.OnEvent(BulkProgress{BulkID: m.BulkID})
 	case MsgBulkEnd:
 		var m BulkEnd
@@ -355,4 +355,14 @@ func (r *Receiver) compare(c *conn, st *recvState, m *DigestMarker) error {
 	st.awaitResync = true
 	r.cfg.OnEvent(Resync{Reason: reason})
 	return r.write(c, &ResyncRequest{Reason: reason})
+}
+
+// tableInts turns table ids into numbers for logs ([]uint8 would print as
+// a byte string).
+func tableInts(ts []uint8) []int {
+	out := make([]int, len(ts))
+	for i, t := range ts {
+		out[i] = int(t)
+	}
+	return out
 }
