@@ -311,8 +311,11 @@ type iface struct {
 	mtu        int       // largest IPv4 packet sent, header included
 	frags      fragQueue // datagrams awaiting reassembly (fragment.go)
 
-	port  Port // set by Attach before Run; read-only afterwards
-	stats ifaceCounters
+	port Port // set by Attach before Run; read-only afterwards
+	// arpPort, when attached (AttachARP), receives this interface's ARP
+	// apart from the data: the data port's ARP frames are then ignored.
+	arpPort Port
+	stats   ifaceCounters
 }
 
 type route struct {

@@ -217,6 +217,27 @@ func (f *Firewall) Attach(name string, p Port) error {
 	return nil
 }
 
+// AttachARP gives interface name a second port that receives only its ARP
+// (an AF_PACKET socket bound to the ARP EtherType has its own kernel
+// queue). ARP is then read by its own goroutine and never waits behind, or
+// is dropped with, a saturated data ring: a host asking for its gateway
+// during a flood still gets its answer. Routed mode only (a transparent
+// unit bridges ARP in order with the data). Call before Run.
+func (f *Firewall) AttachARP(name string, p Port) error {
+	i, ok := f.byName[name]
+	if !ok {
+		return fmt.Errorf("attach ARP: no interface %q in the config", name)
+	}
+	if f.running.Load() {
+		return fmt.Errorf("attach ARP %q: firewall already running", name)
+	}
+	if f.transparent {
+		return fmt.Errorf("attach ARP %q: transparent mode bridges ARP with the data", name)
+	}
+	f.ifs[i].arpPort = p
+	return nil
+}
+
 // Run reads every attached port on its own goroutine and runs Maintain
 // periodically, until ctx is done or a port fails. It then closes the
 // ports, waits for all its goroutines and returns nil, or the first port
@@ -228,17 +249,25 @@ func (f *Firewall) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, len(f.ifs))
+	errc := make(chan error, 2*len(f.ifs))
 	for _, it := range f.ifs {
 		if it.port == nil {
 			continue
 		}
 		wg.Go(func() {
-			if err := f.readLoop(it); err != nil && ctx.Err() == nil {
+			if err := f.readLoop(it, it.port, false); err != nil && ctx.Err() == nil {
 				errc <- fmt.Errorf("interface %s: %w", it.name, err)
 				cancel()
 			}
 		})
+		if it.arpPort != nil {
+			wg.Go(func() {
+				if err := f.readLoop(it, it.arpPort, true); err != nil && ctx.Err() == nil {
+					errc <- fmt.Errorf("interface %s ARP port: %w", it.name, err)
+					cancel()
+				}
+			})
+		}
 	}
 	wg.Go(func() {
 		t := time.NewTicker(f.maintain)
@@ -254,9 +283,11 @@ func (f *Firewall) Run(ctx context.Context) error {
 	})
 	<-ctx.Done()
 	for _, it := range f.ifs {
-		if it.port != nil {
-			if err := it.port.Close(); err != nil {
-				f.log.Warn("closing port", "interface", it.name, "err", err)
+		for _, p := range []Port{it.port, it.arpPort} {
+			if p != nil {
+				if err := p.Close(); err != nil {
+					f.log.Warn("closing port", "interface", it.name, "err", err)
+				}
 			}
 		}
 	}
@@ -271,15 +302,16 @@ func (f *Firewall) Run(ctx context.Context) error {
 
 // readLoop is the reader goroutine of one port: read a batch, run each
 // frame through the packet path in place, write what it produced.
-func (f *Firewall) readLoop(it *iface) error {
+func (f *Firewall) readLoop(it *iface, port Port, arpOnly bool) error {
 	bufs := make([][]byte, readBatchSize)
 	for i := range bufs {
 		bufs[i] = make([]byte, MaxFrameSize)
 	}
 	sizes := make([]int, readBatchSize)
 	w := f.workers.New().(*worker)
+	w.fromARPPort = arpOnly
 	for {
-		n, err := it.port.ReadBatch(bufs, sizes)
+		n, err := port.ReadBatch(bufs, sizes)
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,8 @@ type worker struct {
 	held []*packetBuf // pool buffers referenced by out, returned after flush
 	now  int64        // unix nanoseconds, read once per batch
 	p    parsed
+	// fromARPPort: this worker reads an interface's ARP port (AttachARP).
+	fromARPPort bool
 
 	frag fragWork // reassembly state of the datagram being released (fragment.go)
 }
@@ -104,6 +106,9 @@ func (w *worker) dispatch(in *iface, frame []byte) DropReason {
 	mac := f.ourMAC(in)
 	switch et {
 	case header.EtherTypeARP:
+		if in.arpPort != nil && !w.fromARPPort {
+			return dropNone // the ARP port has the same frame
+		}
 		if !header.IsBroadcast(dst) && [6]byte(dst) != *mac {
 			return DropNotForUs
 		}

@@ -59,17 +59,35 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 	for _, ic := range cfg.Firewall.Interfaces {
 		// The failover control frames' own socket on each data
 		// interface: small, and read by its own goroutine.
-		p, err := afpacket.Open(ic.Name, afpacket.Options{
-			RX: afpacket.RXMmsg, Protocol: probeEtherType, BatchSize: 16,
-			RecvBuffer: 256 << 10, SendBuffer: 256 << 10,
-		})
+		p, err := afpacket.Open(ic.Name, controlSocket(probeEtherType))
 		if err != nil {
 			return fmt.Errorf("control socket on data interface %s: %w", ic.Name, err)
 		}
 		defer p.Close()
 		u.AttachControl(ic.Name, p)
+		if cfg.Firewall.Mode == firewall.ModeTransparent {
+			continue
+		}
+		// ARP's own socket too: a saturated data ring must not drop a
+		// host's question for its gateway. The firewall closes it.
+		ap, err := afpacket.Open(ic.Name, controlSocket(etherTypeARP))
+		if err != nil {
+			return fmt.Errorf("ARP socket on data interface %s: %w", ic.Name, err)
+		}
+		if err := u.fw.AttachARP(ic.Name, ap); err != nil {
+			ap.Close()
+			return err
+		}
 	}
 	return u.Run(ctx)
+}
+
+const etherTypeARP = 0x0806
+
+// controlSocket is a small receive-only-one-EtherType socket: its frames
+// get a kernel queue of their own, apart from the data ring.
+func controlSocket(ethertype uint16) afpacket.Options {
+	return afpacket.Options{RX: afpacket.RXMmsg, Protocol: ethertype, BatchSize: 16, RecvBuffer: 256 << 10, SendBuffer: 256 << 10}
 }
 
 // ringOptions sizes the AF_PACKET receive ring for the longest frame the
