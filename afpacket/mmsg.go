@@ -70,6 +70,12 @@ func (r *mmsgReceiver) read(p *Port, bufs [][]byte, sizes []int) (int, error) {
 		if err := p.raw.Read(r.recvFn); err != nil {
 			return 0, err
 		}
+		if r.errno == unix.ENETDOWN {
+			// The kernel reports its interface going down once, as a
+			// pending socket error; frames flow again when it comes
+			// up. A link fault is not the end of the port.
+			continue
+		}
 		if r.errno != 0 {
 			return 0, fmt.Errorf("afpacket: %q: %w", p.name, os.NewSyscallError("recvmmsg", r.errno))
 		}

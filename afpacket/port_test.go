@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Port must satisfy the firewall's packet I/O interface.
@@ -456,4 +457,67 @@ func TestRingSlotLimit(t *testing.T) {
 	if st, _ := pb.Stats(); st.Truncated != 1 {
 		t.Errorf("Truncated = %d; want 1", st.Truncated)
 	}
+}
+
+// TestLinkDownUpKeepsThePort: the interface going down and up (a cable
+// pulled, a chaos fault) is not the end of the port: reads go on after it
+// comes back. (The kernel reports the down once as a socket error; the
+// recvmmsg path used to return it, which ended a unit's data plane.)
+func TestLinkDownUpKeepsThePort(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode RXMode) {
+		a, b := newVethPair(t)
+		pa := open(t, a, Options{RX: mode})
+		pb := open(t, b, Options{RX: mode})
+		hb, err := netlink.NewHandleAt(b.ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hb.Close()
+		lb, err := hb.LinkByName(b.ifname)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := hb.LinkSetDown(lb); err != nil {
+			t.Fatal(err)
+		}
+		if err := hb.LinkSetUp(lb); err != nil {
+			t.Fatal(err)
+		}
+		// A veth's carrier follows its peer's at once; send until the
+		// frame arrives (the first may meet the link still coming up).
+		frame := testFrame(pb.HardwareAddr(), pa.HardwareAddr(), 7, 100)
+		got := make(chan error, 1)
+		go func() {
+			bufs, sizes := [][]byte{make([]byte, 2048)}, []int{0}
+			for {
+				n, err := pb.ReadBatch(bufs, sizes)
+				if err != nil {
+					got <- err
+					return
+				}
+				if n == 1 && sizes[0] == len(frame) {
+					got <- nil
+					return
+				}
+			}
+		}()
+		deadline := time.After(5 * time.Second)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if _, err := pa.WriteBatch([][]byte{frame}); err != nil && !errors.Is(err, unix.ENETDOWN) {
+				t.Logf("write: %v", err)
+			}
+			select {
+			case err := <-got:
+				if err != nil {
+					t.Fatalf("ReadBatch after the link came back: %v", err)
+				}
+				return
+			case <-deadline:
+				t.Fatal("no frame read within 5s of the link coming back")
+			case <-tick.C:
+			}
+		}
+	})
 }
