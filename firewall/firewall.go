@@ -406,6 +406,12 @@ func (f *Firewall) forwarding(now int64) bool {
 	return l == 0 || now < l
 }
 
+// Forwarding reports whether the data plane forwards now: active and
+// within its lease. It is the data plane's own answer, which can differ
+// from the role a unit last reported: a unit just thawed from a freeze
+// says Active until its role loop runs, but its lease has lapsed.
+func (f *Firewall) Forwarding() bool { return f.forwarding(f.now()) }
+
 // notForwarding is the drop reason of a frame the unit does not forward:
 // a standby's, or an active's whose lease lapsed.
 func (f *Firewall) notForwarding() DropReason {

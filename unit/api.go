@@ -130,7 +130,7 @@ func (u *Unit) Status() Status {
 	s := Status{
 		Unit: u.cfg.Name, Peer: u.cfg.Peer, Lab: u.cfg.Lab, Role: u.cfg.Role, PID: os.Getpid(),
 		StartedAt: u.startedAt, State: st.State.String(), Active: st.State.IsActive(), Term: st.Term,
-		Forwarding: st.State.IsActive() && !st.Suspended, ForwardingSince: st.ForwardingSince, At: time.Now(),
+		Forwarding: st.State.IsActive() && !st.Suspended && u.fw.Forwarding(), ForwardingSince: st.ForwardingSince, At: time.Now(),
 		LastReason: st.LastReason, LastChange: st.LastChange,
 		MACMode: u.cfg.MACMode, HTTPReplication: u.cfg.HTTPReplication, Mode: map[bool]string{true: "transparent", false: "routed"}[u.fw.Transparent()],
 		PeerKnown: st.Peer.Known, PeerLastHeard: st.Peer.LastHeard, PeerFailed: st.Peer.Failed,
