@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/falab/falab/replicate"
 	"github.com/falab/falab/topo"
 	"github.com/falab/falab/unit"
 )
@@ -374,6 +375,12 @@ func describeExpect(e *ExpectSpec) string {
 	if e.OneAnswer {
 		parts = append(parts, "one unit answers ARP on the wire")
 	}
+	if e.SteadyReplication {
+		parts = append(parts, "steady replication")
+	}
+	if e.MaxTerm > 0 {
+		parts = append(parts, fmt.Sprintf("max term %d", e.MaxTerm))
+	}
 	if e.Within != nil {
 		parts = append(parts, "within "+e.Within.D(0).String())
 	}
@@ -489,6 +496,24 @@ func (r *runner) check(ctx context.Context, e *ExpectSpec) []string {
 			}
 		}
 	}
+	if e.SteadyReplication || e.MaxTerm > 0 {
+		for _, u := range r.l.Units {
+			stateOf(u.Name)
+			s := status[u.Name]
+			if s == nil {
+				problems = append(problems, u.Name+" not answering")
+				continue
+			}
+			if e.MaxTerm > 0 && s.Term > uint64(e.MaxTerm) {
+				problems = append(problems, fmt.Sprintf("%s is in term %d, above %d: a takeover happened", u.Name, s.Term, e.MaxTerm))
+			}
+			if e.SteadyReplication {
+				if p := steadyProblem(s.Replication); p != "" {
+					problems = append(problems, u.Name+": "+p)
+				}
+			}
+		}
+	}
 	if e.OneAnswer {
 		answers, err := GatewayAnswers(ctx, r.l)
 		if err != nil {
@@ -516,6 +541,30 @@ func (r *runner) check(ctx context.Context, e *ExpectSpec) []string {
 		}
 	}
 	return problems
+}
+
+// steadyProblem says what shows a state session that did not hold, or "".
+func steadyProblem(r replicate.Stats) string {
+	var p []string
+	if r.Sessions != 1 {
+		p = append(p, fmt.Sprintf("%d state sessions", r.Sessions))
+	}
+	if r.SessionErrors != 0 {
+		p = append(p, fmt.Sprintf("%d session errors (last: %s)", r.SessionErrors, r.LastError))
+	}
+	if r.Role == "receiver" && r.BulkSyncs != 1 {
+		p = append(p, fmt.Sprintf("%d bulk syncs", r.BulkSyncs))
+	}
+	if r.Resyncs != 0 || r.Overflows != 0 || r.DigestMismatches != 0 {
+		p = append(p, fmt.Sprintf("%d resyncs, %d overflows, %d digest mismatches", r.Resyncs, r.Overflows, r.DigestMismatches))
+	}
+	if !r.Synced {
+		p = append(p, "not synced")
+	}
+	if len(p) == 0 {
+		return ""
+	}
+	return "state session did not hold: " + strings.Join(p, ", ")
 }
 
 func compare(got uint64, op string, n uint64) bool {

@@ -115,8 +115,15 @@ type ExpectSpec struct {
 	ARP          []*ARPExpect              `yaml:"arp"`
 	// OneAnswer: every host asks for its gateway by ARP on the wire and
 	// exactly one unit answers (GatewayAnswers).
-	OneAnswer bool              `yaml:"one_answer"`
-	Drops     map[string]string `yaml:"drops"` // reason: ">0", "0", ">=N"
+	OneAnswer bool `yaml:"one_answer"`
+	// SteadyReplication: each unit's state session has held since it
+	// began: one session, no session errors, one bulk sync, no resync,
+	// no queue overflow, no digest mismatch.
+	SteadyReplication bool `yaml:"steady_replication"`
+	// MaxTerm: no unit's failover term is above this (every takeover
+	// raises the term: a cut link that made a needless takeover shows).
+	MaxTerm int               `yaml:"max_term"`
+	Drops   map[string]string `yaml:"drops"` // reason: ">0", "0", ">=N"
 }
 
 // TrafficExpect checks a generator's client report.
