@@ -75,15 +75,17 @@ type probeRound struct {
 }
 
 // The interface hello rate limit, per interface. A genuine confirmation
-// sends one ask per interface_poll (1 ms by default) until the first
-// answer, in at most 10 rounds of interface_hold (5 ms by default): at the
-// defaults at most 50 frames per interface each way even from a peer too
-// slow to answer in time, and only one answer is needed. So a burst of 50
-// and 200 a second pass every genuine confirmation, and a flood costs at
-// most 200 HMACs a second per interface.
+// sends two asks per round (at its start and half way), in at most 10
+// rounds: 20 frames per interface, and the peer's answers as many. While
+// the failover link is cut both units confirm every unit hold (100 ms),
+// each receiving the other's asks and answers: up to 400 frames a second
+// per interface (a bucket of 200 a second, as first sized, ran dry in
+// under a second of a cut, and both units then took the other for dead).
+// A flood costs at most probeRate HMACs a second per interface, about a
+// millisecond of CPU.
 const (
-	probeRate  = 200 // tokens per second
-	probeBurst = 50
+	probeRate  = 1000 // tokens per second
+	probeBurst = 200
 )
 
 // tokenBucket is one interface's interface-hello rate limit.
@@ -134,7 +136,9 @@ func (p *prober) start(a failover.ProbeDataInterfaces) {
 	p.recent[a.Round%uint64(len(p.recent))] = probeRound{id: a.Round}
 	p.mu.Unlock()
 	p.u.events.Add("probe", fmt.Sprintf("confirming on the data interfaces, round %d: %s", a.Round, a.Reason))
-	poll := max(a.Poll, time.Millisecond)
+	// Two asks per round: one lost or late frame does not cost the
+	// round, and a confirmation stays well inside the peer's rate limit.
+	poll := max(a.Poll, a.Timeout/2, time.Millisecond)
 	started := time.Now()
 	p.u.spawn(func(runCtx context.Context) {
 		ctx, cancel := context.WithTimeout(runCtx, a.Timeout)
