@@ -146,10 +146,10 @@ func TestCheckOnTheWire(t *testing.T) {
 	if err := sw.h.LinkSetUp(br); err != nil {
 		t.Fatal(err)
 	}
-	gwAddr := netip.MustParsePrefix("10.201.0.1/24")
+	gwAddr := netip.MustParsePrefix("198.19.201.1/24")
 	mac1 := net.HardwareAddr{0x02, 0xa1, 0, 0, 0, 0x01}
 	mac2 := net.HardwareAddr{0x02, 0xa1, 0, 0, 0, 0x02}
-	plug(t, sw, host, "p-h", net.HardwareAddr{0x02, 0xa1, 0, 0, 0, 0x11}, netip.MustParsePrefix("10.201.0.11/24"))
+	plug(t, sw, host, "p-h", net.HardwareAddr{0x02, 0xa1, 0, 0, 0, 0x11}, netip.MustParsePrefix("198.19.201.11/24"))
 	plug(t, sw, u1, "p-u1", mac1, gwAddr)
 	target := gwAddr.Addr()
 
@@ -172,14 +172,14 @@ func TestCheckOnTheWire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = Result{Target: target, Requests: 3, Replies: 6, MACs: []MACCount{{mac1.String(), 3}, {mac2.String(), 3}}}
+	want = Result{Target: target, Requests: 3, Replies: 6, MACs: []MACCount{{mac1.String(), 3}, {mac2.String(), 3}}, DoubledRounds: 3}
 	if fmt.Sprint(res) != fmt.Sprint([]Result{want}) || res[0].OK() {
 		t.Fatalf("two units: got %+v (%s), want %+v", res, res[0].Verdict(), want)
 	}
 	t.Logf("two units: %s", res[0].Verdict())
 
 	// An address nobody holds.
-	res, err = Check(context.Background(), host.name, "eth0", []netip.Addr{netip.MustParseAddr("10.201.0.99")}, Options{})
+	res, err = Check(context.Background(), host.name, "eth0", []netip.Addr{netip.MustParseAddr("198.19.201.99")}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
