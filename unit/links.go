@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"slices"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -17,19 +18,15 @@ import (
 // to check on the peer at once; a monitored interface going down on the
 // active can fail the pair over.
 func (u *Unit) watchLinks(ctx context.Context) {
-	updates := make(chan netlink.LinkUpdate, 64)
-	done := make(chan struct{})
-	defer close(done)
-	if err := netlink.LinkSubscribe(updates, done); err != nil {
-		u.log.Error("link watch", "err", err)
-		return
-	}
 	last := map[string]bool{}
-	report := func(name string, up bool) {
+	report := func(name string, up, silent bool) {
 		if prev, seen := last[name]; seen && prev == up {
 			return
 		}
 		last[name] = up
+		if silent {
+			return
+		}
 		state := "down"
 		if up {
 			state = "up"
@@ -43,29 +40,58 @@ func (u *Unit) watchLinks(ctx context.Context) {
 			u.feed(failover.InterfaceStatus{Name: name, Up: up})
 		}
 	}
-	// The state now, before any change. A failover link that is not up
-	// yet at start is only a link coming up (carrier follows admin state
-	// by a moment), not a sign against the peer: it is reported when it
-	// changes.
+	first := true
+	for ctx.Err() == nil {
+		// A subscription ends when its socket overflows (ENOBUFS: a
+		// burst of link changes, a busy machine); the unit then
+		// subscribes again and catches up from the current state. A
+		// unit that stopped watching would learn of a lost carrier only
+		// when the peer's hold expired.
+		if !u.subscribeLinks(ctx, report, first) {
+			if !sleepCtx(ctx, 50*time.Millisecond) {
+				return
+			}
+		}
+		first = false
+		if ctx.Err() == nil {
+			u.events.Add("link", "link watch lost its netlink subscription (overflow?): subscribing again")
+		}
+	}
+}
+
+// subscribeLinks reports the links' state now, then every change, until
+// the subscription ends or ctx does. It reports whether it subscribed.
+func (u *Unit) subscribeLinks(ctx context.Context, report func(name string, up, silent bool), first bool) bool {
+	updates := make(chan netlink.LinkUpdate, 256)
+	done := make(chan struct{})
+	defer close(done)
+	err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
+		ReceiveBufferSize: 1 << 20, ReceiveBufferForceSize: true,
+		ErrorCallback: func(err error) { u.log.Warn("link watch", "err", err) },
+	})
+	if err != nil {
+		u.log.Error("link watch", "err", err)
+		return false
+	}
+	// The state now, before any change. At the first start a failover
+	// link that is not up yet is only a link coming up (carrier follows
+	// admin state by a moment), not a sign against the peer: it is
+	// reported when it changes.
 	if links, err := netlink.LinkList(); err == nil {
 		for _, l := range links {
 			name, up := l.Attrs().Name, linkUp(l)
-			if name == u.cfg.FailoverInterface && !up {
-				last[name] = false
-				continue
-			}
-			report(name, up)
+			report(name, up, first && name == u.cfg.FailoverInterface && !up)
 		}
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return true
 		case up, ok := <-updates:
 			if !ok {
-				return
+				return true
 			}
-			report(up.Link.Attrs().Name, linkUp(up.Link))
+			report(up.Link.Attrs().Name, linkUp(up.Link), false)
 		}
 	}
 }
