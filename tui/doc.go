@@ -2,7 +2,10 @@
 // roles and states, their tables side by side (the active's entries and
 // the standby's replicated copy, marked per row), the hosts' ARP caches,
 // the merged timeline of both units and the lab, and keys that fail over,
-// kill, freeze or restart a unit and cut links.
+// kill, freeze or restart a unit and cut links. A line of the header says
+// what the wire says: whether exactly one unit answers each host's ARP for
+// its gateway (checked every 2s, and at once after a fault or role
+// change), which the units' own reports cannot show.
 //
 // It is a Bubble Tea program. Everything it reads or does goes through a
 // [Source] (the real one is [LabSource]); every read runs in a tea.Cmd and

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/falab/falab/arpcheck"
 	"github.com/falab/falab/firewall"
 	"github.com/falab/falab/lab"
 	"github.com/falab/falab/topo"
@@ -41,6 +42,13 @@ type fakeSource struct {
 	labEvents []unit.Event
 	injected  []lab.Fault
 	maxLimit  map[string]int // largest page asked of each unit's conns
+
+	// The wire check: by default every host's gateway is answered by
+	// each living active unit (see GatewayAnswers); wireAnswers and
+	// wireErr replace that when set.
+	wireAnswers []lab.WireAnswer
+	wireErr     error
+	wireCalls   int
 }
 
 var _ Source = (*fakeSource)(nil)
@@ -402,3 +410,43 @@ func (f *fakeSource) Failover(_ context.Context, name, do string) (string, error
 }
 
 func (f *fakeSource) Traffic(context.Context) ([]TrafficFlowSummary, error) { return nil, nil }
+
+// GatewayAnswers models the wire: each host's gateway is answered by every
+// living active unit, all with the virtual MAC in the host's cache, so two
+// actives answer every request twice and none answers not at all.
+func (f *fakeSource) GatewayAnswers(context.Context) ([]lab.WireAnswer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.wireCalls++
+	if f.wireAnswers != nil || f.wireErr != nil {
+		return append([]lab.WireAnswer(nil), f.wireAnswers...), f.wireErr
+	}
+	actives := 0
+	for _, u := range f.units {
+		if !u.dead && u.status.Active {
+			actives++
+		}
+	}
+	var out []lab.WireAnswer
+	for _, h := range f.info.Hosts {
+		r := arpcheck.Result{Target: h.Gateway, Requests: arpcheck.DefaultRequests}
+		for _, n := range f.hostARP[h.Name] {
+			if n.IP == h.Gateway && actives > 0 {
+				r.Replies = actives * r.Requests
+				r.MACs = []arpcheck.MACCount{{MAC: n.MAC.String(), Count: r.Replies}}
+				if actives > 1 {
+					r.DoubledRounds = r.Requests
+				}
+			}
+		}
+		out = append(out, lab.WireAnswer{Host: h.Name, Interface: "eth0", Result: r})
+	}
+	return out, nil
+}
+
+// setWire makes the next wire checks return answers and err.
+func (f *fakeSource) setWire(answers []lab.WireAnswer, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.wireAnswers, f.wireErr = answers, err
+}

@@ -24,7 +24,9 @@ type macFlash struct {
 }
 
 // hostsTab shows each host's ARP cache, the gateway entry highlighted and
-// changed entries flashed with old -> new MAC. Not safe for concurrent use.
+// changed entries flashed with old -> new MAC, and under each host the
+// wire check's full verdict (who answered its ARP for the gateway). Not
+// safe for concurrent use.
 type hostsTab struct {
 	hosts   []HostInfo
 	macMode string
@@ -34,6 +36,7 @@ type hostsTab struct {
 	flashes map[string]macFlash // "host ip" -> change
 	loaded  bool
 	scroll  int
+	wire    *wireState // the last wire check, shared with the model's header
 
 	width, height int
 }
@@ -104,6 +107,9 @@ func (h *hostsTab) Render(now time.Time) string {
 		note = "virtual MACs: a takeover changes no host's ARP cache"
 	}
 	lines = append(lines, styleDim.Render(note))
+	if h.wire != nil && h.wire.enabled {
+		lines = append(lines, h.wire.hostsNote(now))
+	}
 	if !h.loaded {
 		lines = append(lines, styleDim.Render("reading the hosts' ARP caches…"))
 		return block(lines, h.width, h.height)
@@ -115,6 +121,9 @@ func (h *hostsTab) Render(now time.Time) string {
 			head += styleDim.Render("  gateway " + host.Gateway.String())
 		}
 		body = append(body, head)
+		if h.wire != nil {
+			body = append(body, h.wire.hostLines(host.Name, h.width)...)
+		}
 		if e, ok := h.errs[host.Name]; ok {
 			body = append(body, "  "+styleErr.Render(e))
 			continue

@@ -126,6 +126,7 @@ type Model struct {
 	hosts    *hostsTab
 	timeline *timelineTab
 	traffic  *trafficTab
+	wire     *wireState
 	cur      int
 
 	inflight  map[string]bool
@@ -176,6 +177,8 @@ func New(ctx context.Context, src Source, now time.Time, opts Options) *Model {
 		unitW = max(unitW, len(n))
 	}
 	m.timeline = &timelineTab{loc: m.loc, unitW: unitW}
+	m.wire = newWireState(info)
+	m.hosts.wire = m.wire
 	m.resize()
 	return m
 }
@@ -196,10 +199,19 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, tea.Batch(append(m.fetches(), m.tick(m.refresh))...)
 	case statusMsg:
-		m.onStatus(msg)
-		if m.statusRounds == len(m.units) {
-			return m, m.refreshTab() // the first statuses: the table can be sized
+		changed := m.onStatus(msg)
+		var cmds []tea.Cmd
+		if changed {
+			// A role change: read the wire now, while it may show two
+			// units (or none) answering.
+			cmds = append(cmds, m.wireSoon())
 		}
+		if m.statusRounds == len(m.units) {
+			cmds = append(cmds, m.refreshTab()) // the first statuses: the table can be sized
+		}
+		return m, tea.Batch(cmds...)
+	case wireMsg:
+		return m, m.onWire(msg)
 	case eventsMsg:
 		m.onEvents(msg)
 	case tableMsg:
@@ -229,6 +241,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		} else {
 			m.say(msg.result, false)
 		}
+		// A fault just landed: what the hosts see on the wire next is
+		// what a user pressing the key wants to know.
+		return m, m.wireSoon()
 	case tea.KeyPressMsg:
 		return m, m.onKey(msg)
 	}
@@ -258,7 +273,9 @@ func (m *Model) activeIdx() int {
 	return m.lastActive
 }
 
-func (m *Model) onStatus(msg statusMsg) {
+// onStatus takes a unit's status and reports whether the unit changed
+// role: its state, or whether it answers at all.
+func (m *Model) onStatus(msg statusMsg) (changed bool) {
 	for i := range m.units {
 		u := &m.units[i]
 		if u.name != msg.unit {
@@ -267,9 +284,11 @@ func (m *Model) onStatus(msg statusMsg) {
 		delete(m.inflight, "status:"+u.name)
 		m.statusRounds++
 		if msg.err != nil {
+			changed = u.ok
 			u.ok, u.err = false, msg.err.Error()
-			return
+			return changed
 		}
+		changed = u.seen && (!u.ok || msg.status.State != u.status.State || msg.status.Active != u.status.Active)
 		if u.seen && (msg.status.PID != u.status.PID || !msg.status.StartedAt.Equal(u.status.StartedAt)) {
 			// A new process: its events are numbered from 1 again.
 			u.epoch++
@@ -286,6 +305,7 @@ func (m *Model) onStatus(msg statusMsg) {
 		}
 		m.detectTakeover(i)
 	}
+	return changed
 }
 
 // standbyStates are the states a takeover starts from.
@@ -446,6 +466,9 @@ func (m *Model) fetches() []tea.Cmd {
 	}
 	if m.cur == tabIndexTraffic && due("traffic", time.Second) {
 		cmds = append(cmds, m.trafficCmd())
+	}
+	if c := m.wireIfDue(); c != nil {
+		cmds = append(cmds, c)
 	}
 	return cmds
 }

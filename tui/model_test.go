@@ -129,14 +129,15 @@ func TestGoldenTabs(t *testing.T) {
 		name string
 		w, h int
 	}{{"80x24", 80, 24}, {"120x40", 120, 40}}
-	tabs := []string{"conns", "xlate", "arp", "routes", "interfaces", "drops", "hosts", "timeline", "traffic"}
+	// In tab order: key 1 is the first, 0 the tenth.
+	tabs := []string{"conns", "xlate", "arp", "bridge", "routes", "interfaces", "drops", "hosts", "timeline", "traffic"}
 	for _, sz := range sizes {
 		hs := newHarness(t, newFakeSource(12, 2), sz.w, sz.h)
 		hs.tick(100 * time.Millisecond)
 		for i, tab := range tabs {
 			t.Run(sz.name+"/"+tab, func(t *testing.T) {
 				hs.t = t
-				hs.press(string(rune('1' + i)))
+				hs.press(fmt.Sprint((i + 1) % 10))
 				hs.tick(100 * time.Millisecond)
 				hs.golden(tab + "-" + sz.name)
 			})

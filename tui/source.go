@@ -77,6 +77,11 @@ type Source interface {
 	Failover(ctx context.Context, unitName, do string) (string, error)
 	// Traffic returns the running traffic generators (none: nil).
 	Traffic(ctx context.Context) ([]TrafficFlowSummary, error)
+	// GatewayAnswers has every host with a gateway ARP for it on the wire
+	// and says which units answered (lab.GatewayAnswers): exactly one is
+	// a healthy pair. It takes ~150ms a host and returns the answers got
+	// so far with its error.
+	GatewayAnswers(ctx context.Context) ([]lab.WireAnswer, error)
 }
 
 // LabSource is the Source over a running lab: unit API clients, the hosts'
@@ -275,4 +280,9 @@ func (s *LabSource) Traffic(ctx context.Context) ([]TrafficFlowSummary, error) {
 		return nil, nil
 	}
 	return s.traffic(ctx)
+}
+
+// GatewayAnswers implements Source.
+func (s *LabSource) GatewayAnswers(ctx context.Context) ([]lab.WireAnswer, error) {
+	return lab.GatewayAnswers(ctx, s.lab)
 }

@@ -27,13 +27,18 @@ func (m *Model) View() tea.View {
 	return v
 }
 
-// headerLines is the header's height: title and badges, health, last
-// change, and the takeover banner when there is one.
+// headerLines is the header's height: title and badges, health, the wire
+// check (when the lab has hosts with a gateway), last change, and the
+// takeover banner when there is one.
 func (m *Model) headerLines() int {
-	if m.banner != nil {
-		return 4
+	n := 3
+	if m.wire.enabled {
+		n++
 	}
-	return 3
+	if m.banner != nil {
+		n++
+	}
+	return n
 }
 
 // bodyHeight is what is left for the current tab.
@@ -97,7 +102,11 @@ func (m *Model) header() []string {
 	if m.units[0].ok && m.units[1].ok && m.units[0].status.Active && m.units[1].status.Active {
 		l1.WriteString("  " + styleErr.Render("both units active"))
 	}
-	lines := []string{l1.String(), m.health(ai), m.lastChange(ai)}
+	lines := []string{l1.String(), m.health(ai)}
+	if m.wire.enabled {
+		lines = append(lines, m.wireLine())
+	}
+	lines = append(lines, m.lastChange(ai))
 	if m.banner != nil {
 		lines = append(lines, m.bannerLine())
 	}
