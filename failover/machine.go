@@ -579,7 +579,17 @@ func (m *Machine) sign(out *[]Action, cause string) {
 
 func (m *Machine) startProbe(out *[]Action, cause string, negotiating bool) {
 	m.stats.Probes++
-	m.probe = probe{running: true, cause: cause, negotiating: negotiating, roundsLeft: m.cfg.ProbeRounds}
+	rounds := m.cfg.ProbeRounds
+	if m.peer.linkFailed {
+		// The failover link is known cut and the peer answered on the
+		// data interfaces: with no hellos, every hold brings another
+		// confirmation, and on a loaded machine one of many can miss
+		// its answers. Each gets twice the rounds: a peer that really
+		// died meanwhile is found a little later; a live one is not
+		// taken for dead.
+		rounds *= 2
+	}
+	m.probe = probe{running: true, cause: cause, negotiating: negotiating, roundsLeft: rounds}
 	m.nextRound(out)
 	m.probe.firstRound = m.probe.round
 }
@@ -601,7 +611,7 @@ func (m *Machine) roundExpired(out *[]Action) {
 		m.nextRound(out)
 		return
 	}
-	m.probeResult(out, false, false, fmt.Sprintf("on data interfaces (no answer in %d rounds of %v)", m.cfg.ProbeRounds, m.cfg.InterfaceHold))
+	m.probeResult(out, false, false, fmt.Sprintf("on data interfaces (no answer in %d rounds of %v)", m.probe.round-m.probe.firstRound+1, m.cfg.InterfaceHold))
 }
 
 func (m *Machine) probeResult(out *[]Action, alive, peerActive bool, how string) {
