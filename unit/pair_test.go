@@ -268,7 +268,10 @@ func TestUnitPairChild(t *testing.T) {
 	evs, _ := sby.u.Events().Since(seq)
 	took := false
 	for _, e := range evs {
-		took = took || e.Kind == "transition" && strings.HasPrefix(e.Msg, "Standby Ready -> Just Active")
+		if e.Kind == "transition" && strings.HasPrefix(e.Msg, "Standby Ready -> Just Active") {
+			took = true
+			t.Logf("%s took over: %s", sby.name, e.Msg)
+		}
 	}
 	if !took {
 		t.Errorf("%s's events since the shutdown have no Standby Ready -> Just Active transition:\n%s", sby.name, sby.timeline())
