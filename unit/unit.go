@@ -307,6 +307,11 @@ func (u *Unit) Run(ctx context.Context) error {
 	u.fw.RenewLease(0)
 	u.fw.SetActive(false)
 	u.active.Store(false)
+	// The control sockets too: a stopping unit must not answer the peer's
+	// interface hellos, and their readers wait in ReadBatch until closed.
+	for _, cp := range u.control {
+		cp.port.Close()
+	}
 	cancel()
 	u.spawnMu.Lock()
 	u.stopping = true
