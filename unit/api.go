@@ -161,7 +161,7 @@ func (u *Unit) Status() Status {
 
 // serveAPI listens on the unit's Unix socket (mode 0600: only root may
 // command a unit) and serves the API until the returned listener closes.
-func (u *Unit) serveAPI() (net.Listener, error) {
+func (u *Unit) serveAPI() (*http.Server, error) {
 	_ = os.Remove(u.cfg.Socket) // a stale socket of a crashed unit
 	ln, err := net.Listen("unix", u.cfg.Socket)
 	if err != nil {
@@ -232,13 +232,16 @@ func (u *Unit) serveAPI() (net.Listener, error) {
 		u.events.Add("command", fmt.Sprintf("operator: failover %s: %s", r.URL.Query().Get("do"), msg))
 		writeJSON(w, map[string]string{"result": msg})
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
+	// Requests live within Run: a long poll or a command in flight ends
+	// when Run stops, and Shutdown then waits for its handler.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return u.ctx }}
+	u.spawn(func(context.Context) {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
 			u.log.Error("API server", "err", err)
 		}
-	}()
-	return ln, nil
+	})
+	return srv, nil
 }
 
 func nonNil[T any](s []T) []T {

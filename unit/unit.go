@@ -316,7 +316,9 @@ func (u *Unit) Run(ctx context.Context) error {
 	u.spawnMu.Lock()
 	u.stopping = true
 	u.spawnMu.Unlock()
-	api.Close()
+	shutCtx, shutCancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = api.Shutdown(shutCtx)
+	shutCancel()
 	hc.Close()
 	ln.Close()
 	if s := u.sender.Swap(nil); s != nil {
