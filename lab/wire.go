@@ -2,9 +2,11 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 
 	"github.com/falab/falab/arpcheck"
 )
@@ -23,29 +25,43 @@ type WireAnswer struct {
 // MAC) is two actives; none is no active. It asks from the hosts, not the
 // units, so it sees what a host sees, whatever the units report.
 func GatewayAnswers(ctx context.Context, l *Lab) ([]WireAnswer, error) {
-	var out []WireAnswer
+	type ask struct {
+		host, iface string
+		gw          netip.Addr
+	}
+	var asks []ask
 	for _, h := range l.Hosts {
 		if !h.Gateway.IsValid() {
 			continue
 		}
-		iface := ""
 		for _, i := range h.Interfaces {
 			if i.Addr.Contains(h.Gateway) {
-				iface = i.Name
+				asks = append(asks, ask{h.Name, i.Name, h.Gateway})
+				break
 			}
 		}
-		if iface == "" {
-			continue
-		}
-		res, err := arpcheck.Check(ctx, l.Namespace(h.Name), iface, []netip.Addr{h.Gateway}, arpcheck.Options{})
-		if err != nil {
-			return out, fmt.Errorf("%s: ARP for its gateway %v: %w", h.Name, h.Gateway, err)
-		}
-		for _, r := range res {
-			out = append(out, WireAnswer{Host: h.Name, Interface: iface, Result: r})
+	}
+	// Every host asks at once (each in its own namespace, on its own
+	// socket): one check takes one host's time, not the sum.
+	results := make([][]arpcheck.Result, len(asks))
+	errs := make([]error, len(asks))
+	var wg sync.WaitGroup
+	for i, a := range asks {
+		wg.Go(func() {
+			results[i], errs[i] = arpcheck.Check(ctx, l.Namespace(a.host), a.iface, []netip.Addr{a.gw}, arpcheck.Options{})
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("%s: ARP for its gateway %v: %w", a.host, a.gw, errs[i])
+			}
+		})
+	}
+	wg.Wait()
+	var out []WireAnswer
+	for i, a := range asks {
+		for _, r := range results[i] {
+			out = append(out, WireAnswer{Host: a.host, Interface: a.iface, Result: r})
 		}
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // wireProblems returns what is wrong in answers, one line each.
