@@ -556,30 +556,60 @@ func (h *hostile) arpSpoofing(t *testing.T) {
 		}
 	}
 
-	// A gratuitous reply claiming the gateway's address: client1 may
-	// believe it for a moment; the active defends, and client1 must end
-	// up with the pair's MAC again.
+	// Claims on the gateway's address. First a reply sent to client1
+	// alone, which the pair cannot see: it shows that client1 believes
+	// such a reply (the attack is real). Then the same claim broadcast:
+	// the active must count it and defend with a gratuitous ARP, after
+	// which client1 holds the pair's MAC again.
 	if m := h.neigh(t, "client1", hGateway); m != gw {
 		t.Fatalf("client1's gateway entry is %q before the attack, want %s", m, gw)
 	}
-	before = h.counters(t)
 	h.forge(t, "send", map[string]any{
+		"send_ns": ns("client2"),
+		"frames": []map[string]any{
+			{"kind": "arp", "smac": h.c2MAC, "dmac": h.c1MAC, "op": 2, "hwsrc": h.c2MAC, "psrc": hGateway, "hwdst": h.c1MAC, "pdst": hClient1},
+		},
+	}, &sent)
+	poisoned := h.neigh(t, "client1", hGateway)
+	t.Logf("client1's gateway entry after a forged unicast reply the pair cannot see: %s (client2 is %s)", poisoned, h.c2MAC)
+	if poisoned != h.c2MAC {
+		t.Logf("client1 did not take the forged reply: the defence below is then checked by its gratuitous ARP alone")
+	}
+	before = h.counters(t)
+	var watch struct {
+		Seen []struct {
+			Op    int    `json:"op"`
+			HWSrc string `json:"hwsrc"`
+			PSrc  string `json:"psrc"`
+			PDst  string `json:"pdst"`
+		}
+	}
+	h.forge(t, "send", map[string]any{
+		"sniff_ns": ns("client1"), "sniff_arp": true, "wait": 1.0,
 		"send_ns": ns("client2"),
 		"frames": []map[string]any{
 			{"kind": "arp", "smac": h.c2MAC, "dmac": bcast, "op": 2, "hwsrc": h.c2MAC, "psrc": hGateway, "hwdst": bcast, "pdst": hGateway},
 		},
-	}, &sent)
-	right := h.neigh(t, "client1", hGateway)
+	}, &watch)
 	h.expectDrops(t, before, map[string]uint64{"arp-addr-conflict": 1})
+	defended := 0
+	for _, a := range watch.Seen {
+		if a.HWSrc == gw && a.PSrc == hGateway && a.PDst == hGateway {
+			defended++
+		}
+	}
+	if defended == 0 {
+		t.Errorf("client1 saw no gratuitous ARP from the pair for %s within 1 s of the forged claim: %+v", hGateway, watch.Seen)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		m := h.neigh(t, "client1", hGateway)
 		if m == gw {
-			t.Logf("client1's gateway entry right after the forged reply: %s; now %s (the pair's)", right, m)
+			t.Logf("client1 saw %d gratuitous ARP(s) from the pair; its gateway entry is the pair's %s again", defended, m)
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("client1's gateway entry is %s 5 s after the forged reply, want the pair's %s (client2 is %s)", m, gw, h.c2MAC)
+			t.Errorf("client1's gateway entry is %s 5 s after the forged claim, want the pair's %s (client2 is %s)", m, gw, h.c2MAC)
 			break
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -13,8 +13,9 @@ started in.
                               flow's next one plus each of offsets from
                               send_ns
     hostile.py send JSON      send frames from send_ns; with sniff_ns, also
-                              report the UDP payloads that reached sniff_ns
-                              on sniff_dport within wait seconds
+                              report what reached sniff_ns within wait
+                              seconds: the UDP payloads to sniff_dport, or
+                              with sniff_arp every ARP frame
 
 JSON in on argv, one JSON object out on stdout.
 """
@@ -139,7 +140,10 @@ def cmd_send(a):
             if not r:
                 continue
             p = Ether(sn.recv(65535))
-            if IP in p and UDP in p and p[UDP].dport == a["sniff_dport"]:
+            if a.get("sniff_arp") and ARP in p:
+                seen.append({"op": p[ARP].op, "hwsrc": p[ARP].hwsrc, "psrc": p[ARP].psrc,
+                             "pdst": p[ARP].pdst, "eth_src": p[Ether].src})
+            elif IP in p and UDP in p and p[UDP].dport == a.get("sniff_dport"):
                 seen.append({"src": p[IP].src, "payload": bytes(p[UDP].payload).decode(errors="replace"),
                              "options": len(p[IP].options)})
         out["seen"] = seen
