@@ -42,6 +42,8 @@ func TestHostile(t *testing.T) {
 
 	h.c1MAC, h.c2MAC, h.s2MAC = h.mac("client1"), h.mac("client2"), h.mac("server2")
 
+	// The floods come after the scans (half-open connections stay 30 s),
+	// and the takeover last.
 	t.Run("1 forged RST from outside", h.forgedRSTOutside)
 	t.Run("2 forged RST from another inside host", h.forgedRSTInside)
 	t.Run("3 ARP spoofing", h.arpSpoofing)
@@ -50,6 +52,7 @@ func TestHostile(t *testing.T) {
 	t.Run("6 fragmented ping", h.fragmentedPing)
 	t.Run("8 nmap scans", h.nmapScans)
 	t.Run("7 SYN floods", h.synFloods)
+	t.Run("9 forged RST on an idle connection after a takeover", h.rstAfterTakeover)
 
 	us := h.failover(t)
 	t.Logf("at the end: %s", h.rolesString(us))
@@ -350,7 +353,7 @@ func activeThroughout(before, after counters) string {
 }
 
 // expectDrops waits (up to 3 s) until the drops counted under each reason
-// since before reach want: on the unit that was active throughout, or, if
+// since before reach want (a key "a|b" sums reasons a and b): on the unit that was active throughout, or, if
 // a takeover came between (the machine is loaded, and a flood loads it
 // more), summed over both units. It logs the figures.
 func (h *hostile) expectDrops(t *testing.T, before counters, want map[string]uint64) {
@@ -364,7 +367,10 @@ func (h *hostile) expectDrops(t *testing.T, before counters, want map[string]uin
 		for r := range want {
 			var per []string
 			for _, u := range []string{"fw-a", "fw-b"} {
-				d := after.drops[u][r] - before.drops[u][r]
+				var d uint64
+				for _, one := range strings.Split(r, "|") {
+					d += after.drops[u][one] - before.drops[u][one]
+				}
 				per = append(per, fmt.Sprintf("%s +%d", u, d))
 				if act == "" || act == u {
 					got[r] += d
@@ -435,8 +441,8 @@ func (h *hostile) connOnBoth(t *testing.T, port int) {
 	}
 }
 
-// 1. RSTs forged from server2 as server1 on a live flow: one in the window
-// but not exact (RFC 5961), one far outside it. Neither may end the
+// 1. RSTs forged from server2 as server1 on a live flow: two in the window
+// but not exact (RFC 5961), two far outside it. None may end the
 // connection on either unit.
 func (h *hostile) forgedRSTOutside(t *testing.T) {
 	port, mapped := h.liveFlow(t)
@@ -863,4 +869,141 @@ func (h *hostile) logTakeovers(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestHostileLabIsDefault keeps testdata/hostile.yaml what TestHostile
+// says it is: labs/default.yaml under another name (comments aside).
+func TestHostileLabIsDefault(t *testing.T) {
+	strip := func(path, name string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keep []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "#") {
+				continue
+			}
+			if l == "name: "+name {
+				l = "name: NAME"
+			}
+			keep = append(keep, l)
+		}
+		return strings.Join(keep, "\n")
+	}
+	if strip("../labs/default.yaml", "default") != strip("testdata/hostile.yaml", "hostile") {
+		t.Errorf("testdata/hostile.yaml differs from labs/default.yaml beyond its name and comments: copy it again")
+	}
+}
+
+// 9. A blind RST (any sequence number) forged from server2 as server1 on
+// an idle connection just after a takeover. The new active adopted the
+// connection from its replicated record, whose windows lag, and accepts
+// each direction's first segment for pickup; a forged RST must still not
+// end the connection on both units, which is what issue 11 was about.
+func (h *hostile) rstAfterTakeover(t *testing.T) {
+	arg, _ := json.Marshal(map[string]any{"server_ns": ns("server1"), "client_ns": ns("client1"), "server_ip": hServer1, "port": 7777, "hold": 12})
+	idle := exec.Command(h.py, h.script, "idle", string(arg))
+	var se strings.Builder
+	idle.Stderr = &se
+	out, err := idle.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idle.Process.Kill(); idle.Wait() })
+	dec := json.NewDecoder(out)
+	var opened struct {
+		LocalPort int `json:"local_port"`
+	}
+	if err := dec.Decode(&opened); err != nil {
+		t.Fatalf("idle connection: %v %s", err, se.String())
+	}
+	src := fmt.Sprintf("%s:%d", hClient1, opened.LocalPort)
+	mapped := 0
+	deadline := time.Now().Add(3 * time.Second)
+	for mapped == 0 {
+		_, cs := h.conns(t, "fw-b")
+		for _, c := range cs {
+			if c.OrigSrc == src && c.OrigDst == hServer1+":7777" && c.State == "ESTABLISHED" {
+				mapped, _ = strconv.Atoi(strings.TrimPrefix(c.ReplyDst, hPAT+":"))
+			}
+		}
+		if mapped == 0 && time.Now().After(deadline) {
+			t.Fatalf("the idle connection %s -> %s:7777 never reached the standby", src, hServer1)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// blindRST forges server1's RST with a sequence number guessed
+	// blind, sends it to unit's outside interface, and checks that it was
+	// dropped and changed neither unit's table.
+	blindRST := func(unit, when string) {
+		before := h.counters(t)
+		var sent struct{ Sent int }
+		h.forge(t, "send", map[string]any{
+			"send_ns": ns("server2"),
+			"frames": []map[string]any{
+				{"kind": "tcp", "smac": h.s2MAC, "dmac": h.ifaceMAC(t, unit, "outside"), "src": hServer1, "dst": hPAT,
+					"sport": 7777, "dport": mapped, "flags": "R", "seq": 0x5eed1234},
+			},
+		}, &sent)
+		h.expectDrops(t, before, map[string]uint64{"tcp-rst-not-exact|tcp-seq-past-win": 1})
+		after := h.counters(t)
+		var moved []string
+		for _, u := range []string{"fw-a", "fw-b"} {
+			for k, v := range after.drops[u] {
+				if d := v - before.drops[u][k]; d > 0 {
+					moved = append(moved, fmt.Sprintf("%s %s +%d", u, k, d))
+				}
+			}
+		}
+		t.Logf("%s: drops while the blind RST went in: %v", when, moved)
+		for _, u := range []string{"fw-a", "fw-b"} {
+			if found := h.connState(t, u, src, hServer1+":7777"); found != "ESTABLISHED" {
+				t.Errorf("%s: %s: idle connection %s -> %s:7777 is %q after a forged blind RST, want ESTABLISHED", when, u, src, hServer1, found)
+			}
+		}
+	}
+
+	from := h.active(t)
+	blindRST(from, "before the takeover")
+	to := map[string]string{"fw-a": "fw-b", "fw-b": "fw-a"}[from]
+	mustFalab(t, h.runDir, "failover", "--to", to)
+	waitActive(t, h.runDir, to)
+	t.Logf("switched over %s -> %s; idle connection %s (PAT %d)", from, to, src, mapped)
+	// The takeover itself must have kept the connection: what follows is
+	// about the RST alone.
+	for _, u := range []string{"fw-a", "fw-b"} {
+		if st := h.connState(t, u, src, hServer1+":7777"); st != "ESTABLISHED" {
+			t.Fatalf("%s: idle connection %s is %q after the takeover, before any forgery", u, src, st)
+		}
+	}
+	blindRST(to, "after the takeover")
+	var res struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+	}
+	if err := dec.Decode(&res); err != nil {
+		t.Fatalf("idle connection's end: %v %s", err, se.String())
+	}
+	t.Logf("idle connection after the forged RST: %+v", res)
+	if !res.OK {
+		t.Errorf("the idle connection no longer carries data: %s", res.Error)
+	}
+	h.streamsAlive(t)
+}
+
+// connState is the state of the connection origSrc -> origDst in unit's
+// table ("" if there is none).
+func (h *hostile) connState(t *testing.T, unit, origSrc, origDst string) string {
+	t.Helper()
+	_, cs := h.conns(t, unit)
+	for _, c := range cs {
+		if c.OrigSrc == origSrc && c.OrigDst == origDst {
+			return c.State
+		}
+	}
+	return ""
 }

@@ -16,8 +16,13 @@ started in.
                               report what reached sniff_ns within wait
                               seconds: the UDP payloads to sniff_dport, or
                               with sniff_arp every ARP frame
+    hostile.py idle JSON      open a TCP connection from client_ns to
+                              server_ip:port (listening in server_ns), print
+                              its local port, leave it idle for hold
+                              seconds, then report whether a byte still
+                              crosses each way
 
-JSON in on argv, one JSON object out on stdout.
+JSON in on argv, one JSON object out on stdout (idle: two lines).
 """
 
 import ctypes
@@ -150,9 +155,39 @@ def cmd_send(a):
     return out
 
 
+def cmd_idle(a):
+    enter(a["server_ns"])
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("0.0.0.0", a["port"]))
+    ls.listen(1)
+    enter(a["client_ns"])
+    c = socket.create_connection((a["server_ip"], a["port"]), timeout=5)
+    s, _ = ls.accept()
+    c.sendall(b"a")
+    s.settimeout(5)
+    s.recv(1)
+    json.dump({"local_port": c.getsockname()[1]}, sys.stdout)
+    print(flush=True)
+    time.sleep(a["hold"])
+    out = {"ok": False}
+    try:
+        c.settimeout(3)
+        c.sendall(b"x")
+        if s.recv(1) != b"x":
+            raise OSError("server read nothing")
+        s.sendall(b"y")
+        if c.recv(1) != b"y":
+            raise OSError("client read nothing")
+        out["ok"] = True
+    except OSError as e:
+        out["error"] = "%s: %s" % (type(e).__name__, e)
+    return out
+
+
 def main():
     cmd, arg = sys.argv[1], json.loads(sys.argv[2])
-    out = {"rst": cmd_rst, "send": cmd_send}[cmd](arg)
+    out = {"rst": cmd_rst, "send": cmd_send, "idle": cmd_idle}[cmd](arg)
     json.dump(out, sys.stdout)
     print()
 
