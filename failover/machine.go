@@ -87,6 +87,9 @@ type probe struct {
 	negotiating bool
 	// resume: a suspended active asks the peer's role (setNow).
 	resume bool
+	// lateRounds counts rounds this unit's own timer ended late, each
+	// given back (roundExpired).
+	lateRounds int
 }
 
 // Stats counts what a Machine has seen and done.
@@ -606,6 +609,13 @@ func (m *Machine) nextRound(out *[]Action) {
 // roundExpired ends a silent round: the next one starts, or after the last
 // the peer counts as dead on the data interfaces.
 func (m *Machine) roundExpired(out *[]Action) {
+	if late := m.now.Sub(m.probe.deadline); late > m.cfg.InterfaceHold && m.probe.lateRounds < m.cfg.ProbeRounds {
+		// This unit's own timer fired a round late: it was starved of
+		// CPU (or frozen) and could not have read an answer in time. A
+		// round it could not watch is no evidence against the peer.
+		m.probe.lateRounds++
+		m.probe.roundsLeft++
+	}
 	if m.probe.roundsLeft > 0 {
 		m.stats.ProbeRoundsRetried++
 		m.nextRound(out)

@@ -439,3 +439,20 @@ func TestHandoverTimesOut(t *testing.T) {
 		t.Errorf("state %v reason %q, want Active with %q", m.State(), m.LastReason(), want)
 	}
 }
+
+// TestLateRoundIsNoEvidence: a round whose end this unit's own timer saw
+// far too late (it was starved of CPU) is not counted against the peer:
+// the confirmation runs one more round before declaring it dead.
+func TestLateRoundIsNoEvidence(t *testing.T) {
+	m := standbyReady(t)
+	m.Step(ms(40), PeerConnClosed{}) // round 1 ends at 65
+	m.Tick(ms(100))                  // 35 ms late: not counted
+	m.Tick(ms(125))
+	if m.State() != StandbyReady {
+		t.Fatalf("took over at 125ms after a round it could not watch: %v (%s)", m.State(), m.LastReason())
+	}
+	m.Tick(ms(150))
+	if !m.IsActive() {
+		t.Errorf("state %v after every round it watched was silent, want Active", m.State())
+	}
+}

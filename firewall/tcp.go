@@ -61,6 +61,15 @@ const (
 )
 
 func seqBefore(a, b uint32) bool { return int32(a-b) < 0 }
+
+// seqWithin reports whether a lies in [lo, hi] in sequence space.
+func seqWithin(a, lo, hi uint32) bool { return a-lo <= hi-lo }
+
+// pickupRSTSlack is how far an RST may miss the record's windows on a
+// connection adopted at takeover that has carried no segment since: the
+// windows lag by what was sent after the last record. 4 MiB leaves a blind
+// attacker about one chance in a thousand per guess.
+const pickupRSTSlack = 4 << 20
 func seqAfter(a, b uint32) bool  { return int32(a-b) > 0 }
 
 // finFlag returns the close flag of direction dir.
@@ -244,7 +253,17 @@ func (c *conn) checkRST(dir int, s *tcpSeg) DropReason {
 	S, R := &c.win[dir], &c.win[1-dir]
 	switch {
 	case c.pickup[dir] && c.pickup[1-dir]:
-		return dropNone // adopted and no segment seen since: nothing to check against
+		// Adopted, and no segment seen since: only the record's windows
+		// are known. For an idle connection they are exact; for a busy
+		// one they lag by what was sent since the last record. A blind
+		// RST must still hit near them (within pickupRSTSlack, a few
+		// MiB); accepting any RST here let a forged one delete any
+		// connection that had stayed idle since a takeover (found by
+		// the hostile e2e test).
+		if S.Flags&TCPWinSeen == 0 || seqWithin(s.seq, S.End-pickupRSTSlack, S.MaxEnd+pickupRSTSlack) {
+			return dropNone
+		}
+		return DropTCPSeqPastWindow
 	case c.pickup[dir]:
 		if R.Flags&TCPWinMaxAck != 0 && s.seq == R.MaxAck {
 			return dropNone

@@ -415,3 +415,25 @@ func TestTakeoverRetransmissionThenLaterAck(t *testing.T) {
 		t.Errorf("a forged RST after the pickup ended the connection")
 	}
 }
+
+// TestBlindRSTAfterTakeoverOnIdleConnection: a connection adopted at
+// takeover that carries no segment since must not accept any RST (the
+// hostile e2e test deleted an idle connection from both units with one
+// guessed sequence number); the peer's real RST still ends it.
+func TestBlindRSTAfterTakeoverOnIdleConnection(t *testing.T) {
+	a := established(t, labConfig())
+	b := standbyOf(t, a)
+	b.fw.SetActive(true)
+	forged := setSeqAck(tcpFrame(server.mac, fwOutsideMAC, server.ip, outsideIP, 80, 40000, RST, ""), 0x5eed1234, 0)
+	nothing(t, b.in(ifOutside, forged))
+	if n := b.fw.ConnCount(); n != 1 {
+		t.Fatalf("a blind RST after the takeover deleted the connection (%d conns)", n)
+	}
+	if d := cmp.Diff(map[string]uint64{"tcp-seq-past-win": 1}, b.drops()); d != "" {
+		t.Errorf("drops (-want +got):\n%s", d)
+	}
+	only(t, b.in(ifOutside, a.sFrame(RST|ACK, "")), ifInside, 1)
+	if n := b.fw.ConnCount(); n != 0 {
+		t.Errorf("the server's real RST left %d conns", n)
+	}
+}

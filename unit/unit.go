@@ -378,15 +378,28 @@ func describeOutcome(before, after failover.State, acts []failover.Action) strin
 // replication callbacks must not block) and without ever dropping it.
 func (u *Unit) feed(ev failover.Event) { u.evq.push(ev) }
 
-// renewLease extends the data plane's forwarding lease by a unit hold
-// while the machine says forward. drive runs at least every unit poll, so a
-// running unit never lets it lapse; a frozen one does, and on resuming it
-// does not renew until the machine has settled its role (Forwarding).
+// renewLease extends the data plane's forwarding lease by leaseFor while
+// the machine says forward, and revokes it at once when the machine has
+// suspended forwarding. drive runs at least every unit poll, so a running
+// unit never lets it lapse unless starved of CPU for longer than the
+// lease; a frozen one does, and on resuming it does not renew until the
+// machine has settled its role (Forwarding).
 func (u *Unit) renewLease() {
-	if u.machine.Forwarding() {
-		u.fw.RenewLease(time.Now().Add(u.cfg.UnitHold).UnixNano())
+	switch {
+	case u.machine.Forwarding():
+		u.fw.RenewLease(time.Now().Add(u.leaseFor()).UnixNano())
+	case u.machine.Status().Suspended:
+		u.fw.RenewLease(1) // long lapsed
 	}
 }
+
+// leaseFor is one and a half unit holds: a peer takes over only after a
+// hold of silence, so a unit frozen that long must find its lease lapsed
+// when it resumes (the chaos freezes are 200 ms and more against a 100 ms
+// hold), while a live unit's role loop may be starved of CPU for longer
+// than a hold on a busy machine without its data plane dropping (a
+// 100 ms lease dropped thousands of frames at load 4.5 on 2 cores).
+func (u *Unit) leaseFor() time.Duration { return u.cfg.UnitHold * 3 / 2 }
 
 func (u *Unit) refreshStatus() {
 	st := u.machine.Status()
@@ -518,7 +531,7 @@ func (u *Unit) becomeActive(a failover.BecomeActive) {
 	if r := u.receiver.Swap(nil); r != nil {
 		r.Close()
 	}
-	u.fw.RenewLease(time.Now().Add(u.cfg.UnitHold).UnixNano())
+	u.fw.RenewLease(time.Now().Add(u.leaseFor()).UnixNano())
 	u.fw.SetActive(true)
 	u.active.Store(true)
 	if u.sender.Load() == nil {
