@@ -70,7 +70,8 @@ func seqWithin(a, lo, hi uint32) bool { return a-lo <= hi-lo }
 // windows lag by what was sent after the last record. 4 MiB leaves a blind
 // attacker about one chance in a thousand per guess.
 const pickupRSTSlack = 4 << 20
-func seqAfter(a, b uint32) bool  { return int32(a-b) > 0 }
+
+func seqAfter(a, b uint32) bool { return int32(a-b) > 0 }
 
 // finFlag returns the close flag of direction dir.
 func finFlag(dir int) uint8 {
