@@ -293,3 +293,31 @@ func TestPATStandbyHoldsThePortsOfAppliedRecords(t *testing.T) {
 		t.Errorf("no port after the replicated xlates were deleted: %v", b.drops())
 	}
 }
+
+// TestPATHostQuotaCountsPortsInUse: the quota bounds the ports a host's
+// connections use, not the idle xlates waiting out timeout pat-xlate. A
+// client that opens and closes connections one after another is never
+// refused (counting idle xlates capped a busy client at quota/pat-xlate new
+// connections a second).
+func TestPATHostQuotaCountsPortsInUse(t *testing.T) {
+	cfg := labConfig()
+	cfg.Limits.PATPortsPerHost = 3
+	cfg.Timeouts.UDP = time.Second
+	l := resolvedLab(t, cfg)
+	for i := range 12 {
+		if l.udpOut(client, 7000+uint16(i)) == "" {
+			t.Fatalf("flow %d refused: %v", i, l.drops())
+		}
+		// The connection ends; its xlate idles (pat-xlate is 30 s).
+		l.clk.Advance(2 * time.Second)
+		for range numConnShards/sweepShardsPerCall + 1 {
+			l.fw.Maintain()
+		}
+	}
+	if got := l.fw.XlateCount(); got < 4 {
+		t.Errorf("%d xlates: the idle ones should still hold their ports", got)
+	}
+	if d := l.drops(); len(d) != 0 {
+		t.Errorf("drops %v, want none", d)
+	}
+}
