@@ -459,7 +459,11 @@ func (h *hostile) forgedRSTOutside(t *testing.T) {
 		"offsets": []int64{3, 1001, 1 << 31, 1<<31 + 7919},
 	}, &res)
 	t.Logf("flow %s:%d (PAT %d): server1's next sequence %d, forged RSTs at %v", hClient1, port, mapped, res.Next, res.Sent)
-	h.expectDrops(t, before, map[string]uint64{"tcp-rst-not-exact": 2, "tcp-seq-past-win": 2})
+	// All four are dropped by the sequence checks. The two near ones
+	// are in the window when the stream is slow, but a busy stream can
+	// move its window past them between the sniff and the forgery (seen
+	// on a loaded machine), and then they count as past the window too.
+	h.expectDrops(t, before, map[string]uint64{"tcp-rst-not-exact|tcp-seq-past-win": 4, "tcp-seq-past-win": 2})
 	time.Sleep(300 * time.Millisecond)
 	h.connOnBoth(t, port)
 }
