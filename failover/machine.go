@@ -222,6 +222,10 @@ func (m *Machine) Status() Status {
 // forwarded by a unit that is no longer the active one.
 func (m *Machine) Forwarding() bool { return m.state.IsActive() && !m.suspended }
 
+// Suspended reports whether an active unit that resumed after a freeze has
+// stopped forwarding until it knows its peer's role.
+func (m *Machine) Suspended() bool { return m.suspended }
+
 // NextDeadline returns when Tick must next be called: the next hello, the
 // end of the negotiation window, of the peer's hold time or of a probe,
 // whichever comes first. It is zero while Disabled.

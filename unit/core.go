@@ -17,7 +17,6 @@ import (
 type eventQueue struct {
 	mu    sync.Mutex
 	items []failover.Event // guarded by mu
-	high  int              // guarded by mu: the longest it has been
 	wake  chan struct{}    // one pending wake-up
 }
 
@@ -27,7 +26,6 @@ func newEventQueue() *eventQueue { return &eventQueue{wake: make(chan struct{}, 
 func (q *eventQueue) push(ev failover.Event) {
 	q.mu.Lock()
 	q.items = append(q.items, ev)
-	q.high = max(q.high, len(q.items))
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:

@@ -388,7 +388,7 @@ func (u *Unit) renewLease() {
 	switch {
 	case u.machine.Forwarding():
 		u.fw.RenewLease(time.Now().Add(u.leaseFor()).UnixNano())
-	case u.machine.Status().Suspended:
+	case u.machine.Suspended():
 		u.fw.RenewLease(1) // long lapsed
 	}
 }
