@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/falab/falab/unit"
+	"github.com/falab/falab/api"
 )
 
 // ChaosKinds are the faults a chaos step draws from. Each is injected and
@@ -212,8 +212,8 @@ func (r *runner) chaosFault(ctx context.Context, kind string, rng *rand.Rand, se
 // unitStates asks both units their status, each with its own short
 // deadline (a frozen unit never answers); a unit that does not answer is
 // nil.
-func (r *runner) unitStates(ctx context.Context, wait time.Duration) map[string]*unit.Status {
-	out := make(map[string]*unit.Status, len(r.l.Units))
+func (r *runner) unitStates(ctx context.Context, wait time.Duration) map[string]*api.Status {
+	out := make(map[string]*api.Status, len(r.l.Units))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, u := range r.l.Units {
@@ -238,7 +238,7 @@ func (r *runner) unitStates(ctx context.Context, wait time.Duration) map[string]
 }
 
 // describeStates says both units' states in one line.
-func (r *runner) describeStates(st map[string]*unit.Status) string {
+func (r *runner) describeStates(st map[string]*api.Status) string {
 	var parts []string
 	for _, u := range r.l.Units {
 		s := st[u.Name]
@@ -338,7 +338,7 @@ func (s *roleSampler) run(ctx context.Context) {
 		}
 		s.mu.Lock()
 		s.samples++
-		var fwd []*unit.Status
+		var fwd []*api.Status
 		for name, u := range st {
 			// Forwarding, not Active: a unit resuming from a freeze
 			// says Active for the moment it takes to ask its peer,
@@ -370,7 +370,7 @@ func (s *roleSampler) run(ctx context.Context) {
 
 // overlap reports whether two units' forwarding intervals
 // [ForwardingSince, At] share an instant.
-func overlap(a, b *unit.Status) bool {
+func overlap(a, b *api.Status) bool {
 	if a.ForwardingSince.IsZero() || b.ForwardingSince.IsZero() {
 		return true // no interval given: assume the worst
 	}

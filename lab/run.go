@@ -16,9 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/falab/falab/replicate"
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/topo"
-	"github.com/falab/falab/unit"
 )
 
 // pollEvery is how often expectations with `within` are re-checked.
@@ -43,7 +42,7 @@ type RunReport struct {
 	Took     time.Duration   `json:"took_ns"`
 	Steps    []StepResult    `json:"steps"`
 	Failures []string        `json:"failures,omitempty"`
-	Timeline []unit.Event    `json:"timeline"`
+	Timeline []api.Event     `json:"timeline"`
 	Traffic  []TrafficReport `json:"traffic"`
 	// KeptLogs is where the units' logs of a run that did not pass were
 	// copied before the lab was removed (empty when it passed).
@@ -72,7 +71,7 @@ type runner struct {
 
 	pullMu sync.Mutex // one pullEvents at a time: two would fetch and append the same events
 	evMu   sync.Mutex
-	events []unit.Event      // guarded by evMu: collected from both units
+	events []api.Event       // guarded by evMu: collected from both units
 	since  map[string]uint64 // guarded by evMu: last event seq per unit
 }
 
@@ -414,7 +413,7 @@ func (r *runner) expect(ctx context.Context, e *ExpectSpec) (string, error) {
 // check returns what does not hold now.
 func (r *runner) check(ctx context.Context, e *ExpectSpec) []string {
 	var problems []string
-	status := map[string]*unit.Status{}
+	status := map[string]*api.Status{}
 	stateOf := func(u string) string {
 		if s, ok := status[u]; ok {
 			if s == nil {
@@ -525,7 +524,7 @@ func (r *runner) check(ctx context.Context, e *ExpectSpec) []string {
 		active, err := ActiveUnit(ctx, r.name)
 		var drops map[string]uint64
 		if err == nil {
-			var c *unit.Client
+			var c *api.Client
 			if c, err = UnitClient(r.name, active); err == nil {
 				drops, err = c.Drops(ctx)
 			}
@@ -544,7 +543,7 @@ func (r *runner) check(ctx context.Context, e *ExpectSpec) []string {
 }
 
 // steadyProblem says what shows a state session that did not hold, or "".
-func steadyProblem(r replicate.Stats) string {
+func steadyProblem(r api.ReplicationStats) string {
 	var p []string
 	if r.Sessions != 1 {
 		p = append(p, fmt.Sprintf("%d state sessions", r.Sessions))

@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/firewall"
-	"github.com/falab/falab/replicate"
 	"github.com/falab/falab/topo"
 	"github.com/falab/falab/unit"
 )
@@ -112,7 +112,7 @@ func writeKey(l *Lab) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return path, os.WriteFile(path, []byte(key.Hex()+"\n"), 0o600)
+	return path, api.WriteKeyFile(path, key)
 }
 
 // FailoverKey resolves a lab file's failover.key into the units' key: 64
@@ -126,12 +126,12 @@ func writeKey(l *Lab) (string, error) {
 // and every `falab up` of the lab, get the same key, and the same
 // passphrase in two labs gives two keys. It runs once, in `falab up`; the
 // units receive the derived key.
-func FailoverKey(labName, text string) (replicate.Key, error) {
+func FailoverKey(labName, text string) (api.Key, error) {
 	switch {
 	case text == "":
-		return replicate.NewKey()
+		return api.NewKey()
 	case isRawKey(text):
-		return replicate.ParseKey(text)
+		return api.ParseKey(text)
 	}
 	return PassphraseKey(labName, text), nil
 }
@@ -145,9 +145,9 @@ const (
 )
 
 // PassphraseKey derives a lab's failover key from a passphrase.
-func PassphraseKey(labName, passphrase string) replicate.Key {
+func PassphraseKey(labName, passphrase string) api.Key {
 	salt := []byte("falab failover key\x00" + labName)
-	return replicate.Key(argon2.IDKey([]byte(passphrase), salt, argonTime, argonMemory, argonThreads, replicate.KeyLen))
+	return api.Key(argon2.IDKey([]byte(passphrase), salt, argonTime, argonMemory, argonThreads, api.KeyLen))
 }
 
 // startUnitProcs writes each unit's config and starts `falab unit` inside

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/falab/falab/replicate"
+	"github.com/falab/falab/api"
 )
 
 // Defaults far below an ASA's 1 s poll / 15 s hold: the lab's links are
@@ -252,7 +252,7 @@ const minRawKeyHex = 16
 
 // isRawKey says whether a lab file's failover.key is a raw key: exactly 64
 // hex digits, used as the key itself.
-func isRawKey(s string) bool { return len(s) == 2*replicate.KeyLen && isHex(s) }
+func isRawKey(s string) bool { return len(s) == 2*api.KeyLen && isHex(s) }
 
 func isHex(s string) bool {
 	for _, c := range []byte(s) {
@@ -441,7 +441,7 @@ func (v *validator) failover(s *Spec, l *Lab, claimAddr func(netip.Addr, string,
 	switch k := fs.Key; {
 	case k == "" || isRawKey(k):
 	case len(k) >= 2*minRawKeyHex && isHex(k):
-		v.errf("failover.key", "%d hex digits: a raw key is exactly %d hex digits (32 bytes, e.g. from openssl rand -hex 32); a passphrase must not be all hex digits", len(k), 2*replicate.KeyLen)
+		v.errf("failover.key", "%d hex digits: a raw key is exactly %d hex digits (32 bytes, e.g. from openssl rand -hex 32); a passphrase must not be all hex digits", len(k), 2*api.KeyLen)
 	case len(k) < 8:
 		v.errf("failover.key", "too short (expected a passphrase of at least 8 characters, a raw key of 64 hex digits, or leave it out for a random per-lab key)")
 	}

@@ -8,8 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/falab/falab/firewall"
-	"github.com/falab/falab/unit"
+	"github.com/falab/falab/api"
 )
 
 // Table tab ids.
@@ -111,7 +110,7 @@ func fetchTable(ctx context.Context, src Source, r tableReq) tableData {
 		}
 		if r.tab == tabConns {
 			a, aerr := src.Conns(ctx, r.active, off, lim)
-			var s unit.Page[firewall.ConnInfo]
+			var s api.Page[api.Conn]
 			var serr error
 			if r.standby != "" {
 				s, serr = src.Conns(ctx, r.standby, soff, slim)
@@ -123,7 +122,7 @@ func fetchTable(ctx context.Context, src Source, r tableReq) tableData {
 			d.rows = merge(a.Entries, s.Entries, d.standbyTotal >= 0, r.paged, connKey, connCells)
 		} else {
 			a, aerr := src.Xlates(ctx, r.active, off, lim)
-			var s unit.Page[firewall.XlateInfo]
+			var s api.Page[api.Xlate]
 			var serr error
 			if r.standby != "" {
 				s, serr = src.Xlates(ctx, r.standby, soff, slim)
@@ -259,11 +258,11 @@ func merge[T any](active, standby []T, standbyOK, window bool, key func(*T) stri
 	return rows
 }
 
-func connKey(c *firewall.ConnInfo) string {
+func connKey(c *api.Conn) string {
 	return c.Protocol + " " + c.OrigSrc + " " + c.OrigDst + " " + c.ReplySrc + " " + c.ReplyDst
 }
 
-func connCells(a, s *firewall.ConnInfo) []string {
+func connCells(a, s *api.Conn) []string {
 	e, state, sb := a, "—", "—"
 	if a != nil {
 		state = a.State
@@ -277,11 +276,11 @@ func connCells(a, s *firewall.ConnInfo) []string {
 		strconv.FormatUint(e.Packets, 10), strconv.FormatUint(e.Bytes, 10), shortDur(e.Idle)}
 }
 
-func xlateKey(x *firewall.XlateInfo) string {
+func xlateKey(x *api.Xlate) string {
 	return x.Kind + " " + x.Protocol + " " + x.Real.String() + " " + x.Mapped.String()
 }
 
-func xlateCells(a, s *firewall.XlateInfo) []string {
+func xlateCells(a, s *api.Xlate) []string {
 	e, conns, sb := a, "—", "—"
 	if a != nil {
 		conns = strconv.Itoa(a.Conns)
@@ -301,9 +300,9 @@ func xlateCells(a, s *firewall.XlateInfo) []string {
 	return []string{e.Kind, orDash(e.Protocol), e.RealInterface, real, e.MappedInterface, mapped, conns, sb, shortDur(e.Age)}
 }
 
-func bridgeKey(b *firewall.BridgeInfo) string { return b.MAC }
+func bridgeKey(b *api.BridgeEntry) string { return b.MAC }
 
-func bridgeCells(a, s *firewall.BridgeInfo) []string {
+func bridgeCells(a, s *api.BridgeEntry) []string {
 	e, iface, sb := a, "—", "—"
 	if a != nil {
 		iface = a.Interface
@@ -316,9 +315,9 @@ func bridgeCells(a, s *firewall.BridgeInfo) []string {
 	return []string{e.MAC, iface, sb, shortDur(e.Age)}
 }
 
-func arpKey(a *firewall.ARPInfo) string { return a.Interface + " " + a.IP.String() }
+func arpKey(a *api.ARPEntry) string { return a.Interface + " " + a.IP.String() }
 
-func arpCells(a, s *firewall.ARPInfo) []string {
+func arpCells(a, s *api.ARPEntry) []string {
 	e, mac, sb := a, "—", "—"
 	if a != nil {
 		mac = a.MAC
@@ -331,11 +330,11 @@ func arpCells(a, s *firewall.ARPInfo) []string {
 	return []string{e.Interface, e.IP.String(), mac, sb, shortDur(e.Age)}
 }
 
-func routeKey(r *firewall.RouteInfo) string {
+func routeKey(r *api.Route) string {
 	return r.Interface + " " + r.Prefix.String() + " " + r.NextHop.String()
 }
 
-func routeCells(a, s *firewall.RouteInfo) []string {
+func routeCells(a, s *api.Route) []string {
 	e, sb := a, "missing"
 	if a == nil {
 		e, sb = s, "only there"
@@ -351,9 +350,9 @@ func routeCells(a, s *firewall.RouteInfo) []string {
 	return []string{e.Interface, e.Prefix.String(), via, typ, sb}
 }
 
-func ifaceKey(i *firewall.InterfaceInfo) string { return i.Name }
+func ifaceKey(i *api.Interface) string { return i.Name }
 
-func ifaceCells(a, s *firewall.InterfaceInfo) []string {
+func ifaceCells(a, s *api.Interface) []string {
 	e, rx, tx, drops := a, "—", "—", "—"
 	if a != nil {
 		rx, tx, drops = u64(a.RxPackets), u64(a.TxPackets), u64(a.Drops)

@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"strings"
 
 	"github.com/falab/falab/afpacket"
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/firewall"
 	"github.com/falab/falab/replicate"
 )
@@ -30,13 +29,9 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("unit", cfg.Name)
-	keyText, err := os.ReadFile(cfg.KeyFile)
+	key, err := api.ReadKeyFile(cfg.KeyFile)
 	if err != nil {
 		return fmt.Errorf("failover key: %w", err)
-	}
-	key, err := replicate.ParseKey(strings.TrimSpace(string(keyText)))
-	if err != nil {
-		return fmt.Errorf("failover key %s: %w", cfg.KeyFile, err)
 	}
 	ports := map[string]firewall.Port{}
 	defer func() {
@@ -52,7 +47,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		ports[ic.Name] = p
 	}
-	u, err := New(cfg, key, ports, log)
+	u, err := New(cfg, replicate.Key(key), ports, log)
 	if err != nil {
 		return err
 	}

@@ -2,8 +2,8 @@
 // (package firewall, on AF_PACKET ports), the role state machine (package
 // failover) and the state stream (package replicate) together, performs the
 // machine's actions (hellos on the failover link, takeover, gratuitous ARP,
-// data-interface probes), and serves the unit's local API on a Unix socket.
-// The API's client is here too.
+// data-interface probes), and serves the unit's local API on a Unix socket
+// in package api's wire types (the client is api.Client).
 package unit
 
 import (

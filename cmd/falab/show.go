@@ -12,16 +12,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/falab/falab/firewall"
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/lab"
-	"github.com/falab/falab/replicate"
-	"github.com/falab/falab/unit"
 )
-
-// cmdUnit is the unit process itself (started by `falab up`).
-func cmdUnit(ctx context.Context, e *env, args []string) error {
-	return unit.Main(ctx, args, e.stderr)
-}
 
 var showWhat = []string{"conn", "xlate", "arp", "mac-address-table", "route", "interface", "asp-drop", "failover"}
 
@@ -194,8 +187,8 @@ const statusWait = time.Second
 // unitStatuses asks every unit at once, each within statusWait. A unit that
 // does not answer is named, with why when the process table says (frozen,
 // not running).
-func unitStatuses(ctx context.Context, labName string, units []string) ([]unit.Status, []string) {
-	sts := make([]unit.Status, len(units))
+func unitStatuses(ctx context.Context, labName string, units []string) ([]api.Status, []string) {
+	sts := make([]api.Status, len(units))
 	errs := make([]string, len(units))
 	st, _ := lab.ReadState(labName)
 	var wg sync.WaitGroup
@@ -218,7 +211,7 @@ func unitStatuses(ctx context.Context, labName string, units []string) ([]unit.S
 					why = fmt.Sprintf("not answering within %v (process %d runs)", statusWait, p.PID)
 				}
 			}
-			sts[i] = unit.Status{Unit: n, State: why}
+			sts[i] = api.Status{Unit: n, State: why}
 			errs[i] = fmt.Sprintf("%s: %s (%v)", n, why, err)
 		})
 	}
@@ -277,7 +270,7 @@ func showFailover(ctx context.Context, e *env, name string) error {
 		}
 		fmt.Fprintf(w, "    queue %d (high %d), record seq %d, acked %d, frames %d/%d sent/received\n", r.QueueDepth, r.QueueHigh, r.RecordSeq, r.AckedSeq, r.FramesSent, r.FramesReceived)
 		for _, t := range r.Tables {
-			fmt.Fprintf(w, "    %-6s sent %d received %d applied %d errors %d\n", firewall.Table(t.Table), t.Sent, t.Received, t.Applied, t.Errors)
+			fmt.Fprintf(w, "    %-6s sent %d received %d applied %d errors %d\n", t.Table, t.Sent, t.Received, t.Applied, t.Errors)
 		}
 		if r.LagSamples > 0 {
 			fmt.Fprintf(w, "    replication lag p50 %v p99 %v max %v (%d samples)\n", r.LagP50, r.LagP99, r.LagMax, r.LagSamples)
@@ -292,7 +285,7 @@ func showFailover(ctx context.Context, e *env, name string) error {
 // sessionAlarm says when the state session has not held: in steady state a
 // unit has exactly one session and no errors, and every extra session was a
 // bulk sync, a window in which the standby's tables were partial.
-func sessionAlarm(r replicate.Stats) string {
+func sessionAlarm(r api.ReplicationStats) string {
 	var parts []string
 	if r.Sessions > 1 || r.SessionErrors > 0 {
 		parts = append(parts, fmt.Sprintf("state session churn: %d sessions, %d ended with an error (last: %s)", r.Sessions, r.SessionErrors, orDash(r.LastError)))
@@ -309,7 +302,7 @@ func sessionAlarm(r replicate.Stats) string {
 // rejectCounts says a unit's refused hellos by reason; port checks are the
 // peer's liveness checks, on the failover link only, and the rate limit
 // applies to the data interfaces only.
-func rejectCounts(c unit.RejectCounts, iface bool) string {
+func rejectCounts(c api.RejectCounts, iface bool) string {
 	s := fmt.Sprintf("bad auth %d, stale %d, replay %d, ", c.BadAuth, c.Stale, c.Replay)
 	if iface {
 		s += fmt.Sprintf("rate-limited %d, ", c.RateLimited)

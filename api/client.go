@@ -1,4 +1,4 @@
-package unit
+package api
 
 import (
 	"context"
@@ -10,11 +10,10 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/falab/falab/firewall"
 )
 
-// Client talks to one unit's API over its Unix socket.
+// Client talks to one unit's API over its Unix socket. Safe for
+// concurrent use.
 type Client struct {
 	socket string
 	http   *http.Client
@@ -35,6 +34,9 @@ func NewClient(socket string) *Client {
 		},
 	}
 }
+
+// Close closes the client's idle connections to the unit.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, out any) error {
 	u := "http://unit" + path
@@ -68,44 +70,44 @@ func pageQuery(offset, limit int) url.Values {
 }
 
 // Conns returns one page of the connection table.
-func (c *Client) Conns(ctx context.Context, offset, limit int) (Page[firewall.ConnInfo], error) {
-	var p Page[firewall.ConnInfo]
+func (c *Client) Conns(ctx context.Context, offset, limit int) (Page[Conn], error) {
+	var p Page[Conn]
 	return p, c.do(ctx, "GET", "/v1/conns", pageQuery(offset, limit), &p)
 }
 
 // Xlates returns one page of the translation table.
-func (c *Client) Xlates(ctx context.Context, offset, limit int) (Page[firewall.XlateInfo], error) {
-	var p Page[firewall.XlateInfo]
+func (c *Client) Xlates(ctx context.Context, offset, limit int) (Page[Xlate], error) {
+	var p Page[Xlate]
 	return p, c.do(ctx, "GET", "/v1/xlates", pageQuery(offset, limit), &p)
 }
 
 // ARP returns the unit's ARP table.
-func (c *Client) ARP(ctx context.Context) ([]firewall.ARPInfo, error) {
-	var out []firewall.ARPInfo
+func (c *Client) ARP(ctx context.Context) ([]ARPEntry, error) {
+	var out []ARPEntry
 	return out, c.do(ctx, "GET", "/v1/arp", nil, &out)
 }
 
 // Bridge returns the unit's bridge (MAC address) table (transparent mode).
-func (c *Client) Bridge(ctx context.Context) ([]firewall.BridgeInfo, error) {
-	var out []firewall.BridgeInfo
+func (c *Client) Bridge(ctx context.Context) ([]BridgeEntry, error) {
+	var out []BridgeEntry
 	return out, c.do(ctx, "GET", "/v1/bridge", nil, &out)
 }
 
 // Routes returns the unit's routing table.
-func (c *Client) Routes(ctx context.Context) ([]firewall.RouteInfo, error) {
-	var out []firewall.RouteInfo
+func (c *Client) Routes(ctx context.Context) ([]Route, error) {
+	var out []Route
 	return out, c.do(ctx, "GET", "/v1/routes", nil, &out)
 }
 
 // Interfaces returns the data interfaces with their counters.
-func (c *Client) Interfaces(ctx context.Context) ([]firewall.InterfaceInfo, error) {
-	var out []firewall.InterfaceInfo
+func (c *Client) Interfaces(ctx context.Context) ([]Interface, error) {
+	var out []Interface
 	return out, c.do(ctx, "GET", "/v1/interfaces", nil, &out)
 }
 
 // Drops returns the drop counters by reason.
-func (c *Client) Drops(ctx context.Context) (map[string]uint64, error) {
-	var out map[string]uint64
+func (c *Client) Drops(ctx context.Context) (Drops, error) {
+	var out Drops
 	return out, c.do(ctx, "GET", "/v1/drops", nil, &out)
 }
 
