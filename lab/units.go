@@ -16,9 +16,8 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/falab/falab/api"
-	"github.com/falab/falab/firewall"
+	"github.com/falab/falab/fwconfig"
 	"github.com/falab/falab/topo"
-	"github.com/falab/falab/unit"
 )
 
 func init() { startUnits = startUnitProcs }
@@ -27,13 +26,13 @@ func init() { startUnits = startUnitProcs }
 const unitReadyTimeout = 10 * time.Second
 
 // UnitConfig resolves the lab into the config of one unit.
-func (l *Lab) UnitConfig(name string, keyFile string) (*unit.Config, error) {
+func (l *Lab) UnitConfig(name string, keyFile string) (*api.UnitConfig, error) {
 	u, ok := l.Unit(name)
 	if !ok {
 		return nil, fmt.Errorf("lab %s has no unit %q", l.Name, name)
 	}
 	peer := l.Peer(name)
-	c := &unit.Config{
+	c := &api.UnitConfig{
 		Lab: l.Name, Name: u.Name, Peer: peer.Name, Role: u.Role,
 		FailoverInterface: l.Failover.Link.Interface,
 		UnitPoll:          l.Failover.UnitPoll, UnitHold: l.Failover.UnitHold,
@@ -49,14 +48,26 @@ func (l *Lab) UnitConfig(name string, keyFile string) (*unit.Config, error) {
 		c.StateInterface = sl.Interface
 		c.StateLocalAddr, c.StatePeerAddr = linkAddrs(*sl, u.Role)
 	}
-	fw := firewall.Config{AccessLists: map[string][]firewall.ACE{}}
+	c.Firewall = l.firewallConfig(u)
+	for _, fi := range l.Firewall.Interfaces {
+		if fi.Monitor {
+			c.Monitored = append(c.Monitored, fi.Name)
+		}
+	}
+	return c, nil
+}
+
+// firewallConfig resolves the lab's firewall section into unit u's data
+// plane config (the MACs are u's own in mac_mode burned-in).
+func (l *Lab) firewallConfig(u Unit) fwconfig.Config {
+	fw := fwconfig.Config{AccessLists: map[string][]fwconfig.ACE{}}
 	if l.Mode == "transparent" {
-		fw.Mode = firewall.ModeTransparent
+		fw.Mode = fwconfig.ModeTransparent
 		fw.ManagementAddr = l.Firewall.ManagementAddr
 		fw.ManagementStandbyAddr = l.Firewall.ManagementStandbyAddr
 	}
 	for _, fi := range l.Firewall.Interfaces {
-		ic := firewall.InterfaceConfig{
+		ic := fwconfig.InterfaceConfig{
 			Name: fi.Name, SecurityLevel: fi.SecurityLevel,
 			Prefix: fi.Addr, StandbyAddr: fi.StandbyAddr,
 		}
@@ -66,35 +77,31 @@ func (l *Lab) UnitConfig(name string, keyFile string) (*unit.Config, error) {
 			ic.ActiveMAC, ic.StandbyMAC = u.MACs[fi.Name], u.MACs[fi.Name]
 		}
 		fw.Interfaces = append(fw.Interfaces, ic)
-		if fi.Monitor {
-			c.Monitored = append(c.Monitored, fi.Name)
-		}
 	}
 	for _, r := range l.Firewall.Routes {
-		fw.Routes = append(fw.Routes, firewall.Route{Interface: r.Interface, Prefix: r.To, NextHop: r.Via})
+		fw.Routes = append(fw.Routes, fwconfig.Route{Interface: r.Interface, Prefix: r.To, NextHop: r.Via})
 	}
 	for _, n := range l.Firewall.NAT {
-		kind := firewall.NATDynamicPAT
+		kind := fwconfig.NATDynamicPAT
 		if n.Type == NATStatic {
-			kind = firewall.NATStatic
+			kind = fwconfig.NATStatic
 		}
-		fw.NAT = append(fw.NAT, firewall.NATRule{Kind: kind, RealInterface: n.RealInterface, Real: n.Real, MappedInterface: n.MappedInterface, Mapped: n.Mapped})
+		fw.NAT = append(fw.NAT, fwconfig.NATRule{Kind: kind, RealInterface: n.RealInterface, Real: n.Real, MappedInterface: n.MappedInterface, Mapped: n.Mapped})
 	}
 	for name, aces := range l.Firewall.AccessLists {
 		for _, a := range aces {
-			fw.AccessLists[name] = append(fw.AccessLists[name], firewall.ACE{
+			fw.AccessLists[name] = append(fw.AccessLists[name], fwconfig.ACE{
 				Permit: a.Permit, Protocol: a.Protocol, Source: a.Source, Destination: a.Destination,
 				DstPortLow: a.PortLow, DstPortHigh: a.PortHigh,
 			})
 		}
 	}
 	for _, g := range l.Firewall.AccessGroups {
-		fw.AccessGroups = append(fw.AccessGroups, firewall.AccessGroup{AccessList: g.AccessList, Interface: g.Interface})
+		fw.AccessGroups = append(fw.AccessGroups, fwconfig.AccessGroup{AccessList: g.AccessList, Interface: g.Interface})
 	}
 	t := l.Firewall.Timeouts
-	fw.Timeouts = firewall.Timeouts{Conn: t.Conn, HalfClosed: t.HalfClosed, Embryonic: t.Embryonic, UDP: t.UDP, ICMP: t.ICMP, Xlate: t.Xlate, ARP: t.ARP, MACAddress: t.MACAddress}
-	c.Firewall = fw
-	return c, nil
+	fw.Timeouts = fwconfig.Timeouts{Conn: t.Conn, HalfClosed: t.HalfClosed, Embryonic: t.Embryonic, UDP: t.UDP, ICMP: t.ICMP, Xlate: t.Xlate, ARP: t.ARP, MACAddress: t.MACAddress}
+	return fw
 }
 
 func linkAddrs(fl FailoverLink, role string) (local, peer netip.Addr) {
@@ -171,7 +178,7 @@ func startUnitProcs(ctx context.Context, l *Lab, st *State, opt UpOptions) error
 			return err
 		}
 		cfgPath := filepath.Join(Dir(l.Name), u.Name+".json")
-		if err := unit.WriteConfig(cfgPath, cfg); err != nil {
+		if err := api.WriteUnitConfig(cfgPath, cfg); err != nil {
 			return err
 		}
 		p, err := spawnIn(l.Namespace(u.Name), "unit "+u.Name, cfg.Log, exe, "unit", "--config", cfgPath)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/falab/falab/api"
+	"github.com/falab/falab/fwconfig"
 )
 
 // Defaults far below an ASA's 1 s poll / 15 s hold: the lab's links are
@@ -237,7 +238,46 @@ func (v *validator) resolve(s *Spec) *Lab {
 	l.Firewall = v.firewall(s, l, claimAddr, claimMAC)
 	v.links(s, l, hostIfaces)
 	v.subnets(l)
+	if len(v.probs) == 0 {
+		v.firewallConfig(l)
+	}
 	return l
+}
+
+// firewallConfig checks the resolved firewall config with the data plane's
+// own validator (fwconfig.Check), so that what the lab accepts the units
+// accept too, and reports each problem at the lab file's field and line.
+// It runs once the file is otherwise sound: a half-resolved config would
+// only repeat the problems already reported.
+func (v *validator) firewallConfig(l *Lab) {
+	if len(l.Units) == 0 {
+		return
+	}
+	for _, p := range fwconfig.Check(l.firewallConfig(l.Units[0])) {
+		v.errf(labField(p.Path), "%s", p.Msg)
+	}
+}
+
+// labFieldNames maps fwconfig's field names to the lab file's where they
+// differ.
+var labFieldNames = strings.NewReplacer(
+	".active_mac", ".virtual_mac", ".standby_mac", ".standby_virtual_mac",
+	".prefix", ".to", ".next_hop", ".via", ".kind", ".type",
+	".dst_port_low", ".port", ".dst_port_high", ".port",
+)
+
+// labField turns a fwconfig field path (interfaces[1].mtu) into the lab
+// file's (firewall.interfaces[1].mtu).
+func labField(path string) string {
+	switch {
+	case path == "mode":
+		return "mode"
+	case path == "management_address":
+		return "firewall.management.address"
+	case path == "management_standby_address":
+		return "firewall.management.standby_address"
+	}
+	return "firewall." + labFieldNames.Replace(path)
 }
 
 func (v *validator) noUnitFields(f string, n *NodeSpec) {
@@ -492,7 +532,6 @@ func (v *validator) firewall(s *Spec, l *Lab, claimAddr func(netip.Addr, string,
 	if len(fs.Interfaces) < 2 {
 		v.errf("firewall.interfaces", "a firewall needs at least two data interfaces (expected like inside and outside)")
 	}
-	seen := map[string]string{}
 	for i, is := range fs.Interfaces {
 		f := fmt.Sprintf("firewall.interfaces[%d]", i)
 		if is == nil {
@@ -501,17 +540,11 @@ func (v *validator) firewall(s *Spec, l *Lab, claimAddr func(netip.Addr, string,
 		}
 		fi := FirewallInterface{Name: is.Name, Monitor: true}
 		v.checkIfname(f+".name", is.Name)
-		if prev, dup := seen[is.Name]; dup {
-			v.errf(f+".name", "duplicate interface %q (first at %s)", is.Name, prev)
-		}
-		seen[is.Name] = f
 		if is.Name == l.Failover.Link.Interface || (l.Failover.StateLink != nil && is.Name == l.Failover.StateLink.Interface) {
 			v.errf(f+".name", "%q is the failover or state link's interface (expected a separate data interface)", is.Name)
 		}
 		if is.SecurityLevel == nil {
 			v.errf(f+".security_level", "missing; expected 0 (least trusted) to 100 (most trusted)")
-		} else if *is.SecurityLevel < 0 || *is.SecurityLevel > 100 {
-			v.errf(f+".security_level", "%d is out of range (expected 0 to 100)", *is.SecurityLevel)
 		} else {
 			fi.SecurityLevel = *is.SecurityLevel
 		}
@@ -533,9 +566,6 @@ func (v *validator) firewall(s *Spec, l *Lab, claimAddr func(netip.Addr, string,
 				fi.StandbyAddr = v.addr(f+".standby_address", is.StandbyAddress)
 				if fi.StandbyAddr.IsValid() {
 					claimAddr(fi.StandbyAddr, f+".standby_address", "the standby address of "+is.Name)
-					if fi.Addr.IsValid() && !fi.Addr.Masked().Contains(fi.StandbyAddr) {
-						v.errf(f+".standby_address", "%s is outside the interface's subnet %s (expected an address in it)", fi.StandbyAddr, fi.Addr.Masked())
-					}
 				}
 			}
 		}
@@ -584,28 +614,8 @@ func (v *validator) firewall(s *Spec, l *Lab, claimAddr func(netip.Addr, string,
 				claimAddr(fw.ManagementStandbyAddr, "firewall.management.standby_address", "the standby management address")
 			}
 		}
-		if fw.ManagementAddr.IsValid() && fw.ManagementStandbyAddr.IsValid() && !fw.ManagementAddr.Masked().Contains(fw.ManagementStandbyAddr) {
-			v.errf("firewall.management.standby_address", "%s is outside the management subnet %s (expected an address in it)", fw.ManagementStandbyAddr, fw.ManagementAddr.Masked())
-		}
-		if len(fs.NAT) > 0 {
-			v.errf("firewall.nat", "transparent mode has no NAT (the units bridge within one subnet)")
-		}
-		if len(fs.Routes) > 0 {
-			v.errf("firewall.routes", "transparent mode has no routing (the units bridge within one subnet)")
-		}
 	} else if fs.Management != nil {
 		v.errf("firewall.management", "only transparent mode has a management address (routed mode uses the interface addresses)")
-	}
-	ifaceByName := map[string]*FirewallInterface{}
-	for i := range fw.Interfaces {
-		ifaceByName[fw.Interfaces[i].Name] = &fw.Interfaces[i]
-	}
-	knownIface := func(field, name string) *FirewallInterface {
-		fi, ok := ifaceByName[name]
-		if !ok {
-			v.errf(field, "unknown interface %q (expected one of firewall.interfaces: %s)", name, strings.Join(keys(ifaceByName), ", "))
-		}
-		return fi
 	}
 	for i, r := range fs.Routes {
 		f := fmt.Sprintf("firewall.routes[%d]", i)
@@ -614,9 +624,6 @@ func (v *validator) firewall(s *Spec, l *Lab, claimAddr func(netip.Addr, string,
 			continue
 		}
 		fr := FirewallRoute{Interface: r.Interface, To: v.prefix(f+".to", r.To), Via: v.addr(f+".via", r.Via)}
-		if fi := knownIface(f+".interface", r.Interface); fi != nil && fi.Addr.IsValid() && fr.Via.IsValid() && !fi.Addr.Masked().Contains(fr.Via) {
-			v.errf(f+".via", "%s is outside %s's subnet %s (expected a next hop on that interface)", fr.Via, r.Interface, fi.Addr.Masked())
-		}
 		fw.Routes = append(fw.Routes, fr)
 	}
 	for i, n := range fs.NAT {
@@ -633,11 +640,6 @@ func (v *validator) firewall(s *Spec, l *Lab, claimAddr func(netip.Addr, string,
 		default:
 			v.errf(f+".type", "%q is not a NAT type (expected dynamic-pat or static)", n.Type)
 		}
-		knownIface(f+".real_interface", n.RealInterface)
-		mi := knownIface(f+".mapped_interface", n.MappedInterface)
-		if n.RealInterface != "" && n.RealInterface == n.MappedInterface {
-			v.errf(f+".mapped_interface", "is the same as real_interface (expected the other side)")
-		}
 		r.Real = v.prefix(f+".real", n.Real)
 		switch {
 		case n.Mapped == "" || n.Mapped == "interface":
@@ -646,12 +648,6 @@ func (v *validator) firewall(s *Spec, l *Lab, claimAddr func(netip.Addr, string,
 			}
 		default:
 			r.Mapped = v.addr(f+".mapped", n.Mapped)
-			if mi != nil && mi.Addr.IsValid() && r.Mapped.IsValid() && !mi.Addr.Masked().Contains(r.Mapped) {
-				v.errf(f+".mapped", "%s is outside %s's subnet %s (the unit answers ARP for mapped addresses there)", r.Mapped, n.MappedInterface, mi.Addr.Masked())
-			}
-			if n.Type == NATStatic && r.Real.IsValid() && r.Real.Bits() != 32 {
-				v.errf(f+".real", "%s is a network; a static rule maps one address (expected like 198.18.1.12)", r.Real)
-			}
 		}
 		fw.NAT = append(fw.NAT, r)
 	}
@@ -675,12 +671,8 @@ func (v *validator) firewall(s *Spec, l *Lab, claimAddr func(netip.Addr, string,
 			default:
 				v.errf(ff+".action", "%q is not an action (expected permit or deny)", a.Action)
 			}
-			switch a.Protocol {
-			case "":
+			if a.Protocol == "" {
 				ace.Protocol = "ip"
-			case "ip", "tcp", "udp", "icmp":
-			default:
-				v.errf(ff+".protocol", "%q is not a protocol (expected ip, tcp, udp or icmp)", a.Protocol)
 			}
 			ace.Source = v.aclAddr(ff+".source", a.Source)
 			ace.Destination = v.aclAddr(ff+".destination", a.Destination)
@@ -693,24 +685,15 @@ func (v *validator) firewall(s *Spec, l *Lab, claimAddr func(netip.Addr, string,
 			fw.AccessLists[name] = append(fw.AccessLists[name], ace)
 		}
 	}
-	bound := map[string]string{}
 	for i, g := range fs.AccessGroups {
 		f := fmt.Sprintf("firewall.access_groups[%d]", i)
 		if g == nil {
 			v.errf(f, "empty access group; expected access_list and interface")
 			continue
 		}
-		if _, ok := fs.AccessLists[g.AccessList]; !ok {
-			v.errf(f+".access_list", "unknown access list %q (expected one of firewall.access_lists: %s)", g.AccessList, strings.Join(aclNames, ", "))
-		}
-		knownIface(f+".interface", g.Interface)
 		if g.Direction != "" && g.Direction != "in" {
 			v.errf(f+".direction", "%q is not supported (expected in: access lists filter traffic entering the interface)", g.Direction)
 		}
-		if prev, dup := bound[g.Interface]; dup {
-			v.errf(f+".interface", "%q already has an inbound access list (%s)", g.Interface, prev)
-		}
-		bound[g.Interface] = f
 		fw.AccessGroups = append(fw.AccessGroups, AccessGroup{AccessList: g.AccessList, Interface: g.Interface})
 	}
 	if t := fs.Timeouts; t != nil {

@@ -93,7 +93,7 @@ func TestValidationErrors(t *testing.T) {
 		{
 			name: "unknown acl",
 			old:  "{access_list: outside_in,", new: "{access_list: outside_inn,",
-			want: []string{`x.yaml:65: firewall.access_groups[0].access_list: unknown access list "outside_inn" (expected one of firewall.access_lists: outside_in)`},
+			want: []string{`x.yaml:65: firewall.access_groups[0].access_list: unknown access list "outside_inn" (expected one of the access lists: outside_in)`},
 		},
 		{
 			name: "raw key of the wrong length",
@@ -114,6 +114,21 @@ func TestValidationErrors(t *testing.T) {
 			name: "passphrase",
 			old:  "http_replication: false\n", new: "http_replication: false\n  key: correct horse battery staple\n",
 			want: nil,
+		},
+		{
+			// The data plane's validator (fwconfig) speaks at the lab's
+			// field and line.
+			name: "static NAT of a network",
+			old:  "real: 198.18.1.12, mapped_interface", new: "real: 198.18.1.0/24, mapped_interface",
+			want: []string{`x.yaml:56: firewall.nat[0].real: 198.18.1.0/24 is a network; a static rule maps one address (expected like 198.18.1.12)`},
+		},
+		{
+			name: "NAT into its own side",
+			old:  "real: 198.18.1.12, mapped_interface: outside", new: "real: 198.18.1.12, mapped_interface: inside",
+			want: []string{
+				`x.yaml:56: firewall.nat[0].mapped_interface: is the same as real_interface (expected the other side)`,
+				`x.yaml:56: firewall.nat[0].mapped: 198.18.2.112 is outside inside's subnet 198.18.1.0/24 (the unit answers ARP for mapped addresses there)`,
+			},
 		},
 		{
 			name: "two primaries",

@@ -24,7 +24,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 	if *cfgPath == "" {
 		return fmt.Errorf("--config is required")
 	}
-	cfg, err := ReadConfig(*cfgPath)
+	cfg, err := api.ReadUnitConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
