@@ -17,6 +17,7 @@ import (
 
 	"github.com/falab/falab/api"
 	"github.com/falab/falab/lab"
+	"github.com/falab/falab/render"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -252,7 +253,7 @@ func TestMerge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rows := merge(tt.active, tt.standby, tt.standbyOK, tt.window, connKey, connCells)
+			rows := merge(tt.active, tt.standby, tt.standbyOK, tt.window, render.Conns.Key, render.Conns.PairCells)
 			var got result
 			for _, r := range rows {
 				_, port, _ := strings.Cut(r.cells[2], ":")

@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/falab/falab/api"
 	"github.com/falab/falab/lab"
+	"github.com/falab/falab/render"
 )
 
 var showWhat = []string{"conn", "xlate", "arp", "mac-address-table", "route", "interface", "asp-drop", "failover"}
@@ -62,14 +61,8 @@ func cmdShow(ctx context.Context, e *env, args []string) error {
 			return printJSON(w, p)
 		}
 		fmt.Fprintf(w, "%s: %d in use\n", u, p.Total)
-		for _, cn := range p.Entries {
-			http := ""
-			if cn.HTTP {
-				http = ", http"
-			}
-			fmt.Fprintf(w, "%s %s %s %s %s, state %s, idle %s, age %s, packets %d, bytes %d%s\n",
-				strings.ToUpper(cn.Protocol), cn.OutInterface, cn.OrigDst, cn.InInterface, cn.OrigSrc,
-				cn.State, hms(cn.Idle), hms(cn.Age), cn.Packets, cn.Bytes, http)
+		if err := render.Conns.Table(p.Entries).Text(w); err != nil {
+			return err
 		}
 		more(w, p.Total, *offset, len(p.Entries))
 	case "xlate":
@@ -81,103 +74,65 @@ func cmdShow(ctx context.Context, e *env, args []string) error {
 			return printJSON(w, p)
 		}
 		fmt.Fprintf(w, "%s: %d in use\n", u, p.Total)
-		for _, x := range p.Entries {
-			proto := ""
-			if x.Protocol != "" {
-				proto = strings.ToUpper(x.Protocol) + " "
-			}
-			fmt.Fprintf(w, "%sNAT from %s:%s to %s:%s %s, conns %d, age %s\n", proto, x.RealInterface, x.Real, x.MappedInterface, x.Mapped, x.Kind, x.Conns, hms(x.Age))
+		if err := render.Xlates.Table(p.Entries).Text(w); err != nil {
+			return err
 		}
 		more(w, p.Total, *offset, len(p.Entries))
+	default:
+		return showTable(ctx, e, c, u, what)
+	}
+	return nil
+}
+
+// showTable prints one of a unit's small tables (fetched whole).
+func showTable(ctx context.Context, e *env, c *api.Client, u, what string) error {
+	var (
+		v   any
+		t   render.Table
+		err error
+	)
+	w := e.stdout
+	switch what {
 	case "arp":
-		a, err := c.ARP(ctx)
-		if err != nil {
-			return err
-		}
-		if e.json {
-			return printJSON(w, a)
-		}
-		for _, x := range a {
-			fmt.Fprintf(w, "\t%s %s %s %d\n", x.Interface, x.IP, x.MAC, int(x.Age.Seconds()))
-		}
+		a, err2 := c.ARP(ctx)
+		v, t, err = a, render.ARP.Table(a), err2
 	case "mac-address-table":
-		bt, err := c.Bridge(ctx)
-		if err != nil {
-			return err
-		}
-		if e.json {
-			return printJSON(w, bt)
-		}
-		fmt.Fprintf(w, "%s: %d entries (transparent mode bridge table; replicated to the standby)\n", u, len(bt))
-		fmt.Fprintln(w, "interface    mac address          age(min)")
-		for _, b := range bt {
-			fmt.Fprintf(w, "%-12s %-20s %d\n", b.Interface, b.MAC, int(b.Age.Minutes()))
+		bt, err2 := c.Bridge(ctx)
+		v, t, err = bt, render.Bridge.Table(bt), err2
+		if err == nil && !e.json {
+			fmt.Fprintf(w, "%s: %d entries (transparent mode bridge table; replicated to the standby)\n", u, len(bt))
 		}
 	case "route":
-		rs, err := c.Routes(ctx)
-		if err != nil {
-			return err
-		}
-		if e.json {
-			return printJSON(w, rs)
-		}
-		fmt.Fprintf(w, "Codes: C - connected, S - static (routes are not replicated: each unit builds its own)\n\n")
-		for _, r := range rs {
-			if r.Connected {
-				fmt.Fprintf(w, "C    %s is directly connected, %s\n", r.Prefix, r.Interface)
-			} else {
-				fmt.Fprintf(w, "S    %s [1/0] via %s, %s\n", r.Prefix, r.NextHop, r.Interface)
-			}
+		rs, err2 := c.Routes(ctx)
+		v, t, err = rs, render.Routes.Table(rs), err2
+		if err == nil && !e.json {
+			fmt.Fprintf(w, "%s: routes are not replicated: each unit builds its own\n", u)
 		}
 	case "interface":
-		is, err := c.Interfaces(ctx)
-		if err != nil {
-			return err
-		}
-		if e.json {
-			return printJSON(w, is)
-		}
-		for _, i := range is {
-			fmt.Fprintf(w, "Interface %s, security-level %d, attached %v\n  MAC address %s, IP address %s, standby %s\n  %d packets input, %d bytes\n  %d packets output, %d bytes\n  %d drops\n",
-				i.Name, i.SecurityLevel, i.Attached, i.MAC, i.Address, i.StandbyAddr, i.RxPackets, i.RxBytes, i.TxPackets, i.TxBytes, i.Drops)
-		}
+		is, err2 := c.Interfaces(ctx)
+		v, t, err = is, render.Interfaces.Table(is), err2
 	case "asp-drop":
-		d, err := c.Drops(ctx)
-		if err != nil {
-			return err
+		d, err2 := c.Drops(ctx)
+		v, t, err = d, render.Drops.Table(render.DropList(d)), err2
+		if err == nil && !e.json {
+			fmt.Fprintf(w, "%s: frame drops by reason\n", u)
 		}
-		if e.json {
-			return printJSON(w, d)
-		}
-		keys := make([]string, 0, len(d))
-		for k := range d {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		fmt.Fprintln(w, "Frame drop:")
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, k := range keys {
-			if d[k] > 0 {
-				fmt.Fprintf(tw, "  %s\t%d\n", k, d[k])
-			}
-		}
-		tw.Flush()
 	default:
 		return usageError{fmt.Sprintf("unknown table %q (expected one of: %s)", what, strings.Join(showWhat, ", "))}
 	}
-	return nil
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return printJSON(w, v)
+	}
+	return t.Text(w)
 }
 
 func more(w io.Writer, total, offset, n int) {
 	if offset+n < total {
 		fmt.Fprintf(w, "... %d more (use --offset %d)\n", total-offset-n, offset+n)
 	}
-}
-
-// hms formats a duration like an ASA: 0:01:02.
-func hms(d time.Duration) string {
-	s := int(d.Seconds())
-	return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
 }
 
 // statusWait bounds how long `show failover` waits for a unit: a frozen
