@@ -103,10 +103,14 @@ func (r *ring) drain(p *Port, bufs [][]byte, sizes []int) int {
 	return n
 }
 
-// copyOut copies the frame in slot into buf, restoring its VLAN tag. It
-// returns false, counting a truncation, when the frame did not fit the
-// slot or does not fit buf.
+// copyOut copies the frame in slot into buf. It returns false, counting
+// the drop, when the frame did not fit the slot or does not fit buf, or
+// arrived with a VLAN tag.
 func (r *ring) copyOut(p *Port, slot []byte, hdr *unix.Tpacket2Hdr, status uint32, buf []byte) (int, bool) {
+	if wasTagged(status, hdr.Vlan_tci) {
+		p.vlanTagged.Add(1)
+		return 0, false
+	}
 	start, snap := int(hdr.Mac), int(hdr.Snaplen)
 	if p.opts.VNetHdr {
 		// The kernel writes the virtio_net_hdr just before the frame.
@@ -121,15 +125,14 @@ func (r *ring) copyOut(p *Port, slot []byte, hdr *unix.Tpacket2Hdr, status uint3
 	if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
 		p.checksumPending.Add(1)
 	}
-	if tag := tagFromStatus(status, hdr.Vlan_tci, hdr.Vlan_tpid); tag.present {
-		var ok bool
-		if size, ok = restoreTag(buf, size, tag, p.opts.VNetHdr); !ok {
-			p.truncated.Add(1)
-			return 0, false
-		}
-		p.vlanRestored.Add(1)
-	}
 	return size, true
+}
+
+// wasTagged reports whether the kernel removed a VLAN tag from the frame
+// whose ring header holds status and tci. TP_STATUS_VLAN_VALID marks even
+// a priority tag (TCI 0); kernels before it only set the TCI.
+func wasTagged(status uint32, tci uint16) bool {
+	return status&unix.TP_STATUS_VLAN_VALID != 0 || tci != 0
 }
 
 func (r *ring) close() error {
