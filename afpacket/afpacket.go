@@ -1,6 +1,10 @@
-// Package afpacket is the firewall units' packet I/O: batched reads and
-// writes of whole Ethernet frames on one network interface through a Linux
-// AF_PACKET socket.
+// Package afpacket is falab's one AF_PACKET layer: whole Ethernet frames on
+// one network interface through a Linux packet socket with a receive ring
+// mapped into the process. A Port is the firewall units' packet I/O
+// (batched reads and writes); a Tap only watches, for packet capture. Both
+// share one implementation of the socket, its ring, its waits and its
+// counters (socket.go). It must not import the data plane, the lab or
+// topo: it works in the namespace of the calling thread.
 //
 // A Port is bound to one interface (ETH_P_ALL), puts it in promiscuous mode
 // for as long as the Port is open (a unit must receive frames sent to a
@@ -44,14 +48,10 @@
 package afpacket
 
 import (
-	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -149,33 +149,21 @@ type Stats struct {
 	ChecksumPending uint64
 }
 
-// Port is one interface's AF_PACKET socket.
+// Port is one interface's AF_PACKET socket for forwarding.
 //
 // Concurrency: ReadBatch, WriteBatch, Stats and Close may be called from
 // different goroutines at once. Concurrent ReadBatch calls are serialized
-// (they share the receive scratch space and ring cursor), as are concurrent
-// WriteBatch calls; the intended use is one reader and one writer goroutine
-// per Port. Close unblocks a pending ReadBatch, which then returns ErrClosed.
+// (they share the ring cursor), as are concurrent WriteBatch calls; the
+// intended use is one reader and one writer goroutine per Port. Close
+// unblocks a pending ReadBatch, which then returns ErrClosed.
 type Port struct {
-	name   string
-	index  int
-	hwaddr net.HardwareAddr
-	opts   Options
+	*socket
+	opts Options
 
-	file *os.File
-	raw  syscall.RawConn
-
-	closed    atomic.Bool
-	closeOnce sync.Once
-
-	rxMu sync.Mutex
-	rx   *ring // guarded by rxMu
+	rx *ring // guarded by socket.rxMu
 
 	txMu sync.Mutex
 	tx   *sender // guarded by txMu
-
-	statsMu     sync.Mutex
-	kernelStats Stats // guarded by statsMu: PACKET_STATISTICS resets on read, so it is summed here
 
 	rxFrames, rxBytes     atomic.Uint64
 	txFrames, txBytes     atomic.Uint64
@@ -193,38 +181,25 @@ func Open(ifname string, opts Options) (*Port, error) {
 	if err != nil {
 		return nil, err
 	}
-	ifi, err := net.InterfaceByName(ifname)
+	s, err := openSocket(ifname, socketSpec{
+		version:  unix.TPACKET_V2,
+		ring:     v2Geometry(opts),
+		protocol: opts.Protocol,
+		// A unit must receive frames sent to a virtual MAC the kernel
+		// does not own.
+		promisc: true,
+		options: opts.socketOptions,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("afpacket: interface %q: %w", ifname, err)
+		return nil, err
 	}
-	// Protocol 0 until bind: the socket receives nothing from other
-	// interfaces while it is being set up.
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("afpacket: socket for %q: %w", ifname, err)
-	}
-	p := &Port{name: ifname, index: ifi.Index, hwaddr: ifi.HardwareAddr, opts: opts}
-	if err := p.setup(fd); err != nil {
-		if p.rx != nil {
-			p.rx.close()
-		}
-		unix.Close(fd)
-		return nil, fmt.Errorf("afpacket: %q: %w", ifname, err)
-	}
-	// The fd is non-blocking, so os.NewFile registers it with the runtime
-	// poller and File.Close wakes a goroutine waiting in RawConn.Read.
-	p.file = os.NewFile(uintptr(fd), "afpacket:"+ifname)
-	raw, err := p.file.SyscallConn()
-	if err != nil {
-		p.rx.close()
-		p.file.Close()
-		return nil, fmt.Errorf("afpacket: %q: %w", ifname, err)
-	}
-	p.raw = raw
+	p := &Port{socket: s, opts: opts, tx: newSender(opts.BatchSize)}
+	p.rx = newRing(s.ring, opts.RingFrameSize)
 	return p, nil
 }
 
-func (p *Port) setup(fd int) error {
+// socketOptions sets what must precede a Port's ring.
+func (o Options) socketOptions(fd int) error {
 	setInt := func(level, opt, val int, name string) error {
 		if err := unix.SetsockoptInt(fd, level, opt, val); err != nil {
 			return fmt.Errorf("setsockopt %s=%d: %w", name, val, err)
@@ -236,47 +211,19 @@ func (p *Port) setup(fd int) error {
 	}
 	// The FORCE variant passes net.core.wmem_max; it needs CAP_NET_ADMIN,
 	// which opening a packet socket nearly always comes with.
-	if err := setInt(unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, p.opts.SendBuffer, "SO_SNDBUFFORCE"); err != nil {
-		if err := setInt(unix.SOL_SOCKET, unix.SO_SNDBUF, p.opts.SendBuffer, "SO_SNDBUF"); err != nil {
+	if err := setInt(unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, o.SendBuffer, "SO_SNDBUFFORCE"); err != nil {
+		if err := setInt(unix.SOL_SOCKET, unix.SO_SNDBUF, o.SendBuffer, "SO_SNDBUF"); err != nil {
 			return err
 		}
 	}
-	if p.opts.VNetHdr {
-		// Before the ring: the kernel refuses it once a ring exists.
+	if o.VNetHdr {
+		// The kernel refuses it once a ring exists.
 		if err := setInt(unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1, "PACKET_VNET_HDR"); err != nil {
 			return err
 		}
 	}
-	r, err := newRing(fd, p.opts)
-	if err != nil {
-		return err
-	}
-	p.rx = r
-	p.tx = newSender(p.opts.BatchSize)
-	// Promiscuous membership belongs to the socket: the kernel drops it
-	// when the socket closes, even if the process dies.
-	mreq := unix.PacketMreq{Ifindex: int32(p.index), Type: unix.PACKET_MR_PROMISC}
-	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
-		return fmt.Errorf("setsockopt PACKET_ADD_MEMBERSHIP promisc: %w", err)
-	}
-	proto := uint16(unix.ETH_P_ALL)
-	if p.opts.Protocol != 0 {
-		proto = p.opts.Protocol
-	}
-	sa := unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: p.index}
-	if err := unix.Bind(fd, &sa); err != nil {
-		return fmt.Errorf("bind: %w", err)
-	}
 	return nil
 }
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-// Name returns the interface name the Port was opened on.
-func (p *Port) Name() string { return p.name }
-
-// HardwareAddr returns the interface's MAC address as it was at Open.
-func (p *Port) HardwareAddr() net.HardwareAddr { return p.hwaddr }
 
 // ReadBatch fills up to min(len(bufs), len(sizes), Options.BatchSize)
 // frames: frame i is bufs[i][:sizes[i]]. It blocks until at least one frame
@@ -302,7 +249,7 @@ func (p *Port) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 		p.rxFrames.Add(uint64(got))
 		p.rxBytes.Add(total)
 	}
-	return got, p.fixErr(err)
+	return got, err
 }
 
 // WriteBatch sends every frame in frames and returns how many the kernel
@@ -323,34 +270,12 @@ func (p *Port) WriteBatch(frames [][]byte) (int, error) {
 	return sent, p.fixErr(err)
 }
 
-// fixErr turns the poller's "use of closed file" into ErrClosed.
-func (p *Port) fixErr(err error) error {
-	if err == nil || errors.Is(err, ErrClosed) {
-		return err
-	}
-	if p.closed.Load() {
-		return ErrClosed
-	}
-	return err
-}
-
-// SetReadDeadline makes a pending and future ReadBatch return an error
-// wrapping os.ErrDeadlineExceeded once t has passed; the zero time clears
-// it. The firewall's reader uses it to wake for housekeeping.
-func (p *Port) SetReadDeadline(t time.Time) error {
-	return p.file.SetReadDeadline(t)
-}
-
 // Stats returns the Port's counters. The kernel's counters are fetched and
 // summed on each call.
 func (p *Port) Stats() (Stats, error) {
-	p.statsMu.Lock()
-	defer p.statsMu.Unlock()
-	var kerr error
-	if !p.closed.Load() {
-		kerr = p.pollKernelStats()
-	}
-	s := p.kernelStats
+	var s Stats
+	var err error
+	s.KernelFrames, s.KernelDrops, err = p.kernelStats()
 	s.RXFrames = p.rxFrames.Load()
 	s.RXBytes = p.rxBytes.Load()
 	s.TXFrames = p.txFrames.Load()
@@ -359,46 +284,9 @@ func (p *Port) Stats() (Stats, error) {
 	s.Truncated = p.truncated.Load()
 	s.VLANTagged = p.vlanTagged.Load()
 	s.ChecksumPending = p.checksumPending.Load()
-	return s, kerr
-}
-
-// pollKernelStats adds PACKET_STATISTICS, which the kernel zeroes on each
-// read, to the running totals. Called with statsMu held.
-func (p *Port) pollKernelStats() error {
-	var ks *unix.TpacketStats
-	var serr error
-	err := p.raw.Control(func(fd uintptr) {
-		ks, serr = unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS)
-	})
-	if err == nil {
-		err = serr
-	}
-	if err != nil {
-		return fmt.Errorf("afpacket: %q: PACKET_STATISTICS: %w", p.name, p.fixErr(err))
-	}
-	p.kernelStats.KernelFrames += uint64(ks.Packets)
-	p.kernelStats.KernelDrops += uint64(ks.Drops)
-	return nil
+	return s, err
 }
 
 // Close closes the socket, which takes the interface out of promiscuous
 // mode, and unblocks a pending ReadBatch. Closing twice returns nil.
-func (p *Port) Close() error {
-	var err error
-	p.closeOnce.Do(func() {
-		// Last counters first: they live in the socket.
-		p.statsMu.Lock()
-		p.pollKernelStats()
-		p.closed.Store(true)
-		p.statsMu.Unlock()
-		err = p.file.Close()
-		// The reader has been woken by the close; once it has let go
-		// of rxMu nothing touches the ring, and it can be unmapped.
-		p.rxMu.Lock()
-		if cerr := p.rx.close(); err == nil {
-			err = cerr
-		}
-		p.rxMu.Unlock()
-	})
-	return err
-}
+func (p *Port) Close() error { return p.close() }
