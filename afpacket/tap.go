@@ -106,7 +106,7 @@ type TapFrame struct {
 	Outgoing bool
 	// VLAN is set when the kernel moved an 802.1Q/802.1ad tag out of the
 	// frame (VLAN receive offload); VLANTPID and VLANTCI are the tag.
-	VLAN               bool
+	VLAN              bool
 	VLANTPID, VLANTCI uint16
 }
 
