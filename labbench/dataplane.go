@@ -7,9 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -131,9 +129,6 @@ func kernelRouter(l *lab.Lab) error {
 	if inside == nil || outside == nil {
 		return errors.New("the lab's firewall has no inside and outside interfaces")
 	}
-	if _, err := exec.LookPath("nft"); err != nil {
-		return fmt.Errorf("nft is not installed (apt package nftables): %w", err)
-	}
 	script := fmt.Sprintf(`table ip labbench {
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
@@ -141,7 +136,7 @@ func kernelRouter(l *lab.Lab) error {
 	}
 }
 `, outside.Name, inside.Addr.Masked())
-	return topo.Do(ns, func() error {
+	err := topo.Do(ns, func() error {
 		h, err := netlink.NewHandle()
 		if err != nil {
 			return err
@@ -161,40 +156,27 @@ func kernelRouter(l *lab.Lab) error {
 		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
 			return fmt.Errorf("ip_forward: %w", err)
 		}
-		cmd := exec.Command("nft", "-f", "-")
-		cmd.Stdin = strings.NewReader(script)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("nft masquerade rule: %v: %s", err, out)
-		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if _, err := topo.Nft(ns, script, "-f", "-"); err != nil {
+		return fmt.Errorf("masquerade rule: %w", err)
+	}
+	return nil
 }
 
 // setOffloads turns the segmentation, receive-coalescing and checksum
-// offloads of every cabled interface of the lab on (or off), with ethtool.
+// offloads of every cabled interface of the lab on (or off).
 func setOffloads(l *lab.Lab, on bool) error {
-	path, err := exec.LookPath("ethtool")
-	if err != nil {
-		return fmt.Errorf("ethtool is not installed: %w", err)
-	}
-	state := "off"
-	if on {
-		state = "on"
-	}
 	for _, lk := range l.Links {
 		for _, e := range [][2]lab.Endpoint{{lk.A, lk.B}, {lk.B, lk.A}} {
 			ifname := e[0].Iface
 			if ifname == "" {
 				ifname = lab.SwitchPort(e[1])
 			}
-			cmd := exec.Command(path, "-K", ifname, "tx", state, "sg", state, "tso", state, "gso", state, "gro", state)
-			err := topo.Do(l.Namespace(e[0].Node), func() error {
-				if out, err := cmd.CombinedOutput(); err != nil {
-					return fmt.Errorf("ethtool -K %s: %v: %s", ifname, err, strings.TrimSpace(string(out)))
-				}
-				return nil
-			})
-			if err != nil {
+			if err := topo.SetOffloads(l.Namespace(e[0].Node), ifname, on); err != nil {
 				return err
 			}
 		}
@@ -246,7 +228,7 @@ func dataPlaneFigures(fa, k dataPlaneResult) []Figure {
 		figs = append(figs, f)
 	default:
 		f := measured(3, "tcp-gbps-kernel-offloads-on", onName, "Gbit/s", fa.tcp, nil,
-			"falab (offloads OFF, as it must run) beside the kernel with TSO/GSO/GRO/tx-checksum/SG ON on every lab veth (ethtool -K)")
+			"falab (offloads OFF, as it must run) beside the kernel with TSO/GSO/GRO/tx-checksum/SG ON on every lab veth (topo.SetOffloads)")
 		figs = append(figs, f.withKernel(k.tcpOn))
 	}
 

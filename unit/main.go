@@ -80,9 +80,9 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 const etherTypeARP = 0x0806
 
 // controlSocket is a small receive-only-one-EtherType socket: its frames
-// get a kernel queue of their own, apart from the data ring.
+// get a ring of their own (128 slots, 256 KiB), apart from the data ring.
 func controlSocket(ethertype uint16) afpacket.Options {
-	return afpacket.Options{RX: afpacket.RXMmsg, Protocol: ethertype, BatchSize: 16, RecvBuffer: 256 << 10, SendBuffer: 256 << 10}
+	return afpacket.Options{Protocol: ethertype, BatchSize: 16, RingFrames: 128, SendBuffer: 256 << 10}
 }
 
 // ringOptions sizes the AF_PACKET receive ring for the longest frame the
