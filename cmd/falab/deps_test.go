@@ -85,23 +85,14 @@ func TestOnlyUnitEntryImportsDataPlane(t *testing.T) {
 func TestBinaryHasNoTestFakes(t *testing.T) {
 	const memport = "github.com/falab/falab/firewall/memport"
 	for _, pkg := range listDeps(t, ".") {
-		if pkg.ImportPath != memport {
-			continue
+		if pkg.ImportPath == memport {
+			t.Errorf("the falab binary links %s, a test fake", memport)
 		}
-		// TODO(wt-afp): labbench still runs on memport; the wt-afp branch
-		// moves falab bench onto real ports. Drop this skip once merged.
-		for _, lb := range listDeps(t, "../../labbench") {
-			if lb.ImportPath == "github.com/falab/falab/labbench" && slices.Contains(lb.Imports, memport) {
-				t.Skip("labbench still imports firewall/memport (wt-afp removes it)")
-			}
-		}
-		t.Errorf("the falab binary links %s, a test fake", memport)
 	}
 }
 
 type listedPackage struct {
 	ImportPath string
-	Imports    []string
 }
 
 // listDeps runs go list -deps -json on dirs.
