@@ -56,7 +56,7 @@ var (
 		{Interface: "outside", Prefix: netip.MustParsePrefix("0.0.0.0/0"), NextHop: netip.MustParseAddr("198.18.2.254")},
 	}
 	ifaces = []api.Interface{
-		{Name: "inside", SecurityLevel: 100, Address: netip.MustParsePrefix("198.18.1.1/24"), MAC: "02:00:00:00:00:01",
+		{Name: "inside", SecurityLevel: 100, Address: netip.MustParsePrefix("198.18.1.1/24"), StandbyAddr: netip.MustParseAddr("198.18.1.2"), MAC: "02:00:00:00:00:01",
 			Attached: true, RxPackets: 1000, TxPackets: 990, Drops: 3},
 		{Name: "outside", MAC: "02:00:00:00:00:02", Attached: true, RxPackets: 990, TxPackets: 1000},
 	}
@@ -117,7 +117,7 @@ func TestPairCells(t *testing.T) {
 		}
 	}
 	cols := Interfaces.PairColumns()
-	if cols[6].Title != "Sb rx" || cols[7].Title != "Sb tx" {
+	if cols[8].Title != "Sb rx" || cols[9].Title != "Sb tx" {
 		t.Errorf("interface pair columns %v", cols)
 	}
 }

@@ -104,21 +104,25 @@ var Routes = Spec[api.Route]{
 // Interfaces is `show interface`: the data interfaces and their counters.
 var Interfaces = Spec[api.Interface]{
 	Columns: []Column{
-		{Title: "Name", Width: 9}, {Title: "Address", Width: 18, Wide: true}, {Title: "MAC", Width: 17},
+		{Title: "Name", Width: 9}, {Title: "Sec", Width: 3, Right: true, Wide: true},
+		{Title: "Address", Width: 18, Wide: true}, {Title: "Standby IP", Width: 15, Wide: true}, {Title: "MAC", Width: 17},
 		{Title: "Rx pkts", Width: 9, Right: true, PerUnit: true}, {Title: "Tx pkts", Width: 9, Right: true, PerUnit: true},
 		{Title: "Drops", Width: 7, Right: true, PerUnit: true},
 	},
 	Key: func(i *api.Interface) string { return i.Name },
 	Cells: func(i *api.Interface) []string {
-		addr := None
+		addr, sb := None, None
 		if i.Address.IsValid() {
 			addr = i.Address.String()
 		}
-		return []string{i.Name, addr, i.MAC, u64(i.RxPackets), u64(i.TxPackets), u64(i.Drops)}
+		if i.StandbyAddr.IsValid() {
+			sb = i.StandbyAddr.String()
+		}
+		return []string{i.Name, strconv.Itoa(i.SecurityLevel), addr, sb, i.MAC, u64(i.RxPackets), u64(i.TxPackets), u64(i.Drops)}
 	},
 	Standby: []StandbyColumn{
-		{Column: Column{Title: "Sb rx", Width: 9, Right: true}, From: 3, After: 5},
-		{Column: Column{Title: "Sb tx", Width: 9, Right: true}, From: 4, After: 5},
+		{Column: Column{Title: "Sb rx", Width: 9, Right: true}, From: 5, After: 7},
+		{Column: Column{Title: "Sb tx", Width: 9, Right: true}, From: 6, After: 7},
 	},
 }
 
