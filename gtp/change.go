@@ -97,6 +97,7 @@ const (
 	changeFixedBody = 8 + 1 + 1 + 4*5 + 4*4 + 8
 	maxAPNLen       = 100 // 3GPP TS 23.003: an APN is at most 100 octets
 	flagPrimary     = 1
+	maxNSAPI        = 15 // a 4-bit field (TS 29.060 §7.7.17)
 )
 
 // Errors from ParseChange. Short input wraps io.ErrUnexpectedEOF.
@@ -199,7 +200,7 @@ func ParseChange(b []byte) (Change, error) {
 		return Change{}, fmt.Errorf("gtp change apn: %w", io.ErrUnexpectedEOF)
 	}
 	r.APN = string(body[p : p+apnLen])
-	if r.TID.NSAPI < 5 || r.TID.NSAPI > 15 {
+	if r.TID.NSAPI > maxNSAPI {
 		return Change{}, fmt.Errorf("%w: nsapi %d", ErrChangeField, r.TID.NSAPI)
 	}
 	if fl&^flagPrimary != 0 {

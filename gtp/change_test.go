@@ -45,7 +45,7 @@ func TestParseChangeRejects(t *testing.T) {
 		{"trailer", append(append([]byte{}, good...), 0), ErrChangeTrailer},
 		{"version", mod(func(b []byte) []byte { b[0] = 2; return b }), ErrChangeVersion},
 		{"op", mod(func(b []byte) []byte { b[1] = 9; return b }), ErrChangeOp},
-		{"nsapi", mod(func(b []byte) []byte { b[4+8] = 3; return b }), ErrChangeField},
+		{"nsapi", mod(func(b []byte) []byte { b[4+8] = 16; return b }), ErrChangeField},
 		{"flags", mod(func(b []byte) []byte { b[4+9] = 0x80; return b }), ErrChangeField},
 		{"apn past body", mod(func(b []byte) []byte { b[4+changeFixedBody] = 50; return b }), io.ErrUnexpectedEOF},
 	}

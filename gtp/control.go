@@ -133,12 +133,14 @@ func ieGSN(i *ie.IE) ([4]byte, bool) {
 	return [4]byte(i.Payload), true
 }
 
+// ieNSAPI returns an NSAPI IE's value. 3GPP TS 24.008 reserves 0-4, but
+// sgsnemu sends 0 by default and osmo-ggsn accepts it, so the inspector
+// takes any 4-bit value rather than break the lab's real GSNs.
 func ieNSAPI(i *ie.IE) (uint8, bool) {
-	if i == nil || len(i.Payload) != 1 {
+	if i == nil || len(i.Payload) != 1 || i.Payload[0] > maxNSAPI {
 		return 0, false
 	}
-	n := i.Payload[0] & 0x0f
-	return n, n >= 5
+	return i.Payload[0], true
 }
 
 func ieCause(i *ie.IE) (uint8, bool) {
@@ -321,7 +323,7 @@ func (in *Inspector) primaryOf(rec Record) *pdpContext {
 	if !ok || ref.imsi != rec.TID.IMSI {
 		return nil
 	}
-	for n := uint8(5); n <= 15; n++ {
+	for n := uint8(0); n <= maxNSAPI; n++ {
 		if c := in.contexts[TID{IMSI: rec.TID.IMSI, NSAPI: n}]; c != nil && n != rec.TID.NSAPI {
 			return c
 		}

@@ -100,7 +100,7 @@ func (in *Inspector) Apply(c Change) error {
 	if c.Op != OpUpsert && c.Op != OpDelete {
 		return fmt.Errorf("%w %d", ErrChangeOp, c.Op)
 	}
-	if c.Record.TID.NSAPI < 5 || c.Record.TID.NSAPI > 15 {
+	if c.Record.TID.NSAPI > maxNSAPI {
 		return fmt.Errorf("%w: nsapi %d", ErrChangeField, c.Record.TID.NSAPI)
 	}
 	in.mu.Lock()

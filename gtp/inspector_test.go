@@ -136,6 +136,7 @@ func TestControlMalformedDropped(t *testing.T) {
 		{"gtpv0", append([]byte{0x1e}, good[1:]...), DropBadVersion},
 		{"gtpv2", append([]byte{0x48}, good[1:]...), DropBadVersion},
 		{"no IMSI", noIMSI, DropMalformed},
+		{"NSAPI past 4 bits", createReq(t, 7, testIMSI, 16, 0x10, 0x20, sgsnC.Addr()), DropMalformed},
 		{"no sequence flag", noSeq, DropMalformed},
 		{"unknown message id", append([]byte{good[0], 200}, good[2:]...), DropUnknownMessage},
 		{"G-PDU on 2123", gpdu(t, ggsnTEIDD), DropUnknownMessage},
