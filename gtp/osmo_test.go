@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/falab/falab/gtp"
+	"github.com/falab/falab/gtp/gtpclient"
 	"github.com/falab/falab/topo"
 )
 
@@ -96,17 +97,36 @@ func TestOsmoGSNs(t *testing.T) {
 	})
 	time.Sleep(2 * time.Second) // osmo-ggsn opens its tun and socket
 
-	// sgsnemu can hang after --timelimit: timeout ends it.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// sgsnemu can hang after --timelimit; the shell wraps it in timeout,
+	// here the context kills it by PID (ip netns exec execs it in place,
+	// so the PID is sgsnemu's and no orphan is left behind).
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
-	sgsn := exec.CommandContext(ctx, "ip", "netns", "exec", nsS, "timeout", "12",
+	// stdbuf: sgsnemu's stdout is a pipe here, and a killed sgsnemu would
+	// lose its block-buffered output.
+	sgsn := exec.CommandContext(ctx, "ip", "netns", "exec", nsS, "stdbuf", "-oL",
 		"sgsnemu", "--listen", "198.18.10.1", "--remote", "198.18.10.2", "--apn", "internet",
 		"--imsi", "001010123456789", "--nsapi", "5", "--statedir", dir, "--pidfile", filepath.Join(dir, "sgsnemu.pid"),
-		"--pinghost", "198.19.200.0", "--pingrate", "2", "--pingcount", "6", "--timelimit", "6")
-	out, _ := sgsn.CombinedOutput() // exit status 124 from timeout is expected
-	t.Logf("sgsnemu:\n%s", out)
-	if !strings.Contains(string(out), "6 packets received") {
-		t.Errorf("sgsnemu's pings did not all come back")
+		"--pinghost", "198.19.200.0", "--pingrate", "2", "--pingcount", "20", "--timelimit", "15")
+	var out bytes.Buffer
+	sgsn.Stdout, sgsn.Stderr = &out, &out
+	if err := sgsn.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sgsn.Process.Kill(); sgsn.Wait() })
+	update := updateAfterPings(t, nsS, in)
+	werr := sgsn.Wait() // killed at the deadline if it hangs after --timelimit
+	t.Logf("sgsnemu (%v):\n%s", werr, out.String())
+	// The pings before the Update came back. After it osmo-ggsn answers
+	// sgsnemu's next G-PDU from the old SGSN address with an Error
+	// Indication, and sgsnemu exits without a Delete: the new SGSN ends
+	// the context.
+	if n := strings.Count(out.String(), " bytes from 198.19.200.0"); n < 6 {
+		t.Errorf("sgsnemu: %d ping replies, want at least the 6 before the Update", n)
+	}
+	del := deleteFromNewSGSN(t, nsS, update.ctx)
+	if !del.Accepted() {
+		t.Errorf("osmo-ggsn answered the new SGSN's Delete with cause %d", del.Cause)
 	}
 	time.Sleep(500 * time.Millisecond)
 	tally.stop()
@@ -119,12 +139,27 @@ func TestOsmoGSNs(t *testing.T) {
 		t.Errorf("inspector dropped real GSN traffic: control %+v user %+v", c, u)
 	}
 	if u.passed < 12 {
-		t.Errorf("%d G-PDUs passed, want the 6 pings and 6 replies", u.passed)
+		t.Errorf("%d G-PDUs passed, want at least 6 pings and 6 replies", u.passed)
+	}
+	errInd := 0
+	for _, l := range tally.log {
+		if strings.Contains(l, " type 26 ") && strings.Contains(l, ": none ") {
+			errInd++
+		}
+	}
+	if errInd == 0 {
+		t.Errorf("no Error Indication seen for the old SGSN's G-PDUs after the Update")
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(changes) != 2 || changes[0].Op != gtp.OpUpsert || changes[1].Op != gtp.OpDelete {
-		t.Fatalf("changes %+v, want commit then delete", changes)
+	if !update.Accepted() {
+		t.Errorf("osmo-ggsn answered the Update with cause %d", update.Cause)
+	}
+	if len(changes) != 3 || changes[0].Op != gtp.OpUpsert || changes[1].Op != gtp.OpUpsert || changes[2].Op != gtp.OpDelete {
+		t.Fatalf("changes %+v, want commit, update, delete", changes)
+	}
+	if u := changes[1].Record; u.SGSNControl != newSGSN.Addr().As4() || u.SGSNData != newSGSN.Addr().As4() || u.SGSNDataTEID != newSGSNDataTEID {
+		t.Errorf("update moved the context to %+v", u)
 	}
 	r := changes[0].Record
 	if r.SGSNData != [4]byte{198, 18, 10, 1} || r.GGSNData != [4]byte{198, 18, 10, 2} || r.MS != [4]byte{198, 19, 200, 1} ||
@@ -134,6 +169,74 @@ func TestOsmoGSNs(t *testing.T) {
 	if in.Len() != 0 || in.Digest() != 0 {
 		t.Errorf("context left after sgsnemu's Delete")
 	}
+}
+
+// The "new SGSN" the Update moves the context to: another address in the
+// SGSN's namespace. It keeps sgsnemu's control TEID so that sgsnemu's own
+// Delete at the end still matches its context at the GGSN.
+var newSGSN = netip.MustParseAddrPort("198.18.10.3:2123")
+
+const newSGSNDataTEID = 0x2002
+
+// updateAfterPings waits until the inspector has passed 6 of sgsnemu's
+// pings and their replies, then sends an Update PDP Context Request from newSGSN
+// with gtpclient, as sgsnemu never does, and returns osmo-ggsn's answer.
+type updated struct {
+	gtpclient.Result
+	ctx gtp.ContextInfo // the context before the Update
+}
+
+func updateAfterPings(t *testing.T, ns string, in *gtp.Inspector) updated {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var ctx gtp.ContextInfo
+	for {
+		if cs := in.Contexts(time.Now()); len(cs) == 1 && cs[0].Upstream+cs[0].Downstream >= 12 {
+			ctx = cs[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no context with 12 G-PDUs within 10s: %+v", in.Contexts(time.Now()))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ipCmd(t, "-n", ns, "addr", "add", newSGSN.Addr().String()+"/24", "dev", fmt.Sprintf("gtpits%d", os.Getpid()))
+	var r gtpclient.Result
+	err := topo.Do(ns, func() error {
+		c, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		var err error
+		r, err = gtpclient.SendUpdate(c, gtpclient.Update{
+			Local: newSGSN, GGSN: netip.AddrPortFrom(netip.AddrFrom4(ctx.GGSNControl), gtp.ControlPort),
+			GGSNControlTEID: ctx.GGSNControlTEID, NSAPI: ctx.TID.NSAPI,
+			SGSNControlTEID: ctx.SGSNControlTEID, SGSNDataTEID: newSGSNDataTEID, Seq: 4242,
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("Update PDP Context: %v", err)
+	}
+	return updated{r, ctx}
+}
+
+// deleteFromNewSGSN ends the moved context from newSGSN with gtpclient.
+func deleteFromNewSGSN(t *testing.T, ns string, ctx gtp.ContextInfo) gtpclient.Result {
+	t.Helper()
+	var r gtpclient.Result
+	err := topo.Do(ns, func() error {
+		c, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		var err error
+		r, err = gtpclient.SendDelete(c, gtpclient.Delete{
+			Local: newSGSN, GGSN: netip.AddrPortFrom(netip.AddrFrom4(ctx.GGSNControl), gtp.ControlPort),
+			GGSNControlTEID: ctx.GGSNControlTEID, NSAPI: ctx.TID.NSAPI, Seq: 4243,
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("Delete PDP Context: %v", err)
+	}
+	return r
 }
 
 // sgsnemuIMSI is what sgsnemu 1.9.0 puts on the wire for --imsi

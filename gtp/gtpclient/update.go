@@ -1,7 +1,8 @@
-// Package gtpclient sends the one GTPv1-C request the lab's GSNs never
+// Package gtpclient sends the GTPv1-C requests the lab's GSNs never
 // send: sgsnemu (osmo-ggsn's SGSN emulator) creates and deletes PDP
 // contexts but never updates one, so the lab exercises Update PDP Context
-// (an SGSN change, TS 29.060 §7.3.3) with SendUpdate, built on go-gtp's
+// (an SGSN change, TS 29.060 §7.3.3) with SendUpdate, and ends the moved
+// context with SendDelete from the new SGSN; both are built on go-gtp's
 // message encoding.
 //
 // It is a test and lab tool, not part of the data plane: it must not import
@@ -87,20 +88,51 @@ func SendUpdate(ctx context.Context, u Update) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(u.Local))
+	return exchange(ctx, u.Local, u.GGSN, req, u.T3, func(b []byte) (Result, bool, error) {
+		return answer(b, u.Seq, message.MsgTypeUpdatePDPContextResponse)
+	})
+}
+
+// Delete describes a Delete PDP Context Request from an SGSN, for the lab
+// to end a context it moved with Update (sgsnemu stops at the GGSN's
+// Error Indication once its context has moved away).
+type Delete struct {
+	Local, GGSN     netip.AddrPort
+	GGSNControlTEID uint32
+	NSAPI           uint8
+	Seq             uint16
+	T3              time.Duration
+}
+
+// SendDelete sends the Delete and returns the GGSN's response.
+func SendDelete(ctx context.Context, d Delete) (Result, error) {
+	req, err := message.Marshal(message.NewDeletePDPContextRequest(d.GGSNControlTEID, d.Seq,
+		ie.NewNSAPI(d.NSAPI), ie.NewTeardownInd(true)))
+	if err != nil {
+		return Result{}, err
+	}
+	return exchange(ctx, d.Local, d.GGSN, req, d.T3, func(b []byte) (Result, bool, error) {
+		return answer(b, d.Seq, message.MsgTypeDeletePDPContextResponse)
+	})
+}
+
+// exchange sends req from local to remote every t3 until match accepts a
+// datagram from remote or ctx ends.
+func exchange(ctx context.Context, local, remote netip.AddrPort, req []byte, t3 time.Duration,
+	match func([]byte) (Result, bool, error)) (Result, error) {
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(local))
 	if err != nil {
 		return Result{}, err
 	}
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) })
 	defer stop()
-	t3 := u.T3
 	if t3 <= 0 {
 		t3 = time.Second
 	}
 	buf := make([]byte, 65535)
 	for {
-		if _, err := c.WriteToUDPAddrPort(req, u.GGSN); err != nil {
+		if _, err := c.WriteToUDPAddrPort(req, remote); err != nil {
 			return Result{}, err
 		}
 		if err := ctx.Err(); err != nil {
@@ -119,10 +151,10 @@ func SendUpdate(ctx context.Context, u Update) (Result, error) {
 				}
 				return Result{}, err
 			}
-			if from.Addr().Unmap() != u.GGSN.Addr() {
+			if from.Addr().Unmap() != remote.Addr() {
 				continue
 			}
-			if r, ok, err := answer(buf[:n], u.Seq); ok || err != nil {
+			if r, ok, err := match(buf[:n]); ok || err != nil {
 				r.Request = req
 				return r, err
 			}
@@ -130,28 +162,31 @@ func SendUpdate(ctx context.Context, u Update) (Result, error) {
 	}
 }
 
-// answer decodes b if it is the Update PDP Context Response to seq.
-func answer(b []byte, seq uint16) (Result, bool, error) {
+// answer decodes b if it is a response of type want to seq.
+func answer(b []byte, seq uint16, want uint8) (Result, bool, error) {
 	m, err := message.Parse(b)
-	if err != nil {
+	if err != nil || m.MessageType() != want || m.Sequence() != seq {
 		return Result{}, false, nil
 	}
-	resp, ok := m.(*message.UpdatePDPContextResponse)
-	if !ok || resp.Sequence() != seq {
-		return Result{}, false, nil
+	var cause, teidC, teidD *ie.IE
+	switch resp := m.(type) {
+	case *message.UpdatePDPContextResponse:
+		cause, teidC, teidD = resp.Cause, resp.TEIDCPlane, resp.TEIDDataI
+	case *message.DeletePDPContextResponse:
+		cause = resp.Cause
 	}
 	r := Result{Response: append([]byte(nil), b...)}
-	if resp.Cause == nil {
+	if cause == nil {
 		return r, true, ErrNoCause
 	}
-	if r.Cause, err = resp.Cause.Cause(); err != nil {
+	if r.Cause, err = cause.Cause(); err != nil {
 		return r, true, fmt.Errorf("gtpclient: cause: %w", err)
 	}
-	if resp.TEIDCPlane != nil {
-		r.GGSNControlTEID, _ = resp.TEIDCPlane.TEID()
+	if teidC != nil {
+		r.GGSNControlTEID, _ = teidC.TEID()
 	}
-	if resp.TEIDDataI != nil {
-		r.GGSNDataTEID, _ = resp.TEIDDataI.TEID()
+	if teidD != nil {
+		r.GGSNDataTEID, _ = teidD.TEID()
 	}
 	return r, true, nil
 }

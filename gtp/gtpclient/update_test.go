@@ -38,6 +38,11 @@ func fakeGGSN(t *testing.T) (netip.AddrPort, <-chan *message.UpdatePDPContextReq
 				return
 			}
 			m, err := message.Parse(buf[:k])
+			if del, ok := m.(*message.DeletePDPContextRequest); ok && err == nil {
+				b, _ := message.Marshal(message.NewDeletePDPContextResponse(newTEIDC, del.Sequence(), ie.NewCause(128)))
+				c.WriteToUDPAddrPort(b, from)
+				continue
+			}
 			req, ok := m.(*message.UpdatePDPContextRequest)
 			if err != nil || !ok {
 				continue
@@ -104,6 +109,24 @@ func TestSendUpdate(t *testing.T) {
 	tpdu, _ := message.Marshal(message.NewTPDU(newTEIDD, []byte{0x45}))
 	if v := in.User(netip.AddrPortFrom(ggsn.Addr(), 2152), netip.AddrPortFrom(sgsn.Addr(), 2152), tpdu); !v.Pass() {
 		t.Errorf("G-PDU to the new SGSN dropped: %v", v.Drop)
+	}
+
+	// The new SGSN ends the context; the inspector removes it.
+	d, err := SendDelete(ctx, Delete{Local: sgsn, GGSN: ggsn, GGSNControlTEID: ggsnTEIDC, NSAPI: nsapi, Seq: 78, T3: 50 * time.Millisecond})
+	if err != nil || !d.Accepted() {
+		t.Fatalf("SendDelete: %+v, %v", d, err)
+	}
+	for i, b := range [][]byte{d.Request, d.Response} {
+		src, dst := newSGSN, ggsn
+		if i == 1 {
+			src, dst = ggsn, newSGSN
+		}
+		if v := in.Control(src, dst, b, time.Unix(0, 2)); !v.Pass() {
+			t.Fatalf("delete step %d dropped: %v", i, v.Drop)
+		}
+	}
+	if in.Len() != 0 {
+		t.Errorf("context left after the new SGSN's Delete")
 	}
 }
 
