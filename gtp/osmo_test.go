@@ -44,27 +44,7 @@ func TestOsmoGSNs(t *testing.T) {
 			t.Skipf("%s not installed (apt-get install osmo-ggsn)", bin)
 		}
 	}
-	pid := os.Getpid()
-	// topo insists on its prefix; "gtpit" marks this test's namespaces.
-	nsS := fmt.Sprintf("%sgtpit-%d-sgsn", topo.NamePrefix, pid)
-	nsG := fmt.Sprintf("%sgtpit-%d-ggsn", topo.NamePrefix, pid)
-	vethS, vethG := fmt.Sprintf("gtpits%d", pid), fmt.Sprintf("gtpitg%d", pid)
-	for _, ns := range []string{nsS, nsG} {
-		if _, err := topo.CreateNamespace(ns); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := topo.RemoveNamespace(ns); err != nil {
-				t.Errorf("remove %s: %v", ns, err)
-			}
-		})
-	}
-	ipCmd(t, "link", "add", vethS, "netns", nsS, "type", "veth", "peer", "name", vethG, "netns", nsG)
-	ipCmd(t, "-n", nsS, "addr", "add", "198.18.10.1/24", "dev", vethS)
-	ipCmd(t, "-n", nsG, "addr", "add", "198.18.10.2/24", "dev", vethG)
-	for _, l := range [][2]string{{nsS, vethS}, {nsG, vethG}, {nsS, "lo"}, {nsG, "lo"}} {
-		ipCmd(t, "-n", l[0], "link", "set", l[1], "up")
-	}
+	nsS, nsG, vethG := gsnNamespaces(t)
 
 	var mu sync.Mutex
 	var changes []gtp.Change
@@ -76,26 +56,7 @@ func TestOsmoGSNs(t *testing.T) {
 	tally := capture(t, nsG, vethG, in)
 
 	dir := t.TempDir()
-	cfg, err := os.ReadFile("testdata/osmo-ggsn.cfg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "osmo-ggsn.cfg")
-	if err := os.WriteFile(cfgPath, bytes.ReplaceAll(cfg, []byte("STATE_DIR"), []byte(dir)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var ggsnLog bytes.Buffer
-	ggsn := exec.Command("ip", "netns", "exec", nsG, "osmo-ggsn", "-c", cfgPath)
-	ggsn.Stdout, ggsn.Stderr = &ggsnLog, &ggsnLog
-	if err := ggsn.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ggsn.Process.Kill() // by PID: ip netns exec execs osmo-ggsn in place
-		ggsn.Wait()
-		t.Logf("osmo-ggsn log:\n%s", ggsnLog.String())
-	})
-	time.Sleep(2 * time.Second) // osmo-ggsn opens its tun and socket
+	startGGSN(t, nsG, dir)
 
 	// sgsnemu can hang after --timelimit; the shell wraps it in timeout,
 	// here the context kills it by PID (ip netns exec execs it in place,
@@ -244,6 +205,60 @@ func deleteFromNewSGSN(t *testing.T, ns string, ctx gtp.ContextInfo) gtpclient.R
 // context as "PDP(101012345678900:5)" too). The inspector keys by the
 // bytes as sent, so both GSNs and the firewall agree.
 const sgsnemuIMSI = "101012345678900"
+
+// gsnNamespaces makes the SGSN's and the GGSN's namespaces, joined by a
+// veth pair on 198.18.10.0/24, removed when the test ends. It returns the
+// namespaces and the GGSN's end of the veth.
+func gsnNamespaces(t *testing.T) (nsS, nsG, vethG string) {
+	pid := os.Getpid()
+	// topo insists on its prefix; "gtpit" marks this test's namespaces.
+	nsS = fmt.Sprintf("%sgtpit-%d-sgsn", topo.NamePrefix, pid)
+	nsG = fmt.Sprintf("%sgtpit-%d-ggsn", topo.NamePrefix, pid)
+	vethS := fmt.Sprintf("gtpits%d", pid)
+	vethG = fmt.Sprintf("gtpitg%d", pid)
+	for _, ns := range []string{nsS, nsG} {
+		if _, err := topo.CreateNamespace(ns); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := topo.RemoveNamespace(ns); err != nil {
+				t.Errorf("remove %s: %v", ns, err)
+			}
+		})
+	}
+	ipCmd(t, "link", "add", vethS, "netns", nsS, "type", "veth", "peer", "name", vethG, "netns", nsG)
+	ipCmd(t, "-n", nsS, "addr", "add", "198.18.10.1/24", "dev", vethS)
+	ipCmd(t, "-n", nsG, "addr", "add", "198.18.10.2/24", "dev", vethG)
+	for _, l := range [][2]string{{nsS, vethS}, {nsG, vethG}, {nsS, "lo"}, {nsG, "lo"}} {
+		ipCmd(t, "-n", l[0], "link", "set", l[1], "up")
+	}
+	return nsS, nsG, vethG
+}
+
+// startGGSN runs osmo-ggsn with testdata/osmo-ggsn.cfg in ns until the
+// test ends, and gives it time to open its tun device and socket.
+func startGGSN(t *testing.T, ns, dir string) {
+	cfg, err := os.ReadFile("testdata/osmo-ggsn.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "osmo-ggsn.cfg")
+	if err := os.WriteFile(cfgPath, bytes.ReplaceAll(cfg, []byte("STATE_DIR"), []byte(dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var ggsnLog bytes.Buffer
+	ggsn := exec.Command("ip", "netns", "exec", ns, "osmo-ggsn", "-c", cfgPath)
+	ggsn.Stdout, ggsn.Stderr = &ggsnLog, &ggsnLog
+	if err := ggsn.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ggsn.Process.Kill() // by PID: ip netns exec execs osmo-ggsn in place
+		ggsn.Wait()
+		t.Logf("osmo-ggsn log:\n%s", ggsnLog.String())
+	})
+	time.Sleep(2 * time.Second) // osmo-ggsn opens its tun and socket
+}
 
 func ipCmd(t *testing.T, args ...string) {
 	t.Helper()
