@@ -91,7 +91,7 @@ func TestDeriveIKEKeysSplit(t *testing.T) {
 	ni, nr, seed := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32), bytes.Repeat([]byte{3}, 32)
 	spii, spir := uint64(0x0102030405060708), uint64(0x1112131415161718)
 	for _, tc := range []struct {
-		s          Suite
+		s      Suite
 		ea, ee int
 	}{
 		{Suite{Encr: EncrAESGCM16, KeyBits: 256, PRF: PRFHMACSHA256, DH: DHCurve25519}, 0, 36},
