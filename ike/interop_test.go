@@ -22,6 +22,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/falab/falab/esp"
 	"github.com/falab/falab/ike"
 	"github.com/falab/falab/topo"
 )
@@ -224,8 +225,19 @@ type server struct {
 	retrans   int
 	events    []ike.Event
 	errs      []error
-	esp       int
+	esp       int // ESP packets decapsulated
+	espOut    int // echo replies encapsulated
+	espErrs   []error
 	keepalive int
+	children  map[uint32]*espChild // by our inbound SPI
+}
+
+// espChild is the data plane of one child SA: libipsec's ESP-in-UDP is
+// decapsulated, an ICMP echo request inside is answered through the tunnel.
+type espChild struct {
+	rec ike.ChildRecord
+	in  *esp.Inbound
+	out *esp.Outbound
 }
 
 func (s *server) serve(c *net.UDPConn, natT bool) {
@@ -243,10 +255,10 @@ func (s *server) serve(c *net.UDPConn, natT bool) {
 				s.keepalive++
 				s.mu.Unlock()
 				continue
-			case n < 4 || !bytes.Equal(data[:4], []byte{0, 0, 0, 0}):
-				s.mu.Lock()
-				s.esp++
-				s.mu.Unlock()
+			case !esp.IsIKE(data):
+				if reply := s.echo(data); reply != nil {
+					c.WriteToUDPAddrPort(reply, from)
+				}
 				continue
 			}
 			data = data[4:]
@@ -261,6 +273,9 @@ func (s *server) serve(c *net.UDPConn, natT bool) {
 			s.retrans++
 		}
 		s.events = append(s.events, res.Events...)
+		for _, ev := range res.Events {
+			s.installChild(ev)
+		}
 		if res.Err != nil {
 			s.errs = append(s.errs, res.Err)
 		}
@@ -362,7 +377,7 @@ func TestInteropStrongSwan(t *testing.T) {
 func interop(t *testing.T, ikeProposal, espProposal string) {
 	p := newSwanPair(t)
 	a, b := ike.NewResponder(responderConfig()), ike.NewResponder(responderConfig())
-	srv := &server{cur: a, exchanges: map[ike.ExchangeType]int{}}
+	srv := &server{cur: a, exchanges: map[ike.ExchangeType]int{}, children: map[uint32]*espChild{}}
 	for _, port := range []uint16{500, 4500} {
 		c, err := listenIn(p.rs, netip.AddrPortFrom(netip.MustParseAddr(responderIP), port))
 		if err != nil {
@@ -420,6 +435,9 @@ secrets {
 	}
 	t.Logf("negotiated: IKE %s, ESP %s (%s)", first.ikeAlgs, first.espAlgs, first.mode)
 	checkChildSPIs(t, a, spis[0], first)
+	if err := p.ping(); err != nil {
+		t.Errorf("ping through the tunnel (responder A): %v", err)
+	}
 
 	waitFor(t, "a DPD answered by A", func() bool { return srv.count(ike.ExchangeInformational) >= 1 })
 
@@ -431,8 +449,14 @@ secrets {
 		}
 	}
 	srv.cur = b
+	if err := srv.takeOverLeases(); err != nil {
+		t.Fatal(err)
+	}
 	before := srv.exchanges[ike.ExchangeInformational]
 	srv.mu.Unlock()
+	if err := p.ping(); err != nil {
+		t.Errorf("ping through the tunnel after the takeover: %v", err)
+	}
 	waitFor(t, "a DPD answered by B", func() bool { return srv.count(ike.ExchangeInformational) > before })
 
 	p.mustSwanctl("--rekey", "--child", "net")
@@ -454,6 +478,9 @@ secrets {
 	srv.mu.Lock()
 	checkChildSPIs(t, b, spis[0], rekeyed)
 	srv.mu.Unlock()
+	if err := p.ping(); err != nil {
+		t.Errorf("ping through the rekeyed child: %v", err)
+	}
 
 	p.mustSwanctl("--rekey", "--ike", "lab")
 	waitFor(t, "the IKE rekey", func() bool { return srv.count(ike.ExchangeCreateChildSA) >= 2 })
@@ -474,8 +501,8 @@ secrets {
 	})
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	t.Logf("exchanges answered %v, retransmits %d, keepalives %d, ESP %d, dropped %v",
-		srv.exchanges, srv.retrans, srv.keepalive, srv.esp, srv.errs)
+	t.Logf("exchanges answered %v, retransmits %d, keepalives %d, ESP in %d, ESP out %d, dropped IKE %v, ESP errors %v",
+		srv.exchanges, srv.retrans, srv.keepalive, srv.esp, srv.espOut, srv.errs, srv.espErrs)
 	if log, _ := os.ReadFile(filepath.Join(p.dir, "charon.log")); bytes.Contains(log, []byte("retransmit")) {
 		t.Logf("charon retransmitted a request (see log)")
 	}
@@ -489,4 +516,112 @@ func checkChildSPIs(t *testing.T, r *ike.Responder, spir uint64, s swanSA) {
 	if len(cs) != 1 || fmt.Sprintf("%08x", cs[0].OutSPI) != s.childIn || fmt.Sprintf("%08x", cs[0].InSPI) != s.childOut {
 		t.Fatalf("our children %+v, strongSwan's in %s out %s", cs, s.childIn, s.childOut)
 	}
+}
+
+// installChild follows the responder's child events with ESP SAs.
+// Caller holds s.mu.
+func (s *server) installChild(ev ike.Event) {
+	switch ev.Kind {
+	case ike.EventChildUp, ike.EventChildRekeyed:
+		c := ev.Child
+		in, err := esp.NewInbound(c.InSPI, c.InKey, c.InSalt, 1024)
+		if err != nil {
+			s.espErrs = append(s.espErrs, err)
+			return
+		}
+		out, err := esp.NewOutbound(c.OutSPI, c.OutKey, c.OutSalt, 1)
+		if err != nil {
+			s.espErrs = append(s.espErrs, err)
+			return
+		}
+		out.Grant(1000)
+		s.children[c.InSPI] = &espChild{rec: c, in: in, out: out}
+	case ike.EventChildDown:
+		delete(s.children, ev.Child.InSPI)
+	}
+}
+
+// takeOverLeases is the failover of the data plane, as a new active would
+// do it: each outbound SA restarts at its acknowledged lease limit (so
+// sequence numbers and GCM nonces only move forward) and each inbound SA
+// starts from the synced top of its replay window.
+func (s *server) takeOverLeases() error {
+	for spi, c := range s.children {
+		r := c.rec
+		out, err := esp.NewOutbound(r.OutSPI, r.OutKey, r.OutSalt, c.out.Limit())
+		if err != nil {
+			return err
+		}
+		out.Grant(c.out.Limit() + 1000)
+		in, err := esp.NewInbound(r.InSPI, r.InKey, r.InSalt, 1024)
+		if err != nil {
+			return err
+		}
+		in.Window().Advance(c.in.Window().Top())
+		s.children[spi] = &espChild{rec: r, in: in, out: out}
+	}
+	return nil
+}
+
+// echo decapsulates an ESP packet and, if it holds an ICMP echo request,
+// returns the encapsulated echo reply.
+func (s *server) echo(pkt []byte) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(pkt) < 8 {
+		return nil
+	}
+	c := s.children[uint32(pkt[0])<<24|uint32(pkt[1])<<16|uint32(pkt[2])<<8|uint32(pkt[3])]
+	if c == nil {
+		s.espErrs = append(s.espErrs, fmt.Errorf("ESP for unknown SPI %x", pkt[:4]))
+		return nil
+	}
+	inner, err := c.in.Decap(nil, pkt)
+	if err != nil {
+		s.espErrs = append(s.espErrs, err)
+		return nil
+	}
+	s.esp++
+	ihl := int(inner[0]&0x0f) * 4
+	if len(inner) < ihl+8 || inner[9] != 1 || inner[ihl] != 8 {
+		return nil
+	}
+	reply := append([]byte(nil), inner...)
+	copy(reply[12:16], inner[16:20]) // swapping the addresses keeps the header checksum
+	copy(reply[16:20], inner[12:16])
+	icmp := reply[ihl:]
+	icmp[0], icmp[2], icmp[3] = 0, 0, 0
+	sum := checksum(icmp)
+	icmp[2], icmp[3] = byte(sum>>8), byte(sum)
+	out, err := c.out.Encap(nil, reply)
+	if err != nil {
+		s.espErrs = append(s.espErrs, err)
+		return nil
+	}
+	s.espOut++
+	return out
+}
+
+func checksum(b []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
+}
+
+// ping sends echo requests from the branch's protected address to ours
+// through strongSwan's tunnel.
+func (p *swanPair) ping() error {
+	out, err := exec.Command("ip", "netns", "exec", p.ss, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "10.2.0.1", "10.1.0.1").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v\n%s", err, out)
+	}
+	return nil
 }
