@@ -65,8 +65,7 @@ func (r *Responder) handleInit(m *Message, p Packet) Result {
 	if err != nil {
 		return r.initError(m, NotifyInvalidSyntax, nil, err)
 	}
-	r.sas[sa.spir] = sa
-	r.halfOpen[key] = sa.spir
+	r.addHalfOpen(sa)
 	return Result{Reply: reply, SA: sa.spir}
 }
 

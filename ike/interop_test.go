@@ -229,6 +229,8 @@ type server struct {
 	espOut    int // echo replies encapsulated
 	espErrs   []error
 	keepalive int
+	dropNext  bool // lose the next reply, as a unit that dies right after answering
+	lost      int
 	children  map[uint32]*espChild // by our inbound SPI
 }
 
@@ -279,8 +281,13 @@ func (s *server) serve(c *net.UDPConn, natT bool) {
 		if res.Err != nil {
 			s.errs = append(s.errs, res.Err)
 		}
+		lose := s.dropNext && res.Reply != nil
+		if lose {
+			s.dropNext = false
+			s.lost++
+		}
 		s.mu.Unlock()
-		if res.Reply != nil {
+		if res.Reply != nil && !lose {
 			out := res.Reply
 			if natT {
 				out = append([]byte{0, 0, 0, 0}, out...)
@@ -441,7 +448,14 @@ secrets {
 
 	waitFor(t, "a DPD answered by A", func() bool { return srv.count(ike.ExchangeInformational) >= 1 })
 
-	// Failover: B takes over from A's records, as a standby would.
+	// Failover: A answers one more DPD but the answer is lost (A dies
+	// right after replicating); B takes over from A's records, as a
+	// standby would, and must answer strongSwan's retransmission with
+	// A's cached response.
+	srv.mu.Lock()
+	srv.dropNext = true
+	srv.mu.Unlock()
+	waitFor(t, "A's lost answer", func() bool { srv.mu.Lock(); defer srv.mu.Unlock(); return srv.lost == 1 })
 	srv.mu.Lock()
 	for _, spi := range a.SAs() {
 		if err := b.Import(a.SA(spi).Export()); err != nil {
@@ -454,6 +468,7 @@ secrets {
 	}
 	before := srv.exchanges[ike.ExchangeInformational]
 	srv.mu.Unlock()
+	waitFor(t, "B answering the retransmission", func() bool { srv.mu.Lock(); defer srv.mu.Unlock(); return srv.retrans >= 1 })
 	if err := p.ping(); err != nil {
 		t.Errorf("ping through the tunnel after the takeover: %v", err)
 	}

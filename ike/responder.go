@@ -25,6 +25,10 @@ type Config struct {
 	LocalNets, RemoteNets []netip.Prefix
 	// Rand is the randomness source; nil means crypto/rand.
 	Rand io.Reader
+	// MaxHalfOpen bounds the SAs waiting for IKE_AUTH (0: 1024). Past it
+	// the oldest is forgotten, so a flood of IKE_SA_INIT cannot grow the
+	// table without bound (there are no cookies, RFC 7296 §2.6).
+	MaxHalfOpen int
 }
 
 // Packet is one received IKE message with the addresses it came between.
@@ -68,7 +72,12 @@ type Result struct {
 	// Retransmit is set when Reply is a cached response resent unchanged.
 	Retransmit bool
 	// SA is the SPIr of the IKE SA the packet belonged to (0 if none);
-	// Changed says its Record changed and should be replicated.
+	// Changed says its Record changed and should be replicated. Replicate
+	// before sending Reply: a standby that takes over with a record older
+	// than the reply the peer got expects the old message ID, drops the
+	// peer's next request, and the peer's retransmissions end in a new
+	// IKE_SA_INIT. A record that already holds the reply answers the
+	// peer's retransmission with it (the reply lost with the old active).
 	SA      uint64
 	Changed bool
 	Events  []Event
@@ -91,6 +100,9 @@ type Responder struct {
 	cfg      Config
 	sas      map[uint64]*SA
 	halfOpen map[halfOpenKey]uint64
+	// halfOrder lists half-open SPIs oldest first; entries of SAs that
+	// completed or went away are skipped and compacted lazily.
+	halfOrder []uint64
 }
 
 // halfOpenKey finds an SA by the initiator's SPI and address, for an
@@ -104,6 +116,9 @@ type halfOpenKey struct {
 func NewResponder(cfg Config) *Responder {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
+	}
+	if cfg.MaxHalfOpen <= 0 {
+		cfg.MaxHalfOpen = 1024
 	}
 	return &Responder{cfg: cfg, sas: map[uint64]*SA{}, halfOpen: map[halfOpenKey]uint64{}}
 }
@@ -267,4 +282,29 @@ func (r *Responder) childSPIUsed(spi uint32) bool {
 		}
 	}
 	return false
+}
+
+// addHalfOpen records a new half-open SA and evicts the oldest ones past
+// MaxHalfOpen.
+func (r *Responder) addHalfOpen(sa *SA) {
+	r.sas[sa.spir] = sa
+	r.halfOpen[halfOpenKey{sa.spii, sa.initPeer}] = sa.spir
+	r.halfOrder = append(r.halfOrder, sa.spir)
+	for len(r.halfOpen) > r.cfg.MaxHalfOpen {
+		spi := r.halfOrder[0]
+		r.halfOrder = r.halfOrder[1:]
+		if old := r.sas[spi]; old != nil && old.state == stateHalfOpen {
+			delete(r.sas, spi)
+			delete(r.halfOpen, halfOpenKey{old.spii, old.initPeer})
+		}
+	}
+	if len(r.halfOrder) > 2*r.cfg.MaxHalfOpen {
+		live := r.halfOrder[:0]
+		for _, spi := range r.halfOrder {
+			if old := r.sas[spi]; old != nil && old.state == stateHalfOpen {
+				live = append(live, spi)
+			}
+		}
+		r.halfOrder = live
+	}
 }

@@ -327,3 +327,27 @@ func TestInitRetransmit(t *testing.T) {
 		t.Fatalf("retransmit=%v same=%v SAs=%d", res.Retransmit, bytes.Equal(res.Reply, in.lastRsp), len(r.sas))
 	}
 }
+
+// TestHalfOpenBounded: a flood of IKE_SA_INIT keeps at most MaxHalfOpen
+// SAs waiting, evicting the oldest, and established SAs are never evicted.
+func TestHalfOpenBounded(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxHalfOpen = 4
+	r := NewResponder(cfg)
+	est := newTestInitiator(t, r, suiteGCM256X25519, ChildSuite{Encr: EncrAESGCM16, KeyBits: 128})
+	establish(t, est)
+	var first uint64
+	for i := 0; i < 20; i++ {
+		in := newTestInitiator(t, r, suiteGCM256X25519, ChildSuite{})
+		in.ikeSA()
+		if i == 0 {
+			first = in.spir
+		}
+	}
+	if len(r.sas) != 5 || len(r.halfOpen) != 4 || r.SA(first) != nil || r.SA(est.spir) == nil {
+		t.Fatalf("%d SAs, %d half-open, first kept %v, established kept %v", len(r.sas), len(r.halfOpen), r.SA(first) != nil, r.SA(est.spir) != nil)
+	}
+	if len(r.halfOrder) > 8 {
+		t.Fatalf("eviction queue of %d", len(r.halfOrder))
+	}
+}
