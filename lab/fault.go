@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/topo"
 )
 
@@ -112,7 +113,7 @@ func Inject(ctx context.Context, labName string, f Fault) (string, error) {
 		// switches it looks like power loss, not a clean exit.
 		var down []string
 		for _, lk := range l.Links {
-			for _, e := range []Endpoint{lk.A, lk.B} {
+			for _, e := range []labfile.Endpoint{lk.A, lk.B} {
 				if e.Node == f.Target {
 					if err := topo.SetLinkUp(l.Namespace(e.Node), e.Iface, false); err != nil {
 						return "", err
@@ -137,7 +138,7 @@ func Inject(ctx context.Context, labName string, f Fault) (string, error) {
 		}
 		// A powered-off unit's links come back with it.
 		for _, lk := range l.Links {
-			for _, e := range []Endpoint{lk.A, lk.B} {
+			for _, e := range []labfile.Endpoint{lk.A, lk.B} {
 				if e.Node == f.Target {
 					if err := topo.SetLinkUp(l.Namespace(e.Node), e.Iface, true); err != nil {
 						return "", err

@@ -1,4 +1,4 @@
-package lab
+package labfile
 
 import (
 	"crypto/sha256"
@@ -48,6 +48,10 @@ var labRange = netip.MustParsePrefix("198.18.0.0/15")
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 
+// ValidName says whether s is a well-formed lab, node or traffic name:
+// lower-case letters, digits and inner dashes.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
 const (
 	maxLabName  = 20
 	maxNodeName = 24
@@ -72,12 +76,12 @@ func Load(file string, data []byte) (*Lab, error) {
 
 type validator struct {
 	file  string
-	pos   positions
+	pos   Positions
 	probs Problems
 }
 
 func (v *validator) errf(field, format string, args ...any) {
-	v.probs = append(v.probs, Problem{File: v.file, Line: v.pos.line(field), Field: field, Msg: fmt.Sprintf(format, args...)})
+	v.probs = append(v.probs, Problem{File: v.file, Line: v.pos.Line(field), Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
 // addrOwner remembers who holds an address or MAC, for duplicate checks.
@@ -107,7 +111,7 @@ func (v *validator) resolve(s *Spec) *Lab {
 	for n := range s.Nodes {
 		names = append(names, n)
 	}
-	sort.Slice(names, func(i, j int) bool { return v.pos.line("nodes."+names[i]) < v.pos.line("nodes."+names[j]) })
+	sort.Slice(names, func(i, j int) bool { return v.pos.Line("nodes."+names[i]) < v.pos.Line("nodes."+names[j]) })
 	if len(names) == 0 {
 		v.errf("nodes", "missing; expected hosts, switches and two units")
 	}
@@ -115,14 +119,14 @@ func (v *validator) resolve(s *Spec) *Lab {
 	macs := map[string]addrOwner{}
 	claimAddr := func(a netip.Addr, field, what string) {
 		if prev, dup := addrs[a]; dup {
-			v.errf(field, "duplicate address %s: already used by %s (%s, line %d)", a, prev.what, prev.field, v.pos.line(prev.field))
+			v.errf(field, "duplicate address %s: already used by %s (%s, line %d)", a, prev.what, prev.field, v.pos.Line(prev.field))
 			return
 		}
 		addrs[a] = addrOwner{field, what}
 	}
 	claimMAC := func(m net.HardwareAddr, field, what string) {
 		if prev, dup := macs[m.String()]; dup {
-			v.errf(field, "duplicate MAC %s: already used by %s (%s, line %d)", m, prev.what, prev.field, v.pos.line(prev.field))
+			v.errf(field, "duplicate MAC %s: already used by %s (%s, line %d)", m, prev.what, prev.field, v.pos.Line(prev.field))
 			return
 		}
 		macs[m.String()] = addrOwner{field, what}
@@ -145,7 +149,7 @@ func (v *validator) resolve(s *Spec) *Lab {
 			if len(n.Interfaces) == 0 {
 				v.errf(f+".interfaces", "a host needs at least one interface")
 			}
-			inames := sortedKeys(n.Interfaces, func(k string) int { return v.pos.line(f + ".interfaces." + k) })
+			inames := sortedKeys(n.Interfaces, func(k string) int { return v.pos.Line(f + ".interfaces." + k) })
 			for _, in := range inames {
 				is := n.Interfaces[in]
 				ff := f + ".interfaces." + in
@@ -253,7 +257,7 @@ func (v *validator) firewallConfig(l *Lab) {
 	if len(l.Units) == 0 {
 		return
 	}
-	for _, p := range fwconfig.Check(l.firewallConfig(l.Units[0])) {
+	for _, p := range fwconfig.Check(l.FirewallConfig(l.Units[0])) {
 		v.errf(labField(p.Path), "%s", p.Msg)
 	}
 }
@@ -290,9 +294,9 @@ func (v *validator) noUnitFields(f string, n *NodeSpec) {
 // taken for a mistyped raw key rather than a passphrase.
 const minRawKeyHex = 16
 
-// isRawKey says whether a lab file's failover.key is a raw key: exactly 64
+// IsRawKey says whether a lab file's failover.key is a raw key: exactly 64
 // hex digits, used as the key itself.
-func isRawKey(s string) bool { return len(s) == 2*api.KeyLen && isHex(s) }
+func IsRawKey(s string) bool { return len(s) == 2*api.KeyLen && isHex(s) }
 
 func isHex(s string) bool {
 	for _, c := range []byte(s) {
@@ -319,19 +323,28 @@ func (v *validator) checkIfname(field, name string) {
 }
 
 func (v *validator) addr(field, s string) netip.Addr {
+	a, msg := CheckAddr(s)
+	if msg != "" {
+		v.errf(field, "%s", msg)
+	}
+	return a
+}
+
+// CheckAddr parses a lab address and says what is wrong with it, if
+// anything: it must be IPv4 and in the lab range. A well-formed address
+// outside the range is returned along with its problem.
+func CheckAddr(s string) (netip.Addr, string) {
 	if s == "" {
-		v.errf(field, "missing; expected an IPv4 address like 198.18.1.1")
-		return netip.Addr{}
+		return netip.Addr{}, "missing; expected an IPv4 address like 198.18.1.1"
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil || !a.Is4() {
-		v.errf(field, "%q is not an IPv4 address (expected like 198.18.1.1)", s)
-		return netip.Addr{}
+		return netip.Addr{}, fmt.Sprintf("%q is not an IPv4 address (expected like 198.18.1.1)", s)
 	}
 	if !labRange.Contains(a) {
-		v.errf(field, "%s is outside 198.18.0.0/15 (lab addresses come from the benchmarking range so they never collide with the machine's networks)", a)
+		return a, fmt.Sprintf("%s is outside 198.18.0.0/15 (lab addresses come from the benchmarking range so they never collide with the machine's networks)", a)
 	}
-	return a
+	return a, ""
 }
 
 // hostPrefix parses an address with its prefix length, e.g. 198.18.1.11/24.
@@ -479,7 +492,7 @@ func (v *validator) failover(s *Spec, l *Lab, claimAddr func(netip.Addr, string,
 		fo.HTTPReplication = *fs.HTTPReplication
 	}
 	switch k := fs.Key; {
-	case k == "" || isRawKey(k):
+	case k == "" || IsRawKey(k):
 	case len(k) >= 2*minRawKeyHex && isHex(k):
 		v.errf("failover.key", "%d hex digits: a raw key is exactly %d hex digits (32 bytes, e.g. from openssl rand -hex 32); a passphrase must not be all hex digits", len(k), 2*api.KeyLen)
 	case len(k) < 8:
@@ -651,7 +664,7 @@ func (v *validator) firewall(s *Spec, l *Lab, claimAddr func(netip.Addr, string,
 		}
 		fw.NAT = append(fw.NAT, r)
 	}
-	aclNames := sortedKeys(fs.AccessLists, func(k string) int { return v.pos.line("firewall.access_lists." + k) })
+	aclNames := sortedKeys(fs.AccessLists, func(k string) int { return v.pos.Line("firewall.access_lists." + k) })
 	for _, name := range aclNames {
 		f := "firewall.access_lists." + name
 		if !nameRE.MatchString(strings.ReplaceAll(name, "_", "-")) {
@@ -663,7 +676,7 @@ func (v *validator) firewall(s *Spec, l *Lab, claimAddr func(netip.Addr, string,
 				v.errf(ff, "empty entry; expected action, protocol, source, destination")
 				continue
 			}
-			ace := ACE{Protocol: a.Protocol, Line: v.pos.line(ff)}
+			ace := ACE{Protocol: a.Protocol, Line: v.pos.Line(ff)}
 			switch a.Action {
 			case "permit":
 				ace.Permit = true
@@ -816,7 +829,7 @@ func (v *validator) links(s *Spec, l *Lab, hostIfaces map[string]map[string]bool
 			}
 			if hasIface {
 				if prev, dup := used[e]; dup {
-					v.errf(ff, "%s is already cabled (%s, line %d)", e, prev, v.pos.line(prev))
+					v.errf(ff, "%s is already cabled (%s, line %d)", e, prev, v.pos.Line(prev))
 					ok = false
 				}
 				used[e] = ff
@@ -913,7 +926,7 @@ func (v *validator) subnets(l *Lab) {
 	for i := range nets {
 		for j := 0; j < i; j++ {
 			if nets[i].p.Overlaps(nets[j].p) {
-				v.errf(nets[i].field, "subnet %s overlaps %s (%s, line %d); expected separate subnets", nets[i].p, nets[j].p, nets[j].field, v.pos.line(nets[j].field))
+				v.errf(nets[i].field, "subnet %s overlaps %s (%s, line %d); expected separate subnets", nets[i].p, nets[j].p, nets[j].field, v.pos.Line(nets[j].field))
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package lab
+package scenario
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/falab/falab/api"
+	"github.com/falab/falab/lab"
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/topo"
 )
 
@@ -34,16 +36,16 @@ type StepResult struct {
 
 // RunReport is a scenario's verdict, timeline and figures.
 type RunReport struct {
-	Scenario string          `json:"scenario"`
-	Lab      string          `json:"lab"`
-	Pass     bool            `json:"pass"`
-	Error    string          `json:"error,omitempty"`
-	Started  time.Time       `json:"started"`
-	Took     time.Duration   `json:"took_ns"`
-	Steps    []StepResult    `json:"steps"`
-	Failures []string        `json:"failures,omitempty"`
-	Timeline []api.Event     `json:"timeline"`
-	Traffic  []TrafficReport `json:"traffic"`
+	Scenario string              `json:"scenario"`
+	Lab      string              `json:"lab"`
+	Pass     bool                `json:"pass"`
+	Error    string              `json:"error,omitempty"`
+	Started  time.Time           `json:"started"`
+	Took     time.Duration       `json:"took_ns"`
+	Steps    []StepResult        `json:"steps"`
+	Failures []string            `json:"failures,omitempty"`
+	Timeline []api.Event         `json:"timeline"`
+	Traffic  []lab.TrafficReport `json:"traffic"`
 	// KeptLogs is where the units' logs of a run that did not pass were
 	// copied before the lab was removed (empty when it passed).
 	KeptLogs string `json:"kept_logs,omitempty"`
@@ -62,7 +64,7 @@ var errScenarioFailed = errors.New("expectation failed")
 // runner plays one scenario on its lab.
 type runner struct {
 	sc      *Scenario
-	l       *Lab
+	l       *labfile.Lab
 	name    string
 	start   time.Time
 	rep     *RunReport
@@ -86,7 +88,7 @@ func RunScenario(ctx context.Context, sc *Scenario, opt RunOptions) (*RunReport,
 	r := &runner{sc: sc, l: sc.Lab, name: sc.Lab.Name, opt: opt, since: map[string]uint64{},
 		rep: &RunReport{Scenario: sc.Spec.Name, Lab: sc.Lab.Name, Started: time.Now()}}
 	r.start = r.rep.Started
-	if _, err := Up(ctx, sc.Lab, sc.LabData, UpOptions{Logger: log}); err != nil {
+	if _, err := lab.Up(ctx, sc.Lab, sc.LabData, lab.UpOptions{Logger: log}); err != nil {
 		err = fmt.Errorf("bring up lab %s: %w", sc.Lab.Name, err)
 		r.rep.Error = err.Error()
 		return r.rep, err
@@ -96,7 +98,7 @@ func RunScenario(ctx context.Context, sc *Scenario, opt RunOptions) (*RunReport,
 		if !r.rep.Pass {
 			r.rep.KeptLogs = keepLogs(r.name)
 		}
-		if _, err := Down(r.name, log); err != nil {
+		if _, err := lab.Down(r.name, log); err != nil {
 			log.Error("down after scenario", "err", err)
 		}
 	}()
@@ -106,12 +108,12 @@ func RunScenario(ctx context.Context, sc *Scenario, opt RunOptions) (*RunReport,
 
 	err := r.steps(ctx, sc.Spec.Steps, "")
 	// Figures: final traffic reports (stopping any still running).
-	_ = StopTraffic(r.name)
-	r.rep.Traffic, _ = TrafficReports(r.name)
+	_ = lab.StopTraffic(r.name)
+	r.rep.Traffic, _ = lab.TrafficReports(r.name)
 	stopCollect()
 	wg.Wait()
 	r.pullEvents() // the last word of each unit
-	labEvents, _ := LabEvents(r.name)
+	labEvents, _ := lab.LabEvents(r.name)
 	r.evMu.Lock()
 	r.rep.Timeline = append(r.events, labEvents...)
 	r.evMu.Unlock()
@@ -148,7 +150,7 @@ func (r *runner) pullEvents() {
 	r.pullMu.Lock()
 	defer r.pullMu.Unlock()
 	for _, u := range r.l.Units {
-		c, err := UnitClient(r.name, u.Name)
+		c, err := lab.UnitClient(r.name, u.Name)
 		if err != nil {
 			continue
 		}
@@ -210,7 +212,7 @@ func (r *runner) steps(ctx context.Context, steps []*StepSpec, prefix string) er
 func (r *runner) step(ctx context.Context, st *StepSpec, prefix string) (desc, detail string, err error) {
 	switch {
 	case st.Mark != "":
-		RecordEvent(r.name, "mark", st.Mark)
+		lab.RecordEvent(r.name, "mark", st.Mark)
 		return "mark " + st.Mark, "", nil
 	case st.Wait != nil:
 		d := st.Wait.D(0)
@@ -230,18 +232,18 @@ func (r *runner) step(ctx context.Context, st *StepSpec, prefix string) (desc, d
 		return desc, detail, err
 	case st.Traffic != nil:
 		t := st.Traffic
-		tr := Traffic{Name: t.Name, Kind: t.Kind, Client: t.Client, Server: t.Server, Flows: t.Flows, Direction: t.Direction, Rate: int64(t.Rate), Port: t.Port, Target: t.Target}
+		tr := lab.Traffic{Name: t.Name, Kind: t.Kind, Client: t.Client, Server: t.Server, Flows: t.Flows, Direction: t.Direction, Rate: int64(t.Rate), Port: t.Port, Target: t.Target}
 		if t.Interval != nil {
 			tr.Interval = t.Interval.D(0)
 		}
 		desc = fmt.Sprintf("traffic %s: %s %s -> %s", tr.Name, tr.Kind, tr.Client, tr.Server)
-		return desc, "", StartTraffic(ctx, r.name, tr)
+		return desc, "", lab.StartTraffic(ctx, r.name, tr)
 	case st.StopTraffic != nil:
 		names := st.StopTraffic
 		if slices.Contains(names, "all") {
 			names = nil
 		}
-		return "stop_traffic " + strings.Join(st.StopTraffic, ","), "", StopTraffic(r.name, names...)
+		return "stop_traffic " + strings.Join(st.StopTraffic, ","), "", lab.StopTraffic(r.name, names...)
 	case st.Fault != nil:
 		f := faultOf(st.Fault)
 		r.snapshotARP()
@@ -266,9 +268,9 @@ func (r *runner) step(ctx context.Context, st *StepSpec, prefix string) (desc, d
 // directory, which Down removes, into a new directory under the system's
 // temporary directory, and returns its path ("" if nothing was copied).
 func keepLogs(labName string) string {
-	files, _ := filepath.Glob(filepath.Join(Dir(labName), "*.log"))
+	files, _ := filepath.Glob(filepath.Join(lab.Dir(labName), "*.log"))
 	// The lab's own event log; not the traffic reports, which are large.
-	files = append(files, filepath.Join(Dir(labName), "events.jsonl"))
+	files = append(files, filepath.Join(lab.Dir(labName), "events.jsonl"))
 	if len(files) == 0 {
 		return ""
 	}
@@ -290,10 +292,10 @@ func keepLogs(labName string) string {
 // process numbers its events from 1 again. (Resetting the position before
 // the restart fetched the old process's whole timeline a second time and
 // then skipped the new process's first events.)
-func (r *runner) inject(ctx context.Context, f Fault) (string, error) {
+func (r *runner) inject(ctx context.Context, f lab.Fault) (string, error) {
 	r.pullEvents()
-	msg, err := Inject(ctx, r.name, f)
-	if f.Kind == FaultRestart && err == nil {
+	msg, err := lab.Inject(ctx, r.name, f)
+	if f.Kind == lab.FaultRestart && err == nil {
 		r.evMu.Lock()
 		r.since[f.Target] = 0
 		r.evMu.Unlock()
@@ -301,36 +303,36 @@ func (r *runner) inject(ctx context.Context, f Fault) (string, error) {
 	return msg, err
 }
 
-func faultOf(fs *FaultSpec) Fault {
+func faultOf(fs *FaultSpec) lab.Fault {
 	switch {
 	case fs.Kill != "":
-		return Fault{Kind: FaultKill, Target: fs.Kill}
+		return lab.Fault{Kind: lab.FaultKill, Target: fs.Kill}
 	case fs.Freeze != "":
-		return Fault{Kind: FaultFreeze, Target: fs.Freeze}
+		return lab.Fault{Kind: lab.FaultFreeze, Target: fs.Freeze}
 	case fs.Thaw != "":
-		return Fault{Kind: FaultThaw, Target: fs.Thaw}
+		return lab.Fault{Kind: lab.FaultThaw, Target: fs.Thaw}
 	case fs.Restart != "":
-		return Fault{Kind: FaultRestart, Target: fs.Restart}
+		return lab.Fault{Kind: lab.FaultRestart, Target: fs.Restart}
 	case fs.PowerOff != "":
-		return Fault{Kind: FaultPowerOff, Target: fs.PowerOff}
+		return lab.Fault{Kind: lab.FaultPowerOff, Target: fs.PowerOff}
 	case fs.LinkDown != "":
-		return Fault{Kind: FaultLinkDown, Target: fs.LinkDown}
+		return lab.Fault{Kind: lab.FaultLinkDown, Target: fs.LinkDown}
 	case fs.LinkUp != "":
-		return Fault{Kind: FaultLinkUp, Target: fs.LinkUp}
+		return lab.Fault{Kind: lab.FaultLinkUp, Target: fs.LinkUp}
 	case fs.CutFailover:
-		return Fault{Kind: FaultCutFailover}
+		return lab.Fault{Kind: lab.FaultCutFailover}
 	case fs.HealFailover:
-		return Fault{Kind: FaultHeal}
+		return lab.Fault{Kind: lab.FaultHeal}
 	case fs.Loss != nil:
-		return Fault{Kind: FaultLoss, Target: fs.Loss.Link, Percent: fs.Loss.Percent}
+		return lab.Fault{Kind: lab.FaultLoss, Target: fs.Loss.Link, Percent: fs.Loss.Percent}
 	case fs.Clear != "":
-		return Fault{Kind: FaultClear, Target: fs.Clear}
+		return lab.Fault{Kind: lab.FaultClear, Target: fs.Clear}
 	default:
 		t := fs.Failover
 		if t == "standby" {
 			t = ""
 		}
-		return Fault{Kind: FaultManual, Target: t}
+		return lab.Fault{Kind: lab.FaultManual, Target: t}
 	}
 }
 
@@ -421,7 +423,7 @@ func (r *runner) check(ctx context.Context, e *ExpectSpec) []string {
 			}
 			return s.State
 		}
-		c, err := UnitClient(r.name, u)
+		c, err := lab.UnitClient(r.name, u)
 		if err != nil {
 			status[u] = nil
 			return "Down"
@@ -480,7 +482,7 @@ func (r *runner) check(ctx context.Context, e *ExpectSpec) []string {
 		}
 	}
 	if len(e.Traffic) > 0 {
-		reps, err := TrafficReports(r.name)
+		reps, err := lab.TrafficReports(r.name)
 		if err != nil {
 			problems = append(problems, err.Error())
 		}
@@ -514,18 +516,18 @@ func (r *runner) check(ctx context.Context, e *ExpectSpec) []string {
 		}
 	}
 	if e.OneAnswer {
-		answers, err := GatewayAnswers(ctx, r.l)
+		answers, err := lab.GatewayAnswers(ctx, r.l)
 		if err != nil {
 			problems = append(problems, "one answer: "+err.Error())
 		}
-		problems = append(problems, wireProblems(answers)...)
+		problems = append(problems, lab.WireProblems(answers)...)
 	}
 	if len(e.Drops) > 0 {
-		active, err := ActiveUnit(ctx, r.name)
+		active, err := lab.ActiveUnit(ctx, r.name)
 		var drops map[string]uint64
 		if err == nil {
 			var c *api.Client
-			if c, err = UnitClient(r.name, active); err == nil {
+			if c, err = lab.UnitClient(r.name, active); err == nil {
 				drops, err = c.Drops(ctx)
 			}
 		}
@@ -580,8 +582,8 @@ func compare(got uint64, op string, n uint64) bool {
 	return got == n
 }
 
-func checkTraffic(name string, te *TrafficExpect, reps []TrafficReport) []string {
-	var tr *TrafficReport
+func checkTraffic(name string, te *TrafficExpect, reps []lab.TrafficReport) []string {
+	var tr *lab.TrafficReport
 	for i := range reps {
 		if reps[i].Traffic.Name == name {
 			tr = &reps[i]
@@ -646,13 +648,13 @@ func checkTraffic(name string, te *TrafficExpect, reps []TrafficReport) []string
 // checkStandbyHas compares the active's and the standby's connections: every
 // replicated connection of the active must be on the standby.
 func (r *runner) checkStandbyHas(ctx context.Context) string {
-	active, err := ActiveUnit(ctx, r.name)
+	active, err := lab.ActiveUnit(ctx, r.name)
 	if err != nil {
 		return err.Error()
 	}
 	standby := r.l.Peer(active).Name
 	keysOf := func(u string) (map[string]bool, error) {
-		c, err := UnitClient(r.name, u)
+		c, err := lab.UnitClient(r.name, u)
 		if err != nil {
 			return nil, err
 		}
@@ -700,13 +702,13 @@ func (r *runner) checkStandbyHas(ctx context.Context) string {
 
 // checkBridgeTable compares the active's and the standby's bridge tables.
 func (r *runner) checkBridgeTable(ctx context.Context) string {
-	active, err := ActiveUnit(ctx, r.name)
+	active, err := lab.ActiveUnit(ctx, r.name)
 	if err != nil {
 		return err.Error()
 	}
 	standby := r.l.Peer(active).Name
 	table := func(u string) (map[string]string, error) {
-		c, err := UnitClient(r.name, u)
+		c, err := lab.UnitClient(r.name, u)
 		if err != nil {
 			return nil, err
 		}
@@ -790,7 +792,7 @@ func (r *runner) checkARP(a *ARPExpect) string {
 	return ""
 }
 
-func (r *runner) ifaceFor(ip net.IP) *FirewallInterface {
+func (r *runner) ifaceFor(ip net.IP) *labfile.FirewallInterface {
 	for i := range r.l.Firewall.Interfaces {
 		fi := &r.l.Firewall.Interfaces[i]
 		if fi.Addr.IsValid() && fi.Addr.Masked().Contains(netipFrom(ip)) {
@@ -801,7 +803,7 @@ func (r *runner) ifaceFor(ip net.IP) *FirewallInterface {
 }
 
 // TrafficSummary is one line of figures for a report.
-func TrafficSummary(tr TrafficReport) string {
+func TrafficSummary(tr lab.TrafficReport) string {
 	c := tr.Client
 	if c == nil {
 		return tr.Traffic.Name + ": no report"
