@@ -4,7 +4,9 @@
 // waits, chaos), polls expectations, collects the units' timelines, reports
 // each step and always tears the lab down.
 //
-// It drives labs only through package lab and reads them through labfile.
-// It must not import tui, cmd/falab or the data plane (firewall, afpacket,
-// failover, replicate, unit); it sees units through api only.
+// It drives labs through package lab, reads them through labfile, and reads
+// hosts' neighbour caches with topo (for the ARP checks); it changes no
+// kernel state itself. It must not import tui, cmd/falab or the data plane
+// (firewall, afpacket, failover, replicate, unit); it sees units through
+// api only.
 package scenario
