@@ -16,7 +16,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/falab/falab/api"
-	"github.com/falab/falab/fwconfig"
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/topo"
 )
 
@@ -25,8 +25,8 @@ func init() { startUnits = startUnitProcs }
 // unitReadyTimeout bounds how long up waits for a unit's API to answer.
 const unitReadyTimeout = 10 * time.Second
 
-// UnitConfig resolves the lab into the config of one unit.
-func (l *Lab) UnitConfig(name string, keyFile string) (*api.UnitConfig, error) {
+// UnitConfig resolves lab l into the config of one unit.
+func UnitConfig(l *labfile.Lab, name string, keyFile string) (*api.UnitConfig, error) {
 	u, ok := l.Unit(name)
 	if !ok {
 		return nil, fmt.Errorf("lab %s has no unit %q", l.Name, name)
@@ -48,7 +48,7 @@ func (l *Lab) UnitConfig(name string, keyFile string) (*api.UnitConfig, error) {
 		c.StateInterface = sl.Interface
 		c.StateLocalAddr, c.StatePeerAddr = linkAddrs(*sl, u.Role)
 	}
-	c.Firewall = l.firewallConfig(u)
+	c.Firewall = l.FirewallConfig(u)
 	for _, fi := range l.Firewall.Interfaces {
 		if fi.Monitor {
 			c.Monitored = append(c.Monitored, fi.Name)
@@ -57,54 +57,7 @@ func (l *Lab) UnitConfig(name string, keyFile string) (*api.UnitConfig, error) {
 	return c, nil
 }
 
-// firewallConfig resolves the lab's firewall section into unit u's data
-// plane config (the MACs are u's own in mac_mode burned-in).
-func (l *Lab) firewallConfig(u Unit) fwconfig.Config {
-	fw := fwconfig.Config{AccessLists: map[string][]fwconfig.ACE{}}
-	if l.Mode == "transparent" {
-		fw.Mode = fwconfig.ModeTransparent
-		fw.ManagementAddr = l.Firewall.ManagementAddr
-		fw.ManagementStandbyAddr = l.Firewall.ManagementStandbyAddr
-	}
-	for _, fi := range l.Firewall.Interfaces {
-		ic := fwconfig.InterfaceConfig{
-			Name: fi.Name, SecurityLevel: fi.SecurityLevel,
-			Prefix: fi.Addr, StandbyAddr: fi.StandbyAddr,
-		}
-		if l.Failover.MACMode == MACVirtual {
-			ic.ActiveMAC, ic.StandbyMAC = fi.VirtualMAC, fi.StandbyVirtualMAC
-		} else {
-			ic.ActiveMAC, ic.StandbyMAC = u.MACs[fi.Name], u.MACs[fi.Name]
-		}
-		fw.Interfaces = append(fw.Interfaces, ic)
-	}
-	for _, r := range l.Firewall.Routes {
-		fw.Routes = append(fw.Routes, fwconfig.Route{Interface: r.Interface, Prefix: r.To, NextHop: r.Via})
-	}
-	for _, n := range l.Firewall.NAT {
-		kind := fwconfig.NATDynamicPAT
-		if n.Type == NATStatic {
-			kind = fwconfig.NATStatic
-		}
-		fw.NAT = append(fw.NAT, fwconfig.NATRule{Kind: kind, RealInterface: n.RealInterface, Real: n.Real, MappedInterface: n.MappedInterface, Mapped: n.Mapped})
-	}
-	for name, aces := range l.Firewall.AccessLists {
-		for _, a := range aces {
-			fw.AccessLists[name] = append(fw.AccessLists[name], fwconfig.ACE{
-				Permit: a.Permit, Protocol: a.Protocol, Source: a.Source, Destination: a.Destination,
-				DstPortLow: a.PortLow, DstPortHigh: a.PortHigh,
-			})
-		}
-	}
-	for _, g := range l.Firewall.AccessGroups {
-		fw.AccessGroups = append(fw.AccessGroups, fwconfig.AccessGroup{AccessList: g.AccessList, Interface: g.Interface})
-	}
-	t := l.Firewall.Timeouts
-	fw.Timeouts = fwconfig.Timeouts{Conn: t.Conn, HalfClosed: t.HalfClosed, Embryonic: t.Embryonic, UDP: t.UDP, ICMP: t.ICMP, Xlate: t.Xlate, ARP: t.ARP, MACAddress: t.MACAddress}
-	return fw
-}
-
-func linkAddrs(fl FailoverLink, role string) (local, peer netip.Addr) {
+func linkAddrs(fl labfile.FailoverLink, role string) (local, peer netip.Addr) {
 	if role == "primary" {
 		return fl.PrimaryAddress.Addr(), fl.SecondaryAddress.Addr()
 	}
@@ -113,7 +66,7 @@ func linkAddrs(fl FailoverLink, role string) (local, peer netip.Addr) {
 
 // writeKey stores the failover key for the units (mode 0600): the lab
 // file's key, or a random one made for this lab.
-func writeKey(l *Lab) (string, error) {
+func writeKey(l *labfile.Lab) (string, error) {
 	path := filepath.Join(Dir(l.Name), "failover.key")
 	key, err := FailoverKey(l.Name, l.Failover.Key)
 	if err != nil {
@@ -137,7 +90,7 @@ func FailoverKey(labName, text string) (api.Key, error) {
 	switch {
 	case text == "":
 		return api.NewKey()
-	case isRawKey(text):
+	case labfile.IsRawKey(text):
 		return api.ParseKey(text)
 	}
 	return PassphraseKey(labName, text), nil
@@ -160,7 +113,7 @@ func PassphraseKey(labName, passphrase string) api.Key {
 // startUnitProcs writes each unit's config and starts `falab unit` inside
 // the unit's namespace, detached from the terminal, logging to its file;
 // then waits until both APIs answer.
-func startUnitProcs(ctx context.Context, l *Lab, st *State, opt UpOptions) error {
+func startUnitProcs(ctx context.Context, l *labfile.Lab, st *State, opt UpOptions) error {
 	exe := opt.Executable
 	if exe == "" {
 		var err error
@@ -173,7 +126,7 @@ func startUnitProcs(ctx context.Context, l *Lab, st *State, opt UpOptions) error
 		return fmt.Errorf("failover key: %w", err)
 	}
 	for _, u := range l.Units {
-		cfg, err := l.UnitConfig(u.Name, keyFile)
+		cfg, err := UnitConfig(l, u.Name, keyFile)
 		if err != nil {
 			return err
 		}

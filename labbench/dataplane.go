@@ -13,6 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/falab/falab/lab"
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/topo"
 )
 
@@ -39,7 +40,7 @@ type dataPlaneResult struct {
 
 // hostsOf returns the namespaces of client1 and server1 and server1's
 // address.
-func hostsOf(l *lab.Lab) (clientNS, serverNS string, server netip.Addr, err error) {
+func hostsOf(l *labfile.Lab) (clientNS, serverNS string, server netip.Addr, err error) {
 	s, ok := l.Host("server1")
 	if !ok || len(s.Interfaces) == 0 {
 		return "", "", netip.Addr{}, errors.New("the lab has no host server1 with an interface")
@@ -52,7 +53,7 @@ func hostsOf(l *lab.Lab) (clientNS, serverNS string, server netip.Addr, err erro
 
 // measureDataPlane runs the pps, TCP and connection-rate measurements
 // between client1 and server1 of a lab that is up.
-func (b *bench) measureDataPlane(ctx context.Context, l *lab.Lab) dataPlaneResult {
+func (b *bench) measureDataPlane(ctx context.Context, l *labfile.Lab) dataPlaneResult {
 	var r dataPlaneResult
 	clientNS, serverNS, server, err := hostsOf(l)
 	if err != nil {
@@ -115,9 +116,9 @@ func (b *bench) kernelDataPlane(ctx context.Context) dataPlaneResult {
 // firewall's place: the firewall's addresses on its data interfaces,
 // forwarding on, and an nftables masquerade (SNAT) of the inside subnet
 // out of the outside interface, as the lab's PAT rule does.
-func kernelRouter(l *lab.Lab) error {
+func kernelRouter(l *labfile.Lab) error {
 	ns := l.Namespace(l.Primary().Name)
-	var inside, outside *lab.FirewallInterface
+	var inside, outside *labfile.FirewallInterface
 	for i, fi := range l.Firewall.Interfaces {
 		switch fi.Name {
 		case "inside":
@@ -142,7 +143,7 @@ func kernelRouter(l *lab.Lab) error {
 			return err
 		}
 		defer h.Close()
-		for _, fi := range []*lab.FirewallInterface{inside, outside} {
+		for _, fi := range []*labfile.FirewallInterface{inside, outside} {
 			link, err := h.LinkByName(fi.Name)
 			if err != nil {
 				return fmt.Errorf("interface %s: %w", fi.Name, err)
@@ -169,9 +170,9 @@ func kernelRouter(l *lab.Lab) error {
 
 // setOffloads turns the segmentation, receive-coalescing and checksum
 // offloads of every cabled interface of the lab on (or off).
-func setOffloads(l *lab.Lab, on bool) error {
+func setOffloads(l *labfile.Lab, on bool) error {
 	for _, lk := range l.Links {
-		for _, e := range [][2]lab.Endpoint{{lk.A, lk.B}, {lk.B, lk.A}} {
+		for _, e := range [][2]labfile.Endpoint{{lk.A, lk.B}, {lk.B, lk.A}} {
 			ifname := e[0].Iface
 			if ifname == "" {
 				ifname = lab.SwitchPort(e[1])

@@ -8,6 +8,7 @@ import (
 
 	"github.com/falab/falab/api"
 	"github.com/falab/falab/lab"
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/topo"
 )
 
@@ -88,7 +89,7 @@ type Source interface {
 // fields are set once by NewLabSource.
 type LabSource struct {
 	info    LabInfo
-	lab     *lab.Lab
+	lab     *labfile.Lab
 	clients map[string]*api.Client
 	traffic func(context.Context) ([]TrafficFlowSummary, error)
 }
@@ -115,7 +116,7 @@ func NewLabSource(labName string, traffic func(context.Context) ([]TrafficFlowSu
 }
 
 // infoOf extracts what the TUI needs from a resolved lab.
-func infoOf(l *lab.Lab) LabInfo {
+func infoOf(l *labfile.Lab) LabInfo {
 	in := LabInfo{Name: l.Name, Units: [2]string{l.Units[0].Name, l.Units[1].Name}, MACMode: l.Failover.MACMode}
 	for _, h := range l.Hosts {
 		in.Hosts = append(in.Hosts, HostInfo{Name: h.Name, Gateway: h.Gateway})
@@ -123,7 +124,7 @@ func infoOf(l *lab.Lab) LabInfo {
 	isUnit := func(n string) bool { return n == in.Units[0] || n == in.Units[1] }
 	var hostEnds []string
 	for _, lk := range l.Links {
-		for _, e := range []lab.Endpoint{lk.A, lk.B} {
+		for _, e := range []labfile.Endpoint{lk.A, lk.B} {
 			switch {
 			case e.Iface == "" || e.Iface == l.Failover.Link.Interface && isUnit(e.Node):
 				// Switch ends have no name of ours; the failover link has its own key.

@@ -1,4 +1,4 @@
-package lab
+package scenario
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/falab/falab/api"
+	"github.com/falab/falab/lab"
 )
 
 // ChaosKinds are the faults a chaos step draws from. Each is injected and
@@ -51,7 +52,7 @@ func (r *runner) chaos(ctx context.Context, spec *ChaosSpec) (string, error) {
 		kinds = defaultChaosKinds
 	}
 	settle := spec.Settle.D(10 * time.Second)
-	RecordEvent(r.name, "chaos", fmt.Sprintf("chaos: %d faults, seed %d", spec.Faults, seed))
+	lab.RecordEvent(r.name, "chaos", fmt.Sprintf("chaos: %d faults, seed %d", spec.Faults, seed))
 
 	s := &roleSampler{r: r, mismatches: map[string]uint64{}}
 	sctx, stop := context.WithCancel(ctx)
@@ -82,12 +83,12 @@ func (r *runner) chaos(ctx context.Context, spec *ChaosSpec) (string, error) {
 			violations = append(violations, fmt.Sprintf("fault %d (%s): not healthy within %v of its repair: %s", i, what, settle, states))
 			break
 		}
-		answers, err := GatewayAnswers(ctx, r.l)
+		answers, err := lab.GatewayAnswers(ctx, r.l)
 		if err != nil {
 			violations = append(violations, fmt.Sprintf("fault %d (%s): wire check: %v", i, what, err))
 			break
 		}
-		if p := wireProblems(answers); len(p) > 0 {
+		if p := lab.WireProblems(answers); len(p) > 0 {
 			violations = append(violations, fmt.Sprintf("fault %d (%s): on the wire: %s [%s]", i, what, strings.Join(p, "; "), r.arpDiagnosis(ctx)))
 		} else {
 			wireOK++
@@ -105,7 +106,7 @@ func (r *runner) chaos(ctx context.Context, spec *ChaosSpec) (string, error) {
 	}
 	detail := fmt.Sprintf("seed %d; faults: %s; %d role samples, %d with two units forwarding, %d unanswered; %d wire checks with exactly one unit answering",
 		seed, strings.Join(kc, ", "), s.samples, s.twoActives, s.silent, wireOK)
-	RecordEvent(r.name, "chaos", detail)
+	lab.RecordEvent(r.name, "chaos", detail)
 	if len(violations) > 0 {
 		return detail, fmt.Errorf("%s (%s): %w", strings.Join(violations, "; "), detail, errScenarioFailed)
 	}
@@ -114,7 +115,7 @@ func (r *runner) chaos(ctx context.Context, spec *ChaosSpec) (string, error) {
 
 // chaosFault injects one fault of kind and its repair, and says what it did.
 func (r *runner) chaosFault(ctx context.Context, kind string, rng *rand.Rand, settle time.Duration) (string, error) {
-	active, err := ActiveUnit(ctx, r.name)
+	active, err := lab.ActiveUnit(ctx, r.name)
 	if err != nil {
 		return kind, err
 	}
@@ -123,7 +124,7 @@ func (r *runner) chaosFault(ctx context.Context, kind string, rng *rand.Rand, se
 		target = r.l.Peer(active).Name
 	}
 	pause := time.Duration(200+rng.IntN(800)) * time.Millisecond
-	do := func(f Fault) error {
+	do := func(f lab.Fault) error {
 		_, err := r.inject(ctx, f)
 		return err
 	}
@@ -137,61 +138,61 @@ func (r *runner) chaosFault(ctx context.Context, kind string, rng *rand.Rand, se
 	}
 	// killAndRestart waits for the survivor to take over before the
 	// victim comes back, so that every kill is a real failover.
-	killAndRestart := func(f Fault) error {
+	killAndRestart := func(f lab.Fault) error {
 		if err := do(f); err != nil {
 			return err
 		}
 		if _, err := r.waitActive(ctx, r.l.Peer(target).Name, settle); err != nil {
 			return err
 		}
-		return do(Fault{Kind: FaultRestart, Target: target})
+		return do(lab.Fault{Kind: lab.FaultRestart, Target: target})
 	}
 	switch kind {
 	case "kill":
-		return "kill " + target, killAndRestart(Fault{Kind: FaultKill, Target: target})
+		return "kill " + target, killAndRestart(lab.Fault{Kind: lab.FaultKill, Target: target})
 	case "power-off":
-		return "power-off " + target, killAndRestart(Fault{Kind: FaultPowerOff, Target: target})
+		return "power-off " + target, killAndRestart(lab.Fault{Kind: lab.FaultPowerOff, Target: target})
 	case "restart":
-		return "restart " + target, do(Fault{Kind: FaultRestart, Target: target})
+		return "restart " + target, do(lab.Fault{Kind: lab.FaultRestart, Target: target})
 	case "freeze":
 		what := fmt.Sprintf("freeze %s for %v", target, pause)
-		if err := do(Fault{Kind: FaultFreeze, Target: target}); err != nil {
+		if err := do(lab.Fault{Kind: lab.FaultFreeze, Target: target}); err != nil {
 			return what, err
 		}
 		if err := sleep(pause); err != nil {
 			return what, err
 		}
-		return what, do(Fault{Kind: FaultThaw, Target: target})
+		return what, do(lab.Fault{Kind: lab.FaultThaw, Target: target})
 	case "cut":
 		what := fmt.Sprintf("cut the failover link for %v", pause)
-		if err := do(Fault{Kind: FaultCutFailover}); err != nil {
+		if err := do(lab.Fault{Kind: lab.FaultCutFailover}); err != nil {
 			return what, err
 		}
 		if err := sleep(pause); err != nil {
 			return what, err
 		}
-		return what, do(Fault{Kind: FaultHeal})
+		return what, do(lab.Fault{Kind: lab.FaultHeal})
 	case "link":
 		ifs := r.l.Firewall.Interfaces
 		end := target + ":" + ifs[rng.IntN(len(ifs))].Name
 		what := fmt.Sprintf("link %s down for %v", end, pause)
-		if err := do(Fault{Kind: FaultLinkDown, Target: end}); err != nil {
+		if err := do(lab.Fault{Kind: lab.FaultLinkDown, Target: end}); err != nil {
 			return what, err
 		}
 		if err := sleep(pause); err != nil {
 			return what, err
 		}
-		return what, do(Fault{Kind: FaultLinkUp, Target: end})
+		return what, do(lab.Fault{Kind: lab.FaultLinkUp, Target: end})
 	case "failover":
-		return "failover to the standby", do(Fault{Kind: FaultManual})
+		return "failover to the standby", do(lab.Fault{Kind: lab.FaultManual})
 	case "cut+freeze", "cut+restart":
 		what := fmt.Sprintf("cut the failover link, %s %s behind it, heal after %v", strings.TrimPrefix(kind, "cut+"), target, pause)
-		if err := do(Fault{Kind: FaultCutFailover}); err != nil {
+		if err := do(lab.Fault{Kind: lab.FaultCutFailover}); err != nil {
 			return what, err
 		}
-		second, repair := Fault{Kind: FaultFreeze, Target: target}, Fault{Kind: FaultThaw, Target: target}
+		second, repair := lab.Fault{Kind: lab.FaultFreeze, Target: target}, lab.Fault{Kind: lab.FaultThaw, Target: target}
 		if kind == "cut+restart" {
-			second, repair = Fault{Kind: FaultRestart, Target: target}, Fault{}
+			second, repair = lab.Fault{Kind: lab.FaultRestart, Target: target}, lab.Fault{}
 		}
 		if err := do(second); err != nil {
 			return what, err
@@ -204,7 +205,7 @@ func (r *runner) chaosFault(ctx context.Context, kind string, rng *rand.Rand, se
 				return what, err
 			}
 		}
-		return what, do(Fault{Kind: FaultHeal})
+		return what, do(lab.Fault{Kind: lab.FaultHeal})
 	}
 	return kind, fmt.Errorf("unknown chaos fault %q", kind)
 }
@@ -218,7 +219,7 @@ func (r *runner) unitStates(ctx context.Context, wait time.Duration) map[string]
 	var wg sync.WaitGroup
 	for _, u := range r.l.Units {
 		wg.Go(func() {
-			c, err := UnitClient(r.name, u.Name)
+			c, err := lab.UnitClient(r.name, u.Name)
 			if err != nil {
 				return
 			}
@@ -404,7 +405,7 @@ func (s *roleSampler) violations() []string {
 func (r *runner) arpDiagnosis(ctx context.Context) string {
 	var parts []string
 	for _, u := range r.l.Units {
-		c, err := UnitClient(r.name, u.Name)
+		c, err := lab.UnitClient(r.name, u.Name)
 		if err != nil {
 			continue
 		}

@@ -1,4 +1,4 @@
-package lab
+package scenario
 
 import (
 	"bytes"
@@ -9,11 +9,14 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/falab/falab/lab"
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/labs"
 )
 
@@ -33,15 +36,15 @@ type ScenarioSpec struct {
 
 // StepSpec is one step; exactly one of its fields is set.
 type StepSpec struct {
-	Wait        *Duration    `yaml:"wait"`
-	WaitFor     *ExpectSpec  `yaml:"wait_for"`
-	Expect      *ExpectSpec  `yaml:"expect"`
-	Traffic     *TrafficSpec `yaml:"traffic"`
-	StopTraffic []string     `yaml:"stop_traffic"`
-	Fault       *FaultSpec   `yaml:"fault"`
-	Repeat      *RepeatSpec  `yaml:"repeat"`
-	Mark        string       `yaml:"mark"`
-	Chaos       *ChaosSpec   `yaml:"chaos"`
+	Wait        *labfile.Duration `yaml:"wait"`
+	WaitFor     *ExpectSpec       `yaml:"wait_for"`
+	Expect      *ExpectSpec       `yaml:"expect"`
+	Traffic     *TrafficSpec      `yaml:"traffic"`
+	StopTraffic []string          `yaml:"stop_traffic"`
+	Fault       *FaultSpec        `yaml:"fault"`
+	Repeat      *RepeatSpec       `yaml:"repeat"`
+	Mark        string            `yaml:"mark"`
+	Chaos       *ChaosSpec        `yaml:"chaos"`
 }
 
 // ChaosSpec injects random faults, one after another, each followed by its
@@ -55,21 +58,21 @@ type ChaosSpec struct {
 	Kinds []string `yaml:"kinds"`
 	// Settle is how long the pair may take to be healthy again after a
 	// fault's repair (default 10s).
-	Settle *Duration `yaml:"settle"`
+	Settle *labfile.Duration `yaml:"settle"`
 }
 
 // TrafficSpec starts a traffic generator (see Traffic).
 type TrafficSpec struct {
-	Name      string    `yaml:"name"`
-	Kind      string    `yaml:"kind"`
-	Client    string    `yaml:"client"`
-	Server    string    `yaml:"server"`
-	Flows     int       `yaml:"flows"`
-	Direction string    `yaml:"direction"`
-	Rate      int       `yaml:"rate"`
-	Interval  *Duration `yaml:"interval"`
-	Port      int       `yaml:"port"`
-	Target    string    `yaml:"target"`
+	Name      string            `yaml:"name"`
+	Kind      string            `yaml:"kind"`
+	Client    string            `yaml:"client"`
+	Server    string            `yaml:"server"`
+	Flows     int               `yaml:"flows"`
+	Direction string            `yaml:"direction"`
+	Rate      int               `yaml:"rate"`
+	Interval  *labfile.Duration `yaml:"interval"`
+	Port      int               `yaml:"port"`
+	Target    string            `yaml:"target"`
 }
 
 // FaultSpec is one fault; exactly one field is set.
@@ -105,7 +108,7 @@ type RepeatSpec struct {
 // ExpectSpec is a set of checks; with Within they are retried until all
 // pass or the time is up.
 type ExpectSpec struct {
-	Within       *Duration                 `yaml:"within"`
+	Within       *labfile.Duration         `yaml:"within"`
 	Active       string                    `yaml:"active"`
 	StandbyReady string                    `yaml:"standby_ready"`
 	State        map[string]string         `yaml:"state"`
@@ -128,12 +131,12 @@ type ExpectSpec struct {
 
 // TrafficExpect checks a generator's client report.
 type TrafficExpect struct {
-	Survived    string    `yaml:"survived"`     // at least this share of flows survived, e.g. 100%
-	MaxSurvived string    `yaml:"max_survived"` // at most this share survived, e.g. 0% (HTTP replication off)
-	Resets      *int      `yaml:"resets"`
-	MinResets   *int      `yaml:"min_resets"`
-	MaxGap      *Duration `yaml:"max_gap"`
-	MaxLost     *int      `yaml:"max_lost"`
+	Survived    string            `yaml:"survived"`     // at least this share of flows survived, e.g. 100%
+	MaxSurvived string            `yaml:"max_survived"` // at most this share survived, e.g. 0% (HTTP replication off)
+	Resets      *int              `yaml:"resets"`
+	MinResets   *int              `yaml:"min_resets"`
+	MaxGap      *labfile.Duration `yaml:"max_gap"`
+	MaxLost     *int              `yaml:"max_lost"`
 	// SameMapping: the server saw one source address:port per flow (NAT
 	// kept its mapping through the fault).
 	SameMapping bool `yaml:"same_mapping"`
@@ -153,10 +156,21 @@ type ARPExpect struct {
 type Scenario struct {
 	Spec *ScenarioSpec
 	File string
-	Lab  *Lab
+	Lab  *labfile.Lab
 	// LabData is the lab file the scenario builds.
 	LabData []byte
-	pos     positions
+	pos     labfile.Positions
+}
+
+// validator collects a scenario file's problems, each at its field's line.
+type validator struct {
+	file  string
+	pos   labfile.Positions
+	probs labfile.Problems
+}
+
+func (v *validator) errf(field, format string, args ...any) {
+	v.probs = append(v.probs, labfile.Problem{File: v.file, Line: v.pos.Line(field), Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
 // ScenarioNames lists the built-in scenarios.
@@ -185,29 +199,29 @@ func LoadScenario(arg string) (*Scenario, error) {
 
 // ParseScenario parses and validates scenario bytes.
 func ParseScenario(file string, data []byte) (*Scenario, error) {
-	if len(data) > maxFileSize {
-		return nil, Problems{{File: file, Msg: "file too large"}}
+	if len(data) > labfile.MaxFileSize {
+		return nil, labfile.Problems{{File: file, Msg: "file too large"}}
 	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err == io.EOF {
-		return nil, Problems{{File: file, Msg: "empty file; expected a scenario (name, lab, steps)"}}
+		return nil, labfile.Problems{{File: file, Msg: "empty file; expected a scenario (name, lab, steps)"}}
 	} else if err != nil {
-		return nil, Problems{yamlProblem(file, err)}
+		return nil, labfile.Problems{labfile.YAMLProblem(file, err)}
 	}
 	if len(doc.Content) == 0 {
-		return nil, Problems{{File: file, Msg: "empty file; expected a scenario (name, lab, steps)"}}
+		return nil, labfile.Problems{{File: file, Msg: "empty file; expected a scenario (name, lab, steps)"}}
 	}
 	root := doc.Content[0]
-	pos := positions{}
-	var probs Problems
-	walk(file, root, reflect.TypeOf(ScenarioSpec{}), "", pos, &probs)
+	pos := labfile.Positions{}
+	var probs labfile.Problems
+	labfile.Walk(file, root, reflect.TypeOf(ScenarioSpec{}), "", pos, &probs)
 	if len(probs) > 0 {
 		return nil, probs
 	}
 	var spec ScenarioSpec
 	if err := root.Decode(&spec); err != nil {
-		return nil, Problems{yamlProblem(file, err)}
+		return nil, labfile.Problems{labfile.YAMLProblem(file, err)}
 	}
 	v := &validator{file: file, pos: pos}
 	sc := &Scenario{Spec: &spec, File: file, pos: pos}
@@ -222,18 +236,18 @@ func ParseScenario(file string, data []byte) (*Scenario, error) {
 		if strings.ContainsAny(labArg, "/.") && !filepath.IsAbs(labArg) && !strings.HasPrefix(file, "builtin:") {
 			labArg = filepath.Join(filepath.Dir(file), labArg)
 		}
-		l, labData, err := Resolve(labArg)
+		l, labData, err := lab.Resolve(labArg)
 		if err != nil {
-			var lp Problems
+			var lp labfile.Problems
 			if errors.As(err, &lp) {
-				return nil, append(Problems{{File: file, Line: pos.line("lab"), Field: "lab", Msg: "the lab has problems:"}}, lp...)
+				return nil, append(labfile.Problems{{File: file, Line: pos.Line("lab"), Field: "lab", Msg: "the lab has problems:"}}, lp...)
 			}
 			v.errf("lab", "%v", err)
 		} else {
 			sc.Lab, sc.LabData = l, labData
 			switch spec.MACMode {
 			case "":
-			case MACVirtual, MACBurnedIn:
+			case labfile.MACVirtual, labfile.MACBurnedIn:
 				l.Failover.MACMode = spec.MACMode
 			default:
 				v.errf("mac_mode", "%q is not a MAC mode (expected virtual or burned-in)", spec.MACMode)
@@ -289,8 +303,8 @@ func (v *validator) steps(sc *Scenario, path string, steps []*StepSpec, traffics
 				v.errf(ff+".name", "traffic %q is started twice", t.Name)
 			}
 			traffics[t.Name] = true
-			if !slices.Contains(TrafficKinds, t.Kind) {
-				v.errf(ff+".kind", "%q is not a traffic kind (expected one of %s)", t.Kind, strings.Join(TrafficKinds, ", "))
+			if !slices.Contains(lab.TrafficKinds, t.Kind) {
+				v.errf(ff+".kind", "%q is not a traffic kind (expected one of %s)", t.Kind, strings.Join(lab.TrafficKinds, ", "))
 			}
 			v.hostRef(sc, ff+".client", t.Client)
 			v.hostRef(sc, ff+".server", t.Server)
@@ -357,7 +371,7 @@ func (v *validator) linkRef(sc *Scenario, field, end string) {
 		return
 	}
 	for _, lk := range sc.Lab.Links {
-		for _, e := range []Endpoint{lk.A, lk.B} {
+		for _, e := range []labfile.Endpoint{lk.A, lk.B} {
 			if e.Node == node && e.Iface == iface {
 				return
 			}
@@ -366,7 +380,7 @@ func (v *validator) linkRef(sc *Scenario, field, end string) {
 				if other == e {
 					other = lk.B
 				}
-				if SwitchPort(other) == iface {
+				if lab.SwitchPort(other) == iface {
 					return
 				}
 			}
@@ -455,7 +469,9 @@ func (v *validator) expect(sc *Scenario, f string, e *ExpectSpec, traffics map[s
 			continue
 		}
 		v.hostRef(sc, ff+".host", a.Host)
-		v.addr(ff+".ip", a.IP)
+		if _, msg := labfile.CheckAddr(a.IP); msg != "" {
+			v.errf(ff+".ip", "%s", msg)
+		}
 		if a.MAC == "" {
 			v.errf(ff+".mac", "missing; expected unchanged, virtual, a unit name or a MAC")
 		}
@@ -492,4 +508,14 @@ func parseCount(s string) (op string, n uint64, err error) {
 		return "", 0, fmt.Errorf("%q is not a count condition (expected like 0, >0, >=5)", s)
 	}
 	return op, n, nil
+}
+
+// keys returns m's keys, sorted.
+func keys[T any](m map[string]T) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -1,4 +1,4 @@
-package lab
+package scenario
 
 import (
 	"strings"
@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/labs"
 )
 
@@ -27,7 +28,7 @@ func TestScenarioOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc.Lab.Failover.MACMode != MACBurnedIn || !sc.Lab.Failover.HTTPReplication {
+	if sc.Lab.Failover.MACMode != labfile.MACBurnedIn || !sc.Lab.Failover.HTTPReplication {
 		t.Errorf("overrides not applied: %+v", sc.Lab.Failover)
 	}
 }
@@ -61,7 +62,7 @@ func TestScenarioErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ParseScenario("x.yaml", []byte(head+tt.steps))
 			var got []string
-			if probs, ok := err.(Problems); ok {
+			if probs, ok := err.(labfile.Problems); ok {
 				for _, p := range probs {
 					got = append(got, p.String())
 				}

@@ -1,4 +1,4 @@
-package lab
+package labfile
 
 import (
 	"bytes"
@@ -14,8 +14,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// maxFileSize bounds a lab file; a larger one is certainly a mistake.
-const maxFileSize = 1 << 20
+// MaxFileSize bounds a lab file; a larger one is certainly a mistake.
+const MaxFileSize = 1 << 20
 
 // Problem is one thing wrong in a lab file, with where it is.
 type Problem struct {
@@ -52,11 +52,11 @@ func (ps Problems) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// positions maps a dotted field path to the line it was written on.
-type positions map[string]int
+// Positions maps a dotted field path to the line it was written on.
+type Positions map[string]int
 
 // line returns the line of path, or of its nearest written parent.
-func (pos positions) line(path string) int {
+func (pos Positions) Line(path string) int {
 	for path != "" {
 		if l, ok := pos[path]; ok {
 			return l
@@ -74,16 +74,16 @@ func (pos positions) line(path string) int {
 // durations are problems naming file, line and field. It does not
 // cross-check (that is Validate's job), but it returns the field positions
 // so that Validate can name lines too.
-func Parse(file string, data []byte) (*Spec, positions, error) {
-	if len(data) > maxFileSize {
-		return nil, nil, Problems{{File: file, Msg: fmt.Sprintf("file is %d bytes; a lab file may be at most %d", len(data), maxFileSize)}}
+func Parse(file string, data []byte) (*Spec, Positions, error) {
+	if len(data) > MaxFileSize {
+		return nil, nil, Problems{{File: file, Msg: fmt.Sprintf("file is %d bytes; a lab file may be at most %d", len(data), MaxFileSize)}}
 	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err == io.EOF {
 		return nil, nil, Problems{{File: file, Msg: "empty file; expected a lab (name, nodes, links, ...)"}}
 	} else if err != nil {
-		return nil, nil, Problems{yamlProblem(file, err)}
+		return nil, nil, Problems{YAMLProblem(file, err)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
@@ -93,23 +93,23 @@ func Parse(file string, data []byte) (*Spec, positions, error) {
 		return nil, nil, Problems{{File: file, Msg: "empty file; expected a lab (name, nodes, links, ...)"}}
 	}
 	root := doc.Content[0]
-	pos := positions{}
+	pos := Positions{}
 	var probs Problems
-	walk(file, root, reflect.TypeOf(Spec{}), "", pos, &probs)
+	Walk(file, root, reflect.TypeOf(Spec{}), "", pos, &probs)
 	if len(probs) > 0 {
 		return nil, nil, probs
 	}
 	var spec Spec
 	if err := root.Decode(&spec); err != nil {
-		return nil, nil, Problems{yamlProblem(file, err)}
+		return nil, nil, Problems{YAMLProblem(file, err)}
 	}
 	return &spec, pos, nil
 }
 
-// walk checks node against the Go type t (the shape Decode will fill),
+// Walk checks node against the Go type t (the shape Decode will fill),
 // records the line of every field, and reports unknown keys and shape
 // errors with their paths. It never panics on any YAML.
-func walk(file string, n *yaml.Node, t reflect.Type, path string, pos positions, probs *Problems) {
+func Walk(file string, n *yaml.Node, t reflect.Type, path string, pos Positions, probs *Problems) {
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
@@ -147,7 +147,7 @@ func walk(file string, n *yaml.Node, t reflect.Type, path string, pos positions,
 				continue
 			}
 			pos[sub] = k.Line
-			walk(file, v, f.Type, sub, pos, probs)
+			Walk(file, v, f.Type, sub, pos, probs)
 		}
 	case t.Kind() == reflect.Map:
 		if n.Kind != yaml.MappingNode {
@@ -164,7 +164,7 @@ func walk(file string, n *yaml.Node, t reflect.Type, path string, pos positions,
 			}
 			seen[k.Value] = k.Line
 			pos[sub] = k.Line
-			walk(file, v, t.Elem(), sub, pos, probs)
+			Walk(file, v, t.Elem(), sub, pos, probs)
 		}
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
@@ -172,7 +172,7 @@ func walk(file string, n *yaml.Node, t reflect.Type, path string, pos positions,
 			return
 		}
 		for i, v := range n.Content {
-			walk(file, v, t.Elem(), fmt.Sprintf("%s[%d]", path, i), pos, probs)
+			Walk(file, v, t.Elem(), fmt.Sprintf("%s[%d]", path, i), pos, probs)
 		}
 	case t.Kind() == reflect.Int:
 		if _, err := strconv.Atoi(n.Value); n.Kind != yaml.ScalarNode || err != nil {
@@ -261,8 +261,8 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// yamlProblem turns a yaml library error into a Problem with a line.
-func yamlProblem(file string, err error) Problem {
+// YAMLProblem turns a yaml library error into a Problem with a line.
+func YAMLProblem(file string, err error) Problem {
 	var te *yaml.TypeError
 	if errors.As(err, &te) && len(te.Errors) > 0 {
 		// "line 7: cannot unmarshal !!str `abc` into int"
