@@ -5,7 +5,7 @@ package module
 // its whole state is one int32 that a stream carries between segments.
 // Size is states*256*4 bytes; New bounds the total signature length.
 type matcher struct {
-	next []int32 // next[state<<8|b]
+	next []int32 // next[state<<8|b]; ^state if that state ends a signature
 	out  []int32 // out[state]: index+1 of a signature ending here (0 none)
 }
 
@@ -64,18 +64,26 @@ func compile(patterns [][]byte) *matcher {
 			}
 		}
 	}
+	// Mark transitions into matching states by complementing them, so a
+	// scan tests the loaded value instead of loading out[] per byte.
+	for i, t := range m.next {
+		if m.out[t] != 0 {
+			m.next[i] = ^t
+		}
+	}
 	return m
 }
 
 // scan runs data from state and returns the state after it, or the index
 // of the first signature that ends inside data (found < 0 if none).
 func (m *matcher) scan(state int32, data []byte) (next int32, found int) {
-	s := int(state)
+	s := state
 	for _, b := range data {
-		s = int(m.next[s<<8|int(b)])
-		if o := m.out[s]; o != 0 {
-			return int32(s), int(o - 1)
+		s = m.next[int(s)<<8|int(b)]
+		if s < 0 {
+			s = ^s
+			return s, int(m.out[s] - 1)
 		}
 	}
-	return int32(s), -1
+	return s, -1
 }

@@ -151,7 +151,8 @@ type flow struct {
 	state      flowState
 	sig        int // the signature seen, when detected
 	closed     bool
-	lastSeen   int64 // UnixNano
+	isn        uint32 // the client's initial sequence number, if opened here
+	lastSeen   int64  // UnixNano
 	dir        [2]stream
 	prev, next *flow // LRU list
 }

@@ -340,3 +340,35 @@ func TestConfigErrors(t *testing.T) {
 		t.Error("signatures beyond MaxPatternBytes were accepted")
 	}
 }
+
+func TestKeyReuse(t *testing.T) {
+	m := newModule(t, nil)
+	c := open(t, m, key, 1000)
+	if c.send(ToServer, sig) != DropDetected {
+		t.Fatal("not detected")
+	}
+	// A retransmitted SYN of the detected flow does not clear its verdict...
+	if v := m.Segment(key, ToServer, 1000, SYN, nil, t0); v != DropDetected {
+		t.Fatalf("retransmitted SYN: %v", v)
+	}
+	// ...but a new connection on the same ports starts clean.
+	c = open(t, m, key, 50000)
+	if v := c.send(ToServer, "hello"); v != Pass {
+		t.Fatalf("new connection on a reused key: %v", v)
+	}
+	if s := m.Stats(); s.Flows != 1 {
+		t.Fatalf("%d flows", s.Flows)
+	}
+}
+
+func BenchmarkSegmentInOrder(b *testing.B) {
+	m := newModule(b, nil)
+	c := open(b, m, key, 1000)
+	data := bytes.Repeat([]byte("GET /index.html "), 1400/16)
+	seq := c.seq[ToServer]
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		m.Segment(key, ToServer, seq, ACK, data, t0)
+		seq += uint32(len(data))
+	}
+}

@@ -22,12 +22,19 @@ func (m *Module) Segment(k FlowKey, d Dir, seq uint32, flags Flags, payload []by
 	defer sh.mu.Unlock()
 	sh.st.Packets++
 	f := sh.flows[k]
+	opening := flags&(SYN|ACK) == SYN && d == ToServer
+	if f != nil && opening && f.isn != seq {
+		// A new connection reusing the key (a SYN with another initial
+		// sequence number): the old flow's state and verdict end here.
+		m.remove(sh, f)
+		f = nil
+	}
 	if f == nil {
 		if flags&RST != 0 {
 			return Pass // ends a flow we never knew; nothing to protect
 		}
-		opening := flags&(SYN|ACK) == SYN && d == ToServer
 		f = m.newFlow(sh, k, n)
+		f.isn = seq
 		if !opening {
 			f.state = uninspected
 			sh.st.UninspectedFlows++

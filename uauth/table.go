@@ -182,7 +182,10 @@ func (t *Table) Match(proto uint8, src, dst netip.Addr, dstPort uint16) bool {
 
 // Authorized reports whether src has a live entry at now, and if so
 // refreshes its inactivity timer. The caller asks it for each new
-// connection the match ACL selects; it allocates nothing.
+// connection the match ACL selects; it allocates nothing. The ASA's
+// inactivity timer runs only while the user has no connection open, so a
+// caller that wants that may also call it for the user's open connections'
+// packets (about 40 ns each) to keep the timer from running.
 func (t *Table) Authorized(src netip.Addr, now time.Time) bool {
 	t.mu.RLock()
 	e := t.entries[src]

@@ -344,3 +344,11 @@ user 'alice' at 198.18.1.11, authenticated
 		t.Fatalf("show uauth bob, after the progress timeout:\n%s", b.String())
 	}
 }
+
+func BenchmarkAuthorized(b *testing.B) {
+	tb, _ := newTable(b, nil)
+	tb.Record("alice", client, t0)
+	for b.Loop() {
+		tb.Authorized(client, t0)
+	}
+}
