@@ -352,3 +352,26 @@ func BenchmarkAuthorized(b *testing.B) {
 		tb.Authorized(client, t0)
 	}
 }
+
+// TestListenerOverTCP serves the handler on a real loopback listener, as
+// the unit will: the redirect closes the connection, so the client's next
+// request opens a new one (which the firewall would pass to the server).
+func TestListenerOverTCP(t *testing.T) {
+	tb, _ := newTable(t, nil)
+	srv := httptest.NewServer(tb.Handler())
+	defer srv.Close()
+	cl := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest("GET", srv.URL+"/page?q=1", nil)
+	req.SetBasicAuth("alice", "s3cret")
+	res, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusFound || res.Header.Get("Location") != srv.URL+"/page?q=1" || !res.Close {
+		t.Fatalf("%d Location %q Close %v", res.StatusCode, res.Header.Get("Location"), res.Close)
+	}
+	if !tb.Authorized(netip.MustParseAddr("127.0.0.1"), t0) {
+		t.Fatal("loopback client not recorded")
+	}
+}
