@@ -84,6 +84,10 @@ type PhoneConfig struct {
 // which case it has sent Unregister, or another error (the connection
 // broke, ctx was cancelled).
 func RunPhone(ctx context.Context, conn net.Conn, cfg PhoneConfig, event func(Event)) error {
+	if cfg.Heartbeat <= 0 || cfg.AckTimeout <= 0 || cfg.CallDuration < 0 || cfg.CallAfter < 0 {
+		_ = conn.Close()
+		return errors.New("phone: the heartbeat and ack timeout must be positive, the call's times not negative")
+	}
 	in := make(chan Message, 16)
 	readErr := make(chan error, 1)
 	go func() {
@@ -106,7 +110,11 @@ func RunPhone(ctx context.Context, conn net.Conn, cfg PhoneConfig, event func(Ev
 		for range in { // let the reader end
 		}
 	}()
-	p := &phone{conn: conn, cfg: cfg, event: event, in: in, readErr: readErr}
+	// One heartbeat ticker for the whole run, so heartbeats keep their
+	// pace across the script's waits.
+	beat := time.NewTicker(cfg.Heartbeat)
+	defer beat.Stop()
+	p := &phone{conn: conn, cfg: cfg, event: event, in: in, readErr: readErr, beat: beat.C}
 	return p.run(ctx)
 }
 
@@ -117,6 +125,7 @@ type phone struct {
 	event   func(Event)
 	in      <-chan Message
 	readErr <-chan error
+	beat    <-chan time.Time
 	txid    uint32
 
 	heartbeatOut bool // a heartbeat awaits its ack
@@ -172,7 +181,7 @@ func (p *phone) run(ctx context.Context) error {
 	}
 	p.emit(Event{Kind: EventHangUpSent, CallID: setup.CallID})
 	if _, err := p.await(ctx, TypeHangUpAck, setup.CallID, p.cfg.AckTimeout); err != nil {
-		p.emit(Event{Kind: EventNoHangUpAck, CallID: setup.CallID, Detail: err.Error()})
+		p.emit(Event{Kind: EventNoHangUpAck, CallID: setup.CallID})
 		return p.giveUp(err, "HangUpAck")
 	}
 	p.emit(Event{Kind: EventHangUpAck, CallID: setup.CallID})
@@ -208,8 +217,6 @@ func (p *phone) giveUp(err error, what string) error {
 func (p *phone) await(ctx context.Context, want Type, callID uint32, d time.Duration) (Message, error) {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
-	beat := time.NewTicker(p.cfg.Heartbeat)
-	defer beat.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -219,7 +226,7 @@ func (p *phone) await(ctx context.Context, want Type, callID uint32, d time.Dura
 				return Message{}, nil
 			}
 			return Message{}, errNoAnswer
-		case <-beat.C:
+		case <-p.beat:
 			if p.heartbeatOut {
 				p.unanswered++
 				if p.unanswered == 1 {

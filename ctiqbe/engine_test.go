@@ -406,3 +406,36 @@ MEDIA: Device ID 27   Call ID 7
 		t.Error("the model label or the not-replicated declaration is missing")
 	}
 }
+
+// TestEngineHeartbeatAllocs: a heartbeat on an established session, the
+// engine's steady traffic, allocates nothing.
+func TestEngineHeartbeatAllocs(t *testing.T) {
+	e := NewEngine(Config{})
+	w := newWire(t, e)
+	setUpCall(w)
+	hb, ack := enc(t, mHeartbeat), enc(t, mHeartbeatOK)
+	var r Result
+	allocs := testing.AllocsPerRun(200, func() {
+		r.Open, r.Close = r.Open[:0], r.Close[:0]
+		if r = w.segment(true, hb); r.Drop {
+			t.Fatal(r.Reason)
+		}
+		if r = w.segment(false, ack); r.Drop {
+			t.Fatal(r.Reason)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a heartbeat and its ack allocate %.1f times, want 0", allocs)
+	}
+}
+
+func BenchmarkEngineHeartbeat(b *testing.B) {
+	e := NewEngine(Config{})
+	w := newWire(b, e)
+	setUpCall(w)
+	hb := enc(b, mHeartbeat)
+	b.ReportAllocs()
+	for b.Loop() {
+		w.segment(true, hb)
+	}
+}

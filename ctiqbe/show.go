@@ -78,8 +78,9 @@ const (
 )
 
 // WriteShow writes `show ctiqbe` in the ASA's layout (Cisco Security
-// Appliance Command Line Configuration Guide, "Verifying and Monitoring
-// CTIQBE Inspection": "Total:", a LOCAL / FOREIGN / STATE / HEARTBEAT line
+// Appliance Command Line Configuration Guide, OL-12172-03, chapter 25,
+// "Verifying and Monitoring CTIQBE Inspection", whose sample shows
+// "Total:", a LOCAL / FOREIGN / STATE / HEARTBEAT line
 // per session, then a MEDIA block per call), headed by [ModelLabel]. LOCAL
 // is the CTI device (the phone), FOREIGN the CallManager. As in the ASA's
 // sample, a MEDIA block's Foreign line is the CTI device's own RTP-RTCP
