@@ -50,9 +50,9 @@ func (u *Unit) Status() api.Status {
 		s.PeerMonitored = append(s.PeerMonitored, api.MonitoredStatus{Name: m.Name, Up: m.Up})
 	}
 	if snd := u.sender.Load(); snd != nil {
-		s.Replication = replicationStats(snd.Stats())
+		s.Replication = replicationStats(snd.Stats(), u.tableName)
 	} else if r := u.receiver.Load(); r != nil {
-		s.Replication = replicationStats(r.Stats())
+		s.Replication = replicationStats(r.Stats(), u.tableName)
 	}
 	return s
 }

@@ -38,12 +38,13 @@ var garpSchedule = []time.Duration{0, 10 * time.Millisecond, 50 * time.Milliseco
 // else talks to it through channels. The firewall is safe for concurrent
 // use. The current sender and receiver are swapped atomically.
 type Unit struct {
-	cfg    *Config
-	log    *slog.Logger
-	events *EventLog
-	fw     *firewall.Firewall
-	key    replicate.Key
-	tables []uint8
+	cfg     *Config
+	log     *slog.Logger
+	events  *EventLog
+	fw      *firewall.Firewall
+	key     replicate.Key
+	tables  []uint8       // replicated table ids in bulk order: the firewall's, then engines'
+	engines []engineTable // inspection engines' replicated tables (AddEngineTable)
 
 	machine *failover.Machine // owned by drive
 	evq     *eventQueue
@@ -791,4 +792,9 @@ func (u *Unit) Command(ctx context.Context, ev failover.Event) (string, error) {
 }
 
 // tableName names a replicated table id for messages.
-func tableName(t uint8) string { return strings.ToLower(firewall.Table(t).String()) }
+func (u *Unit) tableName(t uint8) string {
+	if e, ok := u.engine(t); ok {
+		return e.Name()
+	}
+	return strings.ToLower(firewall.Table(t).String())
+}

@@ -50,7 +50,7 @@ func wireInterface(i *firewall.InterfaceInfo) api.Interface {
 
 // replicationStats is the state stream's counters with tables named, not
 // numbered.
-func replicationStats(s replicate.Stats) api.ReplicationStats {
+func replicationStats(s replicate.Stats, name func(table uint8) string) api.ReplicationStats {
 	w := api.ReplicationStats{
 		Role: s.Role, Connected: s.Connected, InBulk: s.InBulk, Synced: s.Synced,
 		Sessions: s.Sessions, Refused: s.Refused, SessionErrors: s.SessionErrors,
@@ -64,7 +64,7 @@ func replicationStats(s replicate.Stats) api.ReplicationStats {
 		LagSamples: s.LagSamples, LagP50: s.LagP50, LagP99: s.LagP99, LagMax: s.LagMax,
 	}
 	for _, t := range s.Tables {
-		w.Tables = append(w.Tables, api.TableStats{Table: firewall.Table(t.Table).String(),
+		w.Tables = append(w.Tables, api.TableStats{Table: name(t.Table),
 			Queued: t.Queued, Sent: t.Sent, Filtered: t.Filtered, Received: t.Received, Applied: t.Applied, Errors: t.Errors})
 	}
 	return w

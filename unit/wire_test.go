@@ -41,9 +41,9 @@ func TestWireFormsKeepJSON(t *testing.T) {
 	// The replication view is the same but for the tables, which the wire
 	// names.
 	s := replicate.Stats{Role: "sender", Connected: true, Sessions: 3, LastError: "x", QueueHigh: 9, LagP99: 10}
-	same("replication", s, replicationStats(s))
+	same("replication", s, replicationStats(s, func(t uint8) string { return firewall.Table(t).String() }))
 	s.Tables = []replicate.TableStats{{Table: uint8(firewall.TableConn), Sent: 4}, {Table: uint8(firewall.TableBridge), Applied: 1}}
-	w := replicationStats(s)
+	w := replicationStats(s, func(t uint8) string { return firewall.Table(t).String() })
 	if len(w.Tables) != 2 || w.Tables[0].Table != "conn" || w.Tables[0].Sent != 4 || w.Tables[1].Table != "bridge" || w.Tables[1].Applied != 1 {
 		t.Errorf("tables: got %+v", w.Tables)
 	}
