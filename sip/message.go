@@ -254,6 +254,9 @@ func (m *Message) parseHeader(line []byte, base int, seen *[hOther]bool) error {
 // parseVia reads one Via header value: one or more comma-separated
 // "SIP/2.0/UDP host[:port][;params]".
 func (m *Message) parseVia(value []byte, base int) error {
+	if len(value) == 0 {
+		return ErrHeader
+	}
 	for len(value) > 0 {
 		one, rest, _ := bytes.Cut(value, []byte(","))
 		if m.NumVias == MaxVias {
