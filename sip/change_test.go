@@ -120,3 +120,22 @@ func TestParseChangeErrors(t *testing.T) {
 		t.Errorf("Apply of a session without Call-ID: %v, tables %v", err, in.Len())
 	}
 }
+
+// TestStandbyFollowsExpire: the active's expiry reaches the standby as
+// records, so both end empty with equal digests.
+func TestStandbyFollowsExpire(t *testing.T) {
+	active, standby := New(Config{}), New(Config{})
+	c := newCall()
+	var rs []Result
+	for _, b := range [][]byte{
+		c.request("INVITE", 1, "z9hG4bK-1", true, false, sdp(c.callerIP, 6004)),
+		c.response("200 OK", "INVITE", 1, "z9hG4bK-1", true, true, sdp(c.calleeIP, 6000)),
+	} {
+		rs = append(rs, step(t, active, b, 0, dropNone))
+	}
+	rs = append(rs, active.Expire(t0.Add(active.Config().SIPTimeout)))
+	replicate(t, standby, time.Hour, rs...)
+	if active.Len() != [3]int{} || standby.Len() != [3]int{} || active.Digests() != standby.Digests() {
+		t.Errorf("after expiry: active %v standby %v", active.Len(), standby.Len())
+	}
+}

@@ -102,10 +102,15 @@ type Config struct {
 	MaxPinholes       int
 }
 
-// DefaultConfig returns the ASA's default timeouts ("timeout sip 0:30:00",
-// "timeout sip_media 0:02:00", "timeout sip-invite 0:03:00", "timeout
-// sip-disconnect 0:02:00": Cisco ASA Series Command Reference, "timeout"),
-// RFC 3261's 32 s for a completed transaction, and table limits.
+// DefaultConfig returns the ASA's default timeouts, as an ASA with none
+// configured prints them in "show running-config" ("timeout sip 0:30:00
+// sip_media 0:02:00 sip-invite 0:03:00 sip-disconnect 0:02:00"; seen in
+// many published ASA configurations, e.g. the ASA fixture of
+// ciscoconfparse's tests; the Cisco configuration guide, "Configuring SIP
+// Timeout Values", gives the 2-minute media timeout), RFC 3261's 32 s for
+// a completed transaction, and table limits. The ASA's separate
+// "sip-provisional-media" timeout is not modelled: early media pinholes
+// wait for sip_media like the others.
 func DefaultConfig() Config {
 	return Config{
 		SIPTimeout:        30 * time.Minute,
