@@ -51,7 +51,7 @@ func TestStandbyTakesBYE(t *testing.T) {
 	if a, s := active.Digests(), standby.Digests(); a != s {
 		t.Fatalf("digests differ: active %x standby %x", a, s)
 	}
-	if a, s := active.Len(), standby.Len(); a != s || a != [3]int{1, 0, 4} {
+	if a, s := active.Len(), standby.Len(); a != s || a != [3]int{1, 1, 4} {
 		t.Fatalf("tables active %v standby %v", a, s)
 	}
 	// Failover: the standby is the active now.

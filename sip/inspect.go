@@ -162,23 +162,20 @@ func (in *Inspector) deleteTransaction(k txKey, r *Result) {
 	r.Changes = append(r.Changes, Change{Table: TableTransaction, Op: OpDelete, Transaction: tx.rec})
 }
 
-// ack handles an ACK: for a non-2xx final response it shares the INVITE's
-// branch and ends that transaction; for a 2xx it is its own transaction,
-// which ends the INVITE transaction of the same CSeq, and may carry the
-// SDP answer to an offerless INVITE.
+// ack handles an ACK. One for a non-2xx final response shares the
+// INVITE's branch and passes on that transaction; one for a 2xx is its own
+// transaction (no response), needs the confirmed dialog, and may carry the
+// SDP answer to an offerless INVITE. Neither removes the INVITE
+// transaction: it lingers (TransactionLinger) so that a final response
+// retransmitted because an ACK was lost beyond the firewall still passes.
 func (in *Inspector) ack(m *Message, s *session, now int64) Result {
 	callID := string(m.CallID)
-	var r Result
-	k := txKey{string(m.Branch), "INVITE"}
-	if tx := in.txs[k]; tx != nil {
-		if tx.rec.CallID != callID || tx.rec.CSeq != m.CSeq {
+	if tx := in.txs[txKey{string(m.Branch), "INVITE"}]; tx != nil {
+		if tx.rec.CallID != callID || tx.rec.CSeq != m.CSeq || !tx.rec.Completed {
 			return unexpected
 		}
-		in.deleteTransaction(k, &r)
-		if s != nil {
-			s.lastSeen = now
-		}
-		return r
+		tx.lastSeen = now
+		return Result{}
 	}
 	if s == nil || !s.inDialog(m) || s.rec.State != StateConfirmed {
 		return unexpected
@@ -188,12 +185,7 @@ func (in *Inspector) ack(m *Message, s *session, now int64) Result {
 	if !ok {
 		return tableFull
 	}
-	for k, tx := range in.txs {
-		if tx.rec.CallID == callID && tx.rec.Method == "INVITE" && tx.rec.CSeq == m.CSeq && tx.rec.Completed {
-			in.deleteTransaction(k, &r)
-			break
-		}
-	}
+	var r Result
 	s.lastSeen = now
 	in.commitMedia(callID, side, plan, &r)
 	return r

@@ -39,8 +39,15 @@ func TestBasicCall(t *testing.T) {
 		t.Errorf("state %v after 200", got)
 	}
 	step(t, in, c.request("ACK", 1, "z9hG4bK-2", true, true, ""), 2*time.Second, dropNone)
-	if n := in.Len(); n != [3]int{1, 0, 4} {
-		t.Errorf("tables after ACK = %v, want 1 session, 0 transactions, 4 pinholes", n)
+	if n := in.Len(); n != [3]int{1, 1, 4} {
+		t.Errorf("tables after ACK = %v, want 1 session, 1 (completed INVITE) transaction, 4 pinholes", n)
+	}
+	// The 200 again, as if the ACK were lost beyond the firewall: it passes
+	// and changes nothing.
+	before := in.Digests()
+	r = step(t, in, c.response("200 OK", "INVITE", 1, "z9hG4bK-1", true, true, sdp(c.calleeIP, 6000)), 3*time.Second, dropNone)
+	if in.Digests() != before || len(r.Changes)+len(r.Open) != 0 {
+		t.Errorf("a retransmitted 200 changed state: %+v", r)
 	}
 	step(t, in, c.request("BYE", 2, "z9hG4bK-3", false, true, ""), time.Minute, dropNone)
 	if got := in.state(c.callID); got != StateTerminating {

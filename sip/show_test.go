@@ -41,7 +41,7 @@ func TestWriteServicePolicy(t *testing.T) {
 	want := "      Inspect: sip , packet 6, lock fail 0, drop 2, reset-drop 0\n" +
 		"        requests 3, responses 2, sessions created 1, pinholes opened 4, sessions expired 0\n" +
 		"        sip-malformed 1\n        sip-unexpected 1\n        sip-table-full 0\n" +
-		"        SIP Session 1\n        SIP Tx 0\n        SIP Pinhole 4\n"
+		"        SIP Session 1\n        SIP Tx 1\n        SIP Pinhole 4\n"
 	if out.String() != want {
 		t.Errorf("show service-policy inspect sip:\n%s\nwant:\n%s", out.String(), want)
 	}
