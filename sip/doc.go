@@ -20,7 +20,14 @@
 // allocates nothing. sipgo's parser is built for a user agent: it copies
 // every header into strings, accepts what a tolerant endpoint should, and
 // would be a new dependency for the few headers inspection needs. SDP is
-// parsed here too, for the same reasons (o=, c=, m= only).
+// parsed here too rather than with github.com/pion/sdp/v3, for the same
+// reasons (o=, c=, m= only, and their byte offsets, which Rewrite needs and
+// an unmarshal-to-structs parser does not keep).
+//
+// Rewrite edits the Request-URI host, every Via sent-by, the first
+// Contact's host:port and the SDP o=/c= addresses and m= ports, and sets
+// Content-Length; it leaves From and To (which carry no routing) and host
+// names alone.
 //
 // Anything malformed is dropped as "sip-malformed"; a response, ACK, BYE
 // or CANCEL that matches no transaction or session is dropped as
