@@ -190,3 +190,25 @@ func TestTableFull(t *testing.T) {
 		t.Errorf("table-full drops = %d, want 1", got)
 	}
 }
+
+// TestChallengeThenCall: a 407 refuses the first INVITE (session ended,
+// pinholes closed, its ACK passes); the INVITE again with CSeq 2 and a new
+// branch, as after authentication, restarts the same session.
+func TestChallengeThenCall(t *testing.T) {
+	in := New(Config{})
+	c := newCall()
+	step(t, in, c.request("INVITE", 1, "z9hG4bK-1", true, false, sdp(c.callerIP, 6004)), 0, dropNone)
+	r := step(t, in, c.response("407 Proxy Authentication Required", "INVITE", 1, "z9hG4bK-1", true, true, ""), 0, dropNone)
+	if in.state(c.callID) != StateEnded || len(r.Close) != 2 {
+		t.Fatalf("after 407: state %v closed %v", in.state(c.callID), r.Close)
+	}
+	step(t, in, c.request("ACK", 1, "z9hG4bK-1", true, true, ""), 0, dropNone)
+	r = step(t, in, c.request("INVITE", 2, "z9hG4bK-2", true, false, sdp(c.callerIP, 6004)), time.Second, dropNone)
+	if in.state(c.callID) != StateInviteSent || len(r.Open) != 2 {
+		t.Errorf("after the second INVITE: state %v opened %v", in.state(c.callID), r.Open)
+	}
+	step(t, in, c.response("200 OK", "INVITE", 2, "z9hG4bK-2", true, true, sdp(c.calleeIP, 6000)), time.Second, dropNone)
+	if in.state(c.callID) != StateConfirmed {
+		t.Errorf("state %v after 200", in.state(c.callID))
+	}
+}
