@@ -10,8 +10,9 @@ package firewall
 // the record binds the same engine (if it registered it). The path calls
 // the engine for each packet of a bound connection after TCP tracking has
 // accepted the packet and before NAT, so the engine reads the addresses
-// and ports the sender wrote. A connection without an engine pays one nil
-// check per packet.
+// and ports the sender wrote (a segment it drops has been counted by the
+// TCP tracker; the sender's retransmission stays within the window). A
+// connection without an engine pays one nil check per packet.
 //
 // An engine may open pinholes: expected connections (media, a data
 // channel) that the policy would refuse. A pinhole admits the first new

@@ -61,7 +61,13 @@ func (w *worker) dispatch(in *iface, frame []byte) DropReason {
 		ch.h(in.name, eth.Payload())
 		return dropNone
 	}
-	next, r := w.link(in, frame)
+	var next linkNext
+	var r DropReason
+	if w.f.transparent {
+		next, r = w.bridgedLink(in, frame)
+	} else {
+		next, r = w.routedLink(in, frame)
+	}
 	if next == linkDone {
 		return r
 	}
@@ -69,7 +75,12 @@ func (w *worker) dispatch(in *iface, frame []byte) DropReason {
 	if r != dropNone {
 		return r
 	}
-	if r := w.sanity(in, ip); r != dropNone {
+	if w.f.transparent {
+		r = w.checkBridged(ip) // no routes, so no reverse-path check
+	} else {
+		r = w.checkIngress(in, ip)
+	}
+	if r != dropNone {
 		return r
 	}
 	if ip.IsFragment() && !w.frag.releasing {
@@ -108,14 +119,6 @@ func (w *worker) dispatch(in *iface, frame []byte) DropReason {
 		dir = dirOrig
 	}
 	return w.forward(in, c, dir, frame, first)
-}
-
-// link is the link-layer step of the mode the unit runs in.
-func (w *worker) link(in *iface, frame []byte) (linkNext, DropReason) {
-	if w.f.transparent {
-		return w.bridgedLink(in, frame)
-	}
-	return w.routedLink(in, frame)
 }
 
 // routedLink takes IPv4 sent to the unit's MAC on in, and ARP sent to it
@@ -205,7 +208,10 @@ func (w *worker) bridgedLink(in *iface, frame []byte) (linkNext, DropReason) {
 			return linkDone, DropUnsupportedEtherType
 		}
 	}
-	w.bridgeOut(in, w.l2.out, frame)
+	if w.l2.out < 0 {
+		w.permitAllBut(in)
+	}
+	w.bridgeOut(w.l2.out, frame)
 	return linkDone, dropNone
 }
 
@@ -287,15 +293,6 @@ func ipv4Of(frame []byte) (header.IPv4, []byte, DropReason) {
 	return ip, frame, dropNone
 }
 
-// sanity runs the mode's checks on a valid IPv4 header (sanity.go):
-// transparent mode has no routes, so no reverse-path check.
-func (w *worker) sanity(in *iface, ip header.IPv4) DropReason {
-	if w.f.transparent {
-		return w.checkBridged(ip)
-	}
-	return w.checkIngress(in, ip)
-}
-
 // parse fills w.p from ip, or says why the packet is unusable.
 func (w *worker) parse(ip header.IPv4) DropReason {
 	p := &w.p
@@ -305,9 +302,36 @@ func (w *worker) parse(ip header.IPv4) DropReason {
 	p.tcpFlags, p.icmpType = 0, 0
 	switch p.tuple.Proto {
 	case header.ProtocolTCP:
-		return w.parseTCP()
+		t := header.TCP(p.l4)
+		if t.Check() != nil {
+			return DropBadL4Header
+		}
+		p.tuple.SrcPort, p.tuple.DstPort = t.SourcePort(), t.DestinationPort()
+		if p.tuple.SrcPort == 0 || p.tuple.DstPort == 0 {
+			return DropPortZero
+		}
+		p.tcpFlags = t.Flags()
+		fl := p.tcpFlags
+		const syn, fin, rst, ack = header.TCPFlagSYN, header.TCPFlagFIN, header.TCPFlagRST, header.TCPFlagACK
+		if fl&syn != 0 && fl&(fin|rst) != 0 || fl&(syn|ack|rst) == 0 {
+			return DropInvalidTCPFlags
+		}
 	case header.ProtocolUDP:
-		return w.parseUDP()
+		u := header.UDP(p.l4)
+		whole := w.reassembledUDP(u) // the first fragment of a reassembled datagram
+		if u.Check() != nil && !whole {
+			return DropBadL4Header
+		}
+		if int(u.Length()) != len(p.l4) && !whole {
+			// Shorter than the IP payload: the bytes past it would be
+			// forwarded unchecked, and hosts disagree on what to do with
+			// them (ASA invalid-udp-length).
+			return DropUDPLength
+		}
+		p.tuple.SrcPort, p.tuple.DstPort = u.SourcePort(), u.DestinationPort()
+		if p.tuple.SrcPort == 0 || p.tuple.DstPort == 0 {
+			return DropPortZero
+		}
 	case header.ProtocolICMP:
 		ic := header.ICMPv4(p.l4)
 		if ic.Check() != nil {
@@ -322,46 +346,8 @@ func (w *worker) parse(ip header.IPv4) DropReason {
 		default:
 			return DropUnsupportedProtocol
 		}
-		return dropNone
-	}
-	return DropUnsupportedProtocol
-}
-
-func (w *worker) parseTCP() DropReason {
-	p := &w.p
-	t := header.TCP(p.l4)
-	if t.Check() != nil {
-		return DropBadL4Header
-	}
-	p.tuple.SrcPort, p.tuple.DstPort = t.SourcePort(), t.DestinationPort()
-	if p.tuple.SrcPort == 0 || p.tuple.DstPort == 0 {
-		return DropPortZero
-	}
-	p.tcpFlags = t.Flags()
-	fl := p.tcpFlags
-	const syn, fin, rst, ack = header.TCPFlagSYN, header.TCPFlagFIN, header.TCPFlagRST, header.TCPFlagACK
-	if fl&syn != 0 && fl&(fin|rst) != 0 || fl&(syn|ack|rst) == 0 {
-		return DropInvalidTCPFlags
-	}
-	return dropNone
-}
-
-func (w *worker) parseUDP() DropReason {
-	p := &w.p
-	u := header.UDP(p.l4)
-	whole := w.reassembledUDP(u) // the first fragment of a reassembled datagram
-	if u.Check() != nil && !whole {
-		return DropBadL4Header
-	}
-	if int(u.Length()) != len(p.l4) && !whole {
-		// Shorter than the IP payload: the bytes past it would be
-		// forwarded unchecked, and hosts disagree on what to do with
-		// them (ASA invalid-udp-length).
-		return DropUDPLength
-	}
-	p.tuple.SrcPort, p.tuple.DstPort = u.SourcePort(), u.DestinationPort()
-	if p.tuple.SrcPort == 0 || p.tuple.DstPort == 0 {
-		return DropPortZero
+	default:
+		return DropUnsupportedProtocol
 	}
 	return dropNone
 }
@@ -649,7 +635,14 @@ func (w *worker) forward(in *iface, c *conn, dir int, frame []byte, first bool) 
 	c.lastSeen.Store(w.now)
 	c.packets.Add(1)
 	c.bytes.Add(uint64(len(w.p.ip)))
-	r = w.send(eg, frame)
+	switch { // send, without the call: this is the established path
+	case f.transparent:
+		w.bridgeOut(eg.out, frame)
+	case eg.big:
+		r = w.fragmentOut(f.ifs[eg.out], eg.nextHop, frame, nil)
+	default:
+		r = w.transmit(f.ifs[eg.out], eg.nextHop, frame, nil)
+	}
 	if closeAfter {
 		f.deleteConn(c)
 	}
@@ -675,8 +668,8 @@ func (w *worker) egress(in *iface, c *conn, dir int, first bool) (egress, DropRe
 		if first {
 			return egress{out: out}, dropNone
 		}
-		if w.l2.station != nil {
-			f.noteConnStation(w.l2.src, w.l2.station, w.now)
+		if se := w.l2.station; se != nil && w.now-se.connSeen.Load() >= int64(bridgeConnRefresh) {
+			f.noteConnStation(w.l2.src, se, w.now) // at most every bridgeConnRefresh
 		}
 		if out < 0 {
 			if out = w.peerSide(c, dir); out == in.idx {
@@ -785,15 +778,8 @@ func (w *worker) translate(c *conn, dir int) {
 func (w *worker) send(eg egress, frame []byte) DropReason {
 	f := w.f
 	switch {
-	case f.transparent && eg.out < 0:
-		for i, ok := range w.permitted {
-			if ok {
-				w.queue(i, frame, nil)
-			}
-		}
-		return dropNone
 	case f.transparent:
-		w.queue(eg.out, frame, nil)
+		w.bridgeOut(eg.out, frame)
 		return dropNone
 	case eg.big:
 		return w.fragmentOut(f.ifs[eg.out], eg.nextHop, frame, nil)
