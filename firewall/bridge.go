@@ -153,25 +153,27 @@ func (f *Firewall) isUnitMAC(mac [6]byte) bool {
 // and ARP are bridged (Config.AllowEtherTypes).
 func (f *Firewall) allowsEtherType(et uint16) bool { return slices.Contains(f.allowEther, et) }
 
-// bridgeOut queues frame unchanged on interface out, or, when out is -1,
-// on every interface w.permitted marks (see policy and permitAllBut).
-func (w *worker) bridgeOut(out int, frame []byte) {
+// bridgeOut queues frame unchanged on interface out, or on every other
+// attached interface when out is -1.
+func (w *worker) bridgeOut(in *iface, out int, frame []byte) {
 	if out >= 0 {
 		w.queue(out, frame, nil)
 		return
 	}
-	for i, ok := range w.permitted {
-		if ok {
-			w.queue(i, frame, nil)
+	for _, it := range w.f.ifs {
+		if it != in && it.port != nil {
+			w.queue(it.idx, frame, nil)
 		}
 	}
 }
 
-// permitAllBut marks every attached interface but in as a flood target
-// (a frame the bridge forwards without policy: ARP, allowed EtherTypes).
-func (w *worker) permitAllBut(in *iface) {
-	for _, it := range w.f.ifs {
-		w.permitted[it.idx] = it != in && it.port != nil
+// flood queues frame unchanged on every interface w.permitted marks: the
+// first packet of a bridged flow to an unknown MAC, where the policy let it.
+func (w *worker) flood(frame []byte) {
+	for i, ok := range w.permitted {
+		if ok {
+			w.queue(i, frame, nil)
+		}
 	}
 }
 

@@ -92,7 +92,7 @@ func (w *worker) dispatch(in *iface, frame []byte) DropReason {
 			return DropToSelf
 		}
 		return w.answer(in, ip, frame)
-	case !w.f.forwarding(w.now): // routed (a bridge blocked at link): only the standby address answers
+	case !w.f.transparent && !w.f.forwarding(w.now): // (a bridge blocked at link) only the standby address answers
 		if !in.hasStandby || dst != in.standby {
 			return w.f.notForwarding()
 		}
@@ -174,7 +174,7 @@ func (w *worker) bridgedLink(in *iface, frame []byte) (linkNext, DropReason) {
 	if r != dropNone {
 		return linkDone, r
 	}
-	w.l2 = bridged{out: -1, src: src, station: se}
+	w.l2.out, w.l2.src, w.l2.station = -1, src, se
 	if f.hasMgmt {
 		if next, r, ok := w.management(in, frame, dst, f.mgmtAddr); ok {
 			return next, r
@@ -208,10 +208,7 @@ func (w *worker) bridgedLink(in *iface, frame []byte) (linkNext, DropReason) {
 			return linkDone, DropUnsupportedEtherType
 		}
 	}
-	if w.l2.out < 0 {
-		w.permitAllBut(in)
-	}
-	w.bridgeOut(w.l2.out, frame)
+	w.bridgeOut(in, w.l2.out, frame)
 	return linkDone, dropNone
 }
 
@@ -614,7 +611,7 @@ func (w *worker) sourceNAT(in *iface, out int) (src [4]byte, port uint16, isPAT 
 // connection's inspection engine, NAT (routed), transmit.
 func (w *worker) forward(in *iface, c *conn, dir int, frame []byte, first bool) DropReason {
 	f := w.f
-	eg, r := w.egress(in, c, dir, first)
+	out, big, r := w.egress(in, c, dir, first)
 	if r != dropNone {
 		return r
 	}
@@ -635,63 +632,47 @@ func (w *worker) forward(in *iface, c *conn, dir int, frame []byte, first bool) 
 	c.lastSeen.Store(w.now)
 	c.packets.Add(1)
 	c.bytes.Add(uint64(len(w.p.ip)))
-	switch { // send, without the call: this is the established path
-	case f.transparent:
-		w.bridgeOut(eg.out, frame)
-	case eg.big:
-		r = w.fragmentOut(f.ifs[eg.out], eg.nextHop, frame, nil)
-	default:
-		r = w.transmit(f.ifs[eg.out], eg.nextHop, frame, nil)
-	}
+	r = w.send(c, dir, out, big, frame)
 	if closeAfter {
 		f.deleteConn(c)
 	}
 	return r
 }
 
-// egress is where a packet leaves.
-type egress struct {
-	out     int     // interface index; -1: the interfaces w.permitted marks (bridged new flow, unknown MAC)
-	nextHop [4]byte // routed: the neighbour to resolve by ARP
-	big     bool    // routed: larger than out's MTU, so fragmented on the way out
-}
-
-// egress decides where a packet of c travelling in direction dir leaves:
-// routed, by c's side and next hop, if its TTL lasts and it fits (or may
-// be fragmented); bridged, by the bridge table's interface for the
-// destination MAC, else by the side of c the peer is on. A bridged new
-// flow to an unknown MAC is flooded where the policy let it.
-func (w *worker) egress(in *iface, c *conn, dir int, first bool) (egress, DropReason) {
+// egress decides by which interface a packet of c travelling in
+// direction dir leaves: routed, by c's side, if its TTL lasts and it fits
+// the MTU (big: it does not, and is fragmented on the way out); bridged,
+// by the bridge table's interface for the destination MAC, else by the
+// side of c the peer is on. A bridged new flow to an unknown MAC (out -1)
+// is flooded where the policy let it (w.permitted).
+func (w *worker) egress(in *iface, c *conn, dir int, first bool) (out int, big bool, r DropReason) {
 	f := w.f
 	if f.transparent {
-		out := w.l2.out
+		out = w.l2.out
 		if first {
-			return egress{out: out}, dropNone
+			return out, false, dropNone
 		}
 		if se := w.l2.station; se != nil && w.now-se.connSeen.Load() >= int64(bridgeConnRefresh) {
 			f.noteConnStation(w.l2.src, se, w.now) // at most every bridgeConnRefresh
 		}
 		if out < 0 {
 			if out = w.peerSide(c, dir); out == in.idx {
-				return egress{}, DropIntraInterface
+				return -1, false, DropIntraInterface
 			}
 		}
-		return egress{out: out}, dropNone
+		return out, false, dropNone
 	}
 	ip := w.p.ip
 	if ip.TTL() <= 1 {
 		w.icmpError(f.ifs[w.ingressOf(c, dir)], header.ICMPv4TimeExceeded, header.ICMPv4TTLExceeded)
-		return egress{}, DropTTLExpired
+		return -1, false, DropTTLExpired
 	}
-	eg := egress{out: w.peerSide(c, dir), nextHop: c.origNextHop}
-	if dir == dirReply {
-		eg.nextHop = c.replyNextHop
+	out = w.peerSide(c, dir)
+	big = len(ip) > f.ifs[out].mtu
+	if big && ip.DontFragment() {
+		return -1, false, w.fragNeeded(c, dir)
 	}
-	eg.big = len(ip) > f.ifs[eg.out].mtu
-	if eg.big && ip.DontFragment() {
-		return eg, w.fragNeeded(c, dir)
-	}
-	return eg, dropNone
+	return out, big, dropNone
 }
 
 // peerSide returns the interface a packet of c travelling in direction dir
@@ -720,9 +701,9 @@ func (w *worker) translate(c *conn, dir int) {
 	if t.Proto == header.ProtocolTCP {
 		c.applySeqOffset(header.TCP(p.l4), dir, t.Src, t.Dst)
 	}
-	other := c.reply // the tuple the packet leaves with, reversed
+	other := &c.reply // the tuple the packet leaves with, reversed
 	if dir == dirReply {
-		other = c.orig
+		other = &c.orig
 	}
 	src, dst, sport, dport := other.Dst, other.Src, other.DstPort, other.SrcPort
 	if t.Proto == header.ProtocolICMP {
@@ -772,19 +753,28 @@ func (w *worker) translate(c *conn, dir int) {
 	}
 }
 
-// send queues a forwarded frame on its egress: routed, to the next hop's
-// MAC (resolved by ARP, or queued until it answers), fragmented if too
-// big; bridged, unchanged.
-func (w *worker) send(eg egress, frame []byte) DropReason {
+// send queues a forwarded frame of c (direction dir) on interface out:
+// routed, to the next hop's MAC (resolved by ARP, or queued until it
+// answers), fragmented if big; bridged, unchanged (out -1: flooded to
+// w.permitted).
+func (w *worker) send(c *conn, dir, out int, big bool, frame []byte) DropReason {
 	f := w.f
-	switch {
-	case f.transparent:
-		w.bridgeOut(eg.out, frame)
+	if f.transparent {
+		if out < 0 {
+			w.flood(frame)
+		} else {
+			w.queue(out, frame, nil)
+		}
 		return dropNone
-	case eg.big:
-		return w.fragmentOut(f.ifs[eg.out], eg.nextHop, frame, nil)
 	}
-	return w.transmit(f.ifs[eg.out], eg.nextHop, frame, nil)
+	nh := c.origNextHop
+	if dir == dirReply {
+		nh = c.replyNextHop
+	}
+	if big {
+		return w.fragmentOut(f.ifs[out], nh, frame, nil)
+	}
+	return w.transmit(f.ifs[out], nh, frame, nil)
 }
 
 // transmit sends an IPv4 frame to nextHop on out, or queues it until the
@@ -857,12 +847,12 @@ func (w *worker) related(in *iface, frame []byte) DropReason {
 	if c == nil {
 		return DropNoConnection
 	}
-	eg, r := w.egress(in, c, dir, false)
+	out, big, r := w.egress(in, c, dir, false)
 	if r != dropNone {
 		return r
 	}
 	if !w.f.transparent {
 		w.translateRelated(c, dir, key)
 	}
-	return w.send(eg, frame)
+	return w.send(c, dir, out, big, frame)
 }
