@@ -170,9 +170,9 @@ func (w *worker) bridgeOut(in *iface, out int, frame []byte) {
 // flood queues frame unchanged on every interface w.permitted marks: the
 // first packet of a bridged flow to an unknown MAC, where the policy let it.
 func (w *worker) flood(frame []byte) {
-	for i, ok := range w.permitted {
-		if ok {
-			w.queue(i, frame, nil)
+	for _, it := range w.f.ifs {
+		if w.permitted.has(it.idx) {
+			w.queue(it.idx, frame, nil)
 		}
 	}
 }

@@ -541,7 +541,7 @@ func (w *worker) policy(in *iface, out int, t Tuple) (first int, r DropReason) {
 	first, deny := -1, DropNoPort
 	tried, pinhole := false, false
 	for _, it := range f.ifs {
-		w.permitted[it.idx] = false
+		w.permitted.set(it.idx, false)
 		if out >= 0 && it.idx != out || out < 0 && (it == in || it.port == nil) {
 			continue
 		}
@@ -554,7 +554,7 @@ func (w *worker) policy(in *iface, out int, t Tuple) (first int, r DropReason) {
 				continue
 			}
 		}
-		w.permitted[it.idx] = true
+		w.permitted.set(it.idx, true)
 		if first < 0 {
 			first = it.idx
 		}

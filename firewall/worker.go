@@ -15,7 +15,7 @@ type worker struct {
 	l2   bridged // transparent mode: the frame's link-layer facts (bridgedLink)
 	// permitted marks, per interface index, where the policy lets a
 	// bridged new flow to an unknown MAC be flooded (see policy).
-	permitted []bool
+	permitted ifSet
 	insp      Inspection // handed to a connection's engine (inspect.go)
 	// fromARPPort: this worker reads an interface's ARP port (AttachARP).
 	fromARPPort bool
@@ -24,8 +24,22 @@ type worker struct {
 }
 
 func newWorker(f *Firewall) *worker {
-	return &worker{f: f, out: make([][][]byte, len(f.ifs)), permitted: make([]bool, len(f.ifs))}
+	return &worker{f: f, out: make([][][]byte, len(f.ifs))}
 }
+
+// ifSet is a set of interface indexes (at most 255 interfaces), held in
+// the worker without an allocation of its own.
+type ifSet [4]uint64
+
+func (s *ifSet) set(i int, in bool) {
+	if in {
+		s[i>>6] |= 1 << (i & 63)
+	} else {
+		s[i>>6] &^= 1 << (i & 63)
+	}
+}
+
+func (s *ifSet) has(i int) bool { return s[i>>6]&(1<<(i&63)) != 0 }
 
 // parsed is the one summary of a packet that the rules read, filled in
 // place per packet (tailscale's packet.Parsed).
