@@ -34,8 +34,9 @@ type conn struct {
 	origNextHop  [4]byte // next hop towards the responder (leaving by outIf)
 	replyNextHop [4]byte // next hop towards the initiator (leaving by inIf)
 	http         bool
-	holdsXlate   bool   // holds a reference on the PAT xlate of its source
-	seqOff       uint32 // TCP sequence randomization offset (see ConnRecord.SeqOffset)
+	engine       *engine // the inspection engine bound by port (inspect.go), or nil
+	holdsXlate   bool    // holds a reference on the PAT xlate of its source
+	seqOff       uint32  // TCP sequence randomization offset (see ConnRecord.SeqOffset)
 	created      int64
 
 	mu       sync.Mutex
@@ -168,6 +169,7 @@ func (f *Firewall) insertConn(rec ConnRecord, heldXlate bool) (c *conn, existing
 		orig: rec.Orig, reply: rec.Reply, inIf: uint8(in), outIf: uint8(out),
 		http: rec.HTTP, created: rec.Created, seqOff: rec.SeqOffset, win: rec.Window,
 	}
+	c.engine = f.engineFor(rec.Orig)
 	c.state.Store(uint32(rec.State) | uint32(rec.CloseFlags)<<8)
 	c.lastSeen.Store(rec.LastSeen)
 	c.origNextHop = f.nextHopOn(out, rec.Reply.Src)

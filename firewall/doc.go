@@ -13,6 +13,11 @@
 // passes IPv4 through the same connection table and policy, without NAT or
 // routing, while the standby blocks every data frame (see bridge.go).
 //
+// Both modes run one packet path, path.go, read top to bottom: link,
+// parse, sanity, fragments, lookup, policy for new flows, inspection,
+// NAT, egress, transmit. Application inspection engines attach to it by
+// protocol and port (RegisterInspector, inspect.go).
+//
 // Replicated tables (connections, xlates, ARP, bridge) change only through their
 // own methods, and each change is reported once through Options.OnChange
 // as a Change record while a per-firewall change lock is held, together

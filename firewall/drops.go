@@ -62,6 +62,7 @@ const (
 	DropIPOptions                       // an IP option other than EOL, NOP and Router Alert
 	DropICMPRedirect                    // ICMP redirects are never forwarded across the firewall
 	DropLeaseExpired                    // active, but its forwarding lease lapsed: the process was frozen and its role is not yet confirmed
+	DropInspect                         // an application inspection engine refused the packet
 	numDropReasons
 )
 
@@ -120,6 +121,7 @@ var dropNames = [numDropReasons]string{
 	DropIPOptions:            "ip-options",
 	DropICMPRedirect:         "icmp-redirect",
 	DropLeaseExpired:         "failover-lease-expired",
+	DropInspect:              "inspect-drop",
 }
 
 // String returns the reason's name as "show asp drop" would print it.

@@ -86,6 +86,8 @@ type Firewall struct {
 	arp       arpTable
 	bridge    bridgeTable
 
+	inspection inspection // inspection engines and their pinholes (inspect.go)
+
 	changeMu sync.Mutex
 	digests  [numTables]uint64 // guarded by changeMu
 
@@ -159,7 +161,7 @@ func New(cfg Config, opt Options) (*Firewall, error) {
 	f.bridge.init()
 	f.bufs.New = func() any { return &packetBuf{data: make([]byte, MaxFrameSize)} }
 	f.smallBufs.New = func() any { return &packetBuf{data: make([]byte, smallBufSize)} }
-	f.workers.New = func() any { return &worker{f: f, out: make([][][]byte, len(f.ifs))} }
+	f.workers.New = func() any { return newWorker(f) }
 	f.icmpTokens = icmpErrorsPerSecond
 	now := f.now()
 	f.xlates.mu.Lock()

@@ -1,74 +1,28 @@
 package firewall
 
+// The per-packet path. Every received frame runs dispatch, top to bottom;
+// routed and transparent (bridged) mode share it and part only where they
+// must: at the link layer (a routed unit answers ARP; a bridge learns
+// stations and bridges ARP), at NAT (routed only) and at the egress
+// decision (routed: the route and ARP; bridged: the bridge table).
+//
+//	link       Ethernet: control frames, ARP and other EtherTypes end here
+//	parse      the IPv4 header, once, trimmed to its total length
+//	sanity     martians, land, IP options, reverse path (routed)
+//	fragments  held until whole; then the first fragment runs dispatch again
+//	to the unit  the standby's and the management address's pings
+//	classify   the L4 summary (w.p); ICMP errors follow their connection (related)
+//	lookup     the connection table: an established flow goes straight to forward
+//	new flow   policy (or an inspection engine's pinhole), embryonic limit,
+//	           routed: route and source NAT; creates the connection
+//	forward    egress decision, TCP tracking, inspection engine, NAT, transmit
+//
+// The egress decision (TTL, MTU; for a new flow the route) is taken before
+// TCP tracking and the policy's side effects, so that a packet that cannot
+// leave changes no state. The established path costs one nil check for
+// the inspection hook and allocates nothing.
+
 import "github.com/falab/falab/firewall/header"
-
-// worker carries the per-goroutine state of the packet path: the frames
-// produced so far per egress interface, written in one batch by flush.
-// A worker is used by one goroutine at a time.
-type worker struct {
-	f    *Firewall
-	out  [][][]byte   // per interface index: frames awaiting WriteBatch
-	held []*packetBuf // pool buffers referenced by out, returned after flush
-	now  int64        // unix nanoseconds, read once per batch
-	p    parsed
-	// fromARPPort: this worker reads an interface's ARP port (AttachARP).
-	fromARPPort bool
-
-	frag fragWork // reassembly state of the datagram being released (fragment.go)
-}
-
-// parsed is the one summary of a packet that the rules read, filled in
-// place per packet (tailscale's packet.Parsed).
-type parsed struct {
-	ip       header.IPv4 // trimmed to the total length
-	l4       []byte
-	tuple    Tuple
-	tcpFlags uint8
-	icmpType uint8
-}
-
-// queue schedules frame for writing on interface ifIdx; buf, if not nil,
-// is the pool buffer holding it.
-func (w *worker) queue(ifIdx int, frame []byte, buf *packetBuf) {
-	w.out[ifIdx] = append(w.out[ifIdx], frame)
-	if buf != nil {
-		w.held = append(w.held, buf)
-	}
-}
-
-// flush writes every queued frame, one WriteBatch per interface.
-func (w *worker) flush() {
-	f := w.f
-	for i, frames := range w.out {
-		if len(frames) == 0 {
-			continue
-		}
-		it := f.ifs[i]
-		n := 0
-		if it.port != nil {
-			n, _ = it.port.WriteBatch(frames)
-			n = max(0, min(n, len(frames)))
-			var bytes uint64
-			for _, fr := range frames[:n] {
-				bytes += uint64(len(fr))
-			}
-			it.stats.txPackets.Add(uint64(n))
-			it.stats.txBytes.Add(bytes)
-			if n < len(frames) {
-				f.drops[DropTxError].Add(uint64(len(frames) - n))
-			}
-		} else {
-			f.drops[DropNoPort].Add(uint64(len(frames)))
-		}
-		clear(frames)
-		w.out[i] = frames[:0]
-	}
-	for i, b := range w.held {
-		f.putBuf(b)
-		w.held[i] = nil
-	}
-	w.held = w.held[:0]
-}
 
 // handle runs one received frame through the path and counts it.
 func (w *worker) handle(inIdx int, frame []byte) DropReason {
@@ -88,38 +42,252 @@ func (w *worker) handle(inIdx int, frame []byte) DropReason {
 	return r
 }
 
+// linkNext says what the link step leaves to the rest of the path.
+type linkNext uint8
+
+const (
+	linkDone   linkNext = iota // handled or dropped at the link layer
+	linkIPv4                   // an IPv4 packet through the unit (routed: or to it)
+	linkToUnit                 // bridged: IPv4 to the unit's MAC, for w.l2.unitAddr
+)
+
+// dispatch is the path of one frame (see the top of this file).
 func (w *worker) dispatch(in *iface, frame []byte) DropReason {
-	f := w.f
 	eth := header.Ethernet(frame)
 	if !eth.IsValid() {
 		return DropTruncated
 	}
-	et := eth.EtherType()
-	if ch := f.control.Load(); ch != nil && et == ch.ethertype {
+	if ch := w.f.control.Load(); ch != nil && eth.EtherType() == ch.ethertype {
 		ch.h(in.name, eth.Payload())
 		return dropNone
 	}
-	if f.transparent {
-		return w.bridgeFrame(in, frame)
+	var next linkNext
+	var r DropReason
+	if w.f.transparent {
+		next, r = w.bridgedLink(in, frame)
+	} else {
+		next, r = w.routedLink(in, frame)
 	}
-	dst := eth.Destination()
-	mac := f.ourMAC(in)
-	switch et {
+	if next == linkDone {
+		return r
+	}
+	ip, frame, r := ipv4Of(frame)
+	if r != dropNone {
+		return r
+	}
+	if w.f.transparent {
+		r = w.checkBridged(ip) // no routes, so no reverse-path check
+	} else {
+		r = w.checkIngress(in, ip)
+	}
+	if r != dropNone {
+		return r
+	}
+	if ip.IsFragment() && !w.frag.releasing {
+		return w.fragment(in, ip, frame)
+	}
+	switch dst := ip.DestinationAddress(); {
+	case next == linkToUnit: // only the management address answers
+		if dst != w.l2.unitAddr {
+			return DropToSelf
+		}
+		return w.answer(in, ip, frame)
+	case !w.f.transparent && !w.f.forwarding(w.now): // (a bridge blocked at link) only the standby address answers
+		if !in.hasStandby || dst != in.standby {
+			return w.f.notForwarding()
+		}
+		return w.answer(in, ip, frame)
+	}
+	if r := w.parse(ip); r != dropNone {
+		return r
+	}
+	if w.p.isICMPError() {
+		return w.related(in, frame)
+	}
+	c, dir, r := w.lookup(in)
+	if r != dropNone {
+		return r
+	}
+	first := c == nil
+	if first {
+		if r, mine := w.unitAddressed(in, frame); mine {
+			return r
+		}
+		if c, r = w.newFlow(in); r != dropNone {
+			return r
+		}
+		dir = dirOrig
+	}
+	return w.forward(in, c, dir, frame, first)
+}
+
+// routedLink takes IPv4 sent to the unit's MAC on in, and ARP sent to it
+// or broadcast, which the ARP table code answers and learns from.
+func (w *worker) routedLink(in *iface, frame []byte) (linkNext, DropReason) {
+	eth := header.Ethernet(frame)
+	dst := [6]byte(eth.Destination())
+	mac := w.f.ourMAC(in)
+	switch eth.EtherType() {
 	case header.EtherTypeARP:
 		if in.arpPort != nil && !w.fromARPPort {
-			return dropNone // the ARP port has the same frame
+			return linkDone, dropNone // the ARP port has the same frame
 		}
-		if !header.IsBroadcast(dst) && [6]byte(dst) != *mac {
-			return DropNotForUs
+		if !header.IsBroadcast(dst[:]) && dst != *mac {
+			return linkDone, DropNotForUs
 		}
-		return w.handleARP(in, frame)
+		return linkDone, w.handleARP(in, frame)
 	case header.EtherTypeIPv4:
-		if [6]byte(dst) != *mac {
-			return DropNotForUs
+		if dst != *mac {
+			return linkDone, DropNotForUs
 		}
-		return w.handleIPv4(in, frame)
+		return linkIPv4, dropNone
 	}
-	return DropUnsupportedEtherType
+	return linkDone, DropUnsupportedEtherType
+}
+
+// bridgedLink is the link step of transparent mode. A unit that does not
+// forward blocks every frame but those for its management standby
+// address: two units bridging the same segments would make a loop. The
+// active learns the source station (bridge.go), answers for its
+// management address, looks the destination up in the bridge table
+// (w.l2.out) and bridges ARP and the allowed EtherTypes unchanged; IPv4
+// goes on through the path.
+func (w *worker) bridgedLink(in *iface, frame []byte) (linkNext, DropReason) {
+	f := w.f
+	eth := header.Ethernet(frame)
+	dst := [6]byte(eth.Destination())
+	if !f.forwarding(w.now) {
+		if f.hasMgmtStandby {
+			if next, r, ok := w.management(in, frame, dst, f.mgmtStandby); ok {
+				return next, r
+			}
+		}
+		return linkDone, f.notForwarding()
+	}
+	src := [6]byte(eth.Source())
+	if !validStationMAC(src) || f.isUnitMAC(src) {
+		// A group source is invalid; a unit's own MAC here is our frame
+		// looping back or the peer's, and must not be learnt on a port.
+		return linkDone, DropBadSourceMAC
+	}
+	se, r := f.learnMAC(src, in.idx, w.now)
+	if r != dropNone {
+		return linkDone, r
+	}
+	w.l2.out, w.l2.src, w.l2.station = -1, src, se
+	if f.hasMgmt {
+		if next, r, ok := w.management(in, frame, dst, f.mgmtAddr); ok {
+			return next, r
+		}
+	}
+	if f.isUnitMAC(dst) {
+		if dst == *f.ourMAC(in) {
+			return linkDone, DropToSelf
+		}
+		return linkDone, DropNotForUs
+	}
+	if validStationMAC(dst) {
+		if i, ok := f.lookupMAC(dst); ok {
+			if i == in.idx {
+				// The station is on the segment the frame came from: the
+				// switch there has delivered it already.
+				return linkDone, DropIntraInterface
+			}
+			w.l2.out = i
+		}
+	}
+	switch et := eth.EtherType(); et {
+	case header.EtherTypeIPv4:
+		return linkIPv4, dropNone
+	case header.EtherTypeARP:
+		if r := checkARP(header.ARP(eth.Payload())); r != dropNone {
+			return linkDone, r
+		}
+	default:
+		if !f.allowsEtherType(et) {
+			return linkDone, DropUnsupportedEtherType
+		}
+	}
+	w.bridgeOut(in, w.l2.out, frame)
+	return linkDone, dropNone
+}
+
+// management recognises, in transparent mode, a frame for the unit's
+// management address addr (the active's or the standby's): an ARP request
+// for it is answered in place; IPv4 to the unit's MAC goes on as
+// linkToUnit. ok is false for frames that are not for addr.
+func (w *worker) management(in *iface, frame []byte, dst [6]byte, addr [4]byte) (next linkNext, r DropReason, ok bool) {
+	mac := w.f.ourMAC(in)
+	eth := header.Ethernet(frame)
+	switch eth.EtherType() {
+	case header.EtherTypeARP:
+		a := header.ARP(eth.Payload())
+		if !a.IsValid() || a.TargetProtocolAddress() != addr || !header.IsBroadcast(dst[:]) && dst != *mac {
+			return linkDone, dropNone, false
+		}
+		return linkDone, w.answerARP(in, frame, addr), true
+	case header.EtherTypeIPv4:
+		if dst != *mac {
+			return linkDone, dropNone, false
+		}
+		w.l2.unitAddr = addr
+		return linkToUnit, dropNone, true
+	}
+	return linkDone, dropNone, false
+}
+
+// answerARP answers, in place, an ARP request for the management address
+// addr; a reply is consumed (we ask nobody).
+func (w *worker) answerARP(in *iface, frame []byte, addr [4]byte) DropReason {
+	eth := header.Ethernet(frame)
+	a := header.ARP(eth.Payload())
+	if a.Op() != header.ARPRequest {
+		return dropNone
+	}
+	sha := [6]byte(a.SenderHardwareAddress())
+	spa := a.SenderProtocolAddress()
+	if !validStationMAC(sha) {
+		return DropBadARP
+	}
+	mac := w.f.ourMAC(in)
+	eth.SetDestination(sha[:])
+	eth.SetSource(mac[:])
+	a.SetOp(header.ARPReply)
+	a.SetTarget(sha[:], spa)
+	a.SetSender(mac[:], addr)
+	w.queue(in.idx, frame, nil)
+	return dropNone
+}
+
+// checkARP says why an ARP packet is unusable, if it is.
+func checkARP(a header.ARP) DropReason {
+	switch {
+	case a.IsValid():
+		return dropNone
+	case len(a) < header.ARPLen:
+		return DropTruncated
+	}
+	return DropBadARP
+}
+
+// ipv4Of validates the IPv4 header of an Ethernet frame and returns it
+// trimmed to its total length, with the frame trimmed alike (Ethernet
+// padding dropped).
+func ipv4Of(frame []byte) (header.IPv4, []byte, DropReason) {
+	ip := header.IPv4(frame[header.EthernetLen:])
+	switch ip.Check() {
+	case nil:
+	case header.ErrIPv4Truncated:
+		return nil, frame, DropTruncated
+	default:
+		return nil, frame, DropBadIPHeader
+	}
+	if !ip.ChecksumValid() {
+		return nil, frame, DropBadIPChecksum
+	}
+	ip = ip[:ip.TotalLength()]
+	frame = frame[:header.EthernetLen+len(ip)]
+	return ip, frame, dropNone
 }
 
 // parse fills w.p from ip, or says why the packet is unusable.
@@ -181,108 +349,64 @@ func (w *worker) parse(ip header.IPv4) DropReason {
 	return dropNone
 }
 
-// ipv4Of validates the IPv4 header of an Ethernet frame and returns it
-// trimmed to its total length, with the frame trimmed alike (Ethernet
-// padding dropped).
-func ipv4Of(frame []byte) (header.IPv4, []byte, DropReason) {
-	ip := header.IPv4(frame[header.EthernetLen:])
-	switch ip.Check() {
-	case nil:
-	case header.ErrIPv4Truncated:
-		return nil, frame, DropTruncated
-	default:
-		return nil, frame, DropBadIPHeader
-	}
-	if !ip.ChecksumValid() {
-		return nil, frame, DropBadIPChecksum
-	}
-	ip = ip[:ip.TotalLength()]
-	frame = frame[:header.EthernetLen+len(ip)]
-	return ip, frame, dropNone
-}
-
-// liveConn returns c (found for w.p's tuple in direction dir) if the
-// packet may use it, or nil: an expired connection is deleted, and a new
-// SYN on a closing one starts over. A packet that arrived on interface in
-// while c expects that direction on another is dropped
-// (DropConnWrongInterface) before it can touch c: a host on one side must
-// not inject into, or reset, a connection by forging the addresses of the
-// other side. checkReply false skips the check for the reply direction
-// (transparent mode, where a flooded flow's responder side is a guess).
-func (w *worker) liveConn(in *iface, c *conn, dir int, checkReply bool) (*conn, DropReason) {
+// lookup finds the connection of w.p and the packet's direction in it.
+// An expired connection is deleted, and a new SYN on a closing one starts
+// over (c nil). A packet that arrived on interface in while c expects
+// that direction on another is dropped (DropConnWrongInterface) before it
+// can touch c: a host on one side must not inject into, or reset, a
+// connection by forging the addresses of the other side. Bridged, only
+// the initiator's side is held to its interface: the reply side of a
+// flooded flow is a guess.
+func (w *worker) lookup(in *iface) (c *conn, dir int, r DropReason) {
 	f := w.f
 	p := &w.p
-	if c == nil {
-		return nil, dropNone
-	}
-	if f.expired(c, w.now) {
+	c, dir = f.conns.lookup(p.tuple)
+	switch {
+	case c == nil:
+		return nil, dir, dropNone
+	case f.expired(c, w.now):
 		f.deleteConn(c)
-		return nil, dropNone
-	}
-	if (dir == dirOrig || checkReply) && w.ingressOf(c, dir) != in.idx {
-		return nil, DropConnWrongInterface
+		return nil, dir, dropNone
+	case (dir == dirOrig || !f.transparent) && w.ingressOf(c, dir) != in.idx:
+		return nil, dir, DropConnWrongInterface
 	}
 	if p.tuple.Proto == header.ProtocolTCP && dir == dirOrig &&
 		p.tcpFlags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN {
 		if st, _ := c.tcpState(); st >= TCPStateFinWait {
 			f.deleteConn(c)
-			return nil, dropNone
+			return nil, dir, dropNone
 		}
 	}
-	return c, dropNone
+	return c, dir, dropNone
 }
 
-func (w *worker) handleIPv4(in *iface, frame []byte) DropReason {
-	f := w.f
-	ip, frame, r := ipv4Of(frame)
-	if r != dropNone {
-		return r
-	}
-	if r := w.checkIngress(in, ip); r != dropNone {
-		return r
-	}
-	if ip.IsFragment() && !w.frag.releasing {
-		return w.fragment(in, ip, frame)
-	}
-	dst := ip.DestinationAddress()
-	if !f.forwarding(w.now) {
-		if in.hasStandby && dst == in.standby {
-			if r := w.parse(ip); r != dropNone {
-				return r
-			}
-			return w.local(in, frame)
-		}
-		return f.notForwarding()
-	}
+// answer parses a packet addressed to the unit and answers it (local).
+func (w *worker) answer(in *iface, ip header.IPv4, frame []byte) DropReason {
 	if r := w.parse(ip); r != dropNone {
 		return r
 	}
-	p := &w.p
-	if p.tuple.Proto == header.ProtocolICMP && p.icmpType != header.ICMPv4Echo && p.icmpType != header.ICMPv4EchoReply {
-		return w.related(frame)
+	return w.local(in, frame)
+}
+
+// unitAddressed handles, in routed mode, a packet of no connection that
+// is addressed to the unit: the ingress interface's own address answers
+// (local), the other interfaces' addresses are not reachable across the
+// unit, and a PAT mapped address without a connection only draws stray
+// return traffic. mine is false for every other packet.
+func (w *worker) unitAddressed(in *iface, frame []byte) (r DropReason, mine bool) {
+	f := w.f
+	if f.transparent {
+		return dropNone, false
 	}
-	c, dir := f.conns.lookup(p.tuple)
-	c, r = w.liveConn(in, c, dir, true)
-	if r != dropNone {
-		return r
+	switch dst := w.p.tuple.Dst; {
+	case dst == in.addr:
+		return w.local(in, frame), true
+	case f.isOwnAddr(dst):
+		return DropToSelf, true
+	case f.isPATAddr(in, dst):
+		return DropNoConnection, true // return traffic for a PAT slot that is gone
 	}
-	if c == nil {
-		if dst == in.addr {
-			return w.local(in, frame)
-		}
-		if f.isOwnAddr(dst) {
-			return DropToSelf
-		}
-		if f.isPATAddr(in, dst) {
-			return DropNoConnection // return traffic for a PAT slot that is gone
-		}
-		var r DropReason
-		if c, r = w.newFlow(in, frame); r != dropNone {
-			return r
-		}
-		dir = dirOrig
-	}
-	return w.forward(c, dir, frame)
+	return dropNone, false
 }
 
 func (f *Firewall) isOwnAddr(a [4]byte) bool {
@@ -304,138 +428,289 @@ func (f *Firewall) isPATAddr(in *iface, a [4]byte) bool {
 	return false
 }
 
-// newFlow applies routing, policy and NAT to the first packet of a flow
-// and creates its connection.
-func (w *worker) newFlow(in *iface, frame []byte) (*conn, DropReason) {
+// newFlow admits the first packet of a flow and creates its connection.
+// Only a TCP SYN or an echo request opens one. Routed, the route to the
+// real destination comes first (the policy needs the egress interface);
+// then the policy, the embryonic limit and the source NAT, in that order,
+// so that a refused flow takes no PAT port. A bridge leaves the packet
+// unchanged: the reply tuple is the original reversed.
+func (w *worker) newFlow(in *iface) (*conn, DropReason) {
 	f := w.f
 	p := &w.p
 	t := p.tuple
-	switch t.Proto {
-	case header.ProtocolTCP:
-		if p.tcpFlags&(header.TCPFlagSYN|header.TCPFlagACK) != header.TCPFlagSYN {
-			return nil, DropNoConnection
-		}
-	case header.ProtocolICMP:
-		if p.icmpType != header.ICMPv4Echo {
-			return nil, DropNoConnection
+	if !opensFlow(p) {
+		return nil, DropNoConnection
+	}
+	pt, out := t, w.l2.out // the policy reads real addresses (ASA 8.3+)
+	if !f.transparent {
+		var r DropReason
+		if pt.Dst, out, r = w.route(in); r != dropNone {
+			return nil, r
 		}
 	}
-	realDst := t.Dst
+	first, r := w.policy(in, out, pt)
+	if r != dropNone {
+		return nil, r
+	}
+	if !f.transparent && p.ip.TTL() <= 1 {
+		w.icmpError(in, header.ICMPv4TimeExceeded, header.ICMPv4TTLExceeded)
+		return nil, DropTTLExpired
+	}
+	if t.Proto == header.ProtocolTCP && !f.admitEmbryonic(t.Src) {
+		return nil, DropEmbryonicLimit // before the flow can take a PAT port
+	}
+	rec := ConnRecord{Orig: t, Reply: replyOf(t, t.Dst, t.Src, t.SrcPort),
+		InInterface: in.name, OutInterface: f.ifs[first].name, Created: w.now, LastSeen: w.now}
+	held := false
+	if !f.transparent {
+		xSrc, xPort, isPAT, r := w.sourceNAT(in, first)
+		if r != dropNone {
+			return nil, r
+		}
+		rec.Reply, held = replyOf(t, pt.Dst, xSrc, xPort), isPAT
+	}
+	if t.Proto == header.ProtocolTCP {
+		rec.State = TCPStateSynSent
+		rec.HTTP = t.DstPort == 80 || t.SrcPort == 80
+		if f.randomSeq && !f.transparent { // a bridge forwards frames unchanged
+			rec.SeqOffset = randomSeqOffset()
+		}
+	}
+	c, _, r := f.insertConn(rec, held)
+	return c, r
+}
+
+// opensFlow reports whether the packet may open a connection: a TCP
+// segment only if it is a SYN, an ICMP message only if it is an echo
+// request.
+func opensFlow(p *parsed) bool {
+	switch p.tuple.Proto {
+	case header.ProtocolTCP:
+		return p.tcpFlags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN
+	case header.ProtocolICMP:
+		return p.icmpType == header.ICMPv4Echo
+	}
+	return true
+}
+
+// replyOf returns the reply tuple of flow t whose responder is dst and
+// which the responder sees coming from (src, port): port is the echo
+// identifier of ICMP.
+func replyOf(t Tuple, dst, src [4]byte, port uint16) Tuple {
+	reply := Tuple{Proto: t.Proto, Src: dst, Dst: src}
+	if t.Proto == header.ProtocolICMP {
+		reply.SrcPort = port
+	} else {
+		reply.SrcPort, reply.DstPort = t.DstPort, port
+	}
+	return reply
+}
+
+// route is the egress decision of a routed new flow: the real destination
+// (a static NAT's mapped address untranslated) and the interface its
+// route leaves by, which must not be the one the packet came in on.
+func (w *worker) route(in *iface) (realDst [4]byte, out int, r DropReason) {
+	f := w.f
+	t := w.p.tuple
+	realDst = t.Dst
 	for i := range f.statics {
 		if s := &f.statics[i]; s.mappedIf == in.idx && s.mapped == t.Dst {
 			realDst = s.real
 			break
 		}
 	}
-	outIdx, _, ok := f.lookupRoute(realDst)
+	out, _, ok := f.lookupRoute(realDst)
 	if !ok {
 		w.icmpError(in, header.ICMPv4DstUnreachable, header.ICMPv4NetUnreachable)
-		return nil, DropNoRoute
+		return realDst, -1, DropNoRoute
 	}
-	if outIdx == in.idx {
-		return nil, DropIntraInterface
+	if out == in.idx {
+		return realDst, -1, DropIntraInterface
 	}
-	out := f.ifs[outIdx]
-	pt := t
-	pt.Dst = realDst // the policy reads real addresses (ASA 8.3+)
-	if r := f.permits(in, out, pt); r != dropNone {
-		return nil, r
-	}
-	if p.ip.TTL() <= 1 {
-		w.icmpError(in, header.ICMPv4TimeExceeded, header.ICMPv4TTLExceeded)
-		return nil, DropTTLExpired
-	}
-
-	if t.Proto == header.ProtocolTCP && !f.admitEmbryonic(t.Src) {
-		return nil, DropEmbryonicLimit // before the flow can take a PAT port
-	}
-	xSrc, xPort := t.Src, t.SrcPort
-	held := false
-	static := false
-	for i := range f.statics {
-		if s := &f.statics[i]; s.realIf == in.idx && s.mappedIf == outIdx && s.real == t.Src {
-			xSrc, static = s.mapped, true
-			break
-		}
-	}
-	if !static {
-		src := u32(t.Src)
-		for i := range f.pats {
-			r := &f.pats[i]
-			if r.realIf != in.idx || r.mappedIf != outIdx || src&r.mask != r.netAddr {
-				continue
-			}
-			ref, why := f.allocatePAT(r, t.Proto, t.Src, t.SrcPort)
-			if why != dropNone {
-				return nil, why
-			}
-			xSrc, xPort, held = ref.mapped, ref.mappedPort, true
-			break
-		}
-	}
-	reply := Tuple{Proto: t.Proto, Src: realDst, Dst: xSrc}
-	if t.Proto == header.ProtocolICMP {
-		reply.SrcPort = xPort
-	} else {
-		reply.SrcPort, reply.DstPort = t.DstPort, xPort
-	}
-	rec := ConnRecord{
-		Orig: t, Reply: reply, InInterface: in.name, OutInterface: out.name,
-		Created: w.now, LastSeen: w.now,
-	}
-	if t.Proto == header.ProtocolTCP {
-		rec.State = TCPStateSynSent
-		rec.HTTP = t.DstPort == 80 || t.SrcPort == 80
-		if f.randomSeq {
-			rec.SeqOffset = randomSeqOffset()
-		}
-	}
-	c, _, r := f.insertConn(rec, held)
-	if r != dropNone {
-		return nil, r
-	}
-	return c, dropNone
+	return realDst, out, dropNone
 }
 
-// forward translates and sends a packet of connection c.
-func (w *worker) forward(c *conn, dir int, frame []byte) DropReason {
+// policy decides whether a new flow t from in may leave by out: the
+// ingress access list if there is one, else the security levels. A flow
+// the policy refuses is still admitted, once, by a pinhole an inspection
+// engine opened for it (inspect.go). Bridged to an unknown MAC (out -1),
+// every other attached interface is decided apart and marked in
+// w.permitted, where the flood goes. first is the first interface admitted.
+func (w *worker) policy(in *iface, out int, t Tuple) (first int, r DropReason) {
 	f := w.f
-	p := &w.p
-	ip := p.ip
-	if ip.TTL() <= 1 {
-		w.icmpError(f.ifs[w.ingressOf(c, dir)], header.ICMPv4TimeExceeded, header.ICMPv4TTLExceeded)
-		return DropTTLExpired
+	first, deny := -1, DropNoPort
+	tried, pinhole := false, false
+	for _, it := range f.ifs {
+		w.permitted.set(it.idx, false)
+		if out >= 0 && it.idx != out || out < 0 && (it == in || it.port == nil) {
+			continue
+		}
+		if r := f.permits(in, it, t); r != dropNone {
+			if !tried {
+				tried, pinhole = true, f.takePinhole(t, w.now)
+			}
+			if !pinhole {
+				deny = r
+				continue
+			}
+		}
+		w.permitted.set(it.idx, true)
+		if first < 0 {
+			first = it.idx
+		}
 	}
-	big := len(ip) > f.ifs[w.peerSide(c, dir)].mtu
-	if big && ip.DontFragment() {
-		return w.fragNeeded(c, dir)
+	if first < 0 {
+		return -1, deny
+	}
+	return first, dropNone
+}
+
+// permits applies the configured policy to a new flow from in to out: the
+// ingress access list if there is one, else the security levels.
+func (f *Firewall) permits(in, out *iface, t Tuple) DropReason {
+	if in.hasACL {
+		if !aclPermits(in.acl, t.Proto, t.Src, t.Dst, t.DstPort) {
+			return DropACLDeny
+		}
+		return dropNone
+	}
+	if in.sec <= out.sec {
+		return DropSecurityLevel
+	}
+	return dropNone
+}
+
+// sourceNAT returns the address and port the new flow's initiator is
+// mapped to towards interface out: a static NAT's, a PAT port allocated
+// for it (isPAT: the caller holds its reference), or its own.
+func (w *worker) sourceNAT(in *iface, out int) (src [4]byte, port uint16, isPAT bool, r DropReason) {
+	f := w.f
+	t := w.p.tuple
+	for i := range f.statics {
+		if s := &f.statics[i]; s.realIf == in.idx && s.mappedIf == out && s.real == t.Src {
+			return s.mapped, t.SrcPort, false, dropNone
+		}
+	}
+	a := u32(t.Src)
+	for i := range f.pats {
+		rule := &f.pats[i]
+		if rule.realIf != in.idx || rule.mappedIf != out || a&rule.mask != rule.netAddr {
+			continue
+		}
+		ref, why := f.allocatePAT(rule, t.Proto, t.Src, t.SrcPort)
+		if why != dropNone {
+			return t.Src, t.SrcPort, false, why
+		}
+		return ref.mapped, ref.mappedPort, true, dropNone
+	}
+	return t.Src, t.SrcPort, false, dropNone
+}
+
+// forward sends a packet of connection c (dir: its direction in c; first:
+// the packet created c): the egress decision, TCP tracking, the
+// connection's inspection engine, NAT (routed), transmit.
+func (w *worker) forward(in *iface, c *conn, dir int, frame []byte, first bool) DropReason {
+	f := w.f
+	out, big, r := w.egress(in, c, dir, first)
+	if r != dropNone {
+		return r
 	}
 	closeAfter := false
-	if p.tuple.Proto == header.ProtocolTCP {
-		var r DropReason
+	if w.p.tuple.Proto == header.ProtocolTCP {
 		if closeAfter, r = w.trackTCP(c, dir); r != dropNone {
 			return r
 		}
-		c.applySeqOffset(header.TCP(p.l4), dir, p.tuple.Src, p.tuple.Dst)
 	}
-	var outIdx int
-	var nh, src, dst [4]byte
-	var sport, dport uint16
+	if c.engine != nil {
+		if r := w.inspect(c, dir); r != dropNone {
+			return r
+		}
+	}
+	if !f.transparent {
+		w.translate(c, dir)
+	}
+	c.lastSeen.Store(w.now)
+	c.packets.Add(1)
+	c.bytes.Add(uint64(len(w.p.ip)))
+	r = w.send(c, dir, out, big, frame)
+	if closeAfter {
+		f.deleteConn(c)
+	}
+	return r
+}
+
+// egress decides by which interface a packet of c travelling in
+// direction dir leaves: routed, by c's side, if its TTL lasts and it fits
+// the MTU (big: it does not, and is fragmented on the way out); bridged,
+// by the bridge table's interface for the destination MAC, else by the
+// side of c the peer is on. A bridged new flow to an unknown MAC (out -1)
+// is flooded where the policy let it (w.permitted).
+func (w *worker) egress(in *iface, c *conn, dir int, first bool) (out int, big bool, r DropReason) {
+	f := w.f
+	if f.transparent {
+		out = w.l2.out
+		if first {
+			return out, false, dropNone
+		}
+		if se := w.l2.station; se != nil && w.now-se.connSeen.Load() >= int64(bridgeConnRefresh) {
+			f.noteConnStation(w.l2.src, se, w.now) // at most every bridgeConnRefresh
+		}
+		if out < 0 {
+			if out = w.peerSide(c, dir); out == in.idx {
+				return -1, false, DropIntraInterface
+			}
+		}
+		return out, false, dropNone
+	}
+	ip := w.p.ip
+	if ip.TTL() <= 1 {
+		w.icmpError(f.ifs[w.ingressOf(c, dir)], header.ICMPv4TimeExceeded, header.ICMPv4TTLExceeded)
+		return -1, false, DropTTLExpired
+	}
+	out = w.peerSide(c, dir)
+	big = len(ip) > f.ifs[out].mtu
+	if big && ip.DontFragment() {
+		return -1, false, w.fragNeeded(c, dir)
+	}
+	return out, big, dropNone
+}
+
+// peerSide returns the interface a packet of c travelling in direction dir
+// leaves by: the responder's side for the initiator's packets.
+func (w *worker) peerSide(c *conn, dir int) int {
 	if dir == dirOrig {
-		outIdx, nh = int(c.outIf), c.origNextHop
-		src, dst, sport, dport = c.reply.Dst, c.reply.Src, c.reply.DstPort, c.reply.SrcPort
-		if p.tuple.Proto == header.ProtocolICMP {
-			sport = c.reply.SrcPort
-		}
-	} else {
-		outIdx, nh = int(c.inIf), c.replyNextHop
-		src, dst, sport, dport = c.orig.Dst, c.orig.Src, c.orig.DstPort, c.orig.SrcPort
-		if p.tuple.Proto == header.ProtocolICMP {
-			sport = c.orig.SrcPort
-		}
+		return int(c.outIf)
 	}
-	ip.DecrementTTLWithChecksumUpdate()
+	return int(c.inIf)
+}
+
+// ingressOf returns the interface a packet of c in direction dir arrived on.
+func (w *worker) ingressOf(c *conn, dir int) int {
+	if dir == dirOrig {
+		return int(c.inIf)
+	}
+	return int(c.outIf)
+}
+
+// translate rewrites a routed packet of c from direction dir in place:
+// the TCP sequence offset, the addresses and ports the other side knows
+// (NAT), and the TTL, with incremental checksum updates (RFC 1624).
+func (w *worker) translate(c *conn, dir int) {
+	p := &w.p
 	t := p.tuple
+	if t.Proto == header.ProtocolTCP {
+		c.applySeqOffset(header.TCP(p.l4), dir, t.Src, t.Dst)
+	}
+	other := &c.reply // the tuple the packet leaves with, reversed
+	if dir == dirReply {
+		other = &c.orig
+	}
+	src, dst, sport, dport := other.Dst, other.Src, other.DstPort, other.SrcPort
+	if t.Proto == header.ProtocolICMP {
+		sport = other.SrcPort // the echo identifier
+	}
+	ip := p.ip
+	ip.DecrementTTLWithChecksumUpdate()
 	if src != t.Src {
 		ip.SetSourceAddressWithChecksumUpdate(src)
 	}
@@ -476,27 +751,30 @@ func (w *worker) forward(c *conn, dir int, frame []byte) DropReason {
 			header.ICMPv4(p.l4).SetIdentWithChecksumUpdate(sport)
 		}
 	}
-	c.lastSeen.Store(w.now)
-	c.packets.Add(1)
-	c.bytes.Add(uint64(len(ip)))
-	var r DropReason
-	if big {
-		r = w.fragmentOut(f.ifs[outIdx], nh, frame, nil)
-	} else {
-		r = w.transmit(f.ifs[outIdx], nh, frame, nil)
-	}
-	if closeAfter {
-		f.deleteConn(c)
-	}
-	return r
 }
 
-// ingressOf returns the interface a packet of c in direction dir arrived on.
-func (w *worker) ingressOf(c *conn, dir int) int {
-	if dir == dirOrig {
-		return int(c.inIf)
+// send queues a forwarded frame of c (direction dir) on interface out:
+// routed, to the next hop's MAC (resolved by ARP, or queued until it
+// answers), fragmented if big; bridged, unchanged (out -1: flooded to
+// w.permitted).
+func (w *worker) send(c *conn, dir, out int, big bool, frame []byte) DropReason {
+	f := w.f
+	if f.transparent {
+		if out < 0 {
+			w.flood(frame)
+		} else {
+			w.queue(out, frame, nil)
+		}
+		return dropNone
 	}
-	return int(c.outIf)
+	nh := c.origNextHop
+	if dir == dirReply {
+		nh = c.replyNextHop
+	}
+	if big {
+		return w.fragmentOut(f.ifs[out], nh, frame, nil)
+	}
+	return w.transmit(f.ifs[out], nh, frame, nil)
 }
 
 // transmit sends an IPv4 frame to nextHop on out, or queues it until the
@@ -520,8 +798,10 @@ func (w *worker) transmit(out *iface, nextHop [4]byte, frame []byte, buf *packet
 	return dropNone
 }
 
-// local answers a packet addressed to the unit: echo requests get a reply
-// built in place; everything else is dropped.
+// local answers a packet addressed to the unit (w.p): an echo request
+// gets its reply built in place, sent by the route back to its source
+// (bridged, which has no routes: straight back to the station that sent
+// it); everything else is dropped.
 func (w *worker) local(in *iface, frame []byte) DropReason {
 	f := w.f
 	p := &w.p
@@ -539,6 +819,13 @@ func (w *worker) local(in *iface, frame []byte) DropReason {
 	ip.SetTTL(64)
 	ip.SetChecksum(ip.CalculateChecksum())
 	header.ICMPv4(p.l4).SetTypeWithChecksumUpdate(header.ICMPv4EchoReply)
+	if f.transparent {
+		eth := header.Ethernet(frame)
+		eth.SetDestination(eth.Source())
+		eth.SetSource(f.ourMAC(in)[:])
+		w.queue(in.idx, frame, nil)
+		return dropNone
+	}
 	outIdx, nh, ok := f.lookupRoute(p.tuple.Src)
 	if !ok {
 		return DropNoRoute
@@ -546,173 +833,26 @@ func (w *worker) local(in *iface, frame []byte) DropReason {
 	return w.transmit(f.ifs[outIdx], nh, frame, nil)
 }
 
-// icmpError sends an ICMP error about the current packet (w.p.ip, still
-// untranslated) from interface in's address, within the rate limit. Errors
-// are never sent about ICMP errors, fragments or non-unicast sources.
-func (w *worker) icmpError(in *iface, typ, code uint8) { w.icmpErrorRest(in, typ, code, 0) }
-
-// icmpErrorRest is icmpError with rest as the ICMP header's second word
-// (the next-hop MTU of "fragmentation needed").
-func (w *worker) icmpErrorRest(in *iface, typ, code uint8, rest uint32) {
-	f := w.f
-	ip := w.p.ip
-	src := ip.SourceAddress()
-	if w.p.tuple.Proto == header.ProtocolICMP && w.p.icmpType != header.ICMPv4Echo ||
-		ip.FragmentOffset() != 0 || src[0] >= 224 || src == [4]byte{} || src == [4]byte{255, 255, 255, 255} {
-		return
-	}
-	from, ok := f.ourIP(in)
-	if !ok || !f.allowICMPError(w.now) {
-		return
-	}
-	outIdx, nh, ok := f.lookupRoute(src)
-	if !ok {
-		return
-	}
-	quoted := ip[:min(len(ip), ip.HeaderLength()+8)]
-	b := f.getBuf()
-	n := header.EthernetLen + header.IPv4MinimumSize + header.ICMPv4MinimumSize + len(quoted)
-	fr := b.data[:n]
-	b.n = n
-	header.Ethernet(fr).SetEtherType(header.EtherTypeIPv4)
-	oip := header.IPv4(fr[header.EthernetLen:])
-	oip.SetVersionAndHeaderLength(header.IPv4MinimumSize)
-	oip.SetTOS(0)
-	oip.SetTotalLength(uint16(len(oip)))
-	oip.SetID(0)
-	oip.SetFlagsFragmentOffset(0)
-	oip.SetTTL(64)
-	oip.SetProtocol(header.ProtocolICMP)
-	oip.SetSourceAddress(from)
-	oip.SetDestinationAddress(src)
-	oip.SetChecksum(0)
-	oip.SetChecksum(oip.CalculateChecksum())
-	ic := header.ICMPv4(oip[header.IPv4MinimumSize:])
-	ic.SetType(typ)
-	ic.SetCode(code)
-	ic.SetRestOfHeader(rest)
-	copy(ic.Payload(), quoted)
-	ic.SetChecksum(0)
-	ic.SetChecksum(ic.CalculateChecksum())
-	_ = w.transmit(f.ifs[outIdx], nh, fr, b)
-}
-
-// allowICMPError is a token bucket of icmpErrorsPerSecond, burst as large,
-// driven by the Clock.
-func (f *Firewall) allowICMPError(now int64) bool {
-	f.icmpMu.Lock()
-	defer f.icmpMu.Unlock()
-	if f.icmpLast != 0 {
-		f.icmpTokens = min(icmpErrorsPerSecond, f.icmpTokens+float64(now-f.icmpLast)/1e9*icmpErrorsPerSecond)
-	}
-	f.icmpLast = now
-	if f.icmpTokens < 1 {
-		return false
-	}
-	f.icmpTokens--
-	return true
-}
-
 // related forwards an ICMP error about a packet of a known connection
 // (port unreachable, time exceeded from a router beyond, fragmentation
-// needed), translating the outer destination and the quoted packet the
-// way the connection's NAT requires (RFC 5508). Errors about no known
-// connection are dropped.
-func (w *worker) related(frame []byte) DropReason {
-	f := w.f
-	p := &w.p
-	ip := p.ip
-	ic := header.ICMPv4(p.l4)
-	key, r := quotedKey(ic)
+// needed) the way that connection's packets go; routed, with the outer
+// destination and the quoted packet translated as the connection's NAT
+// requires (RFC 5508). Errors about no known connection are dropped.
+func (w *worker) related(in *iface, frame []byte) DropReason {
+	key, r := quotedKey(header.ICMPv4(w.p.l4))
 	if r != dropNone {
 		return r
 	}
-	inner := header.IPv4(ic.Payload())
-	il4 := inner[inner.HeaderLength():]
-	proto := key.Proto
-	c, dir := f.conns.lookup(key)
+	c, dir := w.f.conns.lookup(key)
 	if c == nil {
 		return DropNoConnection
 	}
-	if ip.TTL() <= 1 {
-		return DropTTLExpired // no ICMP error about an ICMP error
+	out, big, r := w.egress(in, c, dir, false)
+	if r != dropNone {
+		return r
 	}
-	// The quoted packet becomes the other tuple as its own side knows it.
-	var other Tuple
-	var outIdx int
-	var nh [4]byte
-	if dir == dirOrig {
-		other, outIdx, nh = c.reply, int(c.outIf), c.origNextHop
-	} else {
-		other, outIdx, nh = c.orig, int(c.inIf), c.replyNextHop
+	if !w.f.transparent {
+		w.translateRelated(c, dir, key)
 	}
-	inner.SetSourceAddress(other.Src)
-	inner.SetDestinationAddress(other.Dst)
-	inner.SetChecksum(inner.CalculateChecksum())
-	switch proto {
-	case header.ProtocolTCP, header.ProtocolUDP:
-		il4[0], il4[1] = byte(other.SrcPort>>8), byte(other.SrcPort)
-		il4[2], il4[3] = byte(other.DstPort>>8), byte(other.DstPort)
-		if proto == header.ProtocolTCP && dir == dirReply {
-			unrandomizeQuoted(c, il4)
-		}
-		if proto == header.ProtocolUDP {
-			il4[6], il4[7] = 0, 0 // the quoted datagram may be cut short; drop its checksum rather than leave it wrong
-		}
-	case header.ProtocolICMP:
-		il4[4], il4[5] = byte(other.SrcPort>>8), byte(other.SrcPort)
-	}
-	ic.SetChecksum(0)
-	ic.SetChecksum(ic.CalculateChecksum())
-	ip.DecrementTTLWithChecksumUpdate()
-	ip.SetDestinationAddressWithChecksumUpdate(other.Src)
-	if ip.SourceAddress() == key.Src {
-		// The error comes from the far end itself: show its mapped address.
-		ip.SetSourceAddressWithChecksumUpdate(other.Dst)
-	}
-	return w.transmit(f.ifs[outIdx], nh, frame, nil)
-}
-
-// quotedKey returns the connection key of the packet an ICMP error quotes,
-// in the direction the error travels: the quoted packet left the firewall,
-// so reversed it is the key of the error's direction.
-func quotedKey(ic header.ICMPv4) (Tuple, DropReason) {
-	inner := header.IPv4(ic.Payload())
-	if len(inner) < header.IPv4MinimumSize || inner[0]>>4 != 4 {
-		return Tuple{}, DropBadL4Header
-	}
-	hl := inner.HeaderLength()
-	if hl < header.IPv4MinimumSize || len(inner) < hl+8 {
-		return Tuple{}, DropBadL4Header
-	}
-	il4 := inner[hl:]
-	proto := inner.Protocol()
-	key := Tuple{Proto: proto, Src: inner.DestinationAddress(), Dst: inner.SourceAddress()}
-	switch proto {
-	case header.ProtocolTCP, header.ProtocolUDP:
-		key.SrcPort = uint16(il4[2])<<8 | uint16(il4[3])
-		key.DstPort = uint16(il4[0])<<8 | uint16(il4[1])
-	case header.ProtocolICMP:
-		if il4[0] != header.ICMPv4Echo && il4[0] != header.ICMPv4EchoReply {
-			return Tuple{}, DropNoConnection
-		}
-		key.SrcPort = uint16(il4[4])<<8 | uint16(il4[5])
-	default:
-		return Tuple{}, DropNoConnection
-	}
-	return key, dropNone
-}
-
-// unrandomizeQuoted takes c's sequence offset back off the sequence number
-// of a quoted initiator's TCP segment (il4, at least 8 bytes) in an ICMP
-// error travelling to the initiator: hosts check that number against what
-// they sent before they act on the error (RFC 5927; path MTU discovery
-// depends on it). The caller recomputes the ICMP checksum.
-func unrandomizeQuoted(c *conn, il4 []byte) {
-	if c.seqOff == 0 {
-		return
-	}
-	v := uint32(il4[4])<<24 | uint32(il4[5])<<16 | uint32(il4[6])<<8 | uint32(il4[7])
-	v -= c.seqOff
-	il4[4], il4[5], il4[6], il4[7] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+	return w.send(c, dir, out, big, frame)
 }
