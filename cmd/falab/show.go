@@ -193,21 +193,16 @@ func (e *env) showFailover(ctx context.Context, name, asked string) error {
 }
 
 // thisHost is the index of the unit that answers `show failover`: the one
-// asked, else the one that says it is active, else the first.
+// asked, else the active one, else one that answered (a frozen unit does
+// not), else the first.
 func thisHost(sts []api.Status, asked string) int {
-	for i, s := range sts {
-		if s.Unit == asked {
-			return i
-		}
+	if i := slices.IndexFunc(sts, func(s api.Status) bool { return s.Unit == asked }); i >= 0 {
+		return i
 	}
-	if asked == "" {
-		for i, s := range sts {
-			if s.Active && s.PID != 0 {
-				return i
-			}
-		}
+	if i := slices.IndexFunc(sts, func(s api.Status) bool { return s.PID != 0 && s.Active }); i >= 0 {
+		return i
 	}
-	return 0
+	return max(slices.IndexFunc(sts, func(s api.Status) bool { return s.PID != 0 }), 0)
 }
 
 func newFailoverCmd(e *env) *cobra.Command {
