@@ -4,7 +4,7 @@ BIN     := bin/falab
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo devel)
 PKGS    := ./...
 
-.PHONY: all build test test-short bench fuzz lint up down clean
+.PHONY: all build install test test-short bench fuzz lint up down clean
 
 all: build
 
@@ -43,12 +43,23 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-# Build and launch the default lab (needs root: sudo make up).
-up: build
-	./$(BIN) up
+# Install falab on the PATH (PREFIX=/usr/local: /usr/local/bin/falab), so
+# that `falab status` works from any directory.
+PREFIX ?= /usr/local
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/falab
 
+# Install falab, then build and launch a lab (needs root: sudo make up;
+# LAB=name for another built-in lab or a lab file).
+LAB ?= default
+up: install
+	./$(BIN) up $(LAB)
+
+# Remove that one lab (LAB=name), never another's: `falab down --all`
+# removes every lab on the machine.
 down: build
-	./$(BIN) down --all
+	./$(BIN) down $(LAB)
 
 clean:
 	rm -rf bin

@@ -19,10 +19,10 @@ const MaxFileSize = 1 << 20
 
 // Problem is one thing wrong in a lab file, with where it is.
 type Problem struct {
-	File  string // file name as given
-	Line  int    // 1-based; 0 when the problem has no single place
-	Field string // dotted path, e.g. nodes.client1.interfaces.eth0.address
-	Msg   string // what is wrong and what was expected
+	File  string `json:"file"`  // file name as given
+	Line  int    `json:"line"`  // 1-based; 0 when the problem has no single place
+	Field string `json:"field"` // dotted path, e.g. nodes.client1.interfaces.eth0.address
+	Msg   string `json:"msg"`   // what is wrong and what was expected
 }
 
 func (p Problem) String() string {

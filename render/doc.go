@@ -4,6 +4,8 @@
 // columns). For each table it says the columns, the cells of one entry,
 // the key that matches an entry on the active with its copy on the
 // standby, and the columns a two-unit view adds for the standby's copy.
+// It also writes the ASA-format text of `falab show` (asa.go, failover.go):
+// the lines an ASA prints, which an operator compares with a real one.
 //
 // It imports only package api (and the standard library): no data plane,
 // no terminal library.

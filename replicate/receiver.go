@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -45,6 +47,9 @@ type ReceiverConfig struct {
 
 	Logger  *slog.Logger // default: discard
 	OnEvent func(Event)  // called from the session goroutine; must not block or call back into the Receiver
+	// TableName names a table id in the logs (the unit knows its tables'
+	// names; this package only their ids). Default: the number.
+	TableName func(uint8) string
 }
 
 // Receiver is the standby unit's end of the stream. One session at a time:
@@ -89,6 +94,9 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	}
 	if cfg.OnEvent == nil {
 		cfg.OnEvent = func(Event) {}
+	}
+	if cfg.TableName == nil {
+		cfg.TableName = func(t uint8) string { return strconv.Itoa(int(t)) }
 	}
 	return &Receiver{cfg: cfg, log: cfg.Logger.With("component", "replicate.receiver")}, nil
 }
@@ -249,7 +257,7 @@ func (r *Receiver) handle(c *conn, st *recvState, t MsgType, body []byte) error 
 			tc.received.Add(1)
 			if err := r.cfg.Store.Apply(table, op, payload); err != nil {
 				if tc.errors.Add(1) == 1 {
-					r.log.Error("record failed to apply", "table", table, "op", op, "err", err)
+					r.log.Error("record failed to apply", "table", r.cfg.TableName(table), "op", op, "err", err)
 				}
 				r.c.setErr(fmt.Errorf("apply table %d %v: %w", table, op, err))
 				return
@@ -285,7 +293,7 @@ func (r *Receiver) handle(c *conn, st *recvState, t MsgType, body []byte) error 
 		}
 		r.c.inBulk.Store(true)
 		r.c.synced.Store(false)
-		r.log.Info("bulk sync started", "bulk", m.BulkID, "tables", fmt.Sprint(tableInts(m.Tables)))
+		r.log.Info("bulk sync started", "bulk", m.BulkID, "tables", r.tableNames(m.Tables))
 		r.cfg.OnEvent(BulkProgress{BulkID: m.BulkID})
 	case MsgBulkEnd:
 		var m BulkEnd
@@ -357,12 +365,12 @@ func (r *Receiver) compare(c *conn, st *recvState, m *DigestMarker) error {
 	return r.write(c, &ResyncRequest{Reason: reason})
 }
 
-// tableInts turns table ids into numbers for logs ([]uint8 would print as
-// a byte string).
-func tableInts(ts []uint8) []int {
-	out := make([]int, len(ts))
+// tableNames names table ids for logs, e.g. "conn,xlate,arp" ([]uint8
+// would print as a byte string).
+func (r *Receiver) tableNames(ts []uint8) string {
+	names := make([]string, len(ts))
 	for i, t := range ts {
-		out[i] = int(t)
+		names[i] = r.cfg.TableName(t)
 	}
-	return out
+	return strings.Join(names, ",")
 }

@@ -1,10 +1,12 @@
 package replicate
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -693,5 +695,46 @@ func TestSteadyStateKeepsOneSession(t *testing.T) {
 	if ss.Sessions != 1 || rs.Sessions != 1 || ss.SessionErrors != 0 || rs.BulkSyncs != 1 {
 		t.Errorf("steady state: sender sessions %d errors %d (last %q), receiver sessions %d bulk syncs %d; want 1, 0, 1, 1",
 			ss.Sessions, ss.SessionErrors, ss.LastError, rs.Sessions, rs.BulkSyncs)
+	}
+}
+
+// lockedBuffer is a log sink shared by the session goroutine and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestBulkSyncLogNamesTables: the receiver's log names the tables of a
+// bulk sync with the names it is given, never as raw bytes
+// (tables="\x03\x02...").
+func TestBulkSyncLogNamesTables(t *testing.T) {
+	var logs lockedBuffer
+	p := newPair(t, nil, func(rc *ReceiverConfig) {
+		rc.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		rc.TableName = func(t uint8) string { return fmt.Sprintf("t%d", t) }
+	})
+	p.fw.fill(3)
+	p.start()
+	p.rev.waitFor(t, 0, "BulkSyncDone{Match:true}", isSyncDone(true))
+	p.close(t)
+	var want []string
+	for _, tb := range testTables {
+		want = append(want, fmt.Sprintf("t%d", tb))
+	}
+	out := logs.String()
+	if !strings.Contains(out, "tables="+strings.Join(want, ",")) || strings.Contains(out, `\x`) {
+		t.Errorf("bulk sync log does not name the tables %v:\n%s", want, out)
 	}
 }

@@ -612,9 +612,10 @@ func (u *Unit) startReceiver(reason string) {
 	}
 	var r *replicate.Receiver
 	r, err := replicate.NewReceiver(replicate.ReceiverConfig{
-		Key:    u.key,
-		Store:  fwStore{u},
-		Logger: u.log.With("component", "replicate"),
+		Key:       u.key,
+		Store:     fwStore{u},
+		Logger:    u.log.With("component", "replicate"),
+		TableName: tableName,
 		// Events of a receiver this unit has since retired (it became
 		// active) say nothing about the peer.
 		OnEvent: func(ev replicate.Event) { u.onReceiverEvent(ev, u.receiver.Load() == r) },

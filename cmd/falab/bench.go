@@ -2,26 +2,38 @@ package main
 
 import (
 	"context"
-	"flag"
 	"strconv"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/falab/falab/labbench"
 )
 
-// cmdBench measures the lab-level figures and prints each beside its
+// newBenchCmd measures the lab-level figures and prints each beside its
 // target (and the kernel's, where one exists).
-func cmdBench(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	quick := fs.Bool("quick", false, "fewer repetitions, shorter runs (rougher figures)")
-	only := fs.String("only", "", "comma-separated item numbers to run (1-11; 11 is the transparent pair)")
-	fs.BoolVar(&e.json, "json", false, "print the report as JSON")
-	if _, _, err := parseFlags(fs, args); err != nil {
-		return err
+func newBenchCmd(e *env) *cobra.Command {
+	var quick bool
+	var only string
+	cmd := &cobra.Command{
+		Use:   "bench [--quick] [--only N,...] [--json]",
+		Short: "measure forwarding, connection rate, failover gaps, bulk sync, lag, lab up/down; each beside its target and the kernel's",
+		Long: "Measure the lab-level figures, each beside its target and, where one exists, beside the Linux kernel\n" +
+			"doing the same job on the same topology. About a minute; it says the machine's CPU count and load.",
+		Args:        maxArgs(0, "arguments"),
+		Annotations: rootNeeded(),
+		RunE:        func(cmd *cobra.Command, _ []string) error { return e.bench(cmd.Context(), quick, only) },
 	}
-	opt := labbench.Options{Quick: *quick, JSON: e.json, Logger: e.log}
-	if *only != "" {
-		for _, f := range strings.Split(*only, ",") {
+	cmd.Flags().BoolVar(&quick, "quick", false, "fewer repetitions, shorter runs (rougher figures)")
+	cmd.Flags().StringVar(&only, "only", "", "comma-separated item numbers to run (1-11; 11 is the transparent pair)")
+	e.jsonFlag(cmd, "the report")
+	return cmd
+}
+
+func (e *env) bench(ctx context.Context, quick bool, only string) error {
+	opt := labbench.Options{Quick: quick, JSON: e.json, Logger: e.log}
+	if only != "" {
+		for _, f := range strings.Split(only, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(f))
 			if err != nil || n < 1 || n > 11 {
 				return usageError{"--only takes item numbers 1 to 11, e.g. --only 2,6"}

@@ -2,43 +2,60 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/falab/falab/capture"
 	"github.com/falab/falab/lab"
 )
 
-// cmdCapture captures a lab link to pcapng: to a file with -w, else to
+// captureOptions are the flags of `falab capture`.
+type captureOptions struct {
+	lab, file string
+	count     int
+	duration  time.Duration
+	promisc   bool
+}
+
+// newCaptureCmd captures a lab link to pcapng: to a file with -w, else to
 // stdout for `| wireshark -k -i -`.
-func cmdCapture(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("capture", flag.ContinueOnError)
-	labName := fs.String("lab", "", "the lab (default: the only running lab)")
-	file := fs.String("w", "", "write pcapng to this file (default: stdout)")
-	count := fs.Int("c", 0, "stop after this many packets")
-	dur := fs.Duration("duration", 0, "stop after this long")
-	promisc := fs.Bool("promisc", false, "promiscuous mode")
-	pos, _, err := parseFlags(fs, args)
+func newCaptureCmd(e *env) *cobra.Command {
+	var o captureOptions
+	cmd := &cobra.Command{
+		Use:   "capture [--lab LAB] NODE IFACE [-w FILE.pcapng] [-c N] [--duration D] [--promisc]",
+		Short: "capture a lab link to pcapng (stdout for | wireshark -k -i -)",
+		Long: "Capture a lab link, both directions, to pcapng with nanosecond timestamps: to a file, or to stdout\n" +
+			"for `falab capture fw-b outside | wireshark -k -i -`.",
+		Args:        exactArgs(2, "NODE and IFACE, e.g. falab capture fw-b outside -w takeover.pcapng"),
+		Annotations: rootNeeded(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.capture(cmd.Context(), o, args[0], args[1])
+		},
+	}
+	labFlag(cmd, &o.lab)
+	cmd.Flags().StringVarP(&o.file, "write", "w", "", "write pcapng to this file (default: stdout)")
+	cmd.Flags().IntVarP(&o.count, "count", "c", 0, "stop after this many packets")
+	cmd.Flags().DurationVar(&o.duration, "duration", 0, "stop after this long (e.g. 30s)")
+	cmd.Flags().BoolVar(&o.promisc, "promisc", false, "promiscuous mode")
+	return cmd
+}
+
+func (e *env) capture(ctx context.Context, o captureOptions, node, iface string) error {
+	name, err := pickLab(o.lab, "")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 2 {
-		return usageError{"expected NODE and IFACE, e.g. falab capture fw-b outside -w takeover.pcapng"}
-	}
-	name, err := lab.Pick(*labName)
-	if err != nil {
-		return err
-	}
-	ns, err := lab.NodeNamespace(name, pos[0])
+	ns, err := lab.NodeNamespace(name, node)
 	if err != nil {
 		return err
 	}
 	var w io.Writer = e.stdout
-	if *file != "" {
-		f, err := os.Create(*file)
+	if o.file != "" {
+		f, err := os.Create(o.file)
 		if err != nil {
 			return err
 		}
@@ -50,10 +67,10 @@ func cmdCapture(ctx context.Context, e *env, args []string) error {
 		return usageError{"pcapng is binary: give -w FILE, or pipe it (falab capture NODE IFACE | wireshark -k -i -)"}
 	}
 	start := time.Now()
-	st, err := capture.Run(ctx, ns, pos[1], w, capture.Options{Count: *count, Duration: *dur, Promisc: *promisc, Log: e.log})
+	st, err := capture.Run(ctx, ns, iface, w, capture.Options{Count: o.count, Duration: o.duration, Promisc: o.promisc, Log: e.log})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "captured %d packets (%d bytes, %d dropped by the kernel) on %s:%s in %v\n", st.Packets, st.Bytes, st.Drops, pos[0], pos[1], time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(e.stderr, "captured %d packets (%d bytes, %d dropped by the kernel) on %s:%s in %v\n", st.Packets, st.Bytes, st.Drops, node, iface, time.Since(start).Round(time.Millisecond))
 	return nil
 }

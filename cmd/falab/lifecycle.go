@@ -3,12 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"runtime/debug"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/falab/falab/lab"
 	"github.com/falab/falab/labfile"
@@ -19,18 +20,34 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = ""
 
-func cmdUp(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("up", flag.ContinueOnError)
-	detach := fs.Bool("detach", false, "build the lab and return, leaving it running")
-	fs.BoolVar(&e.json, "json", false, "print the result as JSON")
-	pos, _, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+func newUpCmd(e *env) *cobra.Command {
+	var detach bool
+	cmd := &cobra.Command{
+		Use:   "up [LAB|FILE] [--detach] [--json]",
+		Short: "build a lab and start its firewall units",
+		Long: "Validate the lab file (a built-in lab's name or a path; default: the default lab), build its\n" +
+			"namespaces, switches and links, start both firewall units, and open the TUI (unless --detach,\n" +
+			"--json, or stdout is not a terminal). A bad file changes nothing on the machine.",
+		Args:        maxArgs(1, "lab"),
+		Annotations: rootNeeded(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.up(cmd.Context(), firstOr(args, ""), detach)
+		},
 	}
-	arg, err := oneArg(pos, "lab")
-	if err != nil {
-		return err
+	cmd.Flags().BoolVar(&detach, "detach", false, "build the lab and return, leaving it running")
+	e.jsonFlag(cmd, "the result")
+	return cmd
+}
+
+// firstOr is args[0], or def when there is none.
+func firstOr(args []string, def string) string {
+	if len(args) == 0 {
+		return def
 	}
+	return args[0]
+}
+
+func (e *env) up(ctx context.Context, arg string, detach bool) error {
 	l, data, err := lab.Resolve(arg)
 	if err != nil {
 		return err
@@ -41,7 +58,7 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	took := time.Since(start)
-	if !*detach && !e.json && isTerminal() {
+	if !detach && !e.json && isTerminal() {
 		return runTUI(ctx, e, st.Name)
 	}
 	if e.json {
@@ -69,32 +86,48 @@ func firstHost(l *labfile.Lab) string {
 	return l.Hosts[0].Name
 }
 
-func cmdDown(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("down", flag.ContinueOnError)
-	all := fs.Bool("all", false, "remove every falab lab and any namespace left with the falab- prefix")
-	fs.BoolVar(&e.json, "json", false, "print what was removed as JSON")
-	pos, _, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+func newDownCmd(e *env) *cobra.Command {
+	var all bool
+	var labName string
+	cmd := &cobra.Command{
+		Use:   "down [LAB] [--lab LAB] | --all",
+		Short: "remove a lab: processes, namespaces, state (also after a crash)",
+		Long: "Kill the lab's processes (by recorded PID, and any process still inside its namespaces), delete\n" +
+			"its namespaces and its state directory. Idempotent; also cleans a lab whose up crashed.\n" +
+			"The lab: LAB, else --lab, else $FALAB_LAB, else the only running lab. --all removes every\n" +
+			"recorded lab and any namespace left with the falab- prefix, other people's labs included.",
+		Args:        maxArgs(1, "lab"),
+		Annotations: rootNeeded(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := firstOr(args, labName)
+			if all && name != "" {
+				return usageError{"give a lab or --all, not both"}
+			}
+			return e.down(name, all)
+		},
 	}
-	name, err := oneArg(pos, "lab")
-	if err != nil {
-		return err
-	}
+	cmd.Flags().BoolVar(&all, "all", false, "remove every falab lab and any namespace left with the falab- prefix")
+	labFlag(cmd, &labName)
+	e.jsonFlag(cmd, "what was removed")
+	return cmd
+}
+
+func (e *env) down(name string, all bool) error {
 	var reps []lab.DownReport
-	switch {
-	case *all && name != "":
-		return usageError{"give a lab or --all, not both"}
-	case *all:
+	var err error
+	if all {
 		reps, err = lab.DownAll(e.log)
-	default:
+	} else {
 		if name == "" {
-			name, err = lab.Pick("")
+			name = os.Getenv(labEnv)
+		}
+		if name == "" {
+			name, err = pickLab("", "")
+			if errors.Is(err, lab.ErrNoLab) {
+				fmt.Fprintln(e.stdout, "no lab is running")
+				return nil
+			}
 			if err != nil {
-				if errors.Is(err, lab.ErrNoLab) {
-					fmt.Fprintln(e.stdout, "no lab is running")
-					return nil
-				}
 				return err
 			}
 		}
@@ -117,34 +150,46 @@ func cmdDown(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func cmdStatus(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.BoolVar(&e.json, "json", false, "print status as JSON")
-	pos, _, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+func newStatusCmd(e *env) *cobra.Command {
+	var labName string
+	cmd := &cobra.Command{
+		Use:   "status [LAB] [--lab LAB] [--json]",
+		Short: "show running labs, their nodes and unit processes",
+		Long: "Running labs (LAB, --lab or $FALAB_LAB: that one only), their nodes and namespaces, the unit\n" +
+			"processes (alive or dead) with each unit's failover state when its API answers, and anything missing.",
+		Args:        maxArgs(1, "lab"),
+		Annotations: rootNeeded(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.status(cmd.Context(), firstOr(args, labName))
+		},
 	}
-	name, err := oneArg(pos, "lab")
-	if err != nil {
-		return err
+	labFlag(cmd, &labName)
+	e.jsonFlag(cmd, "status")
+	return cmd
+}
+
+func (e *env) status(ctx context.Context, name string) error {
+	if name == "" {
+		name = os.Getenv(labEnv)
 	}
 	names := []string{name}
 	if name == "" {
+		var err error
 		if names, err = lab.Running(); err != nil {
 			return err
 		}
 	}
-	var all []*lab.Status
+	var all []labStatus
 	for _, n := range names {
 		s, err := lab.GetStatus(n)
 		if err != nil {
 			return err
 		}
-		all = append(all, s)
+		all = append(all, withFailover(ctx, s))
 	}
 	if e.json {
 		if all == nil {
-			all = []*lab.Status{}
+			all = []labStatus{}
 		}
 		return printJSON(e.stdout, all)
 	}
@@ -153,42 +198,23 @@ func cmdStatus(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	for _, s := range all {
-		fmt.Fprintf(e.stdout, "lab %s  (%s, %s, up %v)\n", s.Name, s.Source, s.Phase, time.Since(s.CreatedAt).Round(time.Second))
-		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  NODE\tKIND\tNAMESPACE\tSTATE")
-		for _, n := range s.Nodes {
-			state := "ok"
-			if !n.Present {
-				state = "MISSING"
-			}
-			for _, u := range s.Units {
-				if u.Name == n.Name {
-					switch {
-					case u.PID == 0:
-						state += ", " + u.Role + ", no process"
-					case u.Alive:
-						state += fmt.Sprintf(", %s, pid %d", u.Role, u.PID)
-					default:
-						state += fmt.Sprintf(", %s, pid %d DEAD", u.Role, u.PID)
-					}
-				}
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", n.Name, n.Kind, n.Namespace, state)
-		}
-		tw.Flush()
-		for _, p := range s.Problems {
-			fmt.Fprintf(e.stdout, "  problem: %s\n", p)
-		}
+		printStatus(e.stdout, s)
 	}
 	return nil
 }
 
-func cmdLabs(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("labs", flag.ContinueOnError)
-	fs.BoolVar(&e.json, "json", false, "print as JSON")
-	if _, _, err := parseFlags(fs, args); err != nil {
-		return err
+func newLabsCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "labs [--json]",
+		Short: "list the built-in labs and scenarios",
+		Args:  maxArgs(0, "arguments"),
+		RunE:  func(*cobra.Command, []string) error { return e.labs() },
 	}
+	e.jsonFlag(cmd, "the list")
+	return cmd
+}
+
+func (e *env) labs() error {
 	type entry struct {
 		Name        string `json:"name"`
 		Description string `json:"description"`
@@ -229,17 +255,20 @@ func cmdLabs(ctx context.Context, e *env, args []string) error {
 	return tw.Flush()
 }
 
-func cmdValidate(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.BoolVar(&e.json, "json", false, "print problems as JSON")
-	pos, _, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+func newValidateCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "validate FILE [--json]",
+		Short: "check a lab file without touching the machine",
+		Long:  "Check a lab file without touching the machine: every problem with file, line and field.\nExit 1 when there are problems.",
+		Args:  exactArgs(1, "one lab file"),
+		RunE:  func(_ *cobra.Command, args []string) error { return e.validate(args[0]) },
 	}
-	if len(pos) != 1 {
-		return usageError{"takes one lab file"}
-	}
-	l, _, err := lab.Resolve(pos[0])
+	e.jsonFlag(cmd, "the problems")
+	return cmd
+}
+
+func (e *env) validate(file string) error {
+	l, _, err := lab.Resolve(file)
 	var probs labfile.Problems
 	if errors.As(err, &probs) {
 		if e.json {
@@ -247,7 +276,7 @@ func cmdValidate(ctx context.Context, e *env, args []string) error {
 		} else {
 			fmt.Fprintln(e.stdout, probs.Error())
 		}
-		return failError{fmt.Errorf("%s: %d problem(s)", pos[0], len(probs))}
+		return failError{fmt.Errorf("%s: %d problem(s)", file, len(probs))}
 	}
 	if err != nil {
 		return err
@@ -259,38 +288,48 @@ func cmdValidate(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func cmdExec(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("exec", flag.ContinueOnError)
-	labName := fs.String("lab", "", "the lab (default: the only running lab)")
-	pos, cmdline, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+func newExecCmd(e *env) *cobra.Command {
+	var labName string
+	cmd := &cobra.Command{
+		Use:   "exec [--lab LAB] NODE -- CMD...",
+		Short: "run a command inside a node's namespace",
+		Long:  "Run a command inside a node's namespace (FALAB_LAB and FALAB_NODE are set in it).",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if cmd.ArgsLenAtDash() != 1 || len(args) < 2 {
+				return usageError{"expected a node, --, and a command"}
+			}
+			return nil
+		},
+		Annotations: rootNeeded(),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return execNode(labName, args[0], args[1:])
+		},
 	}
-	if len(pos) != 1 || len(cmdline) == 0 {
-		return usageError{"expected a node, --, and a command"}
-	}
-	return execNode(*labName, pos[0], cmdline)
+	labFlag(cmd, &labName)
+	return cmd
 }
 
-func cmdShell(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("shell", flag.ContinueOnError)
-	labName := fs.String("lab", "", "the lab (default: the only running lab)")
-	pos, _, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+func newShellCmd(e *env) *cobra.Command {
+	var labName string
+	cmd := &cobra.Command{
+		Use:         "shell [--lab LAB] NODE",
+		Short:       "open a shell ($SHELL) inside a node's namespace",
+		Args:        exactArgs(1, "a node"),
+		Annotations: rootNeeded(),
+		RunE: func(_ *cobra.Command, args []string) error {
+			sh := os.Getenv("SHELL")
+			if sh == "" {
+				sh = "/bin/sh"
+			}
+			return execNode(labName, args[0], []string{sh})
+		},
 	}
-	if len(pos) != 1 {
-		return usageError{"expected a node"}
-	}
-	sh := os.Getenv("SHELL")
-	if sh == "" {
-		sh = "/bin/sh"
-	}
-	return execNode(*labName, pos[0], []string{sh})
+	labFlag(cmd, &labName)
+	return cmd
 }
 
 func execNode(labName, node string, argv []string) error {
-	name, err := lab.Pick(labName)
+	name, err := pickLab(labName, "")
 	if err != nil {
 		return err
 	}
@@ -301,7 +340,16 @@ func execNode(labName, node string, argv []string) error {
 	return lab.ExecIn(ns, argv, "FALAB_LAB="+name, "FALAB_NODE="+node)
 }
 
-func cmdVersion(ctx context.Context, e *env, args []string) error {
+func newVersionCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "print the version",
+		Args:  maxArgs(0, "arguments"),
+		RunE:  func(*cobra.Command, []string) error { return e.version() },
+	}
+}
+
+func (e *env) version() error {
 	v := version
 	if v == "" {
 		v = "devel"

@@ -1,22 +1,24 @@
 // Command falab builds and runs stateful-failover labs: two firewall units
 // in Linux network namespaces, switches and hosts, real traffic, real faults.
 //
-// The command is thin: it parses flags and calls package lab (and the
-// unit's API client); everything it prints it gets from there.
+// The command is thin: it parses flags (with cobra, which also gives every
+// verb its --help and the shell completions) and calls packages lab,
+// labfile, scenario, api, render, tui, labbench and capture; everything it
+// prints it gets from there.
 package main
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
 )
 
 // exit codes: 0 ok, 1 failure (a check failed), 2 usage or environment error.
@@ -26,141 +28,110 @@ const (
 	exitUsage = 2
 )
 
-// usageError is a mistake in the command line: exit status 2.
+// usageError is a mistake in the command line: exit status 2, and the
+// verb's usage line is printed after it.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-// command is one falab verb.
-type command struct {
-	name     string
-	args     string // synopsis of the arguments
-	summary  string
-	needRoot bool
-	run      func(ctx context.Context, env *env, args []string) error
-}
+// failError is a check that failed (exit status 1), as opposed to an error
+// in use or environment (2).
+type failError struct{ error }
 
 // env is what every command gets: where to write, how to log.
 type env struct {
 	stdout, stderr io.Writer
 	log            *slog.Logger
 	json           bool
+	verbose        bool
 }
 
-func commands() []command {
-	return []command{
-		{"up", "[LAB|FILE] [--detach] [--json]", "build a lab and start its firewall units", true, cmdUp},
-		{"tui", "[LAB]", "the live terminal UI over a running lab (q leaves the lab running)", true, cmdTUI},
-		{"down", "[LAB] | --all", "remove a lab: processes, namespaces, state (also after a crash)", true, cmdDown},
-		{"status", "[LAB] [--json]", "show running labs, their nodes and unit processes", true, cmdStatus},
-		{"labs", "[--json]", "list the built-in labs", false, cmdLabs},
-		{"validate", "FILE", "check a lab file without touching the machine", false, cmdValidate},
-		{"exec", "[--lab LAB] NODE -- CMD...", "run a command inside a node's namespace", true, cmdExec},
-		{"shell", "[--lab LAB] NODE", "open a shell inside a node's namespace", true, cmdShell},
-		{"show", "conn|xlate|arp|mac-address-table|route|interface|asp-drop|failover [--unit U] [--json]", "show a unit's tables, like an ASA's show commands", true, cmdShow},
-		{"failover", "[--to UNIT] | reset", "make the standby (or UNIT) active; reset a Failed unit", true, cmdFailover},
-		{"traffic", "start|stop|show [--kind K --client H --server H ...]", "traffic generators between hosts, with live figures", true, cmdTraffic},
-		{"fault", "KIND [TARGET] [ARG]", "inject a fault: kill|freeze|thaw|restart|power-off UNIT, link-down|link-up NODE:IFACE, cut-failover, heal-failover, loss NODE:IFACE PCT, clear NODE:IFACE, failover [UNIT]", true, cmdFault},
-		{"capture", "[--lab LAB] NODE IFACE [-w FILE.pcapng] [-c N] [--duration D]", "capture a lab link to pcapng (stdout for | wireshark -k -i -)", true, cmdCapture},
-		{"run", "SCENARIO [--json] [--quiet]", "play a scenario headless: lab up, traffic, faults, checks, lab down; exit 0 pass, 1 fail", true, cmdRun},
-		{"bench", "[--quick] [--only N,...] [--json]", "measure forwarding, connection rate, failover gaps, bulk sync, lag, lab up/down; each beside its target and the kernel's", true, cmdBench},
-		{"version", "", "print the version", false, cmdVersion},
-		{"agent", "KIND --role server|client ...", "(internal) a traffic generator process", false, cmdAgent},
-		{"unit", "--config FILE", "(internal) the firewall unit process that falab up starts", true, cmdUnit},
+// needsRoot marks a verb that creates or enters namespaces.
+const needsRoot = "falab/needs-root"
+
+func rootNeeded() map[string]string { return map[string]string{needsRoot: "yes"} }
+
+// newRoot builds the command tree. Each call builds a fresh one: cobra
+// keeps parsed flags in its commands.
+func newRoot(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "falab",
+		Short: "a stateful-failover lab (ASA-style active/standby firewall pair in Linux namespaces)",
+		Long: "falab: a stateful-failover lab (ASA-style active/standby firewall pair in Linux namespaces).\n\n" +
+			"Every command prints human text; --json prints JSON on stdout instead. Logs go to stderr.\n" +
+			"Exit status: 0 success, 1 a check failed, 2 a usage or environment error.\n" +
+			"With several labs running, say which with --lab NAME or FALAB_LAB=NAME.\n" +
+			"See README.md for the lab-file reference.",
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return e.prepare(cmd) },
 	}
+	root.PersistentFlags().BoolVarP(&e.verbose, "verbose", "v", false, "debug logs on stderr")
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	root.AddCommand(
+		newUpCmd(e), newTUICmd(e), newDownCmd(e), newStatusCmd(e), newLabsCmd(e), newValidateCmd(e),
+		newExecCmd(e), newShellCmd(e), newShowCmd(e), newFailoverCmd(e), newTrafficCmd(e), newFaultCmd(e),
+		newCaptureCmd(e), newRunCmd(e), newBenchCmd(e), newVersionCmd(e), newAgentCmd(e), newUnitCmd(e),
+	)
+	for _, c := range root.Commands() {
+		c.DisableFlagsInUseLine = true // each Use line names its flags
+	}
+	return root
+}
+
+// prepare runs before every verb: the logger at the asked level, and the
+// root check for the verbs that need it.
+func (e *env) prepare(cmd *cobra.Command) error {
+	level := slog.LevelInfo
+	if e.verbose {
+		level = slog.LevelDebug
+	}
+	e.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	if cmd.Annotations[needsRoot] != "" && os.Geteuid() != 0 {
+		return errors.New("needs root (sudo): it creates network namespaces, veth links and raw packet sockets")
+	}
+	return nil
 }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run executes one command line and returns its exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	level := slog.LevelInfo
-	var rest []string
-	for _, a := range args {
-		switch a {
-		case "-v", "--verbose":
-			level = slog.LevelDebug
-		default:
-			rest = append(rest, a)
-		}
-	}
-	args = rest
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(stdout)
-		return exitOK
-	}
-	var cmd *command
-	for _, c := range commands() {
-		if c.name == args[0] {
-			cmd = &c
-			break
-		}
-	}
-	if cmd == nil {
-		fmt.Fprintf(stderr, "falab: unknown command %q (run falab help)\n", args[0])
-		return exitUsage
-	}
-	if cmd.needRoot && os.Geteuid() != 0 {
-		fmt.Fprintf(stderr, "falab %s: needs root (sudo): it creates network namespaces, veth links and raw packet sockets\n", cmd.name)
-		return exitUsage
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e := &env{stdout: stdout, stderr: stderr, log: log}
-	err := cmd.run(ctx, e, args[1:])
+	e := &env{stdout: stdout, stderr: stderr, log: slog.New(slog.DiscardHandler)}
+	root := newRoot(e)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	return report(cmd, err, stderr)
+}
+
+// report prints err (if any) for the verb that ran and maps it to an exit
+// status.
+func report(cmd *cobra.Command, err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	name := "falab"
+	if cmd != nil && cmd.HasParent() {
+		name = "falab " + cmd.Name()
+	}
 	var ue usageError
 	var fe failError
 	switch {
-	case err == nil:
-		return exitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "falab %s: %v\nusage: falab %s %s\n", cmd.name, err, cmd.name, cmd.args)
+		fmt.Fprintf(stderr, "%s: %v\nusage: %s\n", name, err, cmd.UseLine())
 		return exitUsage
 	case errors.As(err, &fe):
-		fmt.Fprintf(stderr, "falab %s: %v\n", cmd.name, err)
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return exitFail
 	default:
-		fmt.Fprintf(stderr, "falab %s: %v\n", cmd.name, err)
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return exitUsage
-	}
-}
-
-// failError is a check that failed (exit status 1), as opposed to an error
-// in use or environment (2).
-type failError struct{ error }
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "falab: a stateful-failover lab (ASA-style active/standby firewall pair in Linux namespaces)")
-	fmt.Fprintln(w, "\nusage: falab [-v] COMMAND [ARGS]\n\ncommands:")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %s %s\n      %s\n", c.name, c.args, c.summary)
-	}
-	fmt.Fprintln(w, "\nSee README.md for the lab-file reference.")
-}
-
-// parseFlags parses flags wherever they stand among the positional
-// arguments (`falab up default --detach` and `falab up --detach default`
-// both work), stopping at "--".
-func parseFlags(fs *flag.FlagSet, args []string) (positional []string, afterDash []string, err error) {
-	fs.SetOutput(io.Discard)
-	for i, a := range args {
-		if a == "--" {
-			args, afterDash = args[:i], args[i+1:]
-			break
-		}
-	}
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, nil, usageError{err.Error()}
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return positional, afterDash, nil
-		}
-		positional = append(positional, args[0])
-		args = args[1:]
 	}
 }
 
@@ -170,13 +141,27 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func oneArg(pos []string, what string) (string, error) {
-	switch len(pos) {
-	case 0:
-		return "", nil
-	case 1:
-		return pos[0], nil
-	default:
-		return "", usageError{fmt.Sprintf("takes one %s, got %s", what, strings.Join(pos, " "))}
+// jsonFlag adds --json to a verb.
+func (e *env) jsonFlag(cmd *cobra.Command, what string) {
+	cmd.Flags().BoolVar(&e.json, "json", false, "print "+what+" as JSON on stdout")
+}
+
+// maxArgs is cobra.MaximumNArgs with falab's usage error (exit 2, usage line).
+func maxArgs(n int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) > n {
+			return usageError{fmt.Sprintf("takes at most %d %s, got %q", n, what, args)}
+		}
+		return nil
+	}
+}
+
+// exactArgs is cobra.ExactArgs with falab's usage error.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{"expected " + what}
+		}
+		return nil
 	}
 }

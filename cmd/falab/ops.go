@@ -2,50 +2,85 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/falab/falab/lab"
 	"github.com/falab/falab/traffic"
 )
 
-// cmdAgent is a traffic generator's process (started by falab traffic).
-func cmdAgent(ctx context.Context, e *env, args []string) error {
-	return traffic.RunAgentLogger(ctx, args, e.stdout, e.log)
+// newAgentCmd is a traffic generator's process (started by falab traffic);
+// its flags are the agent's own (package traffic parses them).
+func newAgentCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:                "agent KIND --role server|client ...",
+		Short:              "(internal) a traffic generator process",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return traffic.RunAgentLogger(cmd.Context(), args, e.stdout, e.log)
+		},
+	}
 }
 
-// cmdTraffic starts, stops and shows traffic generators.
-func cmdTraffic(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("traffic", flag.ContinueOnError)
-	labName := fs.String("lab", "", "the lab (default: the only running lab)")
+func newTrafficCmd(e *env) *cobra.Command {
+	var labName string
 	var t lab.Traffic
-	fs.StringVar(&t.Name, "name", "", "name of the generator (default: its kind)")
-	fs.StringVar(&t.Kind, "kind", "tcp-stream", "tcp-stream, udp-probe, http or ping")
-	fs.StringVar(&t.Client, "client", "client1", "client host")
-	fs.StringVar(&t.Server, "server", "server1", "server host")
-	fs.IntVar(&t.Flows, "flows", 0, "connections (tcp-stream, http)")
-	fs.StringVar(&t.Direction, "direction", "", "c2s, s2c or both (tcp-stream)")
-	fs.Int64Var(&t.Rate, "rate", 0, "bytes/s per flow")
-	fs.DurationVar(&t.Interval, "interval", 0, "probe interval (udp-probe, ping)")
-	fs.IntVar(&t.Port, "port", 0, "server port")
-	fs.StringVar(&t.Target, "target", "", "address the client connects to (default: the server's)")
-	fs.BoolVar(&e.json, "json", false, "print as JSON")
-	pos, _, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:   "traffic start|stop [NAME...]|show [--lab LAB] [--kind K --client H --server H ...] [--json]",
+		Short: "traffic generators between hosts, with live figures",
+		Long: "start a generator: tcp-stream (N long-lived connections carrying a sequence-checked byte stream),\n" +
+			"udp-probe (a sequence-numbered probe every 1 ms, echoed), http (a long download), ping, iperf3.\n" +
+			"stop [NAME...] stops generators (all by default); show prints flows alive, reset, stalled, gaps, lost probes.",
+		ValidArgs:   []string{"start", "stop", "show"},
+		Args:        func(_ *cobra.Command, args []string) error { return trafficArgs(args) },
+		Annotations: rootNeeded(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := pickLab(labName, "")
+			if err != nil {
+				return err
+			}
+			return e.traffic(cmd.Context(), name, args[0], args[1:], t)
+		},
 	}
-	if len(pos) == 0 {
+	f := cmd.Flags()
+	labFlag(cmd, &labName)
+	f.StringVar(&t.Name, "name", "", "name of the generator (default: its kind)")
+	f.StringVar(&t.Kind, "kind", "tcp-stream", "tcp-stream, udp-probe, http, ping or iperf3")
+	f.StringVar(&t.Client, "client", "client1", "client host")
+	f.StringVar(&t.Server, "server", "server1", "server host")
+	f.IntVar(&t.Flows, "flows", 0, "connections (tcp-stream, http)")
+	f.StringVar(&t.Direction, "direction", "", "c2s, s2c or both (tcp-stream)")
+	f.Int64Var(&t.Rate, "rate", 0, "bytes/s per flow")
+	f.DurationVar(&t.Interval, "interval", 0, "probe interval (udp-probe, ping)")
+	f.IntVar(&t.Port, "port", 0, "server port")
+	f.StringVar(&t.Target, "target", "", "address the client connects to (default: the server's)")
+	e.jsonFlag(cmd, "the reports")
+	return cmd
+}
+
+// trafficArgs checks the verb of `falab traffic` and its arguments.
+func trafficArgs(args []string) error {
+	if len(args) == 0 {
 		return usageError{"expected start, stop or show"}
 	}
-	name, err := lab.Pick(*labName)
-	if err != nil {
-		return err
+	switch {
+	case args[0] != "start" && args[0] != "stop" && args[0] != "show":
+		return usageError{fmt.Sprintf("unknown traffic verb %q (expected start, stop or show)", args[0])}
+	case args[0] != "stop" && len(args) > 1:
+		return usageError{fmt.Sprintf("traffic %s takes no argument, got %q", args[0], args[1:])}
 	}
-	switch pos[0] {
+	return nil
+}
+
+// traffic starts, stops and shows traffic generators.
+func (e *env) traffic(ctx context.Context, name, verb string, names []string, t lab.Traffic) error {
+	switch verb {
 	case "start":
 		if err := lab.StartTraffic(ctx, name, t); err != nil {
 			return err
@@ -53,8 +88,8 @@ func cmdTraffic(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "traffic %s started (%s %s -> %s); falab traffic show\n", orDefault(t.Name, t.Kind), t.Kind, t.Client, t.Server)
 		return nil
 	case "stop":
-		return lab.StopTraffic(name, pos[1:]...)
-	case "show":
+		return lab.StopTraffic(name, names...)
+	default:
 		reps, err := lab.TrafficReports(name)
 		if err != nil {
 			return err
@@ -64,8 +99,6 @@ func cmdTraffic(ctx context.Context, e *env, args []string) error {
 		}
 		printTraffic(e, reps)
 		return nil
-	default:
-		return usageError{fmt.Sprintf("unknown traffic verb %q (expected start, stop or show)", pos[0])}
 	}
 }
 
@@ -94,17 +127,34 @@ func printTraffic(e *env, reps []lab.TrafficReport) {
 	tw.Flush()
 }
 
-// cmdFault injects a fault into a running lab.
-func cmdFault(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("fault", flag.ContinueOnError)
-	labName := fs.String("lab", "", "the lab (default: the only running lab)")
-	fs.BoolVar(&e.json, "json", false, "print as JSON")
-	pos, _, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+func newFaultCmd(e *env) *cobra.Command {
+	var labName string
+	cmd := &cobra.Command{
+		Use:   "fault KIND [TARGET] [ARG] [--lab LAB] [--json]",
+		Short: "inject a fault into a running lab",
+		Long: "Inject a fault: kill|freeze|thaw|restart|power-off UNIT, link-down|link-up NODE:IFACE,\n" +
+			"cut-failover, heal-failover, loss NODE:IFACE PCT, delay NODE:IFACE DURATION, clear NODE:IFACE,\n" +
+			"failover [UNIT]. Every fault is an event in the lab's timeline.",
+		ValidArgs:   lab.FaultKinds,
+		Args:        maxArgs(3, "arguments (KIND TARGET ARG)"),
+		Annotations: rootNeeded(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := parseFault(args)
+			if err != nil {
+				return err
+			}
+			return e.fault(cmd.Context(), labName, f)
+		},
 	}
+	labFlag(cmd, &labName)
+	e.jsonFlag(cmd, "the result")
+	return cmd
+}
+
+// parseFault reads KIND [TARGET] [ARG].
+func parseFault(pos []string) (lab.Fault, error) {
 	if len(pos) == 0 {
-		return usageError{"expected a fault: " + strings.Join(lab.FaultKinds, ", ")}
+		return lab.Fault{}, usageError{"expected a fault: " + strings.Join(lab.FaultKinds, ", ")}
 	}
 	f := lab.Fault{Kind: pos[0]}
 	if len(pos) > 1 {
@@ -113,28 +163,33 @@ func cmdFault(ctx context.Context, e *env, args []string) error {
 	switch f.Kind {
 	case lab.FaultLoss:
 		if len(pos) != 3 {
-			return usageError{"loss takes NODE:IFACE PERCENT, e.g. loss client1:eth0 5"}
+			return f, usageError{"loss takes NODE:IFACE PERCENT, e.g. loss client1:eth0 5"}
 		}
 		p, err := strconv.ParseFloat(strings.TrimSuffix(pos[2], "%"), 64)
 		if err != nil {
-			return usageError{fmt.Sprintf("loss: %q is not a percentage", pos[2])}
+			return f, usageError{fmt.Sprintf("loss: %q is not a percentage", pos[2])}
 		}
 		f.Percent = p
 	case lab.FaultDelay:
 		if len(pos) != 3 {
-			return usageError{"delay takes NODE:IFACE DURATION, e.g. delay client1:eth0 10ms"}
+			return f, usageError{"delay takes NODE:IFACE DURATION, e.g. delay client1:eth0 10ms"}
 		}
 		d, err := time.ParseDuration(pos[2])
 		if err != nil {
-			return usageError{fmt.Sprintf("delay: %q is not a duration", pos[2])}
+			return f, usageError{fmt.Sprintf("delay: %q is not a duration", pos[2])}
 		}
 		f.Delay = d
 	default:
 		if len(pos) > 2 {
-			return usageError{"too many arguments"}
+			return f, usageError{"too many arguments"}
 		}
 	}
-	name, err := lab.Pick(*labName)
+	return f, nil
+}
+
+// fault injects f into the lab.
+func (e *env) fault(ctx context.Context, labName string, f lab.Fault) error {
+	name, err := pickLab(labName, "")
 	if err != nil {
 		return err
 	}

@@ -3,29 +3,38 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/falab/falab/scenario"
 )
 
-// cmdRun plays a scenario headless: builds its lab, runs the steps, tears
+// newRunCmd plays a scenario headless: builds its lab, runs the steps, tears
 // the lab down, prints the timeline and a verdict. Exit 0 pass, 1 fail,
 // 2 error.
-func cmdRun(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.BoolVar(&e.json, "json", false, "print the report as JSON")
-	quiet := fs.Bool("quiet", false, "no timeline, only steps and verdict")
-	pos, _, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+func newRunCmd(e *env) *cobra.Command {
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "run SCENARIO [--json] [--quiet]",
+		Short: "play a scenario headless: lab up, traffic, faults, checks, lab down; exit 0 pass, 1 fail",
+		Long: "Build the scenario's lab, play its steps, tear the lab down (also on failure and Ctrl-C), print the\n" +
+			"timeline, the figures and a verdict. SCENARIO is a built-in name (" + strings.Join(scenario.ScenarioNames(), ", ") + ") or a file.\n" +
+			"Exit 0 pass, 1 fail, 2 error.",
+		ValidArgs:   scenario.ScenarioNames(),
+		Args:        exactArgs(1, "a scenario: a built-in name ("+strings.Join(scenario.ScenarioNames(), ", ")+") or a file"),
+		Annotations: rootNeeded(),
+		RunE:        func(cmd *cobra.Command, args []string) error { return e.run(cmd.Context(), args[0], quiet) },
 	}
-	if len(pos) != 1 {
-		return usageError{"expected a scenario: a built-in name (" + strings.Join(scenario.ScenarioNames(), ", ") + ") or a file"}
-	}
-	sc, err := scenario.LoadScenario(pos[0])
+	cmd.Flags().BoolVar(&quiet, "quiet", false, "no timeline, only steps, figures and verdict")
+	e.jsonFlag(cmd, "the report")
+	return cmd
+}
+
+func (e *env) run(ctx context.Context, file string, quiet bool) error {
+	sc, err := scenario.LoadScenario(file)
 	if err != nil {
 		return err
 	}
@@ -40,7 +49,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 			return perr
 		}
 	} else {
-		printRun(e, rep, *quiet)
+		printRun(e, rep, quiet)
 	}
 	if err != nil {
 		return err

@@ -2,13 +2,14 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/falab/falab/api"
 	"github.com/falab/falab/lab"
@@ -17,30 +18,47 @@ import (
 
 var showWhat = []string{"conn", "xlate", "arp", "mac-address-table", "route", "interface", "asp-drop", "failover"}
 
-// cmdShow prints a unit's tables the way an ASA's show commands do.
-func cmdShow(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("show", flag.ContinueOnError)
-	labName := fs.String("lab", "", "the lab (default: the only running lab)")
-	unitName := fs.String("unit", "", "the unit (default: the active one)")
-	limit := fs.Int("limit", 1000, "at most this many entries of a large table (conn, xlate)")
-	offset := fs.Int("offset", 0, "skip this many entries first")
-	fs.BoolVar(&e.json, "json", false, "print as JSON")
-	pos, _, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+// showOptions are the flags of `falab show`.
+type showOptions struct {
+	lab, unit     string
+	limit, offset int
+}
+
+func newShowCmd(e *env) *cobra.Command {
+	var o showOptions
+	cmd := &cobra.Command{
+		Use:   "show conn|xlate|arp|mac-address-table|route|interface|asp-drop|failover [--unit U] [--lab LAB] [--json]",
+		Short: "show a unit's tables, like an ASA's show commands",
+		Long: "A unit's tables the way an ASA's show commands print them (default: the active unit; --unit fw-b\n" +
+			"shows the standby's copy). Large tables (conn, xlate) are paged with --offset and --limit.\n" +
+			"mac-address-table is the transparent mode's bridge table. failover shows the unit asked as\n" +
+			"\"This host\" and its peer as \"Other host\".",
+		ValidArgs:   showWhat,
+		Args:        exactArgs(1, "one of: "+strings.Join(showWhat, ", ")),
+		Annotations: rootNeeded(),
+		RunE:        func(cmd *cobra.Command, args []string) error { return e.show(cmd.Context(), o, args[0]) },
 	}
-	if len(pos) != 1 {
-		return usageError{"expected one of: " + strings.Join(showWhat, ", ")}
+	labFlag(cmd, &o.lab)
+	cmd.Flags().StringVar(&o.unit, "unit", "", "the unit to ask (default: the active one)")
+	cmd.Flags().IntVar(&o.limit, "limit", 1000, "at most this many entries of a large table (conn, xlate)")
+	cmd.Flags().IntVar(&o.offset, "offset", 0, "skip this many entries first (conn, xlate)")
+	e.jsonFlag(cmd, "the table")
+	return cmd
+}
+
+// show prints a unit's table the way an ASA's show command does.
+func (e *env) show(ctx context.Context, o showOptions, what string) error {
+	if !slices.Contains(showWhat, what) {
+		return usageError{fmt.Sprintf("unknown table %q (expected one of: %s)", what, strings.Join(showWhat, ", "))}
 	}
-	what := pos[0]
-	name, err := lab.Pick(*labName)
+	name, err := pickLab(o.lab, "")
 	if err != nil {
 		return err
 	}
 	if what == "failover" {
-		return showFailover(ctx, e, name)
+		return e.showFailover(ctx, name, o.unit)
 	}
-	u := *unitName
+	u := o.unit
 	if u == "" {
 		if u, err = lab.ActiveUnit(ctx, name); err != nil {
 			return err
@@ -50,88 +68,61 @@ func cmdShow(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	w := e.stdout
 	switch what {
 	case "conn":
-		p, err := c.Conns(ctx, *offset, *limit)
-		if err != nil {
-			return err
-		}
-		if e.json {
-			return printJSON(w, p)
-		}
-		fmt.Fprintf(w, "%s: %d in use\n", u, p.Total)
-		if err := render.Conns.Table(p.Entries).Text(w); err != nil {
-			return err
-		}
-		more(w, p.Total, *offset, len(p.Entries))
+		p, err := c.Conns(ctx, o.offset, o.limit)
+		return e.print(p, err, func(w io.Writer) error {
+			fmt.Fprintf(w, "%s: ", u)
+			return render.ShowConn(w, p)
+		})
 	case "xlate":
-		p, err := c.Xlates(ctx, *offset, *limit)
-		if err != nil {
-			return err
-		}
-		if e.json {
-			return printJSON(w, p)
-		}
-		fmt.Fprintf(w, "%s: %d in use\n", u, p.Total)
-		if err := render.Xlates.Table(p.Entries).Text(w); err != nil {
-			return err
-		}
-		more(w, p.Total, *offset, len(p.Entries))
-	default:
-		return showTable(ctx, e, c, u, what)
+		p, err := c.Xlates(ctx, o.offset, o.limit)
+		return e.print(p, err, func(w io.Writer) error {
+			fmt.Fprintf(w, "%s: ", u)
+			return render.ShowXlate(w, p)
+		})
 	}
-	return nil
+	return e.showSmall(ctx, c, u, what)
 }
 
-// showTable prints one of a unit's small tables (fetched whole).
-func showTable(ctx context.Context, e *env, c *api.Client, u, what string) error {
-	var (
-		v   any
-		t   render.Table
-		err error
-	)
-	w := e.stdout
-	switch what {
-	case "arp":
-		a, err2 := c.ARP(ctx)
-		v, t, err = a, render.ARP.Table(a), err2
-	case "mac-address-table":
-		bt, err2 := c.Bridge(ctx)
-		v, t, err = bt, render.Bridge.Table(bt), err2
-		if err == nil && !e.json {
-			fmt.Fprintf(w, "%s: %d entries (transparent mode bridge table; replicated to the standby)\n", u, len(bt))
-		}
-	case "route":
-		rs, err2 := c.Routes(ctx)
-		v, t, err = rs, render.Routes.Table(rs), err2
-		if err == nil && !e.json {
-			fmt.Fprintf(w, "%s: routes are not replicated: each unit builds its own\n", u)
-		}
-	case "interface":
-		is, err2 := c.Interfaces(ctx)
-		v, t, err = is, render.Interfaces.Table(is), err2
-	case "asp-drop":
-		d, err2 := c.Drops(ctx)
-		v, t, err = d, render.Drops.Table(render.DropList(d)), err2
-		if err == nil && !e.json {
-			fmt.Fprintf(w, "%s: frame drops by reason\n", u)
-		}
-	default:
-		return usageError{fmt.Sprintf("unknown table %q (expected one of: %s)", what, strings.Join(showWhat, ", "))}
-	}
+// print writes v as JSON with --json, else as text.
+func (e *env) print(v any, err error, text func(io.Writer) error) error {
 	if err != nil {
 		return err
 	}
 	if e.json {
-		return printJSON(w, v)
+		return printJSON(e.stdout, v)
 	}
-	return t.Text(w)
+	return text(e.stdout)
 }
 
-func more(w io.Writer, total, offset, n int) {
-	if offset+n < total {
-		fmt.Fprintf(w, "... %d more (use --offset %d)\n", total-offset-n, offset+n)
+// showSmall prints one of a unit's small tables (fetched whole).
+func (e *env) showSmall(ctx context.Context, c *api.Client, u, what string) error {
+	switch what {
+	case "arp":
+		a, err := c.ARP(ctx)
+		return e.print(a, err, func(w io.Writer) error { return render.ShowARP(w, a) })
+	case "mac-address-table":
+		bt, err := c.Bridge(ctx)
+		return e.print(bt, err, func(w io.Writer) error {
+			fmt.Fprintf(w, "%s: %d entries (transparent mode bridge table; replicated to the standby)\n", u, len(bt))
+			return render.Bridge.Table(bt).Text(w)
+		})
+	case "route":
+		rs, err := c.Routes(ctx)
+		return e.print(rs, err, func(w io.Writer) error {
+			fmt.Fprintf(w, "%s: routes are not replicated: each unit builds its own\n", u)
+			return render.ShowRoute(w, rs)
+		})
+	case "interface":
+		is, err := c.Interfaces(ctx)
+		return e.print(is, err, func(w io.Writer) error { return render.ShowInterface(w, is) })
+	default: // asp-drop
+		d, err := c.Drops(ctx)
+		return e.print(d, err, func(w io.Writer) error {
+			fmt.Fprintf(w, "%s: frame drops by reason\n", u)
+			return render.Drops.Table(render.DropList(d)).Text(w)
+		})
 	}
 }
 
@@ -174,62 +165,26 @@ func unitStatuses(ctx context.Context, labName string, units []string) ([]api.St
 	return sts, slices.DeleteFunc(errs, func(s string) bool { return s == "" })
 }
 
-// showFailover prints both units' view, like `show failover`.
-func showFailover(ctx context.Context, e *env, name string) error {
+// showFailover prints `show failover` as the unit asked answers it (the
+// active one by default): it is "This host", its peer "Other host".
+func (e *env) showFailover(ctx context.Context, name, asked string) error {
 	units, err := lab.UnitNames(name)
 	if err != nil {
 		return err
+	}
+	if asked != "" && !slices.Contains(units, asked) {
+		return usageError{fmt.Sprintf("lab %s has no unit %q (units: %s)", name, asked, strings.Join(units, ", "))}
 	}
 	sts, errs := unitStatuses(ctx, name, units)
 	if e.json {
 		return printJSON(e.stdout, sts)
 	}
-	w := e.stdout
-	fmt.Fprintf(w, "Failover On (lab %s)\n", name)
-	for _, s := range sts {
-		if s.PID == 0 {
-			fmt.Fprintf(w, "\n%s: %s\n", s.Unit, s.State)
-			continue
-		}
-		fmt.Fprintf(w, "\nThis host: %s - %s  (%s, pid %d, term %d)\n", s.Unit, s.State, s.Role, s.PID, s.Term)
-		fmt.Fprintf(w, "  Last change: %s  %s\n", s.LastChange.Format("15:04:05.000"), s.LastReason)
-		if s.Active && !s.Forwarding {
-			fmt.Fprintf(w, "  Forwarding SUSPENDED: resumed after a freeze, asking the peer its role first\n")
-		}
-		peerState := s.PeerState
-		if s.PeerFailed {
-			peerState = "Failed (last reported " + s.PeerState + ")"
-		}
-		fmt.Fprintf(w, "  Peer %s: %s, last hello %s ago\n", s.Peer, peerState, ago(s.PeerLastHeard))
-		link := "up"
-		if !s.FailoverLinkUp {
-			link = "FAILED " + s.LinkReason
-		}
-		fmt.Fprintf(w, "  Failover link: %s; hellos sent %d, received %d, missed %d\n", link, s.Hellos.Sent, s.Hellos.Received, s.Hellos.Missed)
-		hr := s.HelloRejects
-		fmt.Fprintf(w, "  Hello rejects: failover link %s; data interfaces %s\n", rejectCounts(hr.FailoverLink, false), rejectCounts(hr.DataInterfaces, true))
-		fmt.Fprintf(w, "  MAC mode %s, HTTP replication %v\n", s.MACMode, s.HTTPReplication)
-		for _, m := range s.Monitored {
-			state := "Normal (Monitored)"
-			if !m.Up {
-				state = "Link Down (Monitored)"
-			}
-			fmt.Fprintf(w, "  Interface %s: %s\n", m.Name, state)
-		}
-		fmt.Fprintf(w, "  Tables: %d conns, %d xlates, %d arp, %d bridge (%s mode)\n", s.Counts.Conns, s.Counts.Xlates, s.Counts.ARP, s.Counts.Bridge, s.Mode)
-		r := s.Replication
-		fmt.Fprintf(w, "  Stateful failover (%s): connected %v, synced %v, bulk syncs %d, resyncs %d, sessions %d, errors %d\n",
-			orDash(r.Role), r.Connected, r.Synced, r.BulkSyncs, r.Resyncs, r.Sessions, r.SessionErrors)
-		if alarm := sessionAlarm(r); alarm != "" {
-			fmt.Fprintf(w, "    ALARM: %s\n", alarm)
-		}
-		fmt.Fprintf(w, "    queue %d (high %d), record seq %d, acked %d, frames %d/%d sent/received\n", r.QueueDepth, r.QueueHigh, r.RecordSeq, r.AckedSeq, r.FramesSent, r.FramesReceived)
-		for _, t := range r.Tables {
-			fmt.Fprintf(w, "    %-6s sent %d received %d applied %d errors %d\n", t.Table, t.Sent, t.Received, t.Applied, t.Errors)
-		}
-		if r.LagSamples > 0 {
-			fmt.Fprintf(w, "    replication lag p50 %v p99 %v max %v (%d samples)\n", r.LagP50, r.LagP99, r.LagMax, r.LagSamples)
-		}
+	if len(sts) != 2 {
+		return fmt.Errorf("lab %s has %d units, not a failover pair", name, len(sts))
+	}
+	this := thisHost(sts, asked)
+	if err := render.ShowFailover(e.stdout, name, sts[this], sts[1-this], time.Now()); err != nil {
+		return err
 	}
 	for _, x := range errs {
 		fmt.Fprintln(e.stderr, x)
@@ -237,85 +192,77 @@ func showFailover(ctx context.Context, e *env, name string) error {
 	return nil
 }
 
-// sessionAlarm says when the state session has not held: in steady state a
-// unit has exactly one session and no errors, and every extra session was a
-// bulk sync, a window in which the standby's tables were partial.
-func sessionAlarm(r api.ReplicationStats) string {
-	var parts []string
-	if r.Sessions > 1 || r.SessionErrors > 0 {
-		parts = append(parts, fmt.Sprintf("state session churn: %d sessions, %d ended with an error (last: %s)", r.Sessions, r.SessionErrors, orDash(r.LastError)))
+// thisHost is the index of the unit that answers `show failover`: the one
+// asked, else the active one, else one that answered (a frozen unit does
+// not), else the first.
+func thisHost(sts []api.Status, asked string) int {
+	if i := slices.IndexFunc(sts, func(s api.Status) bool { return s.Unit == asked }); i >= 0 {
+		return i
 	}
-	if r.Overflows > 0 {
-		parts = append(parts, fmt.Sprintf("%d queue overflows (each a resync)", r.Overflows))
+	if i := slices.IndexFunc(sts, func(s api.Status) bool { return s.PID != 0 && s.Active }); i >= 0 {
+		return i
 	}
-	if r.Refused > 0 {
-		parts = append(parts, fmt.Sprintf("%d connections to the state port refused", r.Refused))
-	}
-	return strings.Join(parts, "; ")
+	return max(slices.IndexFunc(sts, func(s api.Status) bool { return s.PID != 0 }), 0)
 }
 
-// rejectCounts says a unit's refused hellos by reason; port checks are the
-// peer's liveness checks, on the failover link only, and the rate limit
-// applies to the data interfaces only.
-func rejectCounts(c api.RejectCounts, iface bool) string {
-	s := fmt.Sprintf("bad auth %d, stale %d, replay %d, ", c.BadAuth, c.Stale, c.Replay)
-	if iface {
-		s += fmt.Sprintf("rate-limited %d, ", c.RateLimited)
-	} else {
-		s += fmt.Sprintf("port check %d, ", c.PortCheck)
+func newFailoverCmd(e *env) *cobra.Command {
+	var labName, to string
+	cmd := &cobra.Command{
+		Use:   "failover [--to UNIT] [--lab LAB] [--json] | reset",
+		Short: "make the standby (or UNIT) active; reset a Failed unit",
+		Long: "Make the standby (or --to UNIT) active, like `failover active` on the standby / `no failover active`\n" +
+			"on the active. `falab failover reset` clears a Failed unit (`failover reset`).",
+		ValidArgs:   []string{"reset"},
+		Args:        maxArgs(1, "argument (reset)"),
+		Annotations: rootNeeded(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 && args[0] != "reset" {
+				return usageError{"expected no argument, or reset"}
+			}
+			name, err := pickLab(labName, "")
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				return e.failoverReset(cmd.Context(), name)
+			}
+			return e.failoverActive(cmd.Context(), name, to)
+		},
 	}
-	return s + fmt.Sprintf("malformed %d", c.Malformed)
+	labFlag(cmd, &labName)
+	cmd.Flags().StringVar(&to, "to", "", "make this unit active (default: the standby)")
+	e.jsonFlag(cmd, "the result")
+	return cmd
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func ago(t time.Time) string {
-	if t.IsZero() {
-		return "never"
-	}
-	return time.Since(t).Round(time.Millisecond).String()
-}
-
-// cmdFailover is `failover active` / `no failover active` / `failover reset`.
-func cmdFailover(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("failover", flag.ContinueOnError)
-	labName := fs.String("lab", "", "the lab (default: the only running lab)")
-	to := fs.String("to", "", "make this unit active (default: the standby)")
-	fs.BoolVar(&e.json, "json", false, "print as JSON")
-	pos, _, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := lab.Pick(*labName)
-	if err != nil {
-		return err
-	}
+// failoverReset is `failover reset` on both units.
+func (e *env) failoverReset(ctx context.Context, name string) error {
 	units, err := lab.UnitNames(name)
 	if err != nil {
 		return err
 	}
-	if len(pos) == 1 && pos[0] == "reset" {
-		var results []string
-		for _, n := range units {
-			c, _ := lab.UnitClient(name, n)
-			r, err := c.Failover(ctx, "reset")
-			if err != nil {
-				r = err.Error()
-			}
-			results = append(results, n+": "+r)
+	var results []string
+	for _, n := range units {
+		c, err := lab.UnitClient(name, n)
+		var r string
+		if err == nil {
+			r, err = c.Failover(ctx, "reset")
 		}
-		fmt.Fprintln(e.stdout, strings.Join(results, "\n"))
-		return nil
+		if err != nil {
+			r = err.Error()
+		}
+		results = append(results, n+": "+r)
 	}
-	if len(pos) != 0 {
-		return usageError{"expected no argument, or reset"}
+	fmt.Fprintln(e.stdout, strings.Join(results, "\n"))
+	return nil
+}
+
+// failoverActive makes target (default: the standby) active.
+func (e *env) failoverActive(ctx context.Context, name, target string) error {
+	units, err := lab.UnitNames(name)
+	if err != nil {
+		return err
 	}
-	target := *to
 	if target == "" {
 		active, err := lab.ActiveUnit(ctx, name)
 		if err != nil {

@@ -2,32 +2,35 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"time"
 
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/falab/falab/lab"
 	"github.com/falab/falab/tui"
 )
 
-// cmdTUI attaches the live terminal UI to a running lab.
-func cmdTUI(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("tui", flag.ContinueOnError)
-	pos, _, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+// newTUICmd attaches the live terminal UI to a running lab.
+func newTUICmd(e *env) *cobra.Command {
+	var labName string
+	cmd := &cobra.Command{
+		Use:         "tui [LAB] [--lab LAB]",
+		Short:       "the live terminal UI over a running lab (q leaves the lab running)",
+		Args:        maxArgs(1, "lab"),
+		Annotations: rootNeeded(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := pickLab(labName, firstOr(args, ""))
+			if err != nil {
+				return err
+			}
+			return runTUI(cmd.Context(), e, name)
+		},
 	}
-	name, err := oneArg(pos, "lab")
-	if err != nil {
-		return err
-	}
-	if name, err = lab.Pick(name); err != nil {
-		return err
-	}
-	return runTUI(ctx, e, name)
+	labFlag(cmd, &labName)
+	return cmd
 }
 
 func runTUI(ctx context.Context, e *env, name string) error {

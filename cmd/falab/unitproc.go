@@ -5,12 +5,22 @@ package main
 // verb talks to units through package api (see deps_test.go).
 
 import (
-	"context"
+	"github.com/spf13/cobra"
 
 	"github.com/falab/falab/unit"
 )
 
-// cmdUnit is the unit process itself (started by `falab up`).
-func cmdUnit(ctx context.Context, e *env, args []string) error {
-	return unit.Main(ctx, args, e.stderr)
+// newUnitCmd is the unit process itself (started by `falab up`); its flags
+// are the unit's own (package unit parses them).
+func newUnitCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:                "unit --config FILE",
+		Short:              "(internal) the firewall unit process that falab up starts",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		Annotations:        rootNeeded(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return unit.Main(cmd.Context(), args, e.stderr)
+		},
+	}
 }

@@ -1,0 +1,97 @@
+package render
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/falab/falab/api"
+)
+
+// TestGoldenASAText: `falab show` prints ASA-format lines (ports after a
+// slash, netmasks dotted, ages as h:mm:ss), one golden file per command.
+func TestGoldenASAText(t *testing.T) {
+	transparent := api.Interface{Name: "outside", MAC: "02:00:00:00:00:02", Attached: false}
+	for _, tt := range []struct {
+		name  string
+		write func(io.Writer) error
+	}{
+		{"asa-conn", func(w io.Writer) error {
+			return ShowConn(w, api.Page[api.Conn]{Total: 5, Entries: conns})
+		}},
+		{"asa-xlate", func(w io.Writer) error { return ShowXlate(w, api.Page[api.Xlate]{Total: 2, Entries: xlates}) }},
+		{"asa-arp", func(w io.Writer) error { return ShowARP(w, arp) }},
+		{"asa-route", func(w io.Writer) error { return ShowRoute(w, routes) }},
+		{"asa-interface", func(w io.Writer) error { return ShowInterface(w, append(ifaces[:1:1], transparent)) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := tt.write(&b); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tt.name, b.Bytes())
+		})
+	}
+}
+
+// TestInterfaceWithoutAddress: a transparent-mode interface has no
+// address; it is "unassigned", never netip's "invalid Prefix".
+func TestInterfaceWithoutAddress(t *testing.T) {
+	var b bytes.Buffer
+	if err := ShowInterface(&b, []api.Interface{{Name: "inside"}}); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.String(); strings.Contains(s, "invalid") || !strings.Contains(s, "IP address unassigned") {
+		t.Errorf("got:\n%s", s)
+	}
+}
+
+// failoverPair is fw-a active, fw-b standby, as each would answer.
+func failoverPair() (api.Status, api.Status, time.Time) {
+	now := time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)
+	a := api.Status{Unit: "fw-a", Peer: "fw-b", Role: "primary", PID: 101, State: "Active", Active: true, Forwarding: true, Term: 3,
+		LastChange: now.Add(-time.Minute), LastReason: "no peer answered at start-up", MACMode: "virtual", Mode: "routed",
+		PeerState: "Standby Ready", PeerKnown: true, PeerLastHeard: now.Add(-120 * time.Millisecond), FailoverLinkUp: true,
+		Monitored: []api.MonitoredStatus{{Name: "inside", Up: true}, {Name: "outside", Up: false}},
+		Hellos:    api.HelloStats{Sent: 300, Received: 299, Missed: 1},
+		Counts:    api.TableCounts{Conns: 20, Xlates: 1, ARP: 4},
+		Replication: api.ReplicationStats{Role: "sender", Connected: true, Synced: true, BulkSyncs: 1, Sessions: 1,
+			Tables: []api.TableStats{{Table: "conn", Sent: 40}}},
+	}
+	b := api.Status{Unit: "fw-b", Peer: "fw-a", Role: "secondary", PID: 102, State: "Standby Ready", Term: 3,
+		LastChange: now.Add(-50 * time.Second), LastReason: "bulk sync done", MACMode: "virtual", Mode: "routed",
+		PeerState: "Active", PeerKnown: true, PeerLastHeard: now.Add(-80 * time.Millisecond), FailoverLinkUp: true,
+		Replication: api.ReplicationStats{Role: "receiver", Connected: true, Synced: true, BulkSyncs: 1, Sessions: 1,
+			Tables: []api.TableStats{{Table: "conn", Received: 40, Applied: 40}}},
+	}
+	return a, b, now
+}
+
+// TestGoldenShowFailover: the unit asked is "This host", its peer "Other
+// host", as on an ASA, whichever of the two is asked; a unit that did not
+// answer is named with why.
+func TestGoldenShowFailover(t *testing.T) {
+	a, b, now := failoverPair()
+	for _, tt := range []struct {
+		name        string
+		this, other api.Status
+	}{
+		{"failover-on-fw-a", a, b},
+		{"failover-on-fw-b", b, a},
+		{"failover-peer-frozen", a, api.Status{Unit: "fw-b", State: "not answering: process 102 is stopped (frozen, SIGSTOP)"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := ShowFailover(&buf, "default", tt.this, tt.other, now); err != nil {
+				t.Fatal(err)
+			}
+			out := buf.String()
+			if !strings.Contains(out, "This host: "+tt.this.Unit) || !strings.Contains(out, "Other host: "+tt.other.Unit) {
+				t.Errorf("labels wrong:\n%s", out)
+			}
+			golden(t, tt.name, buf.Bytes())
+		})
+	}
+}
