@@ -38,9 +38,9 @@ type Host struct {
 type Daemon struct {
 	Name       string
 	Command    []string
-	Package    string            // the Debian package with the program, if given
-	Files      []DaemonFile      // in name order
-	Env        []string          // KEY=VALUE, sorted by key
+	Package    string       // the Debian package with the program, if given
+	Files      []DaemonFile // in name order
+	Env        []string     // KEY=VALUE, sorted by key
 	PrivateRun bool
 	ReadyLog   string        // a regular expression, valid; empty when none
 	ReadyWait  time.Duration // a fixed delay; 0 when none
