@@ -98,7 +98,7 @@ func startDaemon(ctx context.Context, l *labfile.Lab, node string, d labfile.Dae
 	start := func() error { return inNamespace(ns, cmd.Start) }
 	if d.PrivateRun {
 		holder, ok := privateRunHolder(st, node)
-		start = func() error { return startInPrivateRun(ns, dir, holder, ok, cmd.Start) }
+		start = func() error { return startInPrivateRun(ns, RunDir(), holder, ok, cmd.Start) }
 	}
 	logPath := DaemonLog(l.Name, node, d.Name)
 	p, err := startDetached(cmd, "daemon "+node+"/"+d.Name, logPath, start)
@@ -170,27 +170,45 @@ func privateRunHolder(st *State, node string) (Proc, bool) {
 
 // startInPrivateRun calls start (which forks the daemon) on a thread in
 // namespace ns and in the node's private /run: the mount namespace of
-// holder when there is one (join), or a new one with a tmpfs on /run.
+// holder when there is one (join), or a new one with a tmpfs on /run and
+// keep (falab's run directory) bound back, so that {dir} and falab's own
+// commands work inside.
 //
-// It is done in Go on a locked thread rather than by an `unshare ... sh
+// It is done in Go on a throwaway thread rather than by an `unshare ... sh
 // -c 'mount ...'` wrapper so that the recorded PID is the daemon itself
-// from its first instruction and no tool beyond the daemon is needed. The
-// thread is never unlocked: its mount namespace differs from the rest of
-// the process, so it must end with its goroutine.
-func startInPrivateRun(ns, dir string, holder Proc, join bool, start func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		errc <- topo.Do(ns, func() error {
+// from its first instruction and no tool beyond the daemon is needed.
+func startInPrivateRun(ns, keep string, holder Proc, join bool, start func() error) error {
+	return onThrowawayThread(func() error {
+		return topo.Do(ns, func() error {
 			if join {
 				if err := joinMountNamespace(holder); err != nil {
 					return err
 				}
-			} else if err := makePrivateRun(dir); err != nil {
+			} else if err := makePrivateRun(keep); err != nil {
 				return err
 			}
 			return start()
 		})
+	})
+}
+
+// onThrowawayThread runs fn on a locked OS thread that ends with it: for
+// work that leaves the thread in another mount namespace than the process.
+// That thread is never the main one: Go parks the main thread instead of
+// ending it, and /proc/self (which other code reads, e.g. for mountinfo)
+// shows the main thread's namespaces.
+func onThrowawayThread(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// While this goroutine holds the main thread, a new one
+			// runs on another.
+			errc <- onThrowawayThread(fn)
+			runtime.UnlockOSThread()
+			return
+		}
+		errc <- fn() // never unlocked: the thread ends with this goroutine
 	}()
 	return <-errc
 }
@@ -198,8 +216,11 @@ func startInPrivateRun(ns, dir string, holder Proc, join bool, start func() erro
 // makePrivateRun gives this thread a new mount namespace, private all the
 // way down (systemd makes / shared, and a shared mount would carry the
 // tmpfs back to the host), with an empty tmpfs on /run and dir bound back
-// at its own path so that the daemon's files stay visible under it.
+// at its own path so that what falab keeps there stays visible.
 func makePrivateRun(dir string) error {
+	if filepath.Clean(dir) == "/run" {
+		return fmt.Errorf("private /run: falab's run directory is /run itself (FALAB_RUN_DIR); expected a directory under it")
+	}
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return fmt.Errorf("private /run: unshare mount namespace: %w", err)
 	}

@@ -56,7 +56,8 @@ failover:
 `
 
 // TestDaemonsInNamespaces brings dmntest up (topology only: no units) and
-// checks the daemons' namespaces, the private /run, falab exec, status,
+// checks the daemons' namespaces, the private /run (with falab's run
+// directory still visible inside), falab exec, status,
 // and that down leaves nothing. Root only.
 func TestDaemonsInNamespaces(t *testing.T) {
 	if testing.Short() {
@@ -112,12 +113,12 @@ func TestDaemonsInNamespaces(t *testing.T) {
 	}
 
 	// falab exec, run as a child (it replaces the process).
-	out, err := execHelper(t, "h1", "cat /run/dmntest-marker; echo $DMN_CONF; readlink /proc/self/ns/net")
+	out, err := execHelper(t, "h1", "cat /run/dmntest-marker; echo $DMN_CONF; readlink /proc/self/ns/net; test -f $FALAB_RUN_DIR/dmntest/state.json && echo state visible")
 	if err != nil {
 		t.Fatalf("exec: %v\n%s", err, out)
 	}
 	wantNet, _ := os.Readlink(procNS(holder.PID, "net"))
-	if want := "secret\n" + dir + "/holder.conf\n" + wantNet + "\n"; out != want {
+	if want := "secret\n" + dir + "/holder.conf\n" + wantNet + "\nstate visible\n"; out != want {
 		t.Errorf("exec printed %q, want %q", out, want)
 	}
 

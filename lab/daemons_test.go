@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/labs"
@@ -212,5 +214,35 @@ func TestDaemonStatus(t *testing.T) {
 	}
 	if d, _ := daemonStatus(l, st, "fw-a", nil); d != nil {
 		t.Errorf("a unit has daemons %v", d)
+	}
+}
+
+// TestThrowawayThreadIsNeverMain: work that changes a thread's mount
+// namespace never runs on the main thread, whose namespaces /proc/self
+// shows to the whole process. It calls from the main thread, unlocked, so
+// that Go would run the new goroutine there (the caller's P runs it next
+// once the caller blocks).
+func TestThrowawayThreadIsNeverMain(t *testing.T) {
+	for range 20 {
+		var callerTID, tid int
+		var err error
+		done := make(chan struct{})
+		onMain <- func() {
+			defer close(done)
+			runtime.UnlockOSThread()
+			defer runtime.LockOSThread()
+			callerTID = unix.Gettid()
+			err = onThrowawayThread(func() error { tid = unix.Gettid(); return nil })
+		}
+		<-done
+		if err != nil {
+			t.Fatal(err)
+		}
+		if callerTID != unix.Getpid() {
+			t.Skip("the caller is not on the main thread; the test proves nothing")
+		}
+		if tid == unix.Getpid() {
+			t.Fatal("ran on the main thread")
+		}
 	}
 }

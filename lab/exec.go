@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -62,12 +61,8 @@ func execInPrivateRun(ns string, holder Proc, argv, env []string) error {
 		return err
 	}
 	cwd, _ := os.Getwd()
-	errc := make(chan error, 1)
-	go func() {
-		// Never unlocked: if exec fails, this thread is in another mount
-		// namespace than the process and must end with its goroutine.
-		runtime.LockOSThread()
-		errc <- topo.Do(ns, func() error {
+	return onThrowawayThread(func() error {
+		return topo.Do(ns, func() error {
 			if err := joinMountNamespace(holder); err != nil {
 				return err
 			}
@@ -76,6 +71,5 @@ func execInPrivateRun(ns string, holder Proc, argv, env []string) error {
 			}
 			return syscall.Exec(path, argv, env)
 		})
-	}()
-	return <-errc
+	})
 }

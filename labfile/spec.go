@@ -73,7 +73,8 @@ type DaemonSpec struct {
 	// tool finds the daemon's config as the daemon did.
 	Env map[string]string `yaml:"env"`
 	// PrivateRun gives the daemon a private mount namespace with an empty
-	// tmpfs on /run (the host's /run is untouched; {dir} stays visible),
+	// tmpfs on /run (the host's /run is untouched; falab's run directory,
+	// with {dir}, stays visible),
 	// so two daemons of the same program on two hosts do not share pid
 	// files and control sockets. The private_run daemons of one host share
 	// one such namespace, and `falab exec` enters it too.
