@@ -23,6 +23,10 @@ type Problem struct {
 	Line  int    `json:"line"`  // 1-based; 0 when the problem has no single place
 	Field string `json:"field"` // dotted path, e.g. nodes.client1.interfaces.eth0.address
 	Msg   string `json:"msg"`   // what is wrong and what was expected
+	// hides is the field an unknown key was most likely meant to be (the
+	// "did you mean"): it is unset because of this problem, so the
+	// validator says nothing more about it.
+	hides string
 }
 
 func (p Problem) String() string {
@@ -74,6 +78,11 @@ func (pos Positions) Line(path string) int {
 // durations are problems naming file, line and field. It does not
 // cross-check (that is Validate's job), but it returns the field positions
 // so that Validate can name lines too.
+//
+// A bad field does not stop the parse: Walk reports it and leaves it out,
+// so that Parse still returns a Spec (with that field unset) beside the
+// Problems, and the validator can report every other mistake at once.
+// Only a file that is not YAML at all yields no Spec.
 func Parse(file string, data []byte) (*Spec, Positions, error) {
 	if len(data) > MaxFileSize {
 		return nil, nil, Problems{{File: file, Msg: fmt.Sprintf("file is %d bytes; a lab file may be at most %d", len(data), MaxFileSize)}}
@@ -83,7 +92,7 @@ func Parse(file string, data []byte) (*Spec, Positions, error) {
 	if err := dec.Decode(&doc); err == io.EOF {
 		return nil, nil, Problems{{File: file, Msg: "empty file; expected a lab (name, nodes, links, ...)"}}
 	} else if err != nil {
-		return nil, nil, Problems{YAMLProblem(file, err)}
+		return nil, nil, Problems{YAMLSyntaxProblem(file, data, err)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
@@ -96,19 +105,24 @@ func Parse(file string, data []byte) (*Spec, Positions, error) {
 	pos := Positions{}
 	var probs Problems
 	Walk(file, root, reflect.TypeOf(Spec{}), "", pos, &probs)
-	if len(probs) > 0 {
-		return nil, nil, probs
-	}
 	var spec Spec
 	if err := root.Decode(&spec); err != nil {
-		return nil, nil, Problems{YAMLProblem(file, err)}
+		// Walk left out every field Decode could refuse; this is a
+		// safety net, not a path a lab file should take.
+		return nil, nil, append(probs, YAMLProblem(file, err))
+	}
+	if len(probs) > 0 {
+		return &spec, pos, probs
 	}
 	return &spec, pos, nil
 }
 
 // Walk checks node against the Go type t (the shape Decode will fill),
 // records the line of every field, and reports unknown keys and shape
-// errors with their paths. It never panics on any YAML.
+// errors with their paths. A field it reports it also removes from the
+// tree (a bad value becomes null, an unknown or duplicate key is dropped),
+// so that the tree then decodes and the rest of the file can be checked.
+// It never panics on any YAML.
 func Walk(file string, n *yaml.Node, t reflect.Type, path string, pos Positions, probs *Problems) {
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
@@ -123,6 +137,7 @@ func Walk(file string, n *yaml.Node, t reflect.Type, path string, pos Positions,
 	}
 	bad := func(expected string) {
 		*probs = append(*probs, Problem{File: file, Line: n.Line, Field: path, Msg: fmt.Sprintf("expected %s, found %s", expected, describe(n))})
+		*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // an empty value: the field stays unset
@@ -138,23 +153,38 @@ func Walk(file string, n *yaml.Node, t reflect.Type, path string, pos Positions,
 			return
 		}
 		fields := yamlFields(t)
+		seen := map[string]int{}
+		kept := n.Content[:0]
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			sub := join(path, k.Value)
 			f, ok := fields[k.Value]
 			if !ok {
-				*probs = append(*probs, Problem{File: file, Line: k.Line, Field: sub, Msg: unknownKeyMsg(k.Value, fields)})
+				msg, meant := unknownKeyMsg(k.Value, fields)
+				p := Problem{File: file, Line: k.Line, Field: sub, Msg: msg}
+				if meant != "" {
+					p.hides = join(path, meant)
+				}
+				*probs = append(*probs, p)
 				continue
 			}
+			if first, dup := seen[k.Value]; dup {
+				*probs = append(*probs, Problem{File: file, Line: k.Line, Field: sub, Msg: fmt.Sprintf("duplicate key %q (first on line %d)", k.Value, first)})
+				continue
+			}
+			seen[k.Value] = k.Line
 			pos[sub] = k.Line
 			Walk(file, v, f.Type, sub, pos, probs)
+			kept = append(kept, k, v)
 		}
+		n.Content = kept
 	case t.Kind() == reflect.Map:
 		if n.Kind != yaml.MappingNode {
 			bad("a mapping")
 			return
 		}
 		seen := map[string]int{}
+		kept := n.Content[:0]
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			sub := join(path, k.Value)
@@ -162,10 +192,16 @@ func Walk(file string, n *yaml.Node, t reflect.Type, path string, pos Positions,
 				*probs = append(*probs, Problem{File: file, Line: k.Line, Field: sub, Msg: fmt.Sprintf("duplicate key %q (first on line %d)", k.Value, first)})
 				continue
 			}
+			if k.Kind != yaml.ScalarNode {
+				*probs = append(*probs, Problem{File: file, Line: k.Line, Field: path, Msg: fmt.Sprintf("expected a name as key, found %s", describe(k))})
+				continue
+			}
 			seen[k.Value] = k.Line
 			pos[sub] = k.Line
 			Walk(file, v, t.Elem(), sub, pos, probs)
+			kept = append(kept, k, v)
 		}
+		n.Content = kept
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			bad("a list")
@@ -222,8 +258,9 @@ func yamlFields(t reflect.Type) map[string]reflect.StructField {
 }
 
 // unknownKeyMsg says that key is not a field and suggests the nearest one,
-// so that a typo never passes silently and is quick to mend.
-func unknownKeyMsg(key string, fields map[string]reflect.StructField) string {
+// so that a typo never passes silently and is quick to mend. meant is that
+// nearest field, if any.
+func unknownKeyMsg(key string, fields map[string]reflect.StructField) (msg, meant string) {
 	names := make([]string, 0, len(fields))
 	for n := range fields {
 		names = append(names, n)
@@ -236,9 +273,9 @@ func unknownKeyMsg(key string, fields map[string]reflect.StructField) string {
 		}
 	}
 	if best != "" {
-		return fmt.Sprintf("unknown field %q (did you mean %q?)", key, best)
+		return fmt.Sprintf("unknown field %q (did you mean %q?)", key, best), best
 	}
-	return fmt.Sprintf("unknown field %q (expected one of: %s)", key, strings.Join(names, ", "))
+	return fmt.Sprintf("unknown field %q (expected one of: %s)", key, strings.Join(names, ", ")), ""
 }
 
 func editDistance(a, b string) int {

@@ -60,13 +60,16 @@ const (
 // there is one, is Problems: every mistake with file, line and field.
 func Load(file string, data []byte) (*Lab, error) {
 	spec, pos, err := Parse(file, data)
-	if err != nil {
+	if spec == nil {
 		return nil, err
 	}
-	v := &validator{file: file, pos: pos}
+	// A field Parse reported is left unset in spec; the validator stays
+	// silent about it, so that one mistake is reported once.
+	parseProbs, _ := err.(Problems)
+	v := &validator{file: file, pos: pos, parsed: parseProbs}
 	l := v.resolve(spec)
-	if len(v.probs) > 0 {
-		return nil, v.probs
+	if probs := append(parseProbs, v.probs...); len(probs) > 0 {
+		return nil, probs
 	}
 	l.File = file
 	return l, nil
@@ -76,12 +79,29 @@ type validator struct {
 	file  string
 	pos   Positions
 	probs Problems
-	addrs map[netip.Addr]addrOwner // who holds each address, for duplicate checks
-	macs  map[string]addrOwner     // who holds each MAC
+	// parsed are the problems Parse found; their fields are unset in the
+	// Spec, and errf drops what the validator would say about them.
+	parsed Problems
+	// badKind names the nodes whose kind is missing or invalid: they
+	// exist (a link to one is no unknown node), but every check that
+	// depends on a node's kind skips them.
+	badKind map[string]bool
+	addrs   map[netip.Addr]addrOwner // who holds each address, for duplicate checks
+	macs    map[string]addrOwner     // who holds each MAC
 }
 
 func (v *validator) errf(field, format string, args ...any) {
+	for _, p := range v.parsed {
+		if within(field, p.Field) || (p.hides != "" && within(field, p.hides)) {
+			return
+		}
+	}
 	v.probs = append(v.probs, Problem{File: v.file, Line: v.pos.Line(field), Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// within says whether field is path or lies under it ("" is the root).
+func within(field, path string) bool {
+	return path == "" || field == path || strings.HasPrefix(field, path+".") || strings.HasPrefix(field, path+"[")
 }
 
 // addrOwner remembers who holds an address or MAC, for duplicate checks.
@@ -111,7 +131,7 @@ func (v *validator) resolve(s *Spec) *Lab {
 	l.Firewall = v.firewall(s, l)
 	v.links(s, l, hostIfaces)
 	v.subnets(l)
-	if len(v.probs) == 0 {
+	if len(v.probs) == 0 && len(v.parsed) == 0 {
 		v.firewallConfig(l)
 	}
 	return l

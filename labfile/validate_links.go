@@ -13,12 +13,17 @@ type cabling struct {
 	used            map[string]string            // node:iface -> field
 	cabled          map[string]map[string]string // data interface -> unit -> switch
 	peerLinks       map[string]map[string]bool   // iface -> units linked to each other
+	// uncertain names the unit interfaces linked to a node of unknown
+	// kind: whether they are cabled right cannot be told, so the
+	// completeness checks say nothing about them.
+	uncertain map[string]bool
 }
 
 func newCabling(l *Lab) *cabling {
 	c := &cabling{
 		switches: map[string]bool{}, units: map[string]bool{}, unitIfaces: map[string]bool{},
 		used: map[string]string{}, cabled: map[string]map[string]string{}, peerLinks: map[string]map[string]bool{},
+		uncertain: map[string]bool{},
 	}
 	for _, sw := range l.Switches {
 		c.switches[sw.Name] = true
@@ -49,6 +54,11 @@ func (v *validator) links(s *Spec, l *Lab, hostIfaces map[string]map[string]bool
 		}
 		eps, ok := v.endpoints(s, l, c, f, ls, hostIfaces)
 		if !ok {
+			for j, e := range eps {
+				if other := eps[1-j]; v.badKind[e.Node] && c.units[other.Node] {
+					c.uncertain[other.Iface] = true
+				}
+			}
 			continue
 		}
 		a, b := eps[0], eps[1]
@@ -96,10 +106,12 @@ func (v *validator) endpoints(s *Spec, l *Lab, c *cabling, f string, ls *LinkSpe
 		node, iface, hasIface := strings.Cut(e, ":")
 		n, known := s.Nodes[node]
 		switch {
-		case !known || n == nil:
+		case !known:
 			v.errf(ff, "unknown node %q (expected one of: %s)", node, strings.Join(l.NodeNames(), ", "))
 			ok = false
 			continue
+		case n == nil || v.badKind[node]:
+			ok = false // the node exists; its kind's rules cannot be checked
 		case n.Kind == KindSwitch:
 			if hasIface {
 				v.errf(ff, "%q: a switch endpoint is the bare switch name (expected %s; falab makes the port)", e, node)
@@ -147,6 +159,9 @@ func (v *validator) cablingComplete(l *Lab, c *cabling, hostIfaces map[string]ma
 		return
 	}
 	for _, u := range l.Units {
+		if c.uncertain[l.Failover.Link.Interface] {
+			break
+		}
 		if !c.peerLinks[l.Failover.Link.Interface][u.Name] {
 			v.errf("nodes."+u.Name, "unit %s has no failover link (expected a link [%s:%s, %s:%s])", u.Name, l.Units[0].Name, l.Failover.Link.Interface, l.Units[1].Name, l.Failover.Link.Interface)
 		}
@@ -158,6 +173,7 @@ func (v *validator) cablingComplete(l *Lab, c *cabling, hostIfaces map[string]ma
 		fi := &l.Firewall.Interfaces[i]
 		swA, swB := c.cabled[fi.Name][l.Units[0].Name], c.cabled[fi.Name][l.Units[1].Name]
 		switch {
+		case (swA == "" || swB == "") && c.uncertain[fi.Name]:
 		case swA == "" || swB == "":
 			v.errf(fmt.Sprintf("firewall.interfaces[%d].name", i), "interface %s is not cabled on both units (expected links [%s:%s, SWITCH] and [%s:%s, SWITCH])", fi.Name, l.Units[0].Name, fi.Name, l.Units[1].Name, fi.Name)
 		case swA != swB:

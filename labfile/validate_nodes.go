@@ -26,6 +26,7 @@ func (v *validator) nodes(s *Spec, l *Lab) (hostIfaces map[string]map[string]boo
 		f := "nodes." + name
 		if n == nil {
 			v.errf(f, "empty node; expected at least kind")
+			v.markBadKind(name)
 			continue
 		}
 		if len(name) > maxNodeName || !nameRE.MatchString(name) {
@@ -51,13 +52,17 @@ func (v *validator) nodes(s *Spec, l *Lab) (hostIfaces map[string]map[string]boo
 			v.noDaemons(f, n)
 		case "":
 			v.errf(f+".kind", "missing; expected host, switch or unit")
+			v.markBadKind(name)
 		default:
 			v.errf(f+".kind", "%q is not a node kind (expected host, switch or unit)", n.Kind)
+			v.markBadKind(name)
 		}
 	}
 	switch {
 	case len(l.Units) != 2:
-		if len(names) > 0 {
+		// A node of unknown kind may be the missing unit: its kind
+		// error says enough.
+		if len(names) > 0 && !(len(l.Units) < 2 && len(v.badKind) > 0) {
 			v.errf("nodes", "a lab has exactly two units (one primary, one secondary); found %d", len(l.Units))
 		}
 	case l.Units[0].Role == l.Units[1].Role && l.Units[0].Role != "":
@@ -148,6 +153,14 @@ func (v *validator) unit(f, name string, n *NodeSpec) Unit {
 		v.errf(f, "a unit's routes come from firewall.routes")
 	}
 	return u
+}
+
+// markBadKind records that node name's kind is missing or invalid.
+func (v *validator) markBadKind(name string) {
+	if v.badKind == nil {
+		v.badKind = map[string]bool{}
+	}
+	v.badKind[name] = true
 }
 
 func (v *validator) noUnitFields(f string, n *NodeSpec) {

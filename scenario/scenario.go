@@ -213,7 +213,7 @@ func ParseScenario(file string, data []byte) (*Scenario, error) {
 	if err := dec.Decode(&doc); err == io.EOF {
 		return nil, labfile.Problems{{File: file, Msg: "empty file; expected a scenario (name, lab, steps)"}}
 	} else if err != nil {
-		return nil, labfile.Problems{labfile.YAMLProblem(file, err)}
+		return nil, labfile.Problems{labfile.YAMLSyntaxProblem(file, data, err)}
 	}
 	if len(doc.Content) == 0 {
 		return nil, labfile.Problems{{File: file, Msg: "empty file; expected a scenario (name, lab, steps)"}}
