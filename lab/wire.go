@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"sync"
 
 	"github.com/falab/falab/arpcheck"
@@ -73,13 +72,4 @@ func wireProblems(answers []WireAnswer) []string {
 		}
 	}
 	return p
-}
-
-// describeWire says the answers in one line.
-func describeWire(answers []WireAnswer) string {
-	var s []string
-	for _, a := range answers {
-		s = append(s, a.Host+" "+a.Verdict())
-	}
-	return strings.Join(s, "; ")
 }

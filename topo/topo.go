@@ -239,7 +239,7 @@ func (p Plan) Validate() error {
 			if e.MAC != nil && len(e.MAC) != 6 {
 				bad("%s: MAC %s is %d bytes, want 6", where, e.MAC, len(e.MAC))
 			}
-			if e.MAC != nil && len(e.MAC) == 6 && e.MAC[0]&1 == 1 {
+			if len(e.MAC) == 6 && e.MAC[0]&1 == 1 {
 				bad("%s: MAC %s is a multicast address", where, e.MAC)
 			}
 			if e.MTU != 0 && (e.MTU < 68 || e.MTU > 65535) {
