@@ -1,6 +1,8 @@
 // Package afpacket is the firewall units' packet I/O: batched reads and
 // writes of whole Ethernet frames on one network interface through a Linux
 // AF_PACKET socket.
+// It must not import any other falab package: it moves frames and knows
+// nothing of what they mean.
 //
 // A Port is bound to one interface (ETH_P_ALL), puts it in promiscuous mode
 // for as long as the Port is open (a unit must receive frames sent to a

@@ -3,4 +3,6 @@
 // topology plan and unit configurations, records running labs in their state
 // directory under /run/falab/LAB, and brings labs up and down, cleaning up
 // even after a crash or a half-finished up.
+// It must not import tui, labbench or cmd/falab: the arrows point from the
+// command down to lab, never back.
 package lab

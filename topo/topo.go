@@ -1,6 +1,8 @@
 // Package topo builds and tears down the lab's wiring: network namespaces,
 // veth pairs, Linux bridges, addresses, offload settings, sysctls and routes,
 // and reads them back (interfaces, counters, ARP caches) for status views.
+// It must not import any other falab package: it is the wiring only, and
+// knows no lab file and no firewall.
 //
 // topo knows nothing of lab files or firewalls. The lab package resolves a
 // lab file into a [Plan]; [Deploy] builds it, [Remove] and [RemovePrefix]

@@ -4,6 +4,8 @@
 // machine's actions (hellos on the failover link, takeover, gratuitous ARP,
 // data-interface probes), and serves the unit's local API on a Unix socket.
 // The API's client is here too.
+// It must not import lab, tui or cmd/falab: a unit is started by them and
+// knows nothing of lab files or screens.
 package unit
 
 import (
