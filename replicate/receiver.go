@@ -333,6 +333,22 @@ func (r *Receiver) compare(c *conn, st *recvState, m *DigestMarker) error {
 	slices.Sort(bad)
 	match := len(bad) == 0
 	r.c.synced.Store(match)
+	// Count a mismatch before the events about it, so that whoever waits
+	// for an event reads counters that include it.
+	var reason string
+	deferred := false
+	if !match {
+		r.c.digestMismatches.Add(1)
+		reason = fmt.Sprintf("digest mismatch at record %d in tables %v", m.RecordSeq, bad)
+		r.c.setErr(errors.New(reason))
+		now := r.cfg.Now()
+		deferred = !r.lastResync.IsZero() && now.Sub(r.lastResync) < r.cfg.MinResyncInterval
+		if deferred {
+			r.c.resyncsDeferred.Add(1)
+		} else {
+			r.lastResync = now
+		}
+	}
 	r.cfg.OnEvent(DigestChecked{RecordSeq: m.RecordSeq, Match: match, Mismatched: bad})
 	if st.pendingDone {
 		st.pendingDone = false
@@ -342,16 +358,10 @@ func (r *Receiver) compare(c *conn, st *recvState, m *DigestMarker) error {
 	if match {
 		return nil
 	}
-	r.c.digestMismatches.Add(1)
-	reason := fmt.Sprintf("digest mismatch at record %d in tables %v", m.RecordSeq, bad)
-	r.c.setErr(errors.New(reason))
-	now := r.cfg.Now()
-	if !r.lastResync.IsZero() && now.Sub(r.lastResync) < r.cfg.MinResyncInterval {
-		r.c.resyncsDeferred.Add(1)
+	if deferred {
 		r.log.Warn("replication out of sync: resync deferred", "reason", reason, "last_request", r.lastResync)
 		return nil
 	}
-	r.lastResync = now
 	r.log.Warn("replication out of sync: asking for resync", "reason", reason)
 	st.awaitResync = true
 	r.cfg.OnEvent(Resync{Reason: reason})
