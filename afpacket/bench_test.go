@@ -23,19 +23,17 @@ const benchFrameSize = 64
 // can, both with the given batch size. Figures: rx-pps (frames read per
 // second) and drop-% (frames the kernel dropped at the reader).
 func BenchmarkReceive(b *testing.B) {
-	for _, mode := range rxModes {
-		for _, batch := range []int{1, 8, 32} {
-			b.Run(fmt.Sprintf("%v/batch=%d", mode, batch), func(b *testing.B) {
-				benchReceive(b, mode, batch)
-			})
-		}
+	for _, batch := range []int{1, 8, 32} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			benchReceive(b, batch)
+		})
 	}
 }
 
-func benchReceive(b *testing.B, mode RXMode, batch int) {
+func benchReceive(b *testing.B, batch int) {
 	ea, eb := newVethPair(b)
-	pa := open(b, ea, Options{RX: mode, BatchSize: batch})
-	pb := open(b, eb, Options{RX: mode, BatchSize: batch})
+	pa := open(b, ea, Options{BatchSize: batch})
+	pb := open(b, eb, Options{BatchSize: batch})
 	frames := make([][]byte, batch)
 	for i := range frames {
 		frames[i] = testFrame(pb.HardwareAddr(), pa.HardwareAddr(), uint32(i), benchFrameSize)
@@ -87,12 +85,10 @@ func benchReceive(b *testing.B, mode RXMode, batch int) {
 // the sender's CPU plus the forwarder's; read the figures with that in mind.
 func BenchmarkForward(b *testing.B) {
 	b.Run("kernel", func(b *testing.B) { benchForward(b, nil) })
-	for _, mode := range rxModes {
-		for _, batch := range []int{1, 8, 32} {
-			b.Run(fmt.Sprintf("%v/batch=%d", mode, batch), func(b *testing.B) {
-				benchForward(b, &Options{RX: mode, BatchSize: batch})
-			})
-		}
+	for _, batch := range []int{1, 8, 32} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			benchForward(b, &Options{BatchSize: batch})
+		})
 	}
 }
 
@@ -284,52 +280,48 @@ func udpFrame(dstMAC, srcMAC net.HardwareAddr, srcIP, dstIP netip.Addr) []byte {
 // reason for a per-frame ring (TPACKET_V2): a block ring (V3) would add its
 // block timeout to every quiet flow.
 func BenchmarkRoundTrip(b *testing.B) {
-	for _, mode := range rxModes {
-		b.Run(mode.String(), func(b *testing.B) {
-			ea, eb := newVethPair(b)
-			pa := open(b, ea, Options{RX: mode})
-			pb := open(b, eb, Options{RX: mode})
-			ping := [][]byte{testFrame(pb.HardwareAddr(), pa.HardwareAddr(), 1, benchFrameSize)}
-			var wg sync.WaitGroup
-			wg.Go(func() {
-				bufs, sizes := makeBufs(8, 2048), make([]int, 8)
-				out := make([][]byte, 0, 8)
-				for {
-					n, err := pb.ReadBatch(bufs, sizes)
-					if err != nil {
-						return
-					}
-					out = out[:0]
-					for i := range n {
-						f := bufs[i][:sizes[i]]
-						if isTestFrame(f) {
-							copy(f[0:6], pa.HardwareAddr())
-							copy(f[6:12], pb.HardwareAddr())
-							out = append(out, f)
-						}
-					}
-					pb.WriteBatch(out)
-				}
-			})
-			defer func() { pb.Close(); wg.Wait() }()
-			bufs, sizes := makeBufs(8, 2048), make([]int, 8)
-			b.ResetTimer()
-			start := time.Now()
-			for range b.N {
-				if _, err := pa.WriteBatch(ping); err != nil {
-					b.Fatal(err)
-				}
-				for got := false; !got; {
-					n, err := pa.ReadBatch(bufs, sizes)
-					if err != nil {
-						b.Fatal(err)
-					}
-					for i := range n {
-						got = got || isTestFrame(bufs[i][:sizes[i]])
-					}
+	ea, eb := newVethPair(b)
+	pa := open(b, ea, Options{})
+	pb := open(b, eb, Options{})
+	ping := [][]byte{testFrame(pb.HardwareAddr(), pa.HardwareAddr(), 1, benchFrameSize)}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		bufs, sizes := makeBufs(8, 2048), make([]int, 8)
+		out := make([][]byte, 0, 8)
+		for {
+			n, err := pb.ReadBatch(bufs, sizes)
+			if err != nil {
+				return
+			}
+			out = out[:0]
+			for i := range n {
+				f := bufs[i][:sizes[i]]
+				if isTestFrame(f) {
+					copy(f[0:6], pa.HardwareAddr())
+					copy(f[6:12], pb.HardwareAddr())
+					out = append(out, f)
 				}
 			}
-			b.ReportMetric(float64(time.Since(start).Microseconds())/float64(b.N), "rtt-µs")
-		})
+			pb.WriteBatch(out)
+		}
+	})
+	defer func() { pb.Close(); wg.Wait() }()
+	bufs, sizes := makeBufs(8, 2048), make([]int, 8)
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		if _, err := pa.WriteBatch(ping); err != nil {
+			b.Fatal(err)
+		}
+		for got := false; !got; {
+			n, err := pa.ReadBatch(bufs, sizes)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range n {
+				got = got || isTestFrame(bufs[i][:sizes[i]])
+			}
+		}
 	}
+	b.ReportMetric(float64(time.Since(start).Microseconds())/float64(b.N), "rtt-µs")
 }

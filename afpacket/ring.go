@@ -1,7 +1,6 @@
 package afpacket
 
 import (
-	"fmt"
 	"sync/atomic"
 	"unsafe"
 
@@ -17,40 +16,35 @@ const ringBlockSize = 1 << 16
 // ring is a TPACKET_V2 receive ring: slots of a fixed size, each a
 // tpacket2_hdr followed by one frame, handed back and forth through the
 // header's status word (TP_STATUS_USER: ours to read; TP_STATUS_KERNEL:
-// the kernel's to fill).
+// the kernel's to fill). The socket maps and unmaps it.
 type ring struct {
 	mem       []byte
 	slotSize  int
 	slotCount int
-	head      int // next slot to read, guarded by Port.rxMu
+	head      int // next slot to read, guarded by socket.rxMu
 
 	readyFn func(fd uintptr) bool
 }
 
-func newRing(fd int, o Options) (*ring, error) {
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
-		return nil, fmt.Errorf("setsockopt PACKET_VERSION=TPACKET_V2: %w", err)
-	}
-	// PACKET_AUXDATA is not needed: each slot's header carries the tag.
+// v2Geometry is the ring Options ask for: RingFrames slots of
+// RingFrameSize bytes, rounded up to whole blocks. PACKET_AUXDATA is not
+// needed: each slot's header carries the VLAN tag and the status.
+func v2Geometry(o Options) unix.TpacketReq3 {
 	blockSize := max(ringBlockSize, o.RingFrameSize)
 	perBlock := blockSize / o.RingFrameSize
 	blocks := (o.RingFrames + perBlock - 1) / perBlock
-	req := unix.TpacketReq{
+	return unix.TpacketReq3{
 		Block_size: uint32(blockSize),
 		Block_nr:   uint32(blocks),
 		Frame_size: uint32(o.RingFrameSize),
 		Frame_nr:   uint32(blocks * perBlock),
 	}
-	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
-		return nil, fmt.Errorf("setsockopt PACKET_RX_RING %+v: %w", req, err)
-	}
-	mem, err := unix.Mmap(fd, 0, blockSize*blocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
-	if err != nil {
-		return nil, fmt.Errorf("mmap RX ring of %d bytes: %w", blockSize*blocks, err)
-	}
-	r := &ring{mem: mem, slotSize: o.RingFrameSize, slotCount: blocks * perBlock}
+}
+
+func newRing(mem []byte, slotSize int) *ring {
+	r := &ring{mem: mem, slotSize: slotSize, slotCount: len(mem) / slotSize}
 	r.readyFn = r.ready
-	return r, nil
+	return r
 }
 
 // status returns the status word of slot i, the kernel's publication
@@ -73,7 +67,7 @@ func (r *ring) read(p *Port, bufs [][]byte, sizes []int) (int, error) {
 		// The ring is empty (or held only dropped frames). The poller
 		// calls ready first, then waits for the socket to be readable:
 		// the kernel signals each frame it puts in the ring.
-		if err := p.raw.Read(r.readyFn); err != nil {
+		if err := p.wait(r.readyFn); err != nil {
 			return 0, err
 		}
 	}
@@ -103,10 +97,14 @@ func (r *ring) drain(p *Port, bufs [][]byte, sizes []int) int {
 	return n
 }
 
-// copyOut copies the frame in slot into buf, restoring its VLAN tag. It
-// returns false, counting a truncation, when the frame did not fit the
-// slot or does not fit buf.
+// copyOut copies the frame in slot into buf. It returns false, counting
+// the drop, when the frame did not fit the slot or does not fit buf, or
+// arrived with a VLAN tag.
 func (r *ring) copyOut(p *Port, slot []byte, hdr *unix.Tpacket2Hdr, status uint32, buf []byte) (int, bool) {
+	if wasTagged(status, hdr.Vlan_tci) {
+		p.vlanTagged.Add(1)
+		return 0, false
+	}
 	start, snap := int(hdr.Mac), int(hdr.Snaplen)
 	if p.opts.VNetHdr {
 		// The kernel writes the virtio_net_hdr just before the frame.
@@ -121,25 +119,12 @@ func (r *ring) copyOut(p *Port, slot []byte, hdr *unix.Tpacket2Hdr, status uint3
 	if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
 		p.checksumPending.Add(1)
 	}
-	if tag := tagFromStatus(status, hdr.Vlan_tci, hdr.Vlan_tpid); tag.present {
-		var ok bool
-		if size, ok = restoreTag(buf, size, tag, p.opts.VNetHdr); !ok {
-			p.truncated.Add(1)
-			return 0, false
-		}
-		p.vlanRestored.Add(1)
-	}
 	return size, true
 }
 
-func (r *ring) close() error {
-	if r.mem == nil {
-		return nil
-	}
-	err := unix.Munmap(r.mem)
-	r.mem = nil
-	if err != nil {
-		return fmt.Errorf("afpacket: munmap RX ring: %w", err)
-	}
-	return nil
+// wasTagged reports whether the kernel removed a VLAN tag from the frame
+// whose ring header holds status and tci. TP_STATUS_VLAN_VALID marks even
+// a priority tag (TCI 0); kernels before it only set the TCI.
+func wasTagged(status uint32, tci uint16) bool {
+	return status&unix.TP_STATUS_VLAN_VALID != 0 || tci != 0
 }

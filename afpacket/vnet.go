@@ -1,10 +1,6 @@
 package afpacket
 
-import (
-	"encoding/binary"
-
-	"golang.org/x/sys/unix"
-)
+import "encoding/binary"
 
 // VNetHdrLen is the length of the virtio_net_hdr that starts every frame
 // when Options.VNetHdr is set.
@@ -49,29 +45,4 @@ func (h VNetHdr) Set(flags, gsoType uint8, hdrLen, gsoSize, csumStart, csumOffse
 	binary.NativeEndian.PutUint16(h[4:], gsoSize)
 	binary.NativeEndian.PutUint16(h[6:], csumStart)
 	binary.NativeEndian.PutUint16(h[8:], csumOffset)
-}
-
-// restoreTag puts tag back into the received frame buf[:n], which starts
-// with a virtio_net_hdr when vnet is set, and returns the new length. The
-// header's offsets count from the Ethernet header, so they move with the
-// tag.
-func restoreTag(buf []byte, n int, tag vlanTag, vnet bool) (int, bool) {
-	if !vnet {
-		return insertVLAN(buf, n, tag)
-	}
-	if n < VNetHdrLen+ethAddrsLen || n > len(buf) {
-		return n, false
-	}
-	m, ok := insertVLAN(buf[VNetHdrLen:], n-VNetHdrLen, tag)
-	if !ok {
-		return n, false
-	}
-	h := VNetHdr(buf)
-	if h.Flags()&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 {
-		binary.NativeEndian.PutUint16(h[6:], h.CsumStart()+vlanTagLen)
-	}
-	if h.HdrLen() != 0 {
-		binary.NativeEndian.PutUint16(h[2:], h.HdrLen()+vlanTagLen)
-	}
-	return m + VNetHdrLen, true
 }

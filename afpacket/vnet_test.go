@@ -28,25 +28,6 @@ func TestVNetHdrView(t *testing.T) {
 	}
 }
 
-func TestRestoreTagMovesVNetOffsets(t *testing.T) {
-	frame := make([]byte, VNetHdrLen+60, VNetHdrLen+64)
-	VNetHdr(frame).Set(unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, unix.VIRTIO_NET_HDR_GSO_TCPV4, 54, 1000, 34, 16)
-	n, ok := restoreTag(frame[:cap(frame)], len(frame), vlanTag{tpid: 0x8100, tci: 9, present: true}, true)
-	if !ok || n != VNetHdrLen+64 {
-		t.Fatalf("restoreTag = %d, %v; want %d, true", n, ok, VNetHdrLen+64)
-	}
-	want := vnetFields{unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, unix.VIRTIO_NET_HDR_GSO_TCPV4, 58, 1000, 38, 16}
-	if diff := cmp.Diff(want, fieldsOf(VNetHdr(frame))); diff != "" {
-		t.Errorf("header after tag restored (-want +got):\n%s", diff)
-	}
-	if got := binary.BigEndian.Uint16(frame[VNetHdrLen+12:]); got != 0x8100 {
-		t.Errorf("TPID after the MACs = %#x; want 0x8100", got)
-	}
-	if _, ok := restoreTag(frame[:VNetHdrLen+5], VNetHdrLen+5, vlanTag{tpid: 0x8100, present: true}, true); ok {
-		t.Errorf("restoreTag accepted a frame shorter than its MACs")
-	}
-}
-
 // tcpGSOFrame builds an Ethernet/IPv4/TCP super-frame with payload bytes
 // of payload, to be cut into gsoSize segments.
 func tcpGSOFrame(dst, src net.HardwareAddr, payload int) []byte {
@@ -73,76 +54,46 @@ func tcpGSOFrame(dst, src net.HardwareAddr, payload int) []byte {
 }
 
 func TestVNetHdrCarriesGSOFramesWhole(t *testing.T) {
-	forEachMode(t, func(t *testing.T, mode RXMode) {
-		a, b := newVethPair(t)
-		opts := Options{RX: mode, VNetHdr: true, RingFrameSize: 1 << 17, RingFrames: 64}
-		pa := open(t, a, opts)
-		pb := open(t, b, opts)
+	t.Parallel() // each test has namespaces of its own
+	a, b := newVethPair(t)
+	opts := Options{VNetHdr: true, RingFrameSize: 1 << 17, RingFrames: 64}
+	pa := open(t, a, opts)
+	pb := open(t, b, opts)
 
-		plain := append(make([]byte, VNetHdrLen), testFrame(pb.HardwareAddr(), pa.HardwareAddr(), 1, 100)...)
-		gso := append(make([]byte, VNetHdrLen), tcpGSOFrame(pb.HardwareAddr(), pa.HardwareAddr(), 3000)...)
-		VNetHdr(gso).Set(unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, unix.VIRTIO_NET_HDR_GSO_TCPV4, 54, 1000, 34, 16)
-		if n, err := pa.WriteBatch([][]byte{plain, gso}); n != 2 || err != nil {
-			t.Fatalf("WriteBatch = %d, %v; want 2, nil", n, err)
-		}
+	plain := append(make([]byte, VNetHdrLen), testFrame(pb.HardwareAddr(), pa.HardwareAddr(), 1, 100)...)
+	gso := append(make([]byte, VNetHdrLen), tcpGSOFrame(pb.HardwareAddr(), pa.HardwareAddr(), 3000)...)
+	VNetHdr(gso).Set(unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, unix.VIRTIO_NET_HDR_GSO_TCPV4, 54, 1000, 34, 16)
+	if n, err := pa.WriteBatch([][]byte{plain, gso}); n != 2 || err != nil {
+		t.Fatalf("WriteBatch = %d, %v; want 2, nil", n, err)
+	}
 
-		bufs, sizes := makeBufs(4, 1<<16+VNetHdrLen+vlanTagLen), make([]int, 4)
-		var got [][]byte
-		if err := pb.SetReadDeadline(timeAfterSafety()); err != nil {
-			t.Fatal(err)
+	bufs, sizes := makeBufs(4, 1<<16+VNetHdrLen), make([]int, 4)
+	var got [][]byte
+	if err := pb.SetReadDeadline(timeAfterSafety()); err != nil {
+		t.Fatal(err)
+	}
+	for len(got) < 2 {
+		n, err := pb.ReadBatch(bufs, sizes)
+		if err != nil {
+			t.Fatalf("ReadBatch after %d frames: %v", len(got), err)
 		}
-		for len(got) < 2 {
-			n, err := pb.ReadBatch(bufs, sizes)
-			if err != nil {
-				t.Fatalf("ReadBatch after %d frames: %v", len(got), err)
+		for i := range n {
+			if f := bufs[i][:sizes[i]]; len(f) > VNetHdrLen && isTestFrame(f[VNetHdrLen:]) || len(f) > 1000 {
+				got = append(got, append([]byte(nil), f...))
 			}
-			for i := range n {
-				if f := bufs[i][:sizes[i]]; len(f) > VNetHdrLen && isTestFrame(f[VNetHdrLen:]) || len(f) > 1000 {
-					got = append(got, append([]byte(nil), f...))
-				}
-			}
 		}
-		if diff := cmp.Diff(plain[VNetHdrLen:], got[0][VNetHdrLen:]); diff != "" {
-			t.Errorf("plain frame (-sent +received):\n%s", diff)
-		}
-		if h := fieldsOf(VNetHdr(got[0])); h.GSOType != unix.VIRTIO_NET_HDR_GSO_NONE {
-			t.Errorf("plain frame's header %+v; want no GSO", h)
-		}
-		if diff := cmp.Diff(gso[VNetHdrLen:], got[1][VNetHdrLen:]); diff != "" {
-			t.Errorf("GSO frame, not cut into segments (-sent +received):\n%s", diff)
-		}
-		h := fieldsOf(VNetHdr(got[1]))
-		if h.GSOType != unix.VIRTIO_NET_HDR_GSO_TCPV4 || h.GSOSize != 1000 || h.Flags&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM == 0 || h.CsumStart != 34 || h.CsumOffset != 16 {
-			t.Errorf("GSO frame's header %+v; want TCPv4, segments of 1000, checksum at 34+16 still to do", h)
-		}
-	})
-}
-
-// FuzzRestoreTag runs the tag restoration with a virtio_net_hdr in front,
-// on any bytes: no panic, and on success the frame grew by one tag and the
-// header's checksum start moved with it.
-func FuzzRestoreTag(f *testing.F) {
-	seed := append(make([]byte, VNetHdrLen), testFrame(net.HardwareAddr{2, 0, 0, 0, 0, 1}, net.HardwareAddr{2, 0, 0, 0, 0, 2}, 1, 60)...)
-	VNetHdr(seed).Set(unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, 34, 6)
-	f.Add(seed, uint8(4))
-	f.Add([]byte{1, 2, 3}, uint8(4))
-	f.Fuzz(func(t *testing.T, frame []byte, room uint8) {
-		buf := make([]byte, len(frame)+int(room))
-		copy(buf, frame)
-		var before vnetFields
-		if len(frame) >= VNetHdrLen {
-			before = fieldsOf(VNetHdr(frame))
-		}
-		n, ok := restoreTag(buf, len(frame), vlanTag{tpid: 0x8100, tci: 1, present: true}, true)
-		if !ok {
-			return
-		}
-		if n != len(frame)+vlanTagLen {
-			t.Fatalf("length %d; want %d", n, len(frame)+vlanTagLen)
-		}
-		after := fieldsOf(VNetHdr(buf))
-		if before.Flags&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 && after.CsumStart != before.CsumStart+vlanTagLen {
-			t.Fatalf("csum_start %d -> %d; want +%d", before.CsumStart, after.CsumStart, vlanTagLen)
-		}
-	})
+	}
+	if diff := cmp.Diff(plain[VNetHdrLen:], got[0][VNetHdrLen:]); diff != "" {
+		t.Errorf("plain frame (-sent +received):\n%s", diff)
+	}
+	if h := fieldsOf(VNetHdr(got[0])); h.GSOType != unix.VIRTIO_NET_HDR_GSO_NONE {
+		t.Errorf("plain frame's header %+v; want no GSO", h)
+	}
+	if diff := cmp.Diff(gso[VNetHdrLen:], got[1][VNetHdrLen:]); diff != "" {
+		t.Errorf("GSO frame, not cut into segments (-sent +received):\n%s", diff)
+	}
+	h := fieldsOf(VNetHdr(got[1]))
+	if h.GSOType != unix.VIRTIO_NET_HDR_GSO_TCPV4 || h.GSOSize != 1000 || h.Flags&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM == 0 || h.CsumStart != 34 || h.CsumOffset != 16 {
+		t.Errorf("GSO frame's header %+v; want TCPv4, segments of 1000, checksum at 34+16 still to do", h)
+	}
 }

@@ -5,16 +5,19 @@
 //
 //	falab capture fw-b outside | wireshark -k -i -
 //
-// The socket is an AF_PACKET socket created inside the node's namespace
-// (sockets keep the namespace they were born in, so only its creation runs
-// there) and bound to the one interface. It sees both directions: frames the
-// interface receives and frames the node sends, marked inbound or outbound
-// in each packet's epb_flags. Frames arrive through a TPACKET_V3 receive
-// ring; timestamps are the kernel's, in nanoseconds. VLAN tags the kernel moved out of the frame (VLAN receive
-// offload) are put back, as libpcap does, so the file shows the wire.
+// The frames come from an afpacket.Tap (a TPACKET_V3 ring) opened inside
+// the node's namespace (sockets keep the namespace they were born in, so
+// only its creation runs there) and bound to the one interface, with no
+// filter: every frame, both directions, marked inbound or outbound in each
+// packet's epb_flags. Timestamps are the kernel's, in nanoseconds. VLAN tags
+// the kernel moved out of the frame (VLAN receive offload) are put back, as
+// libpcap does, so the file shows the wire.
 //
 // The pcapng writer ([Writer]) is our own and small: one section, one
 // Ethernet interface, Enhanced Packet Blocks.
+//
+// This package's job is recording; the socket and its ring are afpacket's.
+// It must not import the data plane (firewall) or the lab runtime.
 package capture
 
 import (
@@ -24,24 +27,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/falab/falab/afpacket"
 	"github.com/falab/falab/topo"
-	"golang.org/x/sys/unix"
 )
 
 const (
 	// DefaultSnapLen is the snap length when Options.SnapLen is 0: as
 	// tcpdump's, enough for a whole GSO super-frame on a veth with
 	// offloads on.
-	DefaultSnapLen = 262144
+	DefaultSnapLen = afpacket.DefaultTapSnapLen
 	// MaxSnapLen bounds Options.SnapLen, and so the ring's block size.
-	MaxSnapLen = 1 << 20
+	MaxSnapLen = afpacket.MaxTapSnapLen
 
 	// vlanTagLen is the 802.1Q tag put back between the MACs and the type.
 	vlanTagLen = 4
@@ -91,17 +91,12 @@ type Capture struct {
 	ns, ifname string
 	opts       Options
 	log        *slog.Logger
-	file       *os.File // the socket, in the runtime's poller
-	raw        syscall.RawConn
+	tap        *afpacket.Tap
 
 	packets, bytes, truncated atomic.Uint64
 
-	mu      sync.Mutex
-	ring    *ring // guarded by mu; unmapped by Close, or by Run's end if Close came during Run
-	started bool  // guarded by mu
-	running bool  // guarded by mu
+	started atomic.Bool
 	closed  atomic.Bool
-	drops   uint64 // guarded by mu; the kernel resets its counter on each read
 
 	scratch []byte // owned by Run: a frame with its VLAN tag put back
 }
@@ -149,66 +144,18 @@ func Open(ns, ifname string, opts Options) (*Capture, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Capture{ns: ns, ifname: ifname, opts: opts, log: log}
-
-	var fd int
 	err := topo.Do(ns, func() error {
 		var err error
-		fd, c.ring, err = openSocket(ifname, opts.SnapLen, opts.Promisc)
+		c.tap, err = afpacket.OpenTap(ifname, afpacket.TapOptions{SnapLen: opts.SnapLen, Promisc: opts.Promisc})
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("capture %s:%s: %w", ns, ifname, err)
-	}
-	// The fd is non-blocking, so os.NewFile puts it in the runtime's
-	// poller: reads park the goroutine, not a thread, and a read deadline
-	// wakes them when the capture must stop.
-	c.file = os.NewFile(uintptr(fd), "packet:"+ns+":"+ifname)
-	if c.raw, err = c.file.SyscallConn(); err != nil {
-		c.file.Close()
-		c.ring.unmap()
 		return nil, fmt.Errorf("capture %s:%s: %w", ns, ifname, err)
 	}
 	c.scratch = make([]byte, vlanTagLen+opts.SnapLen)
 	log.Debug("capture open", "namespace", ns, "interface", ifname, "snaplen", opts.SnapLen, "promisc", opts.Promisc)
 	return c, nil
 }
-
-// openSocket runs inside the namespace: it creates the socket with protocol
-// 0, which receives nothing, sets up its ring, then binds it to the
-// interface with ETH_P_ALL, so no frame of another interface is ever queued
-// on it.
-func openSocket(ifname string, snapLen int, promisc bool) (fd int, r *ring, err error) {
-	ifi, err := net.InterfaceByName(ifname)
-	if err != nil {
-		return -1, nil, fmt.Errorf("interface %q: %w", ifname, err)
-	}
-	fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
-	if err != nil {
-		return -1, nil, fmt.Errorf("open packet socket: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			r.unmap()
-			unix.Close(fd)
-		}
-	}()
-	if r, err = newRing(fd, snapLen); err != nil {
-		return -1, nil, err
-	}
-	if promisc {
-		mreq := unix.PacketMreq{Ifindex: int32(ifi.Index), Type: unix.PACKET_MR_PROMISC}
-		if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
-			return -1, nil, fmt.Errorf("promiscuous mode on %s: %w", ifname, err)
-		}
-	}
-	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}
-	if err := unix.Bind(fd, sa); err != nil {
-		return -1, nil, fmt.Errorf("bind packet socket to %s: %w", ifname, err)
-	}
-	return fd, r, nil
-}
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // errStop ends the read loop when the frame count is reached.
 var errStop = errors.New("capture: count reached")
@@ -220,26 +167,12 @@ var errStop = errors.New("capture: count reached")
 // ring has no frame waiting, so a live reader (wireshark -k -i -) sees each
 // frame within the ring's block timeout (20 ms) on a quiet link.
 func (c *Capture) Run(ctx context.Context, w io.Writer) (Stats, error) {
-	c.mu.Lock()
 	switch {
-	case c.started:
-		c.mu.Unlock()
-		return c.Stats(), errors.New("capture: Run called twice")
 	case c.closed.Load():
-		c.mu.Unlock()
 		return c.Stats(), errors.New("capture: Run after Close")
+	case !c.started.CompareAndSwap(false, true):
+		return c.Stats(), errors.New("capture: Run called twice")
 	}
-	c.started, c.running = true, true
-	r := c.ring
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.running = false
-		if c.closed.Load() {
-			c.ring.unmap()
-		}
-		c.mu.Unlock()
-	}()
 	bw := bufio.NewWriterSize(w, flushBuffer)
 	pw, err := NewWriter(bw, Interface{Name: c.ifname, Comment: "namespace " + c.ns, SnapLen: uint32(c.opts.SnapLen)})
 	if err != nil {
@@ -258,11 +191,11 @@ func (c *Capture) Run(ctx context.Context, w io.Writer) (Stats, error) {
 	}
 	// A deadline in the past wakes the parked read: that is how ctx stops
 	// the loop without polling.
-	stop := context.AfterFunc(ctx, func() { c.file.SetReadDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { c.tap.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	err = c.loop(ctx, r, pw, bw)
-	if errors.Is(err, errStop) || errors.Is(err, os.ErrDeadlineExceeded) {
+	err = c.loop(ctx, pw, bw)
+	if errors.Is(err, errStop) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, afpacket.ErrClosed) {
 		err = nil
 	}
 	if ferr := bw.Flush(); ferr != nil && err == nil {
@@ -278,15 +211,15 @@ func (c *Capture) Run(ctx context.Context, w io.Writer) (Stats, error) {
 // on the socket when none is ready, until an error, errStop included.
 // ctx wakes a parked loop through the read deadline; a loop kept busy by a
 // flood sees it between blocks.
-func (c *Capture) loop(ctx context.Context, r *ring, pw *Writer, bw *bufio.Writer) error {
+func (c *Capture) loop(ctx context.Context, pw *Writer, bw *bufio.Writer) error {
 	var werr error
-	write := func(f ringFrame) bool {
+	write := func(f afpacket.TapFrame) bool {
 		if c.closed.Load() {
 			werr = errStop
 			return false
 		}
 		data, wireLen := c.frame(f)
-		if werr = pw.WritePacket(f.ts, data, wireLen, f.direction()); werr != nil {
+		if werr = pw.WritePacket(f.Time, data, wireLen, direction(f)); werr != nil {
 			return false
 		}
 		c.bytes.Add(uint64(wireLen))
@@ -300,15 +233,16 @@ func (c *Capture) loop(ctx context.Context, r *ring, pw *Writer, bw *bufio.Write
 		return true
 	}
 	for {
-		for r.ready() {
-			walkBlock(r.block(), write)
-			r.release()
-			if werr != nil {
-				return werr
-			}
-			if ctx.Err() != nil {
-				return errStop
-			}
+		got, err := c.tap.ReadBlock(write)
+		switch {
+		case err != nil:
+			return err
+		case werr != nil:
+			return werr
+		case ctx.Err() != nil:
+			return errStop
+		case got:
+			continue
 		}
 		// Nothing to read: let the output catch up before parking.
 		if bw.Buffered() > 0 {
@@ -316,14 +250,7 @@ func (c *Capture) loop(ctx context.Context, r *ring, pw *Writer, bw *bufio.Write
 				return fmt.Errorf("capture: flush: %w", err)
 			}
 		}
-		err := c.raw.Read(func(uintptr) bool { return r.ready() })
-		switch {
-		case err != nil && c.closed.Load():
-			// RawConn.Read on a closed file returns the poller's
-			// unexported "use of closed file": Close is known by its
-			// flag.
-			return errStop
-		case err != nil:
+		if err := c.tap.Wait(); err != nil {
 			return err
 		}
 	}
@@ -331,11 +258,11 @@ func (c *Capture) loop(ctx context.Context, r *ring, pw *Writer, bw *bufio.Write
 
 // frame is what the file records of f: the bytes kept, cut to the snap
 // length, with an offloaded VLAN tag put back; and the wire length.
-func (c *Capture) frame(f ringFrame) (data []byte, wireLen int) {
-	data, wireLen = f.data, f.wireLen
-	if f.vlanValid {
+func (c *Capture) frame(f afpacket.TapFrame) (data []byte, wireLen int) {
+	data, wireLen = f.Data, f.WireLen
+	if f.VLAN {
 		n := copy(c.scratch[vlanTagLen:], data)
-		data, wireLen = insertVLAN(c.scratch[:vlanTagLen+n], f.vlanTPID, f.vlanTCI), wireLen+vlanTagLen
+		data, wireLen = insertVLAN(c.scratch[:vlanTagLen+n], f.VLANTPID, f.VLANTCI), wireLen+vlanTagLen
 	}
 	if len(data) > c.opts.SnapLen {
 		data = data[:c.opts.SnapLen]
@@ -345,45 +272,29 @@ func (c *Capture) frame(f ringFrame) (data []byte, wireLen int) {
 
 // Stats returns the counts so far, reading the kernel's drop counter.
 func (c *Capture) Stats() Stats {
-	c.mu.Lock()
-	c.raw.Control(func(fd uintptr) {
-		if ks, err := unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
-			c.drops += uint64(ks.Drops)
-		}
-	})
-	drops := c.drops
-	c.mu.Unlock()
+	// After Close the Tap keeps its last counts.
+	ks, _ := c.tap.Stats()
 	return Stats{
 		Packets:   c.packets.Load(),
 		Bytes:     c.bytes.Load(),
 		Truncated: c.truncated.Load(),
-		Drops:     drops,
+		Drops:     ks.KernelDrops,
 	}
 }
 
 // Close closes the socket, which also ends promiscuous mode if Open set it,
-// and ends a running Run. The ring is unmapped here, or by Run as it
-// returns if it is running, so no frame is read from unmapped memory.
+// and ends a running Run (after the block in hand, if it is writing one).
 func (c *Capture) Close() error {
-	c.mu.Lock()
 	c.closed.Store(true)
-	var err error
-	if !c.running {
-		err = c.ring.unmap()
-	}
-	c.mu.Unlock()
-	if cerr := c.file.Close(); cerr != nil && !errors.Is(cerr, os.ErrClosed) {
-		err = errors.Join(err, cerr)
-	}
-	if err != nil {
+	if err := c.tap.Close(); err != nil {
 		return fmt.Errorf("capture %s:%s: close: %w", c.ns, c.ifname, err)
 	}
 	return nil
 }
 
 // direction is the epb_flags direction of f.
-func (f ringFrame) direction() Direction {
-	if f.outgoing {
+func direction(f afpacket.TapFrame) Direction {
+	if f.Outgoing {
 		return DirOutbound
 	}
 	return DirInbound

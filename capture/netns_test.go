@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/falab/falab/afpacket"
 	"github.com/falab/falab/topo"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
@@ -404,7 +405,7 @@ func TestOpenErrors(t *testing.T) {
 	t.Run("no such interface", func(t *testing.T) {
 		bn := newBench(t)
 		_, err := Open(bn.b, "eth9", Options{})
-		if want := fmt.Sprintf(`capture %s:eth9: interface "eth9"`, bn.b); err == nil || !strings.Contains(err.Error(), want) {
+		if want := fmt.Sprintf(`capture %s:eth9: afpacket: interface "eth9"`, bn.b); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want one containing %q", err, want)
 		}
 	})
@@ -505,10 +506,12 @@ func TestCaptureStopsDuringFlood(t *testing.T) {
 	}()
 	frame := testFrame(64, 0)
 	fd, sa := rawSender(t, bn.a, frame)
-	// One block holds this many 64-byte frames (each with its headers,
-	// 8-aligned); the flood sends two rings' worth.
-	perBlock := ringBlockSize(DefaultSnapLen) / ((sockaddrOff + unix.SizeofSockaddrLinklayer + 2 + len(frame) + 7) &^ 7)
-	for range 2 * ringBlocks * perBlock {
+	// One block holds this many 64-byte frames (each with its
+	// tpacket3_hdr, 16-aligned, its sockaddr_ll and 2 bytes to align the
+	// IP header, 8-aligned); the flood sends two rings' worth.
+	const sockaddrOff = (unix.SizeofTpacket3Hdr + unix.TPACKET_ALIGNMENT - 1) &^ (unix.TPACKET_ALIGNMENT - 1)
+	perBlock := afpacket.TapBlockSize(DefaultSnapLen) / ((sockaddrOff + unix.SizeofSockaddrLinklayer + 2 + len(frame) + 7) &^ 7)
+	for range 2 * afpacket.TapBlocks * perBlock {
 		unix.Sendto(fd, frame, 0, sa)
 	}
 	select {

@@ -163,7 +163,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad ACL protocol", func(c *Config) {
 			c.AccessLists = map[string][]ACE{"a": {{Protocol: "sctp"}}}
 		}},
-		{"unknown ACL", func(c *Config) { c.AccessGroups = []AccessGroup{{"missing", "outside"}} }},
+		{"unknown ACL", func(c *Config) { c.AccessGroups = []AccessGroup{{AccessList: "missing", Interface: "outside"}} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,11 +7,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/falab/falab/unit"
+	"github.com/falab/falab/api"
 )
 
 // UnitClient returns the API client of a unit of a running lab.
-func UnitClient(labName, unitName string) (*unit.Client, error) {
+func UnitClient(labName, unitName string) (*api.Client, error) {
 	st, err := ReadState(labName)
 	if err != nil {
 		return nil, err
@@ -23,7 +23,7 @@ func UnitClient(labName, unitName string) (*unit.Client, error) {
 		}
 		return nil, fmt.Errorf("lab %s has no unit %q (units: %s)", labName, unitName, strings.Join(names, ", "))
 	}
-	return unit.NewClient(filepath.Join(Dir(labName), unitName+".sock")), nil
+	return api.NewClient(filepath.Join(Dir(labName), unitName+".sock")), nil
 }
 
 // UnitNames returns a running lab's units, primary first.

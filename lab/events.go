@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/falab/falab/unit"
+	"github.com/falab/falab/api"
 )
 
 // eventsFile is the lab's own timeline (faults, traffic), one JSON event a
@@ -17,7 +17,7 @@ func eventsFile(labName string) string { return filepath.Join(Dir(labName), "eve
 
 // RecordEvent appends an event to the lab's timeline.
 func RecordEvent(labName, kind, msg string) {
-	e := unit.Event{Time: time.Now(), Unit: "lab", Kind: kind, Msg: msg}
+	e := api.Event{Time: time.Now(), Unit: "lab", Kind: kind, Msg: msg}
 	b, err := json.Marshal(e)
 	if err != nil {
 		return
@@ -31,7 +31,7 @@ func RecordEvent(labName, kind, msg string) {
 }
 
 // LabEvents reads the lab's own timeline, numbering events from 1.
-func LabEvents(labName string) ([]unit.Event, error) {
+func LabEvents(labName string) ([]api.Event, error) {
 	f, err := os.Open(eventsFile(labName))
 	if os.IsNotExist(err) {
 		return nil, nil
@@ -40,10 +40,10 @@ func LabEvents(labName string) ([]unit.Event, error) {
 		return nil, err
 	}
 	defer f.Close()
-	var out []unit.Event
+	var out []api.Event
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		var e unit.Event
+		var e api.Event
 		if json.Unmarshal(sc.Bytes(), &e) == nil {
 			e.Seq = uint64(len(out) + 1)
 			out = append(out, e)

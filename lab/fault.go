@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/topo"
 )
 
@@ -65,36 +66,40 @@ func Inject(ctx context.Context, labName string, f Fault) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	unitProc := func() (Proc, error) {
-		if _, ok := l.Unit(f.Target); !ok {
-			return Proc{}, fmt.Errorf("%s: no unit %q (units: %s, %s)", f.Kind, f.Target, l.Units[0].Name, l.Units[1].Name)
-		}
-		return st.Units[f.Target], nil
-	}
-	linkEnd := func() (ns, ifname string, err error) {
-		node, iface, ok := strings.Cut(f.Target, ":")
-		if !ok {
-			return "", "", fmt.Errorf("%s: target %q is not NODE:IFACE", f.Kind, f.Target)
-		}
-		ns, err = NodeNamespace(labName, node)
-		return ns, iface, err
-	}
 	var msg string
 	switch f.Kind {
+	case FaultKill, FaultFreeze, FaultThaw, FaultPowerOff, FaultRestart:
+		msg, err = injectUnit(ctx, labName, st, l, f)
+	case FaultLinkDown, FaultLinkUp, FaultLoss, FaultDelay, FaultClear:
+		msg, err = injectLink(labName, f)
+	case FaultCutFailover, FaultHeal:
+		msg, err = cutFailover(l, f.Kind == FaultHeal)
+	case FaultManual:
+		msg, err = manualFailover(ctx, labName, l, f.Target)
+	default:
+		return "", fmt.Errorf("unknown fault %q (expected one of: %s)", f.Kind, strings.Join(FaultKinds, ", "))
+	}
+	if err != nil {
+		return "", err
+	}
+	RecordEvent(labName, "fault", msg)
+	return msg, nil
+}
+
+// injectUnit performs a fault on unit process f.Target: kill, freeze, thaw,
+// power-off or restart.
+func injectUnit(ctx context.Context, labName string, st *State, l *labfile.Lab, f Fault) (string, error) {
+	if _, ok := l.Unit(f.Target); !ok {
+		return "", fmt.Errorf("%s: no unit %q (units: %s, %s)", f.Kind, f.Target, l.Units[0].Name, l.Units[1].Name)
+	}
+	p := st.Units[f.Target]
+	switch f.Kind {
 	case FaultKill:
-		p, err := unitProc()
-		if err != nil {
-			return "", err
-		}
 		if err := p.Signal(syscall.SIGKILL); err != nil {
 			return "", err
 		}
-		msg = fmt.Sprintf("killed %s (SIGKILL pid %d)", f.Target, p.PID)
+		return fmt.Sprintf("killed %s (SIGKILL pid %d)", f.Target, p.PID), nil
 	case FaultFreeze, FaultThaw:
-		p, err := unitProc()
-		if err != nil {
-			return "", err
-		}
 		sig, verb := syscall.SIGSTOP, "froze"
 		if f.Kind == FaultThaw {
 			sig, verb = syscall.SIGCONT, "thawed"
@@ -102,138 +107,141 @@ func Inject(ctx context.Context, labName string, f Fault) (string, error) {
 		if err := p.Signal(sig); err != nil {
 			return "", err
 		}
-		msg = fmt.Sprintf("%s %s (pid %d)", verb, f.Target, p.PID)
+		return fmt.Sprintf("%s %s (pid %d)", verb, f.Target, p.PID), nil
 	case FaultPowerOff:
-		p, err := unitProc()
-		if err != nil {
+		return powerOff(l, p, f.Target)
+	default: // FaultRestart
+		return restartUnit(ctx, labName, st, l, p, f.Target)
+	}
+}
+
+// powerOff takes unit's links down and at once after kills its process: to
+// the peer and the switches it looks like power loss, not a clean exit.
+func powerOff(l *labfile.Lab, p Proc, unit string) (string, error) {
+	var down []string
+	for _, lk := range l.Links {
+		for _, e := range []labfile.Endpoint{lk.A, lk.B} {
+			if e.Node == unit {
+				if err := topo.SetLinkUp(l.Namespace(e.Node), e.Iface, false); err != nil {
+					return "", err
+				}
+				down = append(down, e.Iface)
+			}
+		}
+	}
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("powered off %s (links %s down, pid %d killed)", unit, strings.Join(down, ","), p.PID), nil
+}
+
+// restartUnit kills unit's process p if it lives, brings its links back up
+// (a powered-off unit's links come back with it), starts it again from its
+// config file and waits until its API answers.
+func restartUnit(ctx context.Context, labName string, st *State, l *labfile.Lab, p Proc, unit string) (string, error) {
+	if p.Alive() {
+		if err := p.Kill(2 * time.Second); err != nil {
 			return "", err
 		}
-		// Links first and the process at once after: to the peer and the
-		// switches it looks like power loss, not a clean exit.
-		var down []string
-		for _, lk := range l.Links {
-			for _, e := range []Endpoint{lk.A, lk.B} {
-				if e.Node == f.Target {
-					if err := topo.SetLinkUp(l.Namespace(e.Node), e.Iface, false); err != nil {
-						return "", err
-					}
-					down = append(down, e.Iface)
+	}
+	for _, lk := range l.Links {
+		for _, e := range []labfile.Endpoint{lk.A, lk.B} {
+			if e.Node == unit {
+				if err := topo.SetLinkUp(l.Namespace(e.Node), e.Iface, true); err != nil {
+					return "", err
 				}
 			}
 		}
-		if err := p.Signal(syscall.SIGKILL); err != nil {
-			return "", err
-		}
-		msg = fmt.Sprintf("powered off %s (links %s down, pid %d killed)", f.Target, strings.Join(down, ","), p.PID)
-	case FaultRestart:
-		p, err := unitProc()
-		if err != nil {
-			return "", err
-		}
-		if p.Alive() {
-			if err := p.Kill(2 * time.Second); err != nil {
-				return "", err
-			}
-		}
-		// A powered-off unit's links come back with it.
-		for _, lk := range l.Links {
-			for _, e := range []Endpoint{lk.A, lk.B} {
-				if e.Node == f.Target {
-					if err := topo.SetLinkUp(l.Namespace(e.Node), e.Iface, true); err != nil {
-						return "", err
-					}
-				}
-			}
-		}
-		cfgPath := filepath.Join(Dir(labName), f.Target+".json")
-		exe, err := executable()
-		if err != nil {
-			return "", err
-		}
-		np, err := spawnIn(l.Namespace(f.Target), "unit "+f.Target, filepath.Join(Dir(labName), f.Target+".log"), exe, "unit", "--config", cfgPath)
-		if err != nil {
-			return "", err
-		}
-		st.Units[f.Target] = np
-		if err := WriteState(st); err != nil {
-			return "", err
-		}
-		if err := waitReady(ctx, np, filepath.Join(Dir(labName), f.Target+".sock"), filepath.Join(Dir(labName), f.Target+".log")); err != nil {
-			return "", err
-		}
-		msg = fmt.Sprintf("restarted %s (pid %d)", f.Target, np.PID)
+	}
+	cfgPath := filepath.Join(Dir(labName), unit+".json")
+	exe, err := executable()
+	if err != nil {
+		return "", err
+	}
+	np, err := spawnIn(l.Namespace(unit), "unit "+unit, filepath.Join(Dir(labName), unit+".log"), exe, "unit", "--config", cfgPath)
+	if err != nil {
+		return "", err
+	}
+	st.Units[unit] = np
+	if err := WriteState(st); err != nil {
+		return "", err
+	}
+	if err := waitReady(ctx, np, filepath.Join(Dir(labName), unit+".sock"), filepath.Join(Dir(labName), unit+".log")); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("restarted %s (pid %d)", unit, np.PID), nil
+}
+
+// injectLink performs a fault on one end of a link, f.Target = NODE:IFACE:
+// down, up, loss, delay, or clearing loss and delay.
+func injectLink(labName string, f Fault) (string, error) {
+	node, iface, ok := strings.Cut(f.Target, ":")
+	if !ok {
+		return "", fmt.Errorf("%s: target %q is not NODE:IFACE", f.Kind, f.Target)
+	}
+	ns, err := NodeNamespace(labName, node)
+	if err != nil {
+		return "", err
+	}
+	switch f.Kind {
 	case FaultLinkDown, FaultLinkUp:
-		ns, iface, err := linkEnd()
-		if err != nil {
-			return "", err
-		}
 		up := f.Kind == FaultLinkUp
 		if err := topo.SetLinkUp(ns, iface, up); err != nil {
 			return "", err
 		}
-		msg = fmt.Sprintf("link %s %s", f.Target, map[bool]string{true: "up", false: "down"}[up])
-	case FaultCutFailover, FaultHeal:
-		up := f.Kind == FaultHeal
-		for _, u := range l.Units {
-			if err := topo.SetLinkUp(l.Namespace(u.Name), l.Failover.Link.Interface, up); err != nil {
-				return "", err
-			}
-		}
-		msg = fmt.Sprintf("failover link %s", map[bool]string{true: "healed", false: "cut"}[up])
+		return fmt.Sprintf("link %s %s", f.Target, map[bool]string{true: "up", false: "down"}[up]), nil
 	case FaultLoss:
-		ns, iface, err := linkEnd()
-		if err != nil {
-			return "", err
-		}
 		if f.Percent < 0 || f.Percent > 100 {
 			return "", fmt.Errorf("loss: %v%% is out of range (expected 0 to 100)", f.Percent)
 		}
 		if err := topo.SetLoss(ns, iface, f.Percent); err != nil {
 			return "", err
 		}
-		msg = fmt.Sprintf("loss %v%% on %s", f.Percent, f.Target)
+		return fmt.Sprintf("loss %v%% on %s", f.Percent, f.Target), nil
 	case FaultDelay:
-		ns, iface, err := linkEnd()
-		if err != nil {
-			return "", err
-		}
 		if err := topo.SetDelay(ns, iface, f.Delay); err != nil {
 			return "", err
 		}
-		msg = fmt.Sprintf("delay %v on %s", f.Delay, f.Target)
-	case FaultClear:
-		ns, iface, err := linkEnd()
-		if err != nil {
-			return "", err
-		}
+		return fmt.Sprintf("delay %v on %s", f.Delay, f.Target), nil
+	default: // FaultClear
 		if err := topo.ClearLoss(ns, iface); err != nil {
 			return "", err
 		}
 		_ = topo.SetDelay(ns, iface, 0) // no netem: nothing to clear
-		msg = fmt.Sprintf("impairments cleared on %s", f.Target)
-	case FaultManual:
-		target := f.Target
-		if target == "" {
-			active, err := ActiveUnit(ctx, labName)
-			if err != nil {
-				return "", err
-			}
-			target = l.Peer(active).Name
-		}
-		c, err := UnitClient(labName, target)
-		if err != nil {
-			return "", err
-		}
-		r, err := c.Failover(ctx, "active")
-		if err != nil {
-			return "", err
-		}
-		msg = fmt.Sprintf("failover active on %s: %s", target, r)
-	default:
-		return "", fmt.Errorf("unknown fault %q (expected one of: %s)", f.Kind, strings.Join(FaultKinds, ", "))
+		return fmt.Sprintf("impairments cleared on %s", f.Target), nil
 	}
-	RecordEvent(labName, "fault", msg)
-	return msg, nil
+}
+
+// cutFailover takes both units' failover interfaces down, or up again
+// (heal).
+func cutFailover(l *labfile.Lab, heal bool) (string, error) {
+	for _, u := range l.Units {
+		if err := topo.SetLinkUp(l.Namespace(u.Name), l.Failover.Link.Interface, heal); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("failover link %s", map[bool]string{true: "healed", false: "cut"}[heal]), nil
+}
+
+// manualFailover makes target active (failover active on it); an empty
+// target means the peer of the unit active now.
+func manualFailover(ctx context.Context, labName string, l *labfile.Lab, target string) (string, error) {
+	if target == "" {
+		active, err := ActiveUnit(ctx, labName)
+		if err != nil {
+			return "", err
+		}
+		target = l.Peer(active).Name
+	}
+	c, err := UnitClient(labName, target)
+	if err != nil {
+		return "", err
+	}
+	r, err := c.Failover(ctx, "active")
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("failover active on %s: %s", target, r), nil
 }
 
 // executable is the falab binary that restarts units and runs traffic

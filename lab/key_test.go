@@ -3,14 +3,14 @@ package lab
 import (
 	"testing"
 
-	"github.com/falab/falab/replicate"
+	"github.com/falab/falab/api"
 )
 
 // TestFailoverKey: a passphrase gives the same key for the same lab every
 // time and different keys in different labs; a raw hex key is used as it
 // is; no key gives a fresh random one.
 func TestFailoverKey(t *testing.T) {
-	get := func(lab, text string) replicate.Key {
+	get := func(lab, text string) api.Key {
 		t.Helper()
 		k, err := FailoverKey(lab, text)
 		if err != nil {
@@ -33,7 +33,7 @@ func TestFailoverKey(t *testing.T) {
 	}
 
 	const raw = "0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789abcdef"
-	want, err := replicate.ParseKey(raw)
+	want, err := api.ParseKey(raw)
 	if err != nil {
 		t.Fatal(err)
 	}

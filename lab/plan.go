@@ -4,17 +4,18 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/topo"
 )
 
 // bridgeName is the bridge inside every switch namespace.
 const bridgeName = "br0"
 
-// Plan resolves the lab into the wiring topo builds: a namespace per node,
+// Plan resolves lab l into the wiring topo builds: a namespace per node,
 // a bridge per switch, a veth per link, addresses and routes on hosts, the
 // failover link's addresses on units, and no kernel address on a unit's data
 // interfaces (the userspace firewall owns them).
-func (l *Lab) Plan() topo.Plan {
+func Plan(l *labfile.Lab) topo.Plan {
 	var p topo.Plan
 	for _, n := range l.NodeNames() {
 		p.Namespaces = append(p.Namespaces, topo.Namespace{Name: l.Namespace(n)})
@@ -34,7 +35,7 @@ func (l *Lab) Plan() topo.Plan {
 	}
 	ports := map[string]int{} // switch -> ports made so far
 	for _, lk := range l.Links {
-		a, b := l.endpoint(lk.A, lk.B, ports), l.endpoint(lk.B, lk.A, ports)
+		a, b := endpoint(l, lk.A, lk.B, ports), endpoint(l, lk.B, lk.A, ports)
 		p.Links = append(p.Links, topo.Link{A: a, B: b})
 	}
 	for _, h := range l.Hosts {
@@ -49,7 +50,7 @@ func (l *Lab) Plan() topo.Plan {
 }
 
 // endpoint makes the topo end for e, whose cable goes to other.
-func (l *Lab) endpoint(e, other Endpoint, ports map[string]int) topo.Endpoint {
+func endpoint(l *labfile.Lab, e, other labfile.Endpoint, ports map[string]int) topo.Endpoint {
 	te := topo.Endpoint{Namespace: l.Namespace(e.Node), Ifname: e.Iface, OffloadsOff: true}
 	if e.Iface == "" { // a switch: make a port named after what it faces
 		te.Master = bridgeName
@@ -72,7 +73,7 @@ func (l *Lab) endpoint(e, other Endpoint, ports map[string]int) topo.Endpoint {
 	}
 	if u, ok := l.Unit(e.Node); ok {
 		te.MAC = u.MACs[e.Iface]
-		for _, fl := range []*FailoverLink{&l.Failover.Link, l.Failover.StateLink} {
+		for _, fl := range []*labfile.FailoverLink{&l.Failover.Link, l.Failover.StateLink} {
 			if fl == nil || fl.Interface != e.Iface {
 				continue
 			}
@@ -90,4 +91,4 @@ func (l *Lab) endpoint(e, other Endpoint, ports map[string]int) topo.Endpoint {
 
 // SwitchPort is the name of the switch port facing e: node-iface, so that
 // `ip -n falab-LAB-SWITCH link` reads like a patch panel.
-func SwitchPort(e Endpoint) string { return e.Node + "-" + e.Iface }
+func SwitchPort(e labfile.Endpoint) string { return e.Node + "-" + e.Iface }

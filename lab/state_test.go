@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/labs"
 )
 
@@ -17,7 +18,7 @@ func TestLoadRunningKeepsOverrides(t *testing.T) {
 	t.Setenv("FALAB_RUN_DIR", t.TempDir())
 	data, _ := labs.Get("default")
 	on := true
-	st := &State{Name: "default", Source: "builtin:default", Phase: PhaseUp, MACMode: MACBurnedIn, HTTPReplication: &on}
+	st := &State{Name: "default", Source: "builtin:default", Phase: PhaseUp, MACMode: labfile.MACBurnedIn, HTTPReplication: &on}
 	if err := WriteState(st); err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +29,7 @@ func TestLoadRunningKeepsOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Failover.MACMode != MACBurnedIn || !l.Failover.HTTPReplication {
+	if l.Failover.MACMode != labfile.MACBurnedIn || !l.Failover.HTTPReplication {
 		t.Errorf("failover = %+v, want burned-in MACs and HTTP replication on", l.Failover)
 	}
 }

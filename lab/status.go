@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/topo"
 )
 
@@ -43,7 +44,7 @@ type UnitStatus struct {
 
 // LoadRunning reads a running lab's record and the lab file it was built
 // from (kept in its state directory).
-func LoadRunning(name string) (*State, *Lab, error) {
+func LoadRunning(name string) (*State, *labfile.Lab, error) {
 	st, err := ReadState(name)
 	if err != nil {
 		return nil, nil, err
@@ -52,7 +53,7 @@ func LoadRunning(name string) (*State, *Lab, error) {
 	if err != nil {
 		return st, nil, fmt.Errorf("lab %s: its lab file copy is missing (%v); falab down %s cleans it", name, err, name)
 	}
-	l, err := Load(st.Source, data)
+	l, err := labfile.Load(st.Source, data)
 	if err != nil {
 		return st, nil, err
 	}
@@ -82,13 +83,13 @@ func GetStatus(name string) (*Status, error) {
 	}
 	kind := map[string]string{}
 	for _, u := range l.Units {
-		kind[u.Name] = KindUnit
+		kind[u.Name] = labfile.KindUnit
 	}
 	for _, sw := range l.Switches {
-		kind[sw.Name] = KindSwitch
+		kind[sw.Name] = labfile.KindSwitch
 	}
 	for _, h := range l.Hosts {
-		kind[h.Name] = KindHost
+		kind[h.Name] = labfile.KindHost
 	}
 	for _, n := range l.NodeNames() {
 		ns := l.Namespace(n)
@@ -141,11 +142,11 @@ func NodeNamespace(labName, node string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ns := NamespacePrefix + labName + "-" + node
+	ns := labfile.NamespacePrefix + labName + "-" + node
 	if !slices.Contains(st.Namespaces, ns) {
 		var nodes []string
 		for _, n := range st.Namespaces {
-			nodes = append(nodes, strings.TrimPrefix(n, NamespacePrefix+labName+"-"))
+			nodes = append(nodes, strings.TrimPrefix(n, labfile.NamespacePrefix+labName+"-"))
 		}
 		return "", fmt.Errorf("lab %s has no node %q (nodes: %s)", labName, node, strings.Join(nodes, ", "))
 	}

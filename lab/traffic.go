@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/traffic"
 )
 
@@ -67,7 +68,7 @@ func StartTraffic(ctx context.Context, labName string, t Traffic) error {
 	if t.Name == "" {
 		t.Name = t.Kind
 	}
-	if !nameRE.MatchString(t.Name) {
+	if !labfile.ValidName(t.Name) {
 		return fmt.Errorf("traffic name %q: expected lower-case letters, digits and dashes", t.Name)
 	}
 	if !slices.Contains(TrafficKinds, t.Kind) {
@@ -156,7 +157,7 @@ func StartTraffic(ctx context.Context, labName string, t Traffic) error {
 
 // startIperf3 starts `iperf3 -s` in the server's namespace and a client
 // that sends to it until stopped, both recorded so `down` stops them.
-func startIperf3(ctx context.Context, st *State, l *Lab, labName string, t Traffic) error {
+func startIperf3(ctx context.Context, st *State, l *labfile.Lab, labName string, t Traffic) error {
 	exe, err := exec.LookPath("iperf3")
 	if err != nil {
 		return fmt.Errorf("traffic %s: iperf3 is not installed (apt-get install iperf3): %w", t.Name, err)

@@ -15,10 +15,9 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
-	"github.com/falab/falab/firewall"
-	"github.com/falab/falab/replicate"
+	"github.com/falab/falab/api"
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/topo"
-	"github.com/falab/falab/unit"
 )
 
 func init() { startUnits = startUnitProcs }
@@ -26,14 +25,14 @@ func init() { startUnits = startUnitProcs }
 // unitReadyTimeout bounds how long up waits for a unit's API to answer.
 const unitReadyTimeout = 10 * time.Second
 
-// UnitConfig resolves the lab into the config of one unit.
-func (l *Lab) UnitConfig(name string, keyFile string) (*unit.Config, error) {
+// UnitConfig resolves lab l into the config of one unit.
+func UnitConfig(l *labfile.Lab, name string, keyFile string) (*api.UnitConfig, error) {
 	u, ok := l.Unit(name)
 	if !ok {
 		return nil, fmt.Errorf("lab %s has no unit %q", l.Name, name)
 	}
 	peer := l.Peer(name)
-	c := &unit.Config{
+	c := &api.UnitConfig{
 		Lab: l.Name, Name: u.Name, Peer: peer.Name, Role: u.Role,
 		FailoverInterface: l.Failover.Link.Interface,
 		UnitPoll:          l.Failover.UnitPoll, UnitHold: l.Failover.UnitHold,
@@ -49,55 +48,16 @@ func (l *Lab) UnitConfig(name string, keyFile string) (*unit.Config, error) {
 		c.StateInterface = sl.Interface
 		c.StateLocalAddr, c.StatePeerAddr = linkAddrs(*sl, u.Role)
 	}
-	fw := firewall.Config{AccessLists: map[string][]firewall.ACE{}}
-	if l.Mode == "transparent" {
-		fw.Mode = firewall.ModeTransparent
-		fw.ManagementAddr = l.Firewall.ManagementAddr
-		fw.ManagementStandbyAddr = l.Firewall.ManagementStandbyAddr
-	}
+	c.Firewall = l.FirewallConfig(u)
 	for _, fi := range l.Firewall.Interfaces {
-		ic := firewall.InterfaceConfig{
-			Name: fi.Name, SecurityLevel: fi.SecurityLevel,
-			Prefix: fi.Addr, StandbyAddr: fi.StandbyAddr,
-		}
-		if l.Failover.MACMode == MACVirtual {
-			ic.ActiveMAC, ic.StandbyMAC = fi.VirtualMAC, fi.StandbyVirtualMAC
-		} else {
-			ic.ActiveMAC, ic.StandbyMAC = u.MACs[fi.Name], u.MACs[fi.Name]
-		}
-		fw.Interfaces = append(fw.Interfaces, ic)
 		if fi.Monitor {
 			c.Monitored = append(c.Monitored, fi.Name)
 		}
 	}
-	for _, r := range l.Firewall.Routes {
-		fw.Routes = append(fw.Routes, firewall.Route{Interface: r.Interface, Prefix: r.To, NextHop: r.Via})
-	}
-	for _, n := range l.Firewall.NAT {
-		kind := firewall.NATDynamicPAT
-		if n.Type == NATStatic {
-			kind = firewall.NATStatic
-		}
-		fw.NAT = append(fw.NAT, firewall.NATRule{Kind: kind, RealInterface: n.RealInterface, Real: n.Real, MappedInterface: n.MappedInterface, Mapped: n.Mapped})
-	}
-	for name, aces := range l.Firewall.AccessLists {
-		for _, a := range aces {
-			fw.AccessLists[name] = append(fw.AccessLists[name], firewall.ACE{
-				Permit: a.Permit, Protocol: a.Protocol, Source: a.Source, Destination: a.Destination,
-				DstPortLow: a.PortLow, DstPortHigh: a.PortHigh,
-			})
-		}
-	}
-	for _, g := range l.Firewall.AccessGroups {
-		fw.AccessGroups = append(fw.AccessGroups, firewall.AccessGroup{AccessList: g.AccessList, Interface: g.Interface})
-	}
-	t := l.Firewall.Timeouts
-	fw.Timeouts = firewall.Timeouts{Conn: t.Conn, HalfClosed: t.HalfClosed, Embryonic: t.Embryonic, UDP: t.UDP, ICMP: t.ICMP, Xlate: t.Xlate, ARP: t.ARP, MACAddress: t.MACAddress}
-	c.Firewall = fw
 	return c, nil
 }
 
-func linkAddrs(fl FailoverLink, role string) (local, peer netip.Addr) {
+func linkAddrs(fl labfile.FailoverLink, role string) (local, peer netip.Addr) {
 	if role == "primary" {
 		return fl.PrimaryAddress.Addr(), fl.SecondaryAddress.Addr()
 	}
@@ -106,13 +66,13 @@ func linkAddrs(fl FailoverLink, role string) (local, peer netip.Addr) {
 
 // writeKey stores the failover key for the units (mode 0600): the lab
 // file's key, or a random one made for this lab.
-func writeKey(l *Lab) (string, error) {
+func writeKey(l *labfile.Lab) (string, error) {
 	path := filepath.Join(Dir(l.Name), "failover.key")
 	key, err := FailoverKey(l.Name, l.Failover.Key)
 	if err != nil {
 		return "", err
 	}
-	return path, os.WriteFile(path, []byte(key.Hex()+"\n"), 0o600)
+	return path, api.WriteKeyFile(path, key)
 }
 
 // FailoverKey resolves a lab file's failover.key into the units' key: 64
@@ -126,12 +86,12 @@ func writeKey(l *Lab) (string, error) {
 // and every `falab up` of the lab, get the same key, and the same
 // passphrase in two labs gives two keys. It runs once, in `falab up`; the
 // units receive the derived key.
-func FailoverKey(labName, text string) (replicate.Key, error) {
+func FailoverKey(labName, text string) (api.Key, error) {
 	switch {
 	case text == "":
-		return replicate.NewKey()
-	case isRawKey(text):
-		return replicate.ParseKey(text)
+		return api.NewKey()
+	case labfile.IsRawKey(text):
+		return api.ParseKey(text)
 	}
 	return PassphraseKey(labName, text), nil
 }
@@ -145,15 +105,15 @@ const (
 )
 
 // PassphraseKey derives a lab's failover key from a passphrase.
-func PassphraseKey(labName, passphrase string) replicate.Key {
+func PassphraseKey(labName, passphrase string) api.Key {
 	salt := []byte("falab failover key\x00" + labName)
-	return replicate.Key(argon2.IDKey([]byte(passphrase), salt, argonTime, argonMemory, argonThreads, replicate.KeyLen))
+	return api.Key(argon2.IDKey([]byte(passphrase), salt, argonTime, argonMemory, argonThreads, api.KeyLen))
 }
 
 // startUnitProcs writes each unit's config and starts `falab unit` inside
 // the unit's namespace, detached from the terminal, logging to its file;
 // then waits until both APIs answer.
-func startUnitProcs(ctx context.Context, l *Lab, st *State, opt UpOptions) error {
+func startUnitProcs(ctx context.Context, l *labfile.Lab, st *State, opt UpOptions) error {
 	exe := opt.Executable
 	if exe == "" {
 		var err error
@@ -166,12 +126,12 @@ func startUnitProcs(ctx context.Context, l *Lab, st *State, opt UpOptions) error
 		return fmt.Errorf("failover key: %w", err)
 	}
 	for _, u := range l.Units {
-		cfg, err := l.UnitConfig(u.Name, keyFile)
+		cfg, err := UnitConfig(l, u.Name, keyFile)
 		if err != nil {
 			return err
 		}
 		cfgPath := filepath.Join(Dir(l.Name), u.Name+".json")
-		if err := unit.WriteConfig(cfgPath, cfg); err != nil {
+		if err := api.WriteUnitConfig(cfgPath, cfg); err != nil {
 			return err
 		}
 		p, err := spawnIn(l.Namespace(u.Name), "unit "+u.Name, cfg.Log, exe, "unit", "--config", cfgPath)

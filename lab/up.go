@@ -11,13 +11,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/labs"
 	"github.com/falab/falab/topo"
 )
 
 // Resolve finds a lab by what the user typed: a built-in lab's name, or a
 // lab file's path. It returns the lab and the bytes it was read from.
-func Resolve(arg string) (*Lab, []byte, error) {
+func Resolve(arg string) (*labfile.Lab, []byte, error) {
 	if arg == "" {
 		arg = labs.Default
 	}
@@ -35,7 +36,7 @@ func Resolve(arg string) (*Lab, []byte, error) {
 		}
 		data, file = b, arg
 	}
-	l, err := Load(file, data)
+	l, err := labfile.Load(file, data)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -59,7 +60,7 @@ var ErrAlreadyUp = errors.New("lab is already up")
 // directory first (so that `falab down` can always undo a crashed up),
 // deploys the topology, then starts the units. On failure it undoes what it
 // made and returns the error.
-func Up(ctx context.Context, l *Lab, data []byte, opt UpOptions) (st *State, err error) {
+func Up(ctx context.Context, l *labfile.Lab, data []byte, opt UpOptions) (st *State, err error) {
 	log := opt.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -72,13 +73,13 @@ func Up(ctx context.Context, l *Lab, data []byte, opt UpOptions) (st *State, err
 	} else if !errors.Is(err, ErrNotRunning) {
 		return nil, err
 	}
-	plan := l.Plan()
+	plan := Plan(l)
 	names := make([]string, len(plan.Namespaces))
 	for i, ns := range plan.Namespaces {
 		names[i] = ns.Name
 	}
 	// Never adopt a namespace someone else made: a clash touches nothing.
-	existing, err := topo.List(NamespacePrefix)
+	existing, err := topo.List(labfile.NamespacePrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +89,7 @@ func Up(ctx context.Context, l *Lab, data []byte, opt UpOptions) (st *State, err
 		}
 	}
 	st = &State{Name: l.Name, Source: l.File, Phase: PhaseBuilding, CreatedAt: time.Now(), Namespaces: names, Units: map[string]Proc{}}
-	if asFile, err := Load(l.File, data); err == nil {
+	if asFile, err := labfile.Load(l.File, data); err == nil {
 		if asFile.Failover.MACMode != l.Failover.MACMode {
 			st.MACMode = l.Failover.MACMode
 		}
@@ -166,18 +167,18 @@ func Down(name string, log *slog.Logger) (DownReport, error) {
 	case errors.Is(err, ErrNotRunning):
 		// No record (it was removed by hand): fall back to the lab's
 		// namespace prefix, minus any namespace another lab records.
-		names, err = unrecordedWithPrefix(NamespacePrefix + name + "-")
+		names, err = unrecordedWithPrefix(labfile.NamespacePrefix + name + "-")
 		if err != nil {
 			return rep, err
 		}
 	default:
 		// A corrupt record: the prefix is all we can trust.
-		names, err = unrecordedWithPrefix(NamespacePrefix + name + "-")
+		names, err = unrecordedWithPrefix(labfile.NamespacePrefix + name + "-")
 		if err != nil {
 			return rep, err
 		}
 	}
-	present, err := topo.List(NamespacePrefix)
+	present, err := topo.List(labfile.NamespacePrefix)
 	if err != nil {
 		return rep, err
 	}
@@ -221,7 +222,7 @@ func DownAll(log *slog.Logger) ([]DownReport, error) {
 			return reps, fmt.Errorf("down %s: %w", name, err)
 		}
 	}
-	left, err := topo.List(NamespacePrefix)
+	left, err := topo.List(labfile.NamespacePrefix)
 	if err != nil {
 		return reps, err
 	}
@@ -306,4 +307,4 @@ func testPause(step, name string) {
 
 // startUnits starts the firewall unit processes; until the unit package
 // lands there is none to start.
-var startUnits = func(ctx context.Context, l *Lab, st *State, opt UpOptions) error { return nil }
+var startUnits = func(ctx context.Context, l *labfile.Lab, st *State, opt UpOptions) error { return nil }

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/falab/falab/arpcheck"
+	"github.com/falab/falab/labfile"
 )
 
 // WireAnswer is what the wire said to one host about its gateway: which
@@ -23,7 +24,7 @@ type WireAnswer struct {
 // pair; two (two MACs, or every request answered twice under the virtual
 // MAC) is two actives; none is no active. It asks from the hosts, not the
 // units, so it sees what a host sees, whatever the units report.
-func GatewayAnswers(ctx context.Context, l *Lab) ([]WireAnswer, error) {
+func GatewayAnswers(ctx context.Context, l *labfile.Lab) ([]WireAnswer, error) {
 	type ask struct {
 		host, iface string
 		gw          netip.Addr
@@ -63,8 +64,8 @@ func GatewayAnswers(ctx context.Context, l *Lab) ([]WireAnswer, error) {
 	return out, errors.Join(errs...)
 }
 
-// wireProblems returns what is wrong in answers, one line each.
-func wireProblems(answers []WireAnswer) []string {
+// WireProblems returns what is wrong in answers, one line each.
+func WireProblems(answers []WireAnswer) []string {
 	var p []string
 	for _, a := range answers {
 		if !a.OK() {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/falab/falab/lab"
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/labs"
 )
 
@@ -180,7 +181,7 @@ func (b *bench) labFileOf(base, name string) (string, error) {
 
 // benchLab is a lab this run brought up.
 type benchLab struct {
-	*lab.Lab
+	*labfile.Lab
 	topologyOnly bool
 }
 

@@ -7,14 +7,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/falab/falab/lab"
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/topo"
 )
 
@@ -41,7 +40,7 @@ type dataPlaneResult struct {
 
 // hostsOf returns the namespaces of client1 and server1 and server1's
 // address.
-func hostsOf(l *lab.Lab) (clientNS, serverNS string, server netip.Addr, err error) {
+func hostsOf(l *labfile.Lab) (clientNS, serverNS string, server netip.Addr, err error) {
 	s, ok := l.Host("server1")
 	if !ok || len(s.Interfaces) == 0 {
 		return "", "", netip.Addr{}, errors.New("the lab has no host server1 with an interface")
@@ -54,7 +53,7 @@ func hostsOf(l *lab.Lab) (clientNS, serverNS string, server netip.Addr, err erro
 
 // measureDataPlane runs the pps, TCP and connection-rate measurements
 // between client1 and server1 of a lab that is up.
-func (b *bench) measureDataPlane(ctx context.Context, l *lab.Lab) dataPlaneResult {
+func (b *bench) measureDataPlane(ctx context.Context, l *labfile.Lab) dataPlaneResult {
 	var r dataPlaneResult
 	clientNS, serverNS, server, err := hostsOf(l)
 	if err != nil {
@@ -117,9 +116,9 @@ func (b *bench) kernelDataPlane(ctx context.Context) dataPlaneResult {
 // firewall's place: the firewall's addresses on its data interfaces,
 // forwarding on, and an nftables masquerade (SNAT) of the inside subnet
 // out of the outside interface, as the lab's PAT rule does.
-func kernelRouter(l *lab.Lab) error {
+func kernelRouter(l *labfile.Lab) error {
 	ns := l.Namespace(l.Primary().Name)
-	var inside, outside *lab.FirewallInterface
+	var inside, outside *labfile.FirewallInterface
 	for i, fi := range l.Firewall.Interfaces {
 		switch fi.Name {
 		case "inside":
@@ -131,9 +130,6 @@ func kernelRouter(l *lab.Lab) error {
 	if inside == nil || outside == nil {
 		return errors.New("the lab's firewall has no inside and outside interfaces")
 	}
-	if _, err := exec.LookPath("nft"); err != nil {
-		return fmt.Errorf("nft is not installed (apt package nftables): %w", err)
-	}
 	script := fmt.Sprintf(`table ip labbench {
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
@@ -141,13 +137,13 @@ func kernelRouter(l *lab.Lab) error {
 	}
 }
 `, outside.Name, inside.Addr.Masked())
-	return topo.Do(ns, func() error {
+	err := topo.Do(ns, func() error {
 		h, err := netlink.NewHandle()
 		if err != nil {
 			return err
 		}
 		defer h.Close()
-		for _, fi := range []*lab.FirewallInterface{inside, outside} {
+		for _, fi := range []*labfile.FirewallInterface{inside, outside} {
 			link, err := h.LinkByName(fi.Name)
 			if err != nil {
 				return fmt.Errorf("interface %s: %w", fi.Name, err)
@@ -161,40 +157,27 @@ func kernelRouter(l *lab.Lab) error {
 		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
 			return fmt.Errorf("ip_forward: %w", err)
 		}
-		cmd := exec.Command("nft", "-f", "-")
-		cmd.Stdin = strings.NewReader(script)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("nft masquerade rule: %v: %s", err, out)
-		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if _, err := topo.Nft(ns, script, "-f", "-"); err != nil {
+		return fmt.Errorf("masquerade rule: %w", err)
+	}
+	return nil
 }
 
 // setOffloads turns the segmentation, receive-coalescing and checksum
-// offloads of every cabled interface of the lab on (or off), with ethtool.
-func setOffloads(l *lab.Lab, on bool) error {
-	path, err := exec.LookPath("ethtool")
-	if err != nil {
-		return fmt.Errorf("ethtool is not installed: %w", err)
-	}
-	state := "off"
-	if on {
-		state = "on"
-	}
+// offloads of every cabled interface of the lab on (or off).
+func setOffloads(l *labfile.Lab, on bool) error {
 	for _, lk := range l.Links {
-		for _, e := range [][2]lab.Endpoint{{lk.A, lk.B}, {lk.B, lk.A}} {
+		for _, e := range [][2]labfile.Endpoint{{lk.A, lk.B}, {lk.B, lk.A}} {
 			ifname := e[0].Iface
 			if ifname == "" {
 				ifname = lab.SwitchPort(e[1])
 			}
-			cmd := exec.Command(path, "-K", ifname, "tx", state, "sg", state, "tso", state, "gso", state, "gro", state)
-			err := topo.Do(l.Namespace(e[0].Node), func() error {
-				if out, err := cmd.CombinedOutput(); err != nil {
-					return fmt.Errorf("ethtool -K %s: %v: %s", ifname, err, strings.TrimSpace(string(out)))
-				}
-				return nil
-			})
-			if err != nil {
+			if err := topo.SetOffloads(l.Namespace(e[0].Node), ifname, on); err != nil {
 				return err
 			}
 		}
@@ -246,7 +229,7 @@ func dataPlaneFigures(fa, k dataPlaneResult) []Figure {
 		figs = append(figs, f)
 	default:
 		f := measured(3, "tcp-gbps-kernel-offloads-on", onName, "Gbit/s", fa.tcp, nil,
-			"falab (offloads OFF, as it must run) beside the kernel with TSO/GSO/GRO/tx-checksum/SG ON on every lab veth (ethtool -K)")
+			"falab (offloads OFF, as it must run) beside the kernel with TSO/GSO/GRO/tx-checksum/SG ON on every lab veth (topo.SetOffloads)")
 		figs = append(figs, f.withKernel(k.tcpOn))
 	}
 

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/lab"
 	"github.com/falab/falab/traffic"
-	"github.com/falab/falab/unit"
 )
 
 // Unit states the bench waits for (failover's state names).
@@ -18,10 +18,10 @@ const (
 )
 
 // status asks one unit of a running lab for its status.
-func status(ctx context.Context, labName, unitName string) (unit.Status, error) {
+func status(ctx context.Context, labName, unitName string) (api.Status, error) {
 	c, err := lab.UnitClient(labName, unitName)
 	if err != nil {
-		return unit.Status{}, err
+		return api.Status{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -375,7 +375,7 @@ func (b *bench) bulkSync(ctx context.Context, labName, active, standby string, f
 		return notMeasured(8, "bulk-sync", name, "ms", t, err)
 	}
 	t1 := time.Now()
-	var st unit.Status
+	var st api.Status
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		s, err := status(ctx, labName, standby)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/falab/falab/lab"
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/labs"
 )
 
@@ -166,7 +166,7 @@ func TestLabFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := lab.Load(path, data)
+	l, err := labfile.Load(path, data)
 	if err != nil {
 		t.Fatalf("the renamed lab does not load: %v", err)
 	}

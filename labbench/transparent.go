@@ -8,7 +8,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/falab/falab/lab"
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/topo"
 )
 
@@ -64,7 +64,7 @@ func (b *bench) transparentBlast(ctx context.Context, kernel bool) (blastResult,
 
 // kernelBridge joins the primary unit's data interfaces with a Linux bridge,
 // the kernel doing what the transparent firewall does (without inspection).
-func kernelBridge(l *lab.Lab) error {
+func kernelBridge(l *labfile.Lab) error {
 	return topo.Do(l.Namespace(l.Primary().Name), func() error {
 		h, err := netlink.NewHandle()
 		if err != nil {

@@ -448,7 +448,7 @@ func (d *deployer) endpoint(st *nsState, e Endpoint) error {
 				}
 			}
 			if e.OffloadsOff {
-				return setOffloadsOff(e.Ifname)
+				return setOffloads(e.Ifname, false)
 			}
 			return nil
 		})

@@ -185,8 +185,27 @@ func TestDeploySwitch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(Offloads{TSO: true, GSO: true, TXCsum: true}, on, cmpOffloadsIgnoringGRO); diff != "" {
+		if diff := cmp.Diff(Offloads{SG: true, TSO: true, GSO: true, TXCsum: true}, on, cmpOffloadsIgnoringGRO); diff != "" {
 			t.Errorf("h2 offloads, untouched (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("offloads set on and off again", func(t *testing.T) {
+		if err := SetOffloads(h1, e1, true); err != nil {
+			t.Fatal(err)
+		}
+		on, err := GetOffloads(h1, e1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(Offloads{SG: true, TSO: true, GSO: true, GRO: true, TXCsum: true}, on); diff != "" {
+			t.Errorf("h1 offloads after SetOffloads on (-want +got):\n%s", diff)
+		}
+		if err := SetOffloads(h1, e1, false); err != nil {
+			t.Fatal(err)
+		}
+		if off, err := GetOffloads(h1, e1); err != nil || off != (Offloads{}) {
+			t.Errorf("h1 offloads after SetOffloads off: %+v, %v; want all off", off, err)
 		}
 	})
 
@@ -340,7 +359,7 @@ func TestDeploySwitch(t *testing.T) {
 		if err := SetLoss(h1, e1, 12.5); err != nil {
 			t.Fatal(err)
 		}
-		out, err := netnsExec(h1, "nft", "list", "table", "netdev", lossTable(e1))
+		out, err := Nft(h1, "", "list", "table", "netdev", lossTable(e1))
 		if err != nil {
 			t.Fatalf("nft list: %v\n%s", err, out)
 		}
@@ -350,7 +369,7 @@ func TestDeploySwitch(t *testing.T) {
 		if err := ClearLoss(h1, e1); err != nil {
 			t.Fatal(err)
 		}
-		if out, _ := netnsExec(h1, "nft", "list", "tables"); strings.Contains(out, lossTable(e1)) {
+		if out, _ := Nft(h1, "", "list", "tables"); strings.Contains(out, lossTable(e1)) {
 			t.Errorf("loss table still there after ClearLoss:\n%s", out)
 		}
 		if err := SetLoss(h1, e1, 101); err == nil {

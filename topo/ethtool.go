@@ -12,6 +12,7 @@ import (
 // userspace data plane cares about: with them on, AF_PACKET sees 64 KiB
 // "frames" and packets with checksums left for hardware that isn't there.
 type Offloads struct {
+	SG     bool // scatter-gather, which TSO needs
 	TSO    bool // TCP segmentation offload
 	GSO    bool // generic segmentation offload
 	GRO    bool // generic receive offload
@@ -26,8 +27,11 @@ var offloadOps = []struct {
 	get, set uint32
 	field    func(*Offloads) *bool
 }{
-	// TX checksum first: TSO depends on it, so turning it off drops TSO too.
+	// In dependency order: SG needs a TX checksum offload and TSO needs
+	// SG, so turning them on goes this way, and turning TX checksum off
+	// drops the other two with it.
 	{"tx-checksum", unix.ETHTOOL_GTXCSUM, unix.ETHTOOL_STXCSUM, func(o *Offloads) *bool { return &o.TXCsum }},
+	{"sg", unix.ETHTOOL_GSG, unix.ETHTOOL_SSG, func(o *Offloads) *bool { return &o.SG }},
 	{"tso", unix.ETHTOOL_GTSO, unix.ETHTOOL_STSO, func(o *Offloads) *bool { return &o.TSO }},
 	{"gso", unix.ETHTOOL_GGSO, unix.ETHTOOL_SGSO, func(o *Offloads) *bool { return &o.GSO }},
 	{"gro", unix.ETHTOOL_GGRO, unix.ETHTOOL_SGRO, func(o *Offloads) *bool { return &o.GRO }},
@@ -73,17 +77,31 @@ func withEthtoolSocket(fn func(fd int) error) error {
 	return fn(fd)
 }
 
-// setOffloadsOff turns every offload in offloadOps off on ifname in the
+// setOffloads turns every offload in offloadOps on or off on ifname in the
 // calling thread's namespace.
-func setOffloadsOff(ifname string) error {
+func setOffloads(ifname string, on bool) error {
+	val, state := uint32(0), "off"
+	if on {
+		val, state = 1, "on"
+	}
 	return withEthtoolSocket(func(fd int) error {
 		for _, op := range offloadOps {
-			if _, err := ethtoolValueIoctl(fd, ifname, op.set, 0); err != nil {
-				return fmt.Errorf("turn off %s: %w", op.name, err)
+			if _, err := ethtoolValueIoctl(fd, ifname, op.set, val); err != nil {
+				return fmt.Errorf("turn %s %s: %w", state, op.name, err)
 			}
 		}
 		return nil
 	})
+}
+
+// SetOffloads turns every offload of Offloads on or off on ifname in
+// namespace ns: the one way falab sets offloads (Endpoint.OffloadsOff uses
+// it too).
+func SetOffloads(ns, ifname string, on bool) error {
+	if err := Do(ns, func() error { return setOffloads(ifname, on) }); err != nil {
+		return fmt.Errorf("%s:%s: %w", ns, ifname, err)
+	}
+	return nil
 }
 
 // readOffloads reads the offload settings of ifname in the calling thread's

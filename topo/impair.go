@@ -16,9 +16,9 @@ import (
 // ErrNoNetem is returned by SetDelay when the kernel has no netem qdisc.
 var ErrNoNetem = errors.New("delay needs the netem qdisc, which this kernel lacks")
 
-// ErrNoNft is returned by SetLoss and ClearLoss when the nft program is not
-// installed.
-var ErrNoNft = errors.New("packet loss needs the nft program, which is not installed (apt-get install nftables)")
+// ErrNoNft is returned by Nft, and so by SetLoss and ClearLoss, when the
+// nft program is not installed.
+var ErrNoNft = errors.New("the nft program is not installed (apt-get install nftables)")
 
 // lossTable names the nftables table that holds the loss rules of one
 // interface. Each interface gets its own table so setting or clearing one
@@ -96,20 +96,35 @@ func runLoss(ns, ifname string, threshold int) error {
 	if err := ValidateNamespaceName(ns); err != nil {
 		return err
 	}
+	if _, err := Nft(ns, lossScript(ifname, threshold), "-f", "-"); err != nil {
+		return fmt.Errorf("%s:%s: %w", ns, ifname, err)
+	}
+	return nil
+}
+
+// Nft runs the nft program with args in namespace ns, script (if not
+// empty) on its standard input, and returns what it printed: the one way
+// falab runs nft. It runs through `ip netns exec` rather than entering the
+// namespace from this process, so nft sees the namespace's own /sys too. A
+// missing nft is an error wrapping ErrNoNft.
+func Nft(ns, script string, args ...string) (string, error) {
+	if err := ValidateNamespaceName(ns); err != nil {
+		return "", err
+	}
 	nft, err := exec.LookPath("nft")
 	if err != nil {
-		return fmt.Errorf("%s:%s: %w", ns, ifname, ErrNoNft)
+		return "", ErrNoNft
 	}
-	// `ip netns exec` rather than entering the namespace from this
-	// process: nft then runs with the namespace's own /sys view too.
-	cmd := exec.Command("ip", "netns", "exec", ns, nft, "-f", "-")
-	cmd.Stdin = strings.NewReader(lossScript(ifname, threshold))
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, nft}, args...)...)
+	if script != "" {
+		cmd.Stdin = strings.NewReader(script)
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s:%s: nft: %w: %s", ns, ifname, err, strings.TrimSpace(out.String()))
+		return out.String(), fmt.Errorf("nft %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
 	}
-	return nil
+	return out.String(), nil
 }
 
 // netemHandle is the root qdisc handle SetDelay installs (1:0).

@@ -387,3 +387,13 @@ func TestPerInterfaceSysctl(t *testing.T) {
 		})
 	}
 }
+
+// TestNftRefusesForeignNamespaces: Nft runs only in falab's namespaces,
+// checked before anything runs.
+func TestNftRefusesForeignNamespaces(t *testing.T) {
+	for _, ns := range []string{"", "netns0", "falab-x/../y"} {
+		if out, err := Nft(ns, "", "list", "tables"); err == nil {
+			t.Errorf("Nft(%q) ran: %q", ns, out)
+		}
+	}
+}

@@ -36,6 +36,8 @@ type agentConfig struct {
 	grace    time.Duration
 
 	size int64
+
+	voice voiceConfig // softphone and callmanager
 }
 
 // runner is one agent: a server or client of one kind.
@@ -129,7 +131,7 @@ func drive(ctx context.Context, cfg agentConfig, r runner, out io.Writer, now fu
 
 // defaultPorts are the ports a kind listens on and connects to unless
 // --port says otherwise.
-var defaultPorts = map[string]int{KindTCPStream: 5201, KindUDPProbe: 5202, KindHTTP: 80}
+var defaultPorts = map[string]int{KindTCPStream: 5201, KindUDPProbe: 5202, KindHTTP: 80, KindSoftphone: 2748, KindCallManager: 2748}
 
 func parseAgentFlags(args []string) (agentConfig, error) {
 	if len(args) == 0 {
@@ -144,15 +146,16 @@ func parseAgentFlags(args []string) (agentConfig, error) {
 	fs.DurationVar(&cfg.reportEvery, "report-every", 100*time.Millisecond, "write a report this often")
 	fs.DurationVar(&cfg.stall, "stall", time.Second, "a flow with no progress for this long is stalled")
 	switch cfg.kind {
-	case KindTCPStream, KindUDPProbe, KindHTTP:
+	case KindTCPStream, KindUDPProbe, KindHTTP, KindSoftphone, KindCallManager:
 		fs.IntVar(&cfg.port, "port", defaultPorts[cfg.kind], "port the server listens on and the client connects to")
 		fs.StringVar(&cfg.bind, "bind", "", "server: address to listen on (default: all)")
 		fs.StringVar(&cfg.target, "target", "", "client: server host or host:port (required for clients)")
 	case KindPing:
 		fs.StringVar(&cfg.target, "target", "", "address to ping (required)")
 	default:
-		return agentConfig{}, fmt.Errorf("agent: unknown kind %q (one of tcp-stream, udp-probe, http, ping)", cfg.kind)
+		return agentConfig{}, fmt.Errorf("agent: unknown kind %q (one of tcp-stream, udp-probe, http, ping, softphone, callmanager)", cfg.kind)
 	}
+	cfg.voice.flags(fs, cfg.kind)
 	dir := "both"
 	switch cfg.kind {
 	case KindTCPStream:
@@ -214,6 +217,9 @@ func parseAgentFlags(args []string) (agentConfig, error) {
 	}
 	if cfg.duration < 0 {
 		return bad("--duration must not be negative, got %s", cfg.duration)
+	}
+	if err := cfg.voice.check(cfg.kind, cfg.role); err != nil {
+		return bad("%v", err)
 	}
 	switch cfg.kind {
 	case KindTCPStream:
@@ -280,6 +286,10 @@ func newRunner(cfg agentConfig, log *slog.Logger) (runner, error) {
 		return newHTTPClient(cfg, log), nil
 	case cfg.kind == KindPing:
 		return newPinger(cfg, log), nil
+	case cfg.kind == KindSoftphone && cfg.role == RoleClient:
+		return newSoftphone(cfg, log), nil
+	case cfg.kind == KindCallManager && cfg.role == RoleServer:
+		return newCallManager(cfg, log), nil
 	}
 	return nil, fmt.Errorf("agent: no %s %s", cfg.kind, cfg.role)
 }

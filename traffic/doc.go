@@ -15,6 +15,12 @@
 //   - http: a large generated body served by net/http and downloaded at a
 //     bounded rate, verified as it arrives.
 //   - ping: ICMP echo to a target; loss and the longest gap.
+//   - softphone (client) and callmanager (server): the CTIQBE lab model
+//     (a lab model of CTIQBE's behaviour, not wire-compatible; package
+//     ctiqbe) on TCP 2748: register, heartbeat, one call with echoed
+//     RTP-like media, hang-up and ack, unregister. The softphone's report
+//     carries a [VoiceReport] with the call's timeline; its voice state is
+//     "unregistered: callmanager unreachable" when the hang-up got no ack.
 //
 // Every agent writes one JSON [Report] per line every --report-every and a
 // last one with "final": true. The scenario engine reads them with

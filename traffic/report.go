@@ -39,6 +39,10 @@ const (
 	KindUDPProbe  = "udp-probe"
 	KindHTTP      = "http"
 	KindPing      = "ping"
+	// The CTIQBE lab model's agents (a lab model of CTIQBE's behaviour,
+	// not wire-compatible): see softphone.go and callmanager.go.
+	KindSoftphone   = "softphone"
+	KindCallManager = "callmanager"
 )
 
 // Agent roles.
@@ -70,6 +74,9 @@ type FlowReport struct {
 	// CorruptAt is the stream offset of the first bad byte (state corrupt).
 	CorruptAt *uint64 `json:"corrupt_at,omitempty"`
 	Error     string  `json:"error,omitempty"`
+	// Voice is the softphone's or CallManager's view of a CTIQBE
+	// connection (those kinds only).
+	Voice *VoiceReport `json:"voice,omitempty"`
 }
 
 // Survived reports whether the flow survived a fault at time fault: it was
@@ -156,7 +163,7 @@ func ParseReport(line []byte) (Report, error) {
 		return Report{}, fmt.Errorf("report: %w", err)
 	}
 	switch r.Kind {
-	case KindTCPStream, KindUDPProbe, KindHTTP, KindPing:
+	case KindTCPStream, KindUDPProbe, KindHTTP, KindPing, KindSoftphone, KindCallManager:
 	default:
 		return Report{}, fmt.Errorf("report: unknown kind %q", r.Kind)
 	}

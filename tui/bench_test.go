@@ -3,6 +3,8 @@ package tui
 import (
 	"testing"
 	"time"
+
+	"github.com/falab/falab/render"
 )
 
 // BenchmarkViewHugeTable measures building one frame (Render) on the
@@ -43,7 +45,7 @@ func BenchmarkMergePage(b *testing.B) {
 	standby := src.conns["fw-b"][50_000-w : 50_000+rows+w]
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = merge(active, standby, true, true, connKey, connCells)
+		_ = merge(active, standby, true, true, render.Conns.Key, render.Conns.PairCells)
 	}
 	b.ReportMetric(float64(len(standby)), "standby-rows")
 }

@@ -9,11 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/arpcheck"
-	"github.com/falab/falab/firewall"
 	"github.com/falab/falab/lab"
 	"github.com/falab/falab/topo"
-	"github.com/falab/falab/unit"
 )
 
 // errNoAnswer is what a dead or frozen fake unit's API returns.
@@ -21,9 +20,9 @@ var errNoAnswer = errors.New("unit API: connection refused (is the unit running?
 
 // fakeUnit is one fake firewall unit.
 type fakeUnit struct {
-	status unit.Status
+	status api.Status
 	dead   bool
-	events []unit.Event
+	events []api.Event
 }
 
 // fakeSource is a Source over an imaginary lab of two units, four hosts
@@ -35,11 +34,11 @@ type fakeSource struct {
 	now       time.Time
 	info      LabInfo
 	units     map[string]*fakeUnit
-	conns     map[string][]firewall.ConnInfo
-	xlates    map[string][]firewall.XlateInfo
-	arp       map[string][]firewall.ARPInfo
+	conns     map[string][]api.Conn
+	xlates    map[string][]api.Xlate
+	arp       map[string][]api.ARPEntry
 	hostARP   map[string][]topo.Neighbor
-	labEvents []unit.Event
+	labEvents []api.Event
 	injected  []lab.Fault
 	maxLimit  map[string]int // largest page asked of each unit's conns
 
@@ -76,20 +75,20 @@ func newFakeSource(n, missing int) *fakeSource {
 			},
 			Links: []string{"fw-a:inside", "fw-a:outside", "fw-b:inside", "fw-b:outside", "client1:eth0"},
 		},
-		units: map[string]*fakeUnit{}, conns: map[string][]firewall.ConnInfo{},
-		xlates: map[string][]firewall.XlateInfo{}, arp: map[string][]firewall.ARPInfo{},
+		units: map[string]*fakeUnit{}, conns: map[string][]api.Conn{},
+		xlates: map[string][]api.Xlate{}, arp: map[string][]api.ARPEntry{},
 		maxLimit: map[string]int{},
 	}
 	start := t0.Add(-time.Minute)
 	for i, name := range f.info.Units {
-		u := &fakeUnit{status: unit.Status{
+		u := &fakeUnit{status: api.Status{
 			Unit: name, Peer: f.info.Units[1-i], Lab: "tuitest", PID: 100 + i, StartedAt: start,
 			Role: []string{"primary", "secondary"}[i], MACMode: "virtual", PeerKnown: true, FailoverLinkUp: true,
 		}}
 		if i == 0 {
 			u.status.State, u.status.Active, u.status.PeerState = "Active", true, "Standby Ready"
 			u.status.LastReason = "both units negotiating: primary becomes active"
-			u.status.History = []unit.TransitionInfo{
+			u.status.History = []api.TransitionInfo{
 				{At: start, From: "Disabled", To: "Negotiation", Reason: "failover enabled"},
 				{At: start.Add(time.Millisecond), From: "Negotiation", To: "Active", Reason: u.status.LastReason, Term: 1},
 			}
@@ -98,7 +97,7 @@ func newFakeSource(n, missing int) *fakeSource {
 		} else {
 			u.status.State, u.status.PeerState = "Standby Ready", "Active"
 			u.status.LastReason = "bulk sync complete, digests match"
-			u.status.History = []unit.TransitionInfo{
+			u.status.History = []api.TransitionInfo{
 				{At: start, From: "Disabled", To: "Negotiation", Reason: "failover enabled"},
 				{At: start.Add(time.Millisecond), From: "Negotiation", To: "Bulk Sync", Reason: "peer is Active"},
 				{At: start.Add(2 * time.Millisecond), From: "Bulk Sync", To: "Standby Ready", Reason: u.status.LastReason, Term: 1},
@@ -111,23 +110,23 @@ func newFakeSource(n, missing int) *fakeSource {
 		}
 		f.units[name] = u
 	}
-	all := make([]firewall.ConnInfo, n)
+	all := make([]api.Conn, n)
 	for i := range all {
 		all[i] = fakeConn(i)
 	}
 	f.conns["fw-a"] = all
-	sb := make([]firewall.ConnInfo, 0, n+1)
+	sb := make([]api.Conn, 0, n+1)
 	sb = append(sb, all[:max(n-missing, 0)]...)
-	f.conns["fw-b"] = append(sb, firewall.ConnInfo{Protocol: "udp", InInterface: "inside", OutInterface: "outside",
+	f.conns["fw-b"] = append(sb, api.Conn{Protocol: "udp", InInterface: "inside", OutInterface: "outside",
 		OrigSrc: "198.18.1.11:5353", OrigDst: "198.18.2.12:53", ReplySrc: "198.18.2.12:53", ReplyDst: "198.18.2.1:5353", State: "-"})
-	x := []firewall.XlateInfo{
+	x := []api.Xlate{
 		{Kind: "static", RealInterface: "inside", MappedInterface: "outside",
 			Real: netip.MustParseAddrPort("198.18.1.12:0"), Mapped: netip.MustParseAddrPort("198.18.2.112:0"), Age: time.Minute},
 		{Kind: "pat", Protocol: "tcp", RealInterface: "inside", MappedInterface: "outside",
 			Real: netip.MustParseAddrPort("198.18.1.11:40000"), Mapped: netip.MustParseAddrPort("198.18.2.1:1024"), Conns: 1, Age: 5 * time.Second},
 	}
 	f.xlates["fw-a"], f.xlates["fw-b"] = x, x
-	a := []firewall.ARPInfo{
+	a := []api.ARPEntry{
 		{Interface: "inside", IP: netip.MustParseAddr("198.18.1.11"), MAC: "02:00:00:00:01:11", Age: 2 * time.Second},
 		{Interface: "outside", IP: netip.MustParseAddr("198.18.2.11"), MAC: "02:00:00:00:02:11", Age: 3 * time.Second},
 	}
@@ -144,22 +143,22 @@ func newFakeSource(n, missing int) *fakeSource {
 }
 
 // fakeConn is connection i: unique by source address and port.
-func fakeConn(i int) firewall.ConnInfo {
+func fakeConn(i int) api.Conn {
 	src := fmt.Sprintf("198.18.1.%d:%d", 11+i/60000, 1024+i%60000)
 	mapped := fmt.Sprintf("198.18.2.1:%d", 1024+i%60000)
-	return firewall.ConnInfo{Protocol: "tcp", InInterface: "inside", OutInterface: "outside",
+	return api.Conn{Protocol: "tcp", InInterface: "inside", OutInterface: "outside",
 		OrigSrc: src, OrigDst: "198.18.2.11:80", ReplySrc: "198.18.2.11:80", ReplyDst: mapped,
 		State: "ESTABLISHED", Packets: uint64(10 + i%7), Bytes: uint64(1000 + i), Age: time.Minute, Idle: time.Second}
 }
 
 func (u *fakeUnit) addEvent(at time.Time, kind, msg string) {
-	u.events = append(u.events, unit.Event{Seq: uint64(len(u.events) + 1), Time: at, Unit: u.status.Unit, Kind: kind, Msg: msg})
+	u.events = append(u.events, api.Event{Seq: uint64(len(u.events) + 1), Time: at, Unit: u.status.Unit, Kind: kind, Msg: msg})
 }
 
 // refreshCounts sets each unit's table counts. Caller holds mu or owns f.
 func (f *fakeSource) refreshCounts() {
 	for name, u := range f.units {
-		u.status.Counts = unit.TableCounts{Conns: len(f.conns[name]), Xlates: len(f.xlates[name]), ARP: len(f.arp[name])}
+		u.status.Counts = api.TableCounts{Conns: len(f.conns[name]), Xlates: len(f.xlates[name]), ARP: len(f.arp[name])}
 	}
 }
 
@@ -188,44 +187,44 @@ func (f *fakeSource) alive(name string) (*fakeUnit, error) {
 
 func (f *fakeSource) Info() LabInfo { return f.info }
 
-func (f *fakeSource) Status(_ context.Context, name string) (unit.Status, error) {
+func (f *fakeSource) Status(_ context.Context, name string) (api.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	u, err := f.alive(name)
 	if err != nil {
-		return unit.Status{}, err
+		return api.Status{}, err
 	}
 	s := u.status
-	s.History = append([]unit.TransitionInfo(nil), s.History...)
+	s.History = append([]api.TransitionInfo(nil), s.History...)
 	return s, nil
 }
 
-func page[T any](all []T, off, lim int) unit.Page[T] {
+func page[T any](all []T, off, lim int) api.Page[T] {
 	off = min(max(off, 0), len(all))
 	end := min(off+max(lim, 0), len(all))
-	return unit.Page[T]{Total: len(all), Offset: off, Entries: append([]T(nil), all[off:end]...)}
+	return api.Page[T]{Total: len(all), Offset: off, Entries: append([]T(nil), all[off:end]...)}
 }
 
-func (f *fakeSource) Conns(_ context.Context, name string, off, lim int) (unit.Page[firewall.ConnInfo], error) {
+func (f *fakeSource) Conns(_ context.Context, name string, off, lim int) (api.Page[api.Conn], error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, err := f.alive(name); err != nil {
-		return unit.Page[firewall.ConnInfo]{}, err
+		return api.Page[api.Conn]{}, err
 	}
 	f.maxLimit[name] = max(f.maxLimit[name], lim)
 	return page(f.conns[name], off, lim), nil
 }
 
-func (f *fakeSource) Xlates(_ context.Context, name string, off, lim int) (unit.Page[firewall.XlateInfo], error) {
+func (f *fakeSource) Xlates(_ context.Context, name string, off, lim int) (api.Page[api.Xlate], error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, err := f.alive(name); err != nil {
-		return unit.Page[firewall.XlateInfo]{}, err
+		return api.Page[api.Xlate]{}, err
 	}
 	return page(f.xlates[name], off, lim), nil
 }
 
-func (f *fakeSource) Bridge(_ context.Context, name string) ([]firewall.BridgeInfo, error) {
+func (f *fakeSource) Bridge(_ context.Context, name string) ([]api.BridgeEntry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, err := f.alive(name); err != nil {
@@ -234,28 +233,28 @@ func (f *fakeSource) Bridge(_ context.Context, name string) ([]firewall.BridgeIn
 	return nil, nil
 }
 
-func (f *fakeSource) ARP(_ context.Context, name string) ([]firewall.ARPInfo, error) {
+func (f *fakeSource) ARP(_ context.Context, name string) ([]api.ARPEntry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, err := f.alive(name); err != nil {
 		return nil, err
 	}
-	return append([]firewall.ARPInfo(nil), f.arp[name]...), nil
+	return append([]api.ARPEntry(nil), f.arp[name]...), nil
 }
 
-func (f *fakeSource) Routes(_ context.Context, name string) ([]firewall.RouteInfo, error) {
+func (f *fakeSource) Routes(_ context.Context, name string) ([]api.Route, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, err := f.alive(name); err != nil {
 		return nil, err
 	}
-	return []firewall.RouteInfo{
+	return []api.Route{
 		{Interface: "inside", Prefix: netip.MustParsePrefix("198.18.1.0/24"), Connected: true},
 		{Interface: "outside", Prefix: netip.MustParsePrefix("198.18.2.0/24"), Connected: true},
 	}, nil
 }
 
-func (f *fakeSource) Interfaces(_ context.Context, name string) ([]firewall.InterfaceInfo, error) {
+func (f *fakeSource) Interfaces(_ context.Context, name string) ([]api.Interface, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, err := f.alive(name); err != nil {
@@ -265,7 +264,7 @@ func (f *fakeSource) Interfaces(_ context.Context, name string) ([]firewall.Inte
 	if name == "fw-b" {
 		rx = 20
 	}
-	return []firewall.InterfaceInfo{
+	return []api.Interface{
 		{Name: "inside", SecurityLevel: 100, Address: netip.MustParsePrefix("198.18.1.1/24"), MAC: "00:00:0c:9f:f0:01", Attached: true, RxPackets: rx, TxPackets: rx / 2},
 		{Name: "outside", Address: netip.MustParsePrefix("198.18.2.1/24"), MAC: "00:00:0c:9f:f0:02", Attached: true, RxPackets: rx / 2, TxPackets: rx, Drops: 3},
 	}, nil
@@ -304,8 +303,8 @@ func (f *fakeSource) setHostMAC(host string, ip netip.Addr, mac string) {
 	}
 }
 
-func since(evs []unit.Event, seq uint64) []unit.Event {
-	var out []unit.Event
+func since(evs []api.Event, seq uint64) []api.Event {
+	var out []api.Event
 	for _, e := range evs {
 		if e.Seq > seq {
 			out = append(out, e)
@@ -314,7 +313,7 @@ func since(evs []unit.Event, seq uint64) []unit.Event {
 	return out
 }
 
-func (f *fakeSource) UnitEvents(_ context.Context, name string, seq uint64) ([]unit.Event, error) {
+func (f *fakeSource) UnitEvents(_ context.Context, name string, seq uint64) ([]api.Event, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	u, err := f.alive(name)
@@ -324,14 +323,14 @@ func (f *fakeSource) UnitEvents(_ context.Context, name string, seq uint64) ([]u
 	return since(u.events, seq), nil
 }
 
-func (f *fakeSource) LabEvents(_ context.Context, seq uint64) ([]unit.Event, error) {
+func (f *fakeSource) LabEvents(_ context.Context, seq uint64) ([]api.Event, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return since(f.labEvents, seq), nil
 }
 
 func (f *fakeSource) recordLab(kind, msg string) {
-	f.labEvents = append(f.labEvents, unit.Event{Seq: uint64(len(f.labEvents) + 1), Time: f.now, Unit: "lab", Kind: kind, Msg: msg})
+	f.labEvents = append(f.labEvents, api.Event{Seq: uint64(len(f.labEvents) + 1), Time: f.now, Unit: "lab", Kind: kind, Msg: msg})
 }
 
 // takeOver makes name active at the fake clock: the first sign 1ms after
@@ -345,8 +344,8 @@ func (f *fakeSource) takeOver(name, reason, sign string) {
 	}
 	from := u.status.State
 	u.status.History = append(u.status.History,
-		unit.TransitionInfo{At: at, From: from, To: "Just Active", Reason: reason, Term: 2},
-		unit.TransitionInfo{At: at, From: "Just Active", To: "Active", Reason: "takeover complete: " + reason, Term: 2})
+		api.TransitionInfo{At: at, From: from, To: "Just Active", Reason: reason, Term: 2},
+		api.TransitionInfo{At: at, From: "Just Active", To: "Active", Reason: "takeover complete: " + reason, Term: 2})
 	u.addEvent(at, "transition", from+" -> Just Active: "+reason)
 	u.addEvent(at, "transition", "Just Active -> Active: takeover complete: "+reason)
 	u.status.State, u.status.Active = "Active", true
@@ -379,7 +378,7 @@ func (f *fakeSource) Inject(_ context.Context, fl lab.Fault) (string, error) {
 		peer := f.units[u.status.Peer]
 		f.takeOver(fl.Target, "operator command: failover active", "")
 		at := u.status.LastChange
-		peer.status.History = append(peer.status.History, unit.TransitionInfo{At: at, From: peer.status.State, To: "Standby Ready", Reason: "peer became active"})
+		peer.status.History = append(peer.status.History, api.TransitionInfo{At: at, From: peer.status.State, To: "Standby Ready", Reason: "peer became active"})
 		peer.addEvent(at, "transition", peer.status.State+" -> Standby Ready: peer became active")
 		peer.status.State, peer.status.Active, peer.status.LastChange = "Standby Ready", false, at
 		peer.status.LastReason = "peer became active"

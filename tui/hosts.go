@@ -9,8 +9,8 @@ import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/topo"
-	"github.com/falab/falab/unit"
 )
 
 // flashFor is how long a changed ARP entry stays highlighted.
@@ -188,7 +188,7 @@ func (t *timelineTab) ShortHelp(k keyMap) []key.Binding {
 }
 
 // add merges events in, keeping the newest timelineCap.
-func (t *timelineTab) add(evs []unit.Event) {
+func (t *timelineTab) add(evs []api.Event) {
 	if len(evs) == 0 {
 		return
 	}

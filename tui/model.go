@@ -9,9 +9,9 @@ import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/lab"
 	"github.com/falab/falab/topo"
-	"github.com/falab/falab/unit"
 )
 
 // Tab order. The table tabs come first, in the order of newTableTabs.
@@ -44,13 +44,13 @@ type (
 	tickMsg   struct{ at time.Time }
 	statusMsg struct {
 		unit   string
-		status unit.Status
+		status api.Status
 		err    error
 	}
 	eventsMsg struct {
 		unit   string // "lab" for the lab's own timeline
 		epoch  int    // the unit process the request was for
-		events []unit.Event
+		events []api.Event
 		err    error
 	}
 	tableMsg struct {
@@ -84,7 +84,7 @@ const (
 // unitView is what the TUI knows of one unit.
 type unitView struct {
 	name   string
-	status unit.Status
+	status api.Status
 	ok     bool   // the last status read answered
 	seen   bool   // it answered at least once
 	err    string // why the last read failed
@@ -506,7 +506,7 @@ func (m *Model) eventsCmd(name string, since uint64, epoch int) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := m.ctx(statusTimeout)
 		defer cancel()
-		var evs []unit.Event
+		var evs []api.Event
 		var err error
 		if name == "lab" {
 			evs, err = src.LabEvents(ctx, since)

@@ -15,9 +15,9 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/falab/falab/firewall"
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/lab"
-	"github.com/falab/falab/unit"
+	"github.com/falab/falab/render"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -229,31 +229,31 @@ func TestKillShowsTakeoverBanner(t *testing.T) {
 }
 
 func TestMerge(t *testing.T) {
-	c := func(i int) firewall.ConnInfo { return fakeConn(i) }
+	c := func(i int) api.Conn { return fakeConn(i) }
 	type result struct {
 		Keys  []string
 		Marks string
 	}
 	tests := []struct {
 		name            string
-		active, standby []firewall.ConnInfo
+		active, standby []api.Conn
 		standbyOK       bool
 		window          bool
 		want            result
 	}{
-		{"in step", []firewall.ConnInfo{c(0), c(1)}, []firewall.ConnInfo{c(1), c(0)}, true, false,
+		{"in step", []api.Conn{c(0), c(1)}, []api.Conn{c(1), c(0)}, true, false,
 			result{[]string{"1024", "1025"}, "✓✓"}},
-		{"missing and extra", []firewall.ConnInfo{c(0), c(1)}, []firewall.ConnInfo{c(1), c(2)}, true, false,
+		{"missing and extra", []api.Conn{c(0), c(1)}, []api.Conn{c(1), c(2)}, true, false,
 			result{[]string{"1024", "1025", "1026"}, "✗✓+"}},
-		{"standby down", []firewall.ConnInfo{c(0)}, nil, false, false,
+		{"standby down", []api.Conn{c(0)}, nil, false, false,
 			result{[]string{"1024"}, "?"}},
-		{"window: not found is unknown, extras hidden", []firewall.ConnInfo{c(0), c(1)}, []firewall.ConnInfo{c(1), c(2)}, true, true,
+		{"window: not found is unknown, extras hidden", []api.Conn{c(0), c(1)}, []api.Conn{c(1), c(2)}, true, true,
 			result{[]string{"1024", "1025"}, "?✓"}},
 		{"empty", nil, nil, true, false, result{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rows := merge(tt.active, tt.standby, tt.standbyOK, tt.window, connKey, connCells)
+			rows := merge(tt.active, tt.standby, tt.standbyOK, tt.window, render.Conns.Key, render.Conns.PairCells)
 			var got result
 			for _, r := range rows {
 				_, port, _ := strings.Cut(r.cells[2], ":")
@@ -390,21 +390,21 @@ func TestQuitLeavesLab(t *testing.T) {
 func TestFirstSign(t *testing.T) {
 	at := t0.Add(time.Minute)
 	ms := func(d int) time.Time { return at.Add(time.Duration(d) * time.Millisecond) }
-	ev := func(when time.Time, u, kind string) unit.Event { return unit.Event{Time: when, Unit: u, Kind: kind} }
+	ev := func(when time.Time, u, kind string) api.Event { return api.Event{Time: when, Unit: u, Kind: kind} }
 	tests := []struct {
 		name   string
-		events []unit.Event
+		events []api.Event
 		prev   time.Time
 		want   time.Time
 	}{
-		{"lab fault wins", []unit.Event{ev(ms(-3000), "fw-b", "link"), ev(ms(-8), "lab", "fault"), ev(ms(-7), "fw-b", "sync")}, t0, ms(-8)},
-		{"latest fault of several", []unit.Event{ev(ms(-4000), "lab", "fault"), ev(ms(-20), "lab", "fault")}, t0, ms(-20)},
-		{"run of own warnings, old event left out", []unit.Event{
+		{"lab fault wins", []api.Event{ev(ms(-3000), "fw-b", "link"), ev(ms(-8), "lab", "fault"), ev(ms(-7), "fw-b", "sync")}, t0, ms(-8)},
+		{"latest fault of several", []api.Event{ev(ms(-4000), "lab", "fault"), ev(ms(-20), "lab", "fault")}, t0, ms(-20)},
+		{"run of own warnings, old event left out", []api.Event{
 			ev(ms(-2300), "fw-b", "link"), ev(ms(-120), "fw-b", "hello"), ev(ms(-20), "fw-b", "probe"), ev(ms(-5), "fw-b", "peer-failed")}, t0, ms(-120)},
-		{"quiet kinds and the other unit do not count", []unit.Event{
+		{"quiet kinds and the other unit do not count", []api.Event{
 			ev(ms(-50), "fw-b", "garp"), ev(ms(-40), "fw-a", "sync"), ev(ms(-30), "lab", "traffic")}, t0, time.Time{}},
-		{"nothing before the previous transition", []unit.Event{ev(ms(-50), "lab", "fault")}, ms(-10), time.Time{}},
-		{"nothing older than the window", []unit.Event{ev(at.Add(-signWindow-time.Millisecond), "lab", "fault")}, t0, time.Time{}},
+		{"nothing before the previous transition", []api.Event{ev(ms(-50), "lab", "fault")}, ms(-10), time.Time{}},
+		{"nothing older than the window", []api.Event{ev(at.Add(-signWindow-time.Millisecond), "lab", "fault")}, t0, time.Time{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

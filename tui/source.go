@@ -6,10 +6,10 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/falab/falab/firewall"
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/lab"
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/topo"
-	"github.com/falab/falab/unit"
 )
 
 // LabInfo is the shape of a running lab as the TUI needs it. It does not
@@ -49,27 +49,27 @@ type Source interface {
 	// Info returns the lab's shape.
 	Info() LabInfo
 	// Status returns a unit's failover status.
-	Status(ctx context.Context, unitName string) (unit.Status, error)
+	Status(ctx context.Context, unitName string) (api.Status, error)
 	// Conns returns one page of a unit's connection table.
-	Conns(ctx context.Context, unitName string, offset, limit int) (unit.Page[firewall.ConnInfo], error)
+	Conns(ctx context.Context, unitName string, offset, limit int) (api.Page[api.Conn], error)
 	// Xlates returns one page of a unit's translation table.
-	Xlates(ctx context.Context, unitName string, offset, limit int) (unit.Page[firewall.XlateInfo], error)
+	Xlates(ctx context.Context, unitName string, offset, limit int) (api.Page[api.Xlate], error)
 	// ARP returns a unit's (replicated) ARP table.
-	ARP(ctx context.Context, unitName string) ([]firewall.ARPInfo, error)
+	ARP(ctx context.Context, unitName string) ([]api.ARPEntry, error)
 	// Bridge returns a unit's (replicated) bridge table, transparent mode.
-	Bridge(ctx context.Context, unitName string) ([]firewall.BridgeInfo, error)
+	Bridge(ctx context.Context, unitName string) ([]api.BridgeEntry, error)
 	// Routes returns a unit's routing table.
-	Routes(ctx context.Context, unitName string) ([]firewall.RouteInfo, error)
+	Routes(ctx context.Context, unitName string) ([]api.Route, error)
 	// Interfaces returns a unit's data interfaces with their counters.
-	Interfaces(ctx context.Context, unitName string) ([]firewall.InterfaceInfo, error)
+	Interfaces(ctx context.Context, unitName string) ([]api.Interface, error)
 	// Drops returns a unit's drop counters by reason.
 	Drops(ctx context.Context, unitName string) (map[string]uint64, error)
 	// HostARP returns a host's ARP cache, read from its namespace.
 	HostARP(ctx context.Context, host string) ([]topo.Neighbor, error)
 	// UnitEvents returns a unit's events after seq.
-	UnitEvents(ctx context.Context, unitName string, since uint64) ([]unit.Event, error)
+	UnitEvents(ctx context.Context, unitName string, since uint64) ([]api.Event, error)
 	// LabEvents returns the lab's own timeline (faults) after seq.
-	LabEvents(ctx context.Context, since uint64) ([]unit.Event, error)
+	LabEvents(ctx context.Context, since uint64) ([]api.Event, error)
 	// Inject performs a fault and returns what was done.
 	Inject(ctx context.Context, f lab.Fault) (string, error)
 	// Failover sends an operator failover command ("active", "standby",
@@ -89,8 +89,8 @@ type Source interface {
 // fields are set once by NewLabSource.
 type LabSource struct {
 	info    LabInfo
-	lab     *lab.Lab
-	clients map[string]*unit.Client
+	lab     *labfile.Lab
+	clients map[string]*api.Client
 	traffic func(context.Context) ([]TrafficFlowSummary, error)
 }
 
@@ -103,7 +103,7 @@ func NewLabSource(labName string, traffic func(context.Context) ([]TrafficFlowSu
 	if err != nil {
 		return nil, err
 	}
-	s := &LabSource{lab: l, clients: map[string]*unit.Client{}, traffic: traffic}
+	s := &LabSource{lab: l, clients: map[string]*api.Client{}, traffic: traffic}
 	for _, u := range l.Units {
 		c, err := lab.UnitClient(labName, u.Name)
 		if err != nil {
@@ -116,7 +116,7 @@ func NewLabSource(labName string, traffic func(context.Context) ([]TrafficFlowSu
 }
 
 // infoOf extracts what the TUI needs from a resolved lab.
-func infoOf(l *lab.Lab) LabInfo {
+func infoOf(l *labfile.Lab) LabInfo {
 	in := LabInfo{Name: l.Name, Units: [2]string{l.Units[0].Name, l.Units[1].Name}, MACMode: l.Failover.MACMode}
 	for _, h := range l.Hosts {
 		in.Hosts = append(in.Hosts, HostInfo{Name: h.Name, Gateway: h.Gateway})
@@ -124,7 +124,7 @@ func infoOf(l *lab.Lab) LabInfo {
 	isUnit := func(n string) bool { return n == in.Units[0] || n == in.Units[1] }
 	var hostEnds []string
 	for _, lk := range l.Links {
-		for _, e := range []lab.Endpoint{lk.A, lk.B} {
+		for _, e := range []labfile.Endpoint{lk.A, lk.B} {
 			switch {
 			case e.Iface == "" || e.Iface == l.Failover.Link.Interface && isUnit(e.Node):
 				// Switch ends have no name of ours; the failover link has its own key.
@@ -141,7 +141,7 @@ func infoOf(l *lab.Lab) LabInfo {
 	return in
 }
 
-func (s *LabSource) client(name string) (*unit.Client, error) {
+func (s *LabSource) client(name string) (*api.Client, error) {
 	c, ok := s.clients[name]
 	if !ok {
 		return nil, fmt.Errorf("lab %s has no unit %q", s.info.Name, name)
@@ -153,34 +153,34 @@ func (s *LabSource) client(name string) (*unit.Client, error) {
 func (s *LabSource) Info() LabInfo { return s.info }
 
 // Status implements Source.
-func (s *LabSource) Status(ctx context.Context, u string) (unit.Status, error) {
+func (s *LabSource) Status(ctx context.Context, u string) (api.Status, error) {
 	c, err := s.client(u)
 	if err != nil {
-		return unit.Status{}, err
+		return api.Status{}, err
 	}
 	return c.Status(ctx)
 }
 
 // Conns implements Source.
-func (s *LabSource) Conns(ctx context.Context, u string, offset, limit int) (unit.Page[firewall.ConnInfo], error) {
+func (s *LabSource) Conns(ctx context.Context, u string, offset, limit int) (api.Page[api.Conn], error) {
 	c, err := s.client(u)
 	if err != nil {
-		return unit.Page[firewall.ConnInfo]{}, err
+		return api.Page[api.Conn]{}, err
 	}
 	return c.Conns(ctx, offset, limit)
 }
 
 // Xlates implements Source.
-func (s *LabSource) Xlates(ctx context.Context, u string, offset, limit int) (unit.Page[firewall.XlateInfo], error) {
+func (s *LabSource) Xlates(ctx context.Context, u string, offset, limit int) (api.Page[api.Xlate], error) {
 	c, err := s.client(u)
 	if err != nil {
-		return unit.Page[firewall.XlateInfo]{}, err
+		return api.Page[api.Xlate]{}, err
 	}
 	return c.Xlates(ctx, offset, limit)
 }
 
 // ARP implements Source.
-func (s *LabSource) ARP(ctx context.Context, u string) ([]firewall.ARPInfo, error) {
+func (s *LabSource) ARP(ctx context.Context, u string) ([]api.ARPEntry, error) {
 	c, err := s.client(u)
 	if err != nil {
 		return nil, err
@@ -189,7 +189,7 @@ func (s *LabSource) ARP(ctx context.Context, u string) ([]firewall.ARPInfo, erro
 }
 
 // Routes implements Source.
-func (s *LabSource) Routes(ctx context.Context, u string) ([]firewall.RouteInfo, error) {
+func (s *LabSource) Routes(ctx context.Context, u string) ([]api.Route, error) {
 	c, err := s.client(u)
 	if err != nil {
 		return nil, err
@@ -198,7 +198,7 @@ func (s *LabSource) Routes(ctx context.Context, u string) ([]firewall.RouteInfo,
 }
 
 // Interfaces implements Source.
-func (s *LabSource) Interfaces(ctx context.Context, u string) ([]firewall.InterfaceInfo, error) {
+func (s *LabSource) Interfaces(ctx context.Context, u string) ([]api.Interface, error) {
 	c, err := s.client(u)
 	if err != nil {
 		return nil, err
@@ -216,7 +216,7 @@ func (s *LabSource) Drops(ctx context.Context, u string) (map[string]uint64, err
 }
 
 // Bridge implements Source.
-func (s *LabSource) Bridge(ctx context.Context, u string) ([]firewall.BridgeInfo, error) {
+func (s *LabSource) Bridge(ctx context.Context, u string) ([]api.BridgeEntry, error) {
 	c, err := s.client(u)
 	if err != nil {
 		return nil, err
@@ -233,7 +233,7 @@ func (s *LabSource) HostARP(_ context.Context, host string) ([]topo.Neighbor, er
 }
 
 // UnitEvents implements Source.
-func (s *LabSource) UnitEvents(ctx context.Context, u string, since uint64) ([]unit.Event, error) {
+func (s *LabSource) UnitEvents(ctx context.Context, u string, since uint64) ([]api.Event, error) {
 	c, err := s.client(u)
 	if err != nil {
 		return nil, err
@@ -242,12 +242,12 @@ func (s *LabSource) UnitEvents(ctx context.Context, u string, since uint64) ([]u
 }
 
 // LabEvents implements Source.
-func (s *LabSource) LabEvents(_ context.Context, since uint64) ([]unit.Event, error) {
+func (s *LabSource) LabEvents(_ context.Context, since uint64) ([]api.Event, error) {
 	evs, err := lab.LabEvents(s.info.Name)
 	if err != nil {
 		return nil, err
 	}
-	var out []unit.Event
+	var out []api.Event
 	for _, e := range evs {
 		if e.Seq > since {
 			out = append(out, e)

@@ -2,14 +2,12 @@ package tui
 
 import (
 	"context"
-	"fmt"
-	"slices"
-	"strconv"
+	"maps"
 	"strings"
 	"time"
 
-	"github.com/falab/falab/firewall"
-	"github.com/falab/falab/unit"
+	"github.com/falab/falab/api"
+	"github.com/falab/falab/render"
 )
 
 // Table tab ids.
@@ -30,46 +28,28 @@ const wholeLimit = 5000
 
 func newTableTabs() []*tableTab {
 	return []*tableTab{
-		{id: tabConns, title: "Connections", short: "Conns", replicated: true, pageable: true, sortCol: -1, cols: []column{
-			{title: "Proto", width: 5}, {title: "In", width: 8, wide: true}, {title: "Source", width: 21},
-			{title: "Out", width: 8, wide: true}, {title: "Destination", width: 21},
-			{title: "State", width: 11}, {title: "Standby", width: 11},
-			{title: "Pkts", width: 9, right: true, wide: true}, {title: "Bytes", width: 11, right: true, wide: true},
-			{title: "Idle", width: 8, wide: true},
-		}},
-		{id: tabXlate, title: "Xlate", short: "Xlate", replicated: true, pageable: true, sortCol: -1, cols: []column{
-			{title: "Kind", width: 7}, {title: "Proto", width: 5}, {title: "Real if", width: 8, wide: true},
-			{title: "Real", width: 21}, {title: "Mapped if", width: 9, wide: true}, {title: "Mapped", width: 21},
-			{title: "Conns", width: 5, right: true}, {title: "Standby", width: 7, right: true},
-			{title: "Age", width: 8, wide: true},
-		}},
-		{id: tabARP, title: "ARP", short: "ARP", replicated: true, sortCol: -1, cols: []column{
-			{title: "Interface", width: 10}, {title: "IP", width: 15}, {title: "MAC", width: 17},
-			{title: "Standby MAC", width: 17}, {title: "Age", width: 8, wide: true},
-		}},
+		{id: tabConns, title: "Connections", short: "Conns", replicated: true, pageable: true, sortCol: -1, cols: columns(render.Conns.PairColumns())},
+		{id: tabXlate, title: "Xlate", short: "Xlate", replicated: true, pageable: true, sortCol: -1, cols: columns(render.Xlates.PairColumns())},
+		{id: tabARP, title: "ARP", short: "ARP", replicated: true, sortCol: -1, cols: columns(render.ARP.PairColumns())},
 		{id: tabBridge, title: "Bridge", short: "Bridge", replicated: true, sortCol: -1,
-			note: "transparent mode's MAC address table (empty in routed mode)", cols: []column{
-				{title: "MAC", width: 17}, {title: "Interface", width: 10}, {title: "Standby if", width: 10},
-				{title: "Age", width: 8, wide: true},
-			}},
+			note: "transparent mode's MAC address table (empty in routed mode)", cols: columns(render.Bridge.PairColumns())},
 		{id: tabRoutes, title: "Routes", short: "Routes", sortCol: -1,
-			note: "not replicated: each unit builds its own", cols: []column{
-				{title: "Interface", width: 10}, {title: "Prefix", width: 18}, {title: "Via", width: 15},
-				{title: "Type", width: 9}, {title: "Standby", width: 15},
-			}},
+			note: "not replicated: each unit builds its own", cols: columns(render.Routes.PairColumns())},
 		{id: tabIfaces, title: "Interfaces", short: "Ifaces", sortCol: -1,
-			note: "counters are each unit's own", cols: []column{
-				{title: "Name", width: 9}, {title: "Address", width: 18, wide: true}, {title: "MAC", width: 17},
-				{title: "Rx pkts", width: 9, right: true}, {title: "Tx pkts", width: 9, right: true},
-				{title: "Drops", width: 7, right: true},
-				{title: "Sb rx", width: 9, right: true}, {title: "Sb tx", width: 9, right: true},
-			}},
+			note: "counters are each unit's own", cols: columns(render.Interfaces.PairColumns())},
 		{id: tabDrops, title: "Drops", short: "Drops", sortCol: -1,
-			note: "drop counters are each unit's own", cols: []column{
-				{title: "Reason", width: 32}, {title: "Active", width: 12, right: true},
-				{title: "Standby", width: 12, right: true},
-			}},
+			note: "drop counters are each unit's own", cols: columns(render.Drops.PairColumns())},
 	}
+}
+
+// columns takes a table's columns from package render, the one definition
+// that `falab show` prints too.
+func columns(rc []render.Column) []column {
+	out := make([]column, len(rc))
+	for i, c := range rc {
+		out[i] = column{title: c.Title, width: c.Width, right: c.Right, wide: c.Wide}
+	}
+	return out
 }
 
 // tableReq is what one table fetch asks for.
@@ -111,7 +91,7 @@ func fetchTable(ctx context.Context, src Source, r tableReq) tableData {
 		}
 		if r.tab == tabConns {
 			a, aerr := src.Conns(ctx, r.active, off, lim)
-			var s unit.Page[firewall.ConnInfo]
+			var s api.Page[api.Conn]
 			var serr error
 			if r.standby != "" {
 				s, serr = src.Conns(ctx, r.standby, soff, slim)
@@ -120,10 +100,10 @@ func fetchTable(ctx context.Context, src Source, r tableReq) tableData {
 			if serr == nil && r.standby != "" {
 				d.standbyTotal = s.Total
 			}
-			d.rows = merge(a.Entries, s.Entries, d.standbyTotal >= 0, r.paged, connKey, connCells)
+			d.rows = merge(a.Entries, s.Entries, d.standbyTotal >= 0, r.paged, render.Conns.Key, render.Conns.PairCells)
 		} else {
 			a, aerr := src.Xlates(ctx, r.active, off, lim)
-			var s unit.Page[firewall.XlateInfo]
+			var s api.Page[api.Xlate]
 			var serr error
 			if r.standby != "" {
 				s, serr = src.Xlates(ctx, r.standby, soff, slim)
@@ -132,7 +112,7 @@ func fetchTable(ctx context.Context, src Source, r tableReq) tableData {
 			if serr == nil && r.standby != "" {
 				d.standbyTotal = s.Total
 			}
-			d.rows = merge(a.Entries, s.Entries, d.standbyTotal >= 0, r.paged, xlateKey, xlateCells)
+			d.rows = merge(a.Entries, s.Entries, d.standbyTotal >= 0, r.paged, render.Xlates.Key, render.Xlates.PairCells)
 		}
 		// Paged with the table shrunk under us: the caller moves back.
 		if !r.paged && (d.total > wholeLimit || d.standbyTotal > wholeLimit) {
@@ -142,17 +122,17 @@ func fetchTable(ctx context.Context, src Source, r tableReq) tableData {
 		a, aerr := src.ARP(ctx, r.active)
 		s, serr := fetchStandby(ctx, r.standby, src.ARP)
 		d.fill(len(a), len(s), aerr, serr, r.standby)
-		d.rows = merge(a, s, d.standbyTotal >= 0, false, arpKey, arpCells)
+		d.rows = merge(a, s, d.standbyTotal >= 0, false, render.ARP.Key, render.ARP.PairCells)
 	case tabBridge:
 		a, aerr := src.Bridge(ctx, r.active)
 		s, serr := fetchStandby(ctx, r.standby, src.Bridge)
 		d.fill(len(a), len(s), aerr, serr, r.standby)
-		d.rows = merge(a, s, d.standbyTotal >= 0, false, bridgeKey, bridgeCells)
+		d.rows = merge(a, s, d.standbyTotal >= 0, false, render.Bridge.Key, render.Bridge.PairCells)
 	case tabRoutes:
 		a, aerr := src.Routes(ctx, r.active)
 		s, serr := fetchStandby(ctx, r.standby, src.Routes)
 		d.fill(len(a), len(s), aerr, serr, r.standby)
-		d.rows = merge(a, s, d.standbyTotal >= 0, false, routeKey, routeCells)
+		d.rows = merge(a, s, d.standbyTotal >= 0, false, render.Routes.Key, render.Routes.PairCells)
 		for i := range d.rows {
 			d.rows[i].mark = markNone
 		}
@@ -160,7 +140,7 @@ func fetchTable(ctx context.Context, src Source, r tableReq) tableData {
 		a, aerr := src.Interfaces(ctx, r.active)
 		s, serr := fetchStandby(ctx, r.standby, src.Interfaces)
 		d.fill(len(a), len(s), aerr, serr, r.standby)
-		d.rows = merge(a, s, d.standbyTotal >= 0, false, ifaceKey, ifaceCells)
+		d.rows = merge(a, s, d.standbyTotal >= 0, false, render.Interfaces.Key, render.Interfaces.PairCells)
 		for i := range d.rows {
 			d.rows[i].mark = markNone
 		}
@@ -168,23 +148,21 @@ func fetchTable(ctx context.Context, src Source, r tableReq) tableData {
 		a, aerr := src.Drops(ctx, r.active)
 		s, serr := fetchStandby(ctx, r.standby, src.Drops)
 		d.fill(len(a), len(s), aerr, serr, r.standby)
-		reasons := make([]string, 0, len(a)+len(s))
-		for k := range a {
-			reasons = append(reasons, k)
-		}
+		// A reason one unit never counted is 0 there, not missing.
+		aa, sb := map[string]uint64{}, map[string]uint64{}
 		for k := range s {
-			if _, ok := a[k]; !ok {
-				reasons = append(reasons, k)
-			}
+			aa[k] = 0
 		}
-		slices.Sort(reasons)
-		for _, k := range reasons {
-			sb := "—"
-			if d.standbyTotal >= 0 {
-				sb = strconv.FormatUint(s[k], 10)
+		maps.Copy(aa, a)
+		if d.standbyTotal >= 0 {
+			for k := range aa {
+				sb[k] = 0
 			}
-			cells := []string{k, strconv.FormatUint(a[k], 10), sb}
-			d.rows = append(d.rows, row{key: k, cells: cells, hay: strings.ToLower(strings.Join(cells, " "))})
+			maps.Copy(sb, s)
+		}
+		d.rows = merge(render.DropList(aa), render.DropList(sb), true, false, render.Drops.Key, render.Drops.PairCells)
+		for i := range d.rows {
+			d.rows[i].mark = markNone
 		}
 	}
 	return d
@@ -259,140 +237,6 @@ func merge[T any](active, standby []T, standbyOK, window bool, key func(*T) stri
 	return rows
 }
 
-func connKey(c *firewall.ConnInfo) string {
-	return c.Protocol + " " + c.OrigSrc + " " + c.OrigDst + " " + c.ReplySrc + " " + c.ReplyDst
-}
-
-func connCells(a, s *firewall.ConnInfo) []string {
-	e, state, sb := a, "—", "—"
-	if a != nil {
-		state = a.State
-	} else {
-		e = s
-	}
-	if s != nil {
-		sb = s.State
-	}
-	return []string{e.Protocol, e.InInterface, e.OrigSrc, e.OutInterface, e.OrigDst, state, sb,
-		strconv.FormatUint(e.Packets, 10), strconv.FormatUint(e.Bytes, 10), shortDur(e.Idle)}
-}
-
-func xlateKey(x *firewall.XlateInfo) string {
-	return x.Kind + " " + x.Protocol + " " + x.Real.String() + " " + x.Mapped.String()
-}
-
-func xlateCells(a, s *firewall.XlateInfo) []string {
-	e, conns, sb := a, "—", "—"
-	if a != nil {
-		conns = strconv.Itoa(a.Conns)
-	} else {
-		e = s
-	}
-	if s != nil {
-		sb = strconv.Itoa(s.Conns)
-	}
-	real, mapped := e.Real.String(), e.Mapped.String()
-	if e.Real.Port() == 0 {
-		real = e.Real.Addr().String()
-	}
-	if e.Mapped.Port() == 0 {
-		mapped = e.Mapped.Addr().String()
-	}
-	return []string{e.Kind, orDash(e.Protocol), e.RealInterface, real, e.MappedInterface, mapped, conns, sb, shortDur(e.Age)}
-}
-
-func bridgeKey(b *firewall.BridgeInfo) string { return b.MAC }
-
-func bridgeCells(a, s *firewall.BridgeInfo) []string {
-	e, iface, sb := a, "—", "—"
-	if a != nil {
-		iface = a.Interface
-	} else {
-		e = s
-	}
-	if s != nil {
-		sb = s.Interface
-	}
-	return []string{e.MAC, iface, sb, shortDur(e.Age)}
-}
-
-func arpKey(a *firewall.ARPInfo) string { return a.Interface + " " + a.IP.String() }
-
-func arpCells(a, s *firewall.ARPInfo) []string {
-	e, mac, sb := a, "—", "—"
-	if a != nil {
-		mac = a.MAC
-	} else {
-		e = s
-	}
-	if s != nil {
-		sb = s.MAC
-	}
-	return []string{e.Interface, e.IP.String(), mac, sb, shortDur(e.Age)}
-}
-
-func routeKey(r *firewall.RouteInfo) string {
-	return r.Interface + " " + r.Prefix.String() + " " + r.NextHop.String()
-}
-
-func routeCells(a, s *firewall.RouteInfo) []string {
-	e, sb := a, "missing"
-	if a == nil {
-		e, sb = s, "only there"
-	} else if s != nil {
-		sb = "same"
-	}
-	via, typ := "—", "static"
-	if e.Connected {
-		typ = "connected"
-	} else {
-		via = e.NextHop.String()
-	}
-	return []string{e.Interface, e.Prefix.String(), via, typ, sb}
-}
-
-func ifaceKey(i *firewall.InterfaceInfo) string { return i.Name }
-
-func ifaceCells(a, s *firewall.InterfaceInfo) []string {
-	e, rx, tx, drops := a, "—", "—", "—"
-	if a != nil {
-		rx, tx, drops = u64(a.RxPackets), u64(a.TxPackets), u64(a.Drops)
-	} else {
-		e = s
-	}
-	srx, stx := "—", "—"
-	if s != nil {
-		srx, stx = u64(s.RxPackets), u64(s.TxPackets)
-	}
-	addr := "—"
-	if e.Address.IsValid() {
-		addr = e.Address.String()
-	}
-	return []string{e.Name, addr, e.MAC, rx, tx, drops, srx, stx}
-}
-
-func u64(v uint64) string { return strconv.FormatUint(v, 10) }
-
-func orDash(s string) string {
-	if s == "" {
-		return "—"
-	}
-	return s
-}
-
-// shortDur prints a duration in at most a few characters: 850ms, 12s,
-// 3m04s, 2h05m.
-func shortDur(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "0s"
-	case d < time.Second:
-		return fmt.Sprintf("%dms", d.Milliseconds())
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	default:
-		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-}
+// shortDur prints a duration in at most a few characters, as the tables
+// do.
+func shortDur(d time.Duration) string { return render.Duration(d) }

@@ -1,84 +1,13 @@
 package unit
 
-import (
-	"encoding/json"
-	"fmt"
-	"net/netip"
-	"os"
-	"time"
+import "github.com/falab/falab/api"
 
-	"github.com/falab/falab/firewall"
-)
-
-// Config is everything one unit process needs, written by `falab up` as
-// JSON into the lab's state directory. The unit knows nothing of lab files:
-// package lab resolves them into this.
-type Config struct {
-	Lab  string `json:"lab"`
-	Name string `json:"name"` // e.g. fw-a
-	Peer string `json:"peer"` // e.g. fw-b
-	// Role is "primary" or "secondary".
-	Role string `json:"role"`
-
-	Firewall firewall.Config `json:"firewall"`
-	// Monitored lists the data interfaces whose link loss fails the pair over.
-	Monitored []string `json:"monitored"`
-
-	// FailoverInterface is the failover link's interface in the unit's
-	// namespace; LocalAddr and PeerAddr are the two ends' addresses on it.
-	FailoverInterface string     `json:"failover_interface"`
-	LocalAddr         netip.Addr `json:"local_addr"`
-	PeerAddr          netip.Addr `json:"peer_addr"`
-	// StateInterface, StateLocalAddr and StatePeerAddr name a separate state
-	// link; empty means state goes over the failover link.
-	StateInterface string     `json:"state_interface,omitempty"`
-	StateLocalAddr netip.Addr `json:"state_local_addr,omitzero"`
-	StatePeerAddr  netip.Addr `json:"state_peer_addr,omitzero"`
-
-	UnitPoll          time.Duration `json:"unit_poll"`
-	UnitHold          time.Duration `json:"unit_hold"`
-	InterfacePoll     time.Duration `json:"interface_poll"`
-	InterfaceHold     time.Duration `json:"interface_hold"`
-	NegotiationWindow time.Duration `json:"negotiation_window"`
-	// MACMode is "virtual" or "burned-in" (already applied to the
-	// firewall config's MACs; kept for display).
-	MACMode         string `json:"mac_mode"`
-	HTTPReplication bool   `json:"http_replication"`
-	// KeyFile holds the failover key (mode 0600).
-	KeyFile string `json:"key_file"`
-
-	// Socket is the unit's API socket; Log its log file.
-	Socket string `json:"socket"`
-	Log    string `json:"log"`
-}
+// Config is the unit process's config file (api.UnitConfig: the lab
+// writes it, the unit reads it).
+type Config = api.UnitConfig
 
 // Ports on the failover and state links.
 const (
 	HelloPort = 7100 // UDP: failover hellos
 	StatePort = 7101 // TCP: the replication stream
 )
-
-// ReadConfig reads a unit config file.
-func ReadConfig(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var c Config
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if c.Name == "" || c.Socket == "" {
-		return nil, fmt.Errorf("%s: missing name or socket", path)
-	}
-	return &c, nil
-}
-
-// WriteConfig writes a unit config file (mode 0600: it names the key).
-func WriteConfig(path string, c *Config) error {
-	b, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, b, 0o600)
-}

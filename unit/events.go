@@ -1,20 +1,14 @@
 package unit
 
 import (
+	"github.com/falab/falab/api"
 	"log/slog"
 	"sync"
 	"time"
 )
 
-// Event is one entry of a unit's timeline: a role change, a hello missed,
-// a GARP sent, a fault seen. Times are wall-clock with millisecond meaning.
-type Event struct {
-	Seq  uint64    `json:"seq"`
-	Time time.Time `json:"time"`
-	Unit string    `json:"unit"`
-	Kind string    `json:"kind"` // e.g. transition, peer-failed, garp, sync, link
-	Msg  string    `json:"msg"`
-}
+// Event is one entry of a unit's timeline (the API's form).
+type Event = api.Event
 
 // eventLogSize bounds the timeline kept in memory; older events are in the
 // unit's log file.

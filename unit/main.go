@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"strings"
 
 	"github.com/falab/falab/afpacket"
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/firewall"
 	"github.com/falab/falab/replicate"
 )
@@ -25,18 +24,14 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 	if *cfgPath == "" {
 		return fmt.Errorf("--config is required")
 	}
-	cfg, err := ReadConfig(*cfgPath)
+	cfg, err := api.ReadUnitConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("unit", cfg.Name)
-	keyText, err := os.ReadFile(cfg.KeyFile)
+	key, err := api.ReadKeyFile(cfg.KeyFile)
 	if err != nil {
 		return fmt.Errorf("failover key: %w", err)
-	}
-	key, err := replicate.ParseKey(strings.TrimSpace(string(keyText)))
-	if err != nil {
-		return fmt.Errorf("failover key %s: %w", cfg.KeyFile, err)
 	}
 	ports := map[string]firewall.Port{}
 	defer func() {
@@ -52,7 +47,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		ports[ic.Name] = p
 	}
-	u, err := New(cfg, key, ports, log)
+	u, err := New(cfg, replicate.Key(key), ports, log)
 	if err != nil {
 		return err
 	}
@@ -85,9 +80,9 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 const etherTypeARP = 0x0806
 
 // controlSocket is a small receive-only-one-EtherType socket: its frames
-// get a kernel queue of their own, apart from the data ring.
+// get a ring of their own (128 slots, 256 KiB), apart from the data ring.
 func controlSocket(ethertype uint16) afpacket.Options {
-	return afpacket.Options{RX: afpacket.RXMmsg, Protocol: ethertype, BatchSize: 16, RecvBuffer: 256 << 10, SendBuffer: 256 << 10}
+	return afpacket.Options{Protocol: ethertype, BatchSize: 16, RingFrames: 128, SendBuffer: 256 << 10}
 }
 
 // ringOptions sizes the AF_PACKET receive ring for the longest frame the

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/failover"
 	"github.com/falab/falab/firewall"
 	"github.com/falab/falab/firewall/header"
@@ -187,9 +188,9 @@ func TestUnitPairChild(t *testing.T) {
 		t.Errorf("%s: %d replication sessions, want 1 (%+v)", sby.name, r.Sessions, r)
 	}
 	// The API serves the same answer over its socket.
-	var clients []*Client // kept open: a poller's connections stay up as a TUI's do
+	var clients []*api.Client // kept open: a poller's connections stay up as a TUI's do
 	for _, p := range units {
-		c := NewClient(p.cfg.Socket)
+		c := api.NewClient(p.cfg.Socket)
 		clients = append(clients, c)
 		st, err := c.Status(t.Context())
 		if err != nil {
@@ -225,7 +226,7 @@ func TestUnitPairChild(t *testing.T) {
 	pollDone := make(chan error, 1)
 	pollCtx, pollCancel := context.WithCancel(t.Context())
 	defer pollCancel()
-	poller := NewClient(act.cfg.Socket)
+	poller := api.NewClient(act.cfg.Socket)
 	clients = append(clients, poller)
 	go func() {
 		_, err := poller.Events(pollCtx, 1<<40, 25*time.Second)
@@ -291,7 +292,7 @@ func TestUnitPairChild(t *testing.T) {
 	pollCancel()
 	<-pollDone
 	for _, c := range clients {
-		c.http.CloseIdleConnections()
+		c.Close()
 	}
 	checkGoroutineCount(t, baseline)
 	for _, p := range units {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/replicate"
 )
 
@@ -77,8 +78,8 @@ type rejectCounters [numRejectReasons]atomic.Uint64
 
 func (c *rejectCounters) add(r rejectReason) { c[r].Add(1) }
 
-func (c *rejectCounters) counts() RejectCounts {
-	return RejectCounts{
+func (c *rejectCounters) counts() api.RejectCounts {
+	return api.RejectCounts{
 		BadAuth: c[rejectAuth].Load(), Stale: c[rejectStale].Load(), Replay: c[rejectReplay].Load(),
 		PortCheck: c[rejectPortCheck].Load(), RateLimited: c[rejectRateLimited].Load(), Malformed: c[rejectMalformed].Load(),
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/failover"
 	"github.com/falab/falab/replicate"
 )
@@ -214,7 +215,7 @@ func TestProbeRateLimit(t *testing.T) {
 		t.Errorf("a flood of %d frames computed %d HMACs, want at most the burst (%d)", flood, got, probeBurst)
 	}
 	got := in.rejects.counts()
-	if want := (RejectCounts{BadAuth: probeBurst, RateLimited: flood - probeBurst}); got != want {
+	if want := (api.RejectCounts{BadAuth: probeBurst, RateLimited: flood - probeBurst}); got != want {
 		t.Errorf("rejects %+v, want %+v", got, want)
 	}
 	// The flood's frames cost the data plane's reader no allocation.
@@ -311,7 +312,7 @@ func TestHelloPortCheck(t *testing.T) {
 		t.Fatalf("no hello fed to the machine; rejects %+v", a.helloRejects.counts())
 	}
 	got := a.helloRejects.counts()
-	if got != (RejectCounts{PortCheck: 3, Malformed: 1}) {
+	if got != (api.RejectCounts{PortCheck: 3, Malformed: 1}) {
 		t.Errorf("rejects %+v, want 3 port checks and 1 malformed", got)
 	}
 	if st := a.Status().HelloRejects.FailoverLink; st != got {

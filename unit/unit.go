@@ -2,10 +2,10 @@
 // (package firewall, on AF_PACKET ports), the role state machine (package
 // failover) and the state stream (package replicate) together, performs the
 // machine's actions (hellos on the failover link, takeover, gratuitous ARP,
-// data-interface probes), and serves the unit's local API on a Unix socket.
-// The API's client is here too.
-// It must not import lab, tui or cmd/falab: a unit is started by them and
-// knows nothing of lab files or screens.
+// data-interface probes), and serves the unit's local API on a Unix socket
+// in package api's wire types (the client is api.Client).
+// It must not import lab, scenario, tui or cmd/falab: a unit is started by
+// them and knows nothing of lab files or screens.
 package unit
 
 import (
@@ -40,12 +40,13 @@ var garpSchedule = []time.Duration{0, 10 * time.Millisecond, 50 * time.Milliseco
 // else talks to it through channels. The firewall is safe for concurrent
 // use. The current sender and receiver are swapped atomically.
 type Unit struct {
-	cfg    *Config
-	log    *slog.Logger
-	events *EventLog
-	fw     *firewall.Firewall
-	key    replicate.Key
-	tables []uint8
+	cfg     *Config
+	log     *slog.Logger
+	events  *EventLog
+	fw      *firewall.Firewall
+	key     replicate.Key
+	tables  []uint8       // replicated table ids in bulk order: the firewall's, then engines'
+	engines []engineTable // inspection engines' replicated tables (AddEngineTable)
 
 	machine *failover.Machine // owned by drive
 	evq     *eventQueue
@@ -793,4 +794,9 @@ func (u *Unit) Command(ctx context.Context, ev failover.Event) (string, error) {
 }
 
 // tableName names a replicated table id for messages.
-func tableName(t uint8) string { return strings.ToLower(firewall.Table(t).String()) }
+func (u *Unit) tableName(t uint8) string {
+	if e, ok := u.engine(t); ok {
+		return e.Name()
+	}
+	return strings.ToLower(firewall.Table(t).String())
+}

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/falab/falab/lab"
+	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/labs"
+	"github.com/falab/falab/scenario"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -60,7 +62,7 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func firstHost(l *lab.Lab) string {
+func firstHost(l *labfile.Lab) string {
 	if len(l.Hosts) == 0 {
 		return l.Units[0].Name
 	}
@@ -201,8 +203,8 @@ func cmdLabs(ctx context.Context, e *env, args []string) error {
 		out = append(out, entry{n, l.Description, n == labs.Default})
 	}
 	var scenarios []entry
-	for _, n := range lab.ScenarioNames() {
-		sc, err := lab.LoadScenario(n)
+	for _, n := range scenario.ScenarioNames() {
+		sc, err := scenario.LoadScenario(n)
 		if err != nil {
 			return fmt.Errorf("built-in scenario %s: %w", n, err)
 		}
@@ -238,7 +240,7 @@ func cmdValidate(ctx context.Context, e *env, args []string) error {
 		return usageError{"takes one lab file"}
 	}
 	l, _, err := lab.Resolve(pos[0])
-	var probs lab.Problems
+	var probs labfile.Problems
 	if errors.As(err, &probs) {
 		if e.json {
 			_ = printJSON(e.stdout, probs)

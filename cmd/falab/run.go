@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/falab/falab/lab"
+	"github.com/falab/falab/scenario"
 )
 
 // cmdRun plays a scenario headless: builds its lab, runs the steps, tears
@@ -23,18 +23,18 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError{"expected a scenario: a built-in name (" + strings.Join(lab.ScenarioNames(), ", ") + ") or a file"}
+		return usageError{"expected a scenario: a built-in name (" + strings.Join(scenario.ScenarioNames(), ", ") + ") or a file"}
 	}
-	sc, err := lab.LoadScenario(pos[0])
+	sc, err := scenario.LoadScenario(pos[0])
 	if err != nil {
 		return err
 	}
-	opt := lab.RunOptions{Logger: e.log}
+	opt := scenario.RunOptions{Logger: e.log}
 	if !e.json {
 		opt.Progress = e.stdout
 		fmt.Fprintf(e.stdout, "scenario %s on lab %s: %s\n", sc.Spec.Name, sc.Lab.Name, sc.Spec.Description)
 	}
-	rep, err := lab.RunScenario(ctx, sc, opt)
+	rep, err := scenario.RunScenario(ctx, sc, opt)
 	if e.json {
 		if perr := printJSON(e.stdout, rep); perr != nil {
 			return perr
@@ -51,7 +51,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func printRun(e *env, rep *lab.RunReport, quiet bool) {
+func printRun(e *env, rep *scenario.RunReport, quiet bool) {
 	w := e.stdout
 	if !quiet && len(rep.Timeline) > 0 {
 		fmt.Fprintln(w, "\ntimeline:")
@@ -62,7 +62,7 @@ func printRun(e *env, rep *lab.RunReport, quiet bool) {
 	if len(rep.Traffic) > 0 {
 		fmt.Fprintln(w, "\nfigures:")
 		for _, t := range rep.Traffic {
-			fmt.Fprintf(w, "  %s\n", lab.TrafficSummary(t))
+			fmt.Fprintf(w, "  %s\n", scenario.TrafficSummary(t))
 		}
 	}
 	verdict := "PASS"

@@ -6,22 +6,14 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
-	"github.com/falab/falab/firewall"
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/lab"
-	"github.com/falab/falab/replicate"
-	"github.com/falab/falab/unit"
+	"github.com/falab/falab/render"
 )
-
-// cmdUnit is the unit process itself (started by `falab up`).
-func cmdUnit(ctx context.Context, e *env, args []string) error {
-	return unit.Main(ctx, args, e.stderr)
-}
 
 var showWhat = []string{"conn", "xlate", "arp", "mac-address-table", "route", "interface", "asp-drop", "failover"}
 
@@ -69,14 +61,8 @@ func cmdShow(ctx context.Context, e *env, args []string) error {
 			return printJSON(w, p)
 		}
 		fmt.Fprintf(w, "%s: %d in use\n", u, p.Total)
-		for _, cn := range p.Entries {
-			http := ""
-			if cn.HTTP {
-				http = ", http"
-			}
-			fmt.Fprintf(w, "%s %s %s %s %s, state %s, idle %s, age %s, packets %d, bytes %d%s\n",
-				strings.ToUpper(cn.Protocol), cn.OutInterface, cn.OrigDst, cn.InInterface, cn.OrigSrc,
-				cn.State, hms(cn.Idle), hms(cn.Age), cn.Packets, cn.Bytes, http)
+		if err := render.Conns.Table(p.Entries).Text(w); err != nil {
+			return err
 		}
 		more(w, p.Total, *offset, len(p.Entries))
 	case "xlate":
@@ -88,103 +74,65 @@ func cmdShow(ctx context.Context, e *env, args []string) error {
 			return printJSON(w, p)
 		}
 		fmt.Fprintf(w, "%s: %d in use\n", u, p.Total)
-		for _, x := range p.Entries {
-			proto := ""
-			if x.Protocol != "" {
-				proto = strings.ToUpper(x.Protocol) + " "
-			}
-			fmt.Fprintf(w, "%sNAT from %s:%s to %s:%s %s, conns %d, age %s\n", proto, x.RealInterface, x.Real, x.MappedInterface, x.Mapped, x.Kind, x.Conns, hms(x.Age))
+		if err := render.Xlates.Table(p.Entries).Text(w); err != nil {
+			return err
 		}
 		more(w, p.Total, *offset, len(p.Entries))
+	default:
+		return showTable(ctx, e, c, u, what)
+	}
+	return nil
+}
+
+// showTable prints one of a unit's small tables (fetched whole).
+func showTable(ctx context.Context, e *env, c *api.Client, u, what string) error {
+	var (
+		v   any
+		t   render.Table
+		err error
+	)
+	w := e.stdout
+	switch what {
 	case "arp":
-		a, err := c.ARP(ctx)
-		if err != nil {
-			return err
-		}
-		if e.json {
-			return printJSON(w, a)
-		}
-		for _, x := range a {
-			fmt.Fprintf(w, "\t%s %s %s %d\n", x.Interface, x.IP, x.MAC, int(x.Age.Seconds()))
-		}
+		a, err2 := c.ARP(ctx)
+		v, t, err = a, render.ARP.Table(a), err2
 	case "mac-address-table":
-		bt, err := c.Bridge(ctx)
-		if err != nil {
-			return err
-		}
-		if e.json {
-			return printJSON(w, bt)
-		}
-		fmt.Fprintf(w, "%s: %d entries (transparent mode bridge table; replicated to the standby)\n", u, len(bt))
-		fmt.Fprintln(w, "interface    mac address          age(min)")
-		for _, b := range bt {
-			fmt.Fprintf(w, "%-12s %-20s %d\n", b.Interface, b.MAC, int(b.Age.Minutes()))
+		bt, err2 := c.Bridge(ctx)
+		v, t, err = bt, render.Bridge.Table(bt), err2
+		if err == nil && !e.json {
+			fmt.Fprintf(w, "%s: %d entries (transparent mode bridge table; replicated to the standby)\n", u, len(bt))
 		}
 	case "route":
-		rs, err := c.Routes(ctx)
-		if err != nil {
-			return err
-		}
-		if e.json {
-			return printJSON(w, rs)
-		}
-		fmt.Fprintf(w, "Codes: C - connected, S - static (routes are not replicated: each unit builds its own)\n\n")
-		for _, r := range rs {
-			if r.Connected {
-				fmt.Fprintf(w, "C    %s is directly connected, %s\n", r.Prefix, r.Interface)
-			} else {
-				fmt.Fprintf(w, "S    %s [1/0] via %s, %s\n", r.Prefix, r.NextHop, r.Interface)
-			}
+		rs, err2 := c.Routes(ctx)
+		v, t, err = rs, render.Routes.Table(rs), err2
+		if err == nil && !e.json {
+			fmt.Fprintf(w, "%s: routes are not replicated: each unit builds its own\n", u)
 		}
 	case "interface":
-		is, err := c.Interfaces(ctx)
-		if err != nil {
-			return err
-		}
-		if e.json {
-			return printJSON(w, is)
-		}
-		for _, i := range is {
-			fmt.Fprintf(w, "Interface %s, security-level %d, attached %v\n  MAC address %s, IP address %s, standby %s\n  %d packets input, %d bytes\n  %d packets output, %d bytes\n  %d drops\n",
-				i.Name, i.SecurityLevel, i.Attached, i.MAC, i.Address, i.StandbyAddr, i.RxPackets, i.RxBytes, i.TxPackets, i.TxBytes, i.Drops)
-		}
+		is, err2 := c.Interfaces(ctx)
+		v, t, err = is, render.Interfaces.Table(is), err2
 	case "asp-drop":
-		d, err := c.Drops(ctx)
-		if err != nil {
-			return err
+		d, err2 := c.Drops(ctx)
+		v, t, err = d, render.Drops.Table(render.DropList(d)), err2
+		if err == nil && !e.json {
+			fmt.Fprintf(w, "%s: frame drops by reason\n", u)
 		}
-		if e.json {
-			return printJSON(w, d)
-		}
-		keys := make([]string, 0, len(d))
-		for k := range d {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		fmt.Fprintln(w, "Frame drop:")
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, k := range keys {
-			if d[k] > 0 {
-				fmt.Fprintf(tw, "  %s\t%d\n", k, d[k])
-			}
-		}
-		tw.Flush()
 	default:
 		return usageError{fmt.Sprintf("unknown table %q (expected one of: %s)", what, strings.Join(showWhat, ", "))}
 	}
-	return nil
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return printJSON(w, v)
+	}
+	return t.Text(w)
 }
 
 func more(w io.Writer, total, offset, n int) {
 	if offset+n < total {
 		fmt.Fprintf(w, "... %d more (use --offset %d)\n", total-offset-n, offset+n)
 	}
-}
-
-// hms formats a duration like an ASA: 0:01:02.
-func hms(d time.Duration) string {
-	s := int(d.Seconds())
-	return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
 }
 
 // statusWait bounds how long `show failover` waits for a unit: a frozen
@@ -194,8 +142,8 @@ const statusWait = time.Second
 // unitStatuses asks every unit at once, each within statusWait. A unit that
 // does not answer is named, with why when the process table says (frozen,
 // not running).
-func unitStatuses(ctx context.Context, labName string, units []string) ([]unit.Status, []string) {
-	sts := make([]unit.Status, len(units))
+func unitStatuses(ctx context.Context, labName string, units []string) ([]api.Status, []string) {
+	sts := make([]api.Status, len(units))
 	errs := make([]string, len(units))
 	st, _ := lab.ReadState(labName)
 	var wg sync.WaitGroup
@@ -218,7 +166,7 @@ func unitStatuses(ctx context.Context, labName string, units []string) ([]unit.S
 					why = fmt.Sprintf("not answering within %v (process %d runs)", statusWait, p.PID)
 				}
 			}
-			sts[i] = unit.Status{Unit: n, State: why}
+			sts[i] = api.Status{Unit: n, State: why}
 			errs[i] = fmt.Sprintf("%s: %s (%v)", n, why, err)
 		})
 	}
@@ -277,7 +225,7 @@ func showFailover(ctx context.Context, e *env, name string) error {
 		}
 		fmt.Fprintf(w, "    queue %d (high %d), record seq %d, acked %d, frames %d/%d sent/received\n", r.QueueDepth, r.QueueHigh, r.RecordSeq, r.AckedSeq, r.FramesSent, r.FramesReceived)
 		for _, t := range r.Tables {
-			fmt.Fprintf(w, "    %-6s sent %d received %d applied %d errors %d\n", firewall.Table(t.Table), t.Sent, t.Received, t.Applied, t.Errors)
+			fmt.Fprintf(w, "    %-6s sent %d received %d applied %d errors %d\n", t.Table, t.Sent, t.Received, t.Applied, t.Errors)
 		}
 		if r.LagSamples > 0 {
 			fmt.Fprintf(w, "    replication lag p50 %v p99 %v max %v (%d samples)\n", r.LagP50, r.LagP99, r.LagMax, r.LagSamples)
@@ -292,7 +240,7 @@ func showFailover(ctx context.Context, e *env, name string) error {
 // sessionAlarm says when the state session has not held: in steady state a
 // unit has exactly one session and no errors, and every extra session was a
 // bulk sync, a window in which the standby's tables were partial.
-func sessionAlarm(r replicate.Stats) string {
+func sessionAlarm(r api.ReplicationStats) string {
 	var parts []string
 	if r.Sessions > 1 || r.SessionErrors > 0 {
 		parts = append(parts, fmt.Sprintf("state session churn: %d sessions, %d ended with an error (last: %s)", r.Sessions, r.SessionErrors, orDash(r.LastError)))
@@ -309,7 +257,7 @@ func sessionAlarm(r replicate.Stats) string {
 // rejectCounts says a unit's refused hellos by reason; port checks are the
 // peer's liveness checks, on the failover link only, and the rate limit
 // applies to the data interfaces only.
-func rejectCounts(c unit.RejectCounts, iface bool) string {
+func rejectCounts(c api.RejectCounts, iface bool) string {
 	s := fmt.Sprintf("bad auth %d, stale %d, replay %d, ", c.BadAuth, c.Stale, c.Replay)
 	if iface {
 		s += fmt.Sprintf("rate-limited %d, ", c.RateLimited)

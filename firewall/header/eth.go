@@ -31,7 +31,6 @@ const (
 const (
 	EtherTypeIPv4 uint16 = 0x0800
 	EtherTypeARP  uint16 = 0x0806
-	EtherTypeVLAN uint16 = 0x8100
 )
 
 // Ethernet is a view over an Ethernet II frame, header first.

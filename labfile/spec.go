@@ -1,0 +1,188 @@
+package labfile
+
+import (
+	"time"
+)
+
+// Spec is a lab file as written: every field of the YAML schema, before any
+// defaults or cross-checks. README.md documents each field; the yaml tags are
+// the field names users write, and the parser rejects any other key.
+type Spec struct {
+	// Name names the lab; namespaces are called falab-<name>-<node>.
+	Name string `yaml:"name"`
+	// Description is one line shown by `falab labs`.
+	Description string `yaml:"description"`
+	// Mode is "routed" (default) or "transparent".
+	Mode string `yaml:"mode"`
+	// Nodes maps a node name to the node.
+	Nodes map[string]*NodeSpec `yaml:"nodes"`
+	// Links join node interfaces to switches or to each other.
+	Links []*LinkSpec `yaml:"links"`
+	// Firewall is the configuration both units share, as on an ASA pair.
+	Firewall *FirewallSpec `yaml:"firewall"`
+	// Failover configures the pair's failover and state links.
+	Failover *FailoverSpec `yaml:"failover"`
+}
+
+// Node kinds.
+const (
+	KindHost   = "host"
+	KindSwitch = "switch"
+	KindUnit   = "unit"
+)
+
+// NodeSpec is one node: a host, a switch or a firewall unit.
+type NodeSpec struct {
+	// Kind is host, switch or unit.
+	Kind string `yaml:"kind"`
+	// Role is primary or secondary; units only.
+	Role string `yaml:"role"`
+	// Interfaces of a host, by name (eth0, ...). Units take their data
+	// interfaces from the firewall section; switches make their ports.
+	Interfaces map[string]*HostInterfaceSpec `yaml:"interfaces"`
+	// Gateway is a host's default route.
+	Gateway string `yaml:"gateway"`
+	// Routes are a host's extra static routes.
+	Routes []*HostRouteSpec `yaml:"routes"`
+}
+
+// HostInterfaceSpec is one kernel interface of a host.
+type HostInterfaceSpec struct {
+	// Address is IPv4 with prefix length, e.g. 198.18.1.11/24.
+	Address string `yaml:"address"`
+	// MAC is optional; falab derives a stable one otherwise.
+	MAC string `yaml:"mac"`
+	// MTU is optional (default 1500).
+	MTU int `yaml:"mtu"`
+}
+
+// HostRouteSpec is a static route on a host.
+type HostRouteSpec struct {
+	To  string `yaml:"to"`
+	Via string `yaml:"via"`
+}
+
+// LinkSpec is a cable: two endpoints, each "node:interface" or a bare
+// switch name (the switch makes a port for it).
+type LinkSpec struct {
+	Endpoints []string `yaml:"endpoints"`
+}
+
+// FirewallSpec is the configuration of the firewall that both units run.
+type FirewallSpec struct {
+	Interfaces   []*FirewallInterfaceSpec `yaml:"interfaces"`
+	Routes       []*FirewallRouteSpec     `yaml:"routes"`
+	NAT          []*NATSpec               `yaml:"nat"`
+	AccessLists  map[string][]*ACESpec    `yaml:"access_lists"`
+	AccessGroups []*AccessGroupSpec       `yaml:"access_groups"`
+	Timeouts     *TimeoutsSpec            `yaml:"timeouts"`
+	Management   *ManagementInterfaceSpec `yaml:"management"`
+}
+
+// FirewallInterfaceSpec is a data interface of the firewall (ASA nameif).
+type FirewallInterfaceSpec struct {
+	// Name is the nameif and the Linux interface name inside each unit.
+	Name string `yaml:"name"`
+	// SecurityLevel is 0 to 100; traffic from higher to lower passes.
+	SecurityLevel *int `yaml:"security_level"`
+	// Address is the active IP with prefix length (routed mode).
+	Address string `yaml:"address"`
+	// StandbyAddress is the standby unit's IP on this interface.
+	StandbyAddress string `yaml:"standby_address"`
+	// VirtualMAC is the active MAC in mac_mode virtual (derived if empty).
+	VirtualMAC string `yaml:"virtual_mac"`
+	// StandbyVirtualMAC is the standby MAC in mac_mode virtual.
+	StandbyVirtualMAC string `yaml:"standby_virtual_mac"`
+	// Monitor: a link loss here on the active fails the pair over.
+	Monitor *bool `yaml:"monitor"`
+}
+
+// FirewallRouteSpec is a static route of the firewall.
+type FirewallRouteSpec struct {
+	Interface string `yaml:"interface"`
+	To        string `yaml:"to"`
+	Via       string `yaml:"via"`
+}
+
+// NATSpec is one NAT rule.
+type NATSpec struct {
+	// Type is dynamic-pat or static.
+	Type string `yaml:"type"`
+	// RealInterface and Real: where the real (untranslated) hosts are.
+	RealInterface string `yaml:"real_interface"`
+	Real          string `yaml:"real"`
+	// MappedInterface and Mapped: the translated side; Mapped "interface"
+	// (the default for dynamic-pat) means the interface's active address.
+	MappedInterface string `yaml:"mapped_interface"`
+	Mapped          string `yaml:"mapped"`
+}
+
+// ACESpec is one access-list entry.
+type ACESpec struct {
+	Action      string `yaml:"action"`
+	Protocol    string `yaml:"protocol"`
+	Source      string `yaml:"source"`
+	Destination string `yaml:"destination"`
+	// Port is the destination port: "80", "8000-8080" or empty for any.
+	Port string `yaml:"port"`
+}
+
+// AccessGroupSpec binds an access list to an interface.
+type AccessGroupSpec struct {
+	AccessList string `yaml:"access_list"`
+	Interface  string `yaml:"interface"`
+	Direction  string `yaml:"direction"`
+}
+
+// TimeoutsSpec overrides the ASA-like idle timeouts.
+type TimeoutsSpec struct {
+	Conn       *Duration `yaml:"conn"`
+	HalfClosed *Duration `yaml:"half_closed"`
+	Embryonic  *Duration `yaml:"embryonic"`
+	UDP        *Duration `yaml:"udp"`
+	ICMP       *Duration `yaml:"icmp"`
+	Xlate      *Duration `yaml:"xlate"`
+	ARP        *Duration `yaml:"arp"`
+	MACAddress *Duration `yaml:"mac_address"`
+}
+
+// ManagementInterfaceSpec is the per-pair management address used in
+// transparent mode, where data interfaces carry no IP of the unit.
+type ManagementInterfaceSpec struct {
+	Address        string `yaml:"address"`
+	StandbyAddress string `yaml:"standby_address"`
+}
+
+// FailoverSpec is the failover configuration of the pair.
+type FailoverSpec struct {
+	Link              *FailoverLinkSpec `yaml:"link"`
+	StateLink         *FailoverLinkSpec `yaml:"state_link"`
+	UnitPoll          *Duration         `yaml:"unit_poll"`
+	UnitHold          *Duration         `yaml:"unit_hold"`
+	InterfacePoll     *Duration         `yaml:"interface_poll"`
+	InterfaceHold     *Duration         `yaml:"interface_hold"`
+	MACMode           string            `yaml:"mac_mode"`
+	HTTPReplication   *bool             `yaml:"http_replication"`
+	Key               string            `yaml:"key"`
+	NegotiationWindow *Duration         `yaml:"negotiation_window"`
+}
+
+// FailoverLinkSpec is the failover or state link between the units.
+type FailoverLinkSpec struct {
+	// Interface is the Linux interface name in both units (default failover
+	// for the failover link, state for the state link).
+	Interface        string `yaml:"interface"`
+	PrimaryAddress   string `yaml:"primary_address"`
+	SecondaryAddress string `yaml:"secondary_address"`
+}
+
+// Duration is a time.Duration written as "100ms", "2m", "1h".
+type Duration time.Duration
+
+// D returns the duration, or def when d is nil.
+func (d *Duration) D(def time.Duration) time.Duration {
+	if d == nil {
+		return def
+	}
+	return time.Duration(*d)
+}

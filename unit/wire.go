@@ -1,0 +1,71 @@
+package unit
+
+import (
+	"github.com/falab/falab/api"
+	"github.com/falab/falab/firewall"
+	"github.com/falab/falab/replicate"
+)
+
+// The API serves package api's wire types, never the data plane's own
+// structs: these functions are the one place where one becomes the other.
+
+// convert maps a data-plane slice to its wire form; never nil, so that an
+// empty table is [] and not null on the wire.
+func convert[F, W any](in []F, f func(*F) W) []W {
+	out := make([]W, len(in))
+	for i := range in {
+		out[i] = f(&in[i])
+	}
+	return out
+}
+
+func wireConn(c *firewall.ConnInfo) api.Conn {
+	return api.Conn{Protocol: c.Protocol, InInterface: c.InInterface, OutInterface: c.OutInterface,
+		OrigSrc: c.OrigSrc, OrigDst: c.OrigDst, ReplySrc: c.ReplySrc, ReplyDst: c.ReplyDst,
+		State: c.State, HTTP: c.HTTP, Packets: c.Packets, Bytes: c.Bytes, Age: c.Age, Idle: c.Idle}
+}
+
+func wireXlate(x *firewall.XlateInfo) api.Xlate {
+	return api.Xlate{Kind: x.Kind, Protocol: x.Protocol, RealInterface: x.RealInterface,
+		MappedInterface: x.MappedInterface, Real: x.Real, Mapped: x.Mapped, Conns: x.Conns, Age: x.Age}
+}
+
+func wireARP(a *firewall.ARPInfo) api.ARPEntry {
+	return api.ARPEntry{Interface: a.Interface, IP: a.IP, MAC: a.MAC, Age: a.Age}
+}
+
+func wireBridge(b *firewall.BridgeInfo) api.BridgeEntry {
+	return api.BridgeEntry{MAC: b.MAC, Interface: b.Interface, Age: b.Age}
+}
+
+func wireRoute(r *firewall.RouteInfo) api.Route {
+	return api.Route{Interface: r.Interface, Prefix: r.Prefix, NextHop: r.NextHop, Connected: r.Connected}
+}
+
+func wireInterface(i *firewall.InterfaceInfo) api.Interface {
+	return api.Interface{Name: i.Name, SecurityLevel: i.SecurityLevel, Address: i.Address,
+		StandbyAddr: i.StandbyAddr, MAC: i.MAC, Attached: i.Attached,
+		RxPackets: i.RxPackets, RxBytes: i.RxBytes, TxPackets: i.TxPackets, TxBytes: i.TxBytes, Drops: i.Drops}
+}
+
+// replicationStats is the state stream's counters with tables named, not
+// numbered.
+func replicationStats(s replicate.Stats, name func(table uint8) string) api.ReplicationStats {
+	w := api.ReplicationStats{
+		Role: s.Role, Connected: s.Connected, InBulk: s.InBulk, Synced: s.Synced,
+		Sessions: s.Sessions, Refused: s.Refused, SessionErrors: s.SessionErrors,
+		AuthFailures: s.AuthFailures, SequenceErrors: s.SequenceErrors, BulkSyncs: s.BulkSyncs,
+		Resyncs: s.Resyncs, Overflows: s.Overflows, DigestMarkers: s.DigestMarkers,
+		DigestMismatches: s.DigestMismatches, ResyncsDeferred: s.ResyncsDeferred,
+		DroppedNoSession: s.DroppedNoSession, LastError: s.LastError,
+		QueueDepth: s.QueueDepth, QueueBytes: s.QueueBytes, QueueHigh: s.QueueHigh,
+		RecordSeq: s.RecordSeq, AckedSeq: s.AckedSeq,
+		FramesSent: s.FramesSent, FramesReceived: s.FramesReceived, BytesSent: s.BytesSent, BytesReceived: s.BytesReceived,
+		LagSamples: s.LagSamples, LagP50: s.LagP50, LagP99: s.LagP99, LagMax: s.LagMax,
+	}
+	for _, t := range s.Tables {
+		w.Tables = append(w.Tables, api.TableStats{Table: name(t.Table),
+			Queued: t.Queued, Sent: t.Sent, Filtered: t.Filtered, Received: t.Received, Applied: t.Applied, Errors: t.Errors})
+	}
+	return w
+}
