@@ -5,6 +5,6 @@
 // the key that matches an entry on the active with its copy on the
 // standby, and the columns a two-unit view adds for the standby's copy.
 //
-// It imports only package api (and the standard library): no data plane,
-// no terminal library.
+// It must not import anything but package api and the standard library: no
+// data plane, no terminal library.
 package render
