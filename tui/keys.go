@@ -7,10 +7,11 @@ import (
 	"charm.land/lipgloss/v2"
 )
 
-// keyMap is every key the TUI answers, with its help text. Letters that
-// act on the lab (k kill, t thaw, l link, ...) are never used to move:
-// moving is on the arrow and page keys only, so that a habit from vi never
-// kills a unit.
+// keyMap is every key the TUI answers, with its help text. j/k and the
+// arrows move, as in vi, k9s and lazygit; the keys that act on the lab are
+// other letters (kill is K, shift-k), and those that take a unit or a link
+// away ask y/n in the status line first (input.go), so that neither a
+// habit nor a slip reaches the lab.
 type keyMap struct {
 	NextTab, PrevTab          key.Binding
 	Up, Down, PageUp, PageDn  key.Binding
@@ -18,6 +19,7 @@ type keyMap struct {
 	Filter, Sort              key.Binding
 	Failover, Kill, Freeze    key.Binding
 	Thaw, Restart, Link, Cut  key.Binding
+	PowerOff                  key.Binding
 	Reset, Dismiss, Help      key.Binding
 	Quit, Enter, Cancel, Tabs key.Binding
 }
@@ -30,8 +32,8 @@ func defaultKeys() keyMap {
 		NextTab:  b([]string{"tab", "right"}, "tab/→", "next tab"),
 		PrevTab:  b([]string{"shift+tab", "left"}, "⇧tab/←", "previous tab"),
 		Tabs:     b([]string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "0"}, "1-9,0", "go to tab (0 is the tenth)"),
-		Up:       b([]string{"up"}, "↑", "up"),
-		Down:     b([]string{"down"}, "↓", "down"),
+		Up:       b([]string{"up", "k"}, "↑/k", "up"),
+		Down:     b([]string{"down", "j"}, "↓/j", "down"),
 		PageUp:   b([]string{"pgup"}, "pgup", "page up"),
 		PageDn:   b([]string{"pgdown", "space"}, "pgdn", "page down"),
 		Home:     b([]string{"home"}, "home", "first row"),
@@ -39,7 +41,8 @@ func defaultKeys() keyMap {
 		Filter:   b([]string{"/"}, "/", "filter"),
 		Sort:     b([]string{"s"}, "s", "cycle sort"),
 		Failover: b([]string{"f"}, "f", "failover"),
-		Kill:     b([]string{"k"}, "k", "kill"),
+		Kill:     b([]string{"K"}, "K", "kill"),
+		PowerOff: b([]string{"P"}, "P", "power off"),
 		Freeze:   b([]string{"z"}, "z", "freeze"),
 		Thaw:     b([]string{"t"}, "t", "thaw"),
 		Restart:  b([]string{"r"}, "r", "restart"),
@@ -57,13 +60,14 @@ func defaultKeys() keyMap {
 // longHelp is the `?` screen's fuller description of a key, where the
 // footer's word is too short to say it.
 var longHelp = map[string]string{
-	"f":   "make the standby active",
-	"k":   "kill the active (SIGKILL)",
-	"z":   "freeze the active (SIGSTOP)",
+	"f":   "make the standby active (y/n)",
+	"K":   "kill the active: SIGKILL (y/n)",
+	"z":   "freeze active: SIGSTOP (y/n)",
+	"P":   "power off the active (y/n)",
 	"t":   "thaw a frozen unit (SIGCONT)",
 	"r":   "restart a dead unit",
-	"l":   "set a link down or up",
-	"c":   "cut or heal the failover link",
+	"l":   "set a link down (y/n) or up",
+	"c":   "cut failover link (y/n), heal",
 	"x":   "failover reset a Failed unit",
 	"q":   "quit; the lab keeps running",
 	"esc": "dismiss banner, clear filter",
@@ -109,9 +113,9 @@ func (k keyMap) helpSections() []struct {
 		title string
 		keys  []key.Binding
 	}{
-		{"Act on the lab", []key.Binding{k.Failover, k.Kill, k.Freeze, k.Thaw, k.Restart, k.Link, k.Cut, k.Reset}},
+		{"Act on the lab (y confirms, any other key cancels)", []key.Binding{k.Failover, k.Kill, k.Freeze, k.PowerOff, k.Thaw, k.Restart, k.Link, k.Cut, k.Reset}},
 		{"Move", []key.Binding{
-			b2("tab/⇧tab", "next/previous tab"), k.Tabs, b2("↑/↓", "scroll a row"),
+			b2("tab/⇧tab", "next/previous tab"), k.Tabs, b2("↑↓/k j", "scroll a row"),
 			b2("pgup/pgdn", "scroll a page"), b2("home/end", "first/last row"),
 		}},
 		{"Tables and program", []key.Binding{k.Filter, k.Sort, k.Dismiss, k.Help, k.Quit}},

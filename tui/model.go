@@ -3,10 +3,8 @@ package tui
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
-	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/falab/falab/api"
@@ -75,10 +73,11 @@ type (
 type mode uint8
 
 const (
-	modeNormal mode = iota
-	modeFilter      // typing a filter after /
-	modeHelp        // the ? screen
-	modeLinks       // choosing a link for l
+	modeNormal  mode = iota
+	modeFilter       // typing a filter after /
+	modeHelp         // the ? screen
+	modeLinks        // choosing a link for l
+	modeConfirm      // a destructive key waits for y (input.go)
 )
 
 // unitView is what the TUI knows of one unit.
@@ -89,6 +88,11 @@ type unitView struct {
 	seen   bool   // it answered at least once
 	err    string // why the last read failed
 	epoch  int    // bumped when the unit process changes (restart)
+	// staleSince is when the unit last answered before it stopped
+	// answering (zero while it answers): what is shown of it since then
+	// is marked stale (stale.go).
+	staleSince time.Time
+	lastAnswer time.Time // when a status read last answered
 }
 
 // takeover is a standby becoming active, for the banner.
@@ -143,6 +147,7 @@ type Model struct {
 	linksDown map[string]bool
 	foCut     bool
 	frozen    map[string]bool
+	confirm   *confirmation // the destructive action waiting for y
 	msg       string
 	msgErr    bool
 	msgAt     time.Time
@@ -285,9 +290,13 @@ func (m *Model) onStatus(msg statusMsg) (changed bool) {
 		m.statusRounds++
 		if msg.err != nil {
 			changed = u.ok
+			if u.seen && u.staleSince.IsZero() {
+				u.staleSince = u.lastAnswer
+			}
 			u.ok, u.err = false, msg.err.Error()
 			return changed
 		}
+		u.staleSince, u.lastAnswer = time.Time{}, m.now
 		changed = u.seen && (!u.ok || msg.status.State != u.status.State || msg.status.Active != u.status.Active)
 		if u.seen && (msg.status.PID != u.status.PID || !msg.status.StartedAt.Equal(u.status.StartedAt)) {
 			// A new process: its events are numbered from 1 again.
@@ -590,181 +599,6 @@ func (m *Model) action(say string, do func(ctx context.Context) (string, error))
 func (m *Model) inject(f lab.Fault) tea.Cmd {
 	src := m.src
 	return m.action(f.String()+"…", func(ctx context.Context) (string, error) { return src.Inject(ctx, f) })
-}
-
-// onKey handles a key press in the current mode.
-func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
-	k := m.keys
-	switch m.mode {
-	case modeFilter:
-		switch msg.String() {
-		case "enter":
-			m.mode = modeNormal
-		case "esc":
-			m.mode, m.draft = modeNormal, ""
-			m.applyFilter("")
-		case "backspace":
-			if r := []rune(m.draft); len(r) > 0 {
-				m.draft = string(r[:len(r)-1])
-				m.applyFilter(m.draft)
-			}
-		default:
-			if msg.Text != "" {
-				m.draft += msg.Text
-				m.applyFilter(m.draft)
-			}
-		}
-		return nil
-	case modeHelp:
-		if key.Matches(msg, k.Quit) && msg.String() == "ctrl+c" {
-			return m.quit()
-		}
-		m.mode = modeNormal
-		return nil
-	case modeLinks:
-		switch {
-		case key.Matches(msg, k.Up):
-			m.pick = max(m.pick-1, 0)
-		case key.Matches(msg, k.Down):
-			m.pick = min(m.pick+1, len(m.info.Links)-1)
-		case key.Matches(msg, k.Enter):
-			m.mode = modeNormal
-			if m.pick < len(m.info.Links) {
-				end := m.info.Links[m.pick]
-				kind := lab.FaultLinkDown
-				if m.linksDown[end] {
-					kind = lab.FaultLinkUp
-				}
-				m.linksDown[end] = kind == lab.FaultLinkDown
-				return m.inject(lab.Fault{Kind: kind, Target: end})
-			}
-		case key.Matches(msg, k.Cancel), key.Matches(msg, k.Link):
-			m.mode = modeNormal
-		}
-		return nil
-	}
-
-	ai := m.activeIdx()
-	active, standby := m.units[ai].name, m.units[1-ai].name
-	switch {
-	case key.Matches(msg, k.Quit):
-		return m.quit()
-	case key.Matches(msg, k.Help):
-		m.mode = modeHelp
-	case key.Matches(msg, k.Dismiss):
-		switch {
-		case m.banner != nil:
-			m.dismissed[m.banner.key] = true
-			m.banner = nil
-		case m.msg != "":
-			m.msg = ""
-		default:
-			m.applyFilter("")
-		}
-	case key.Matches(msg, k.NextTab):
-		m.cur = (m.cur + 1) % numTabs
-		return m.refreshTab()
-	case key.Matches(msg, k.PrevTab):
-		m.cur = (m.cur + numTabs - 1) % numTabs
-		return m.refreshTab()
-	case key.Matches(msg, k.Tabs):
-		m.cur = (int(msg.Text[0]-'0') + 9) % 10 // "1" is the first tab, "0" the tenth
-		return m.refreshTab()
-	case key.Matches(msg, k.Filter):
-		if m.cur < len(m.tables) || m.cur == tabIndexTimeline {
-			m.mode, m.draft = modeFilter, m.currentFilter()
-		}
-	case key.Matches(msg, k.Sort):
-		if m.cur < len(m.tables) {
-			m.tables[m.cur].CycleSort()
-		}
-	case key.Matches(msg, k.Up, k.Down, k.PageUp, k.PageDn, k.Home, k.End):
-		switch {
-		case m.cur < len(m.tables):
-			if t := m.tables[m.cur]; t.HandleKey(msg, k) {
-				return m.fetchTab(t)
-			}
-		case m.cur == tabIndexHosts:
-			m.hosts.HandleKey(msg, k)
-		case m.cur == tabIndexTimeline:
-			m.timeline.HandleKey(msg, k)
-		}
-	case key.Matches(msg, k.Failover):
-		if !m.units[1-ai].ok {
-			m.say(standby+" does not answer: no unit to fail over to", true)
-			return nil
-		}
-		return m.inject(lab.Fault{Kind: lab.FaultManual, Target: standby})
-	case key.Matches(msg, k.Kill):
-		return m.inject(lab.Fault{Kind: lab.FaultKill, Target: active})
-	case key.Matches(msg, k.Freeze):
-		m.frozen[active] = true
-		return m.inject(lab.Fault{Kind: lab.FaultFreeze, Target: active})
-	case key.Matches(msg, k.Thaw):
-		var targets []string
-		for _, u := range m.units {
-			if m.frozen[u.name] || !u.ok {
-				targets = append(targets, u.name)
-			}
-		}
-		if len(targets) == 0 {
-			m.say("nothing to thaw: both units answer", false)
-			return nil
-		}
-		src := m.src
-		return m.action("thaw "+strings.Join(targets, ", ")+"…", func(ctx context.Context) (string, error) {
-			var done []string
-			var firstErr error
-			for _, t := range targets {
-				r, err := src.Inject(ctx, lab.Fault{Kind: lab.FaultThaw, Target: t})
-				if err != nil {
-					firstErr = fmt.Errorf("thaw %s: %w", t, err)
-					continue
-				}
-				done = append(done, r)
-			}
-			if len(done) == 0 {
-				return "", firstErr
-			}
-			return strings.Join(done, "; "), nil
-		})
-	case key.Matches(msg, k.Restart):
-		for _, u := range m.units {
-			if u.seen && !u.ok && !m.frozen[u.name] {
-				return m.inject(lab.Fault{Kind: lab.FaultRestart, Target: u.name})
-			}
-		}
-		for _, u := range m.units {
-			if !u.ok {
-				return m.inject(lab.Fault{Kind: lab.FaultRestart, Target: u.name})
-			}
-		}
-		m.say("both units answer: nothing to restart", false)
-	case key.Matches(msg, k.Link):
-		if len(m.info.Links) == 0 {
-			m.say("this lab has no links to toggle", true)
-			return nil
-		}
-		m.mode, m.pick = modeLinks, min(m.pick, len(m.info.Links)-1)
-	case key.Matches(msg, k.Cut):
-		kind := lab.FaultCutFailover
-		if m.foCut {
-			kind = lab.FaultHeal
-		}
-		m.foCut = !m.foCut
-		return m.inject(lab.Fault{Kind: kind})
-	case key.Matches(msg, k.Reset):
-		for _, u := range m.units {
-			if u.ok && u.status.State == "Failed" {
-				src, name := m.src, u.name
-				return m.action("failover reset on "+name+"…", func(ctx context.Context) (string, error) {
-					return src.Failover(ctx, name, "reset")
-				})
-			}
-		}
-		m.say("no unit is Failed: nothing to reset", false)
-	}
-	return nil
 }
 
 func (m *Model) quit() tea.Cmd {

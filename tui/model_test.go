@@ -153,7 +153,7 @@ func TestGoldenHelpAndLinks(t *testing.T) {
 	hs.press("x") // any key closes
 	hs.press("l", "down")
 	hs.golden("links-80x24")
-	hs.press("enter")
+	hs.press("enter", "y")
 	hs.tick(100 * time.Millisecond)
 	want := []lab.Fault{{Kind: lab.FaultLinkDown, Target: "fw-a:outside"}}
 	if diff := cmp.Diff(want, hs.src.injected); diff != "" {
@@ -173,7 +173,7 @@ func TestKeyFailoverSwapsBadges(t *testing.T) {
 			t.Fatalf("before failover the header lacks %q:\n%s", want, before)
 		}
 	}
-	hs.press("f")
+	hs.press("f", "y")
 	hs.tick(100 * time.Millisecond)
 	after := hs.badges()
 	for _, want := range []string{"fw-a primary  Standby Ready ", "fw-b secondary  Active "} {
@@ -194,7 +194,7 @@ func TestKeyFailoverSwapsBadges(t *testing.T) {
 func TestKillShowsTakeoverBanner(t *testing.T) {
 	hs := newHarness(t, newFakeSource(5, 0), 80, 24)
 	hs.tick(100 * time.Millisecond)
-	hs.press("k")
+	hs.press("K", "y")
 	hs.tick(100 * time.Millisecond)
 	hs.tick(100 * time.Millisecond)
 	// The fault is recorded at the kill, the first sign on fw-b 1ms later
@@ -348,7 +348,7 @@ func TestHostMACChangeFlashes(t *testing.T) {
 func TestTimelineMergesByTime(t *testing.T) {
 	hs := newHarness(t, newFakeSource(0, 0), 80, 24)
 	hs.tick(100 * time.Millisecond)
-	hs.press("k")
+	hs.press("K", "y")
 	hs.tick(100 * time.Millisecond)
 	var got []string
 	for _, e := range hs.m.timeline.events {
@@ -425,9 +425,9 @@ func TestFreezeAndThaw(t *testing.T) {
 	if len(hs.src.injected) != 0 {
 		t.Fatalf("t with nothing frozen injected %v", hs.src.injected)
 	}
-	hs.press("z")
+	hs.press("z", "y")
 	hs.tick(100 * time.Millisecond)
-	if b := hs.badges(); !strings.Contains(b, "fw-a primary  no answer ") {
+	if b := hs.badges(); !strings.Contains(b, "fw-a primary  frozen (SIGSTOP) ") {
 		t.Errorf("after z the frozen active still answers: %s", b)
 	}
 	hs.press("t")

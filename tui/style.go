@@ -41,7 +41,7 @@ func badge(state string) string {
 		bg = lipgloss.Blue
 	case "Bulk Sync":
 		bg = lipgloss.Yellow
-	case "Failed", stateNoAnswer:
+	case "Failed", stateNoAnswer, stateFrozen:
 		bg = lipgloss.Red
 	case "Negotiation":
 		bg = lipgloss.Magenta
@@ -52,6 +52,10 @@ func badge(state string) string {
 // stateNoAnswer is the badge of a unit whose API does not answer: killed,
 // frozen, or not started.
 const stateNoAnswer = "no answer"
+
+// stateFrozen is the badge of a unit this TUI froze (z) that does not
+// answer: the lab stopped it, it did not fail on its own.
+const stateFrozen = "frozen (SIGSTOP)"
 
 // fit cuts s (which may hold ANSI styles) to width cells and pads it with
 // spaces to exactly width, so that every line of a view is one row.

@@ -9,6 +9,7 @@ import (
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 )
 
 // mark says where a row of a replicated table is.
@@ -90,6 +91,10 @@ type tableTab struct {
 	note             string // shown above the rows
 	pageable         bool   // conns and xlates: fetched by pages when huge
 
+	// staleActive and staleStandby are the notes of a side whose unit no
+	// longer answers (stale.go); "" while it answers.
+	staleActive, staleStandby string
+
 	data   tableData
 	loaded bool
 	shown  []int // indexes into data.rows after filter and sort
@@ -113,7 +118,7 @@ func (t *tableTab) ShortHelp(k keyMap) []key.Binding {
 
 // pageRows is how many rows fit under the note, column heads and summary.
 func (t *tableTab) pageRows() int {
-	n := t.height - 2
+	n := t.height - 2 - t.staleLines()
 	if t.note != "" {
 		n--
 	}
@@ -260,6 +265,11 @@ func (t *tableTab) Render() string {
 		lines = append(lines, styleDim.Render("loading "+t.title+"…"))
 		return block(lines, t.width, t.height)
 	}
+	for _, s := range []string{t.staleActive, t.staleStandby} {
+		if s != "" {
+			lines = append(lines, styleWarn.Render(s))
+		}
+	}
 	d := &t.data
 	cols := t.visibleCols()
 	var head strings.Builder
@@ -287,8 +297,12 @@ func (t *tableTab) Render() string {
 	var sb strings.Builder
 	for _, ri := range t.shown[t.scroll:end] {
 		r := &d.rows[ri]
+		mk := r.mark
+		if t.staleLines() > 0 && mk != markNone {
+			mk = markUnknown // one side is old: no verdict
+		}
 		sb.Reset()
-		sb.WriteString(r.mark.render())
+		sb.WriteString(mk.render())
 		sb.WriteByte(' ')
 		for _, i := range cols {
 			c := t.cols[i]
@@ -296,10 +310,12 @@ func (t *tableTab) Render() string {
 			sb.WriteByte(' ')
 		}
 		line := sb.String()
-		switch r.mark {
-		case markMissing:
+		switch {
+		case t.staleActive != "":
+			line = styleDim.Render(ansi.Strip(line))
+		case mk == markMissing:
 			line = styleMissing.Render(line)
-		case markExtra:
+		case mk == markExtra:
 			line = styleExtra.Render(line)
 		}
 		lines = append(lines, line)
@@ -323,7 +339,10 @@ func (t *tableTab) summary(end int) string {
 		side += fmt.Sprintf(" · %s %d", d.standby, d.standbyTotal)
 	}
 	parts = append(parts, side)
-	if t.replicated && !d.paged && d.standbyErr == "" {
+	if t.staleActive != "" || t.staleStandby != "" {
+		parts = append(parts, styleWarn.Render("stale"))
+	}
+	if t.replicated && !d.paged && d.standbyErr == "" && t.staleActive == "" && t.staleStandby == "" {
 		var miss, extra int
 		for i := range d.rows {
 			switch d.rows[i].mark {

@@ -92,10 +92,13 @@ func (m *Model) header() []string {
 		}
 		l1.WriteString(" ")
 		state := stateNoAnswer
-		if u.ok {
+		switch {
+		case u.ok:
 			state = u.status.State
-		} else if !u.seen && u.err == "" {
+		case !u.seen && u.err == "":
 			state = "…"
+		case m.frozen[u.name]:
+			state = stateFrozen
 		}
 		l1.WriteString(badge(state))
 	}
@@ -276,6 +279,7 @@ func (m *Model) body() string {
 	}
 	switch {
 	case m.cur < len(m.tables):
+		m.markStale(m.tables[m.cur])
 		return m.tables[m.cur].Render()
 	case m.cur == tabIndexHosts:
 		return m.hosts.Render(m.now)
@@ -336,6 +340,8 @@ func (m *Model) footer() [2]string {
 	switch {
 	case m.mode == modeFilter:
 		first = styleKey.Render("/") + m.draft + "▏" + styleDim.Render("  enter keeps · esc clears")
+	case m.mode == modeConfirm && m.confirm != nil:
+		first = styleErr.Render(m.confirm.what+"?") + " " + styleKey.Render("y") + styleDim.Render(" yes · any other key: no")
 	case m.msg != "" && m.now.Sub(m.msgAt) < messageFor:
 		if m.msgErr {
 			first = styleErr.Render(m.msg)

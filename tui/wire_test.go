@@ -124,7 +124,7 @@ func TestWireModelsTheUnits(t *testing.T) {
 	hs.src.units["fw-b"].status.Active, hs.src.units["fw-b"].status.State = false, "Standby Ready"
 	hs.src.mu.Unlock()
 	hs.tick(time.Second) // fw-a is the only active again
-	hs.press("z")
+	hs.press("z", "y")
 	hs.tick(wireMinGap)
 	if got := hs.wireText(); !strings.HasPrefix(got, "wire: client1 ✗ no reply: no unit answers · server1 ✗ no reply") {
 		t.Errorf("active frozen: %q", got)
@@ -192,7 +192,8 @@ func TestWireOneAtATime(t *testing.T) {
 	}
 
 	// A fault and a role change while the second check runs.
-	hs.sendHolding(keyMsg("k"), &next)
+	hs.sendHolding(keyMsg("K"), &next)
+	hs.sendHolding(keyMsg("y"), &next)
 	for range 10 {
 		hs.tickHolding(100*time.Millisecond, &next)
 	}
@@ -250,7 +251,7 @@ func TestWireNoGateway(t *testing.T) {
 	}
 	hs := newHarness(t, src, 80, 24)
 	hs.tick(100 * time.Millisecond)
-	hs.press("k")
+	hs.press("K", "y")
 	hs.tick(100 * time.Millisecond)
 	if n := hs.wireCalls(); n != 0 {
 		t.Errorf("%d wire checks in a lab without gateways", n)
