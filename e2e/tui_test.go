@@ -118,7 +118,9 @@ func TestTUIKillShowsTakeover(t *testing.T) {
 	s := newTmux(t, 120, 40, []string{"FALAB_RUN_DIR=" + runDir}, bin, "tui", name)
 
 	s.waitFor(regexp.MustCompile(`fw-a primary\s+Active\s+fw-b secondary\s+Standby Ready`), 15*time.Second)
-	s.keys("k")
+	s.keys("K")
+	s.waitFor(regexp.MustCompile(`kill fw-a \(SIGKILL\)\? y yes`), 5*time.Second)
+	s.keys("y")
 	m := s.waitFor(regexp.MustCompile(`(\S+) took over in ([0-9.]+m?s): (.*?)\s{2,}`), 15*time.Second)
 	if m[1] != "fw-b" {
 		t.Errorf("banner says %s took over, want fw-b (the secondary)", m[1])
@@ -156,11 +158,54 @@ func TestTUIBurnedInMACFlash(t *testing.T) {
 	s.waitFor(regexp.MustCompile(`fw-a primary\s+Active\s+fw-b secondary\s+Standby Ready`), 15*time.Second)
 	s.keys("8") // Hosts
 	s.waitFor(regexp.MustCompile(`198\.18\.1\.1\s+\S+\s+\S+\s+eth0\s+gateway`), 10*time.Second)
-	s.keys("k")
+	s.keys("K")
+	s.waitFor(regexp.MustCompile(`kill fw-a \(SIGKILL\)\? y yes`), 5*time.Second)
+	s.keys("y")
 	s.waitFor(regexp.MustCompile(`took over in`), 15*time.Second)
 	// The client re-learns from the new active's gratuitous ARP.
 	m := s.waitFor(regexp.MustCompile(`MAC ([0-9a-f:]{17}) -> ([0-9a-f:]{17})`), 10*time.Second)
 	if m[1] == m[2] {
 		t.Errorf("flash shows no change: %s -> %s", m[1], m[2])
 	}
+}
+
+// TestTUIConfirmAndStale drives the real TUI: a destructive key asks y/n
+// and any other key cancels it (the unit stays Active); after y freezes
+// the active, its badge says frozen and the table read from it says since
+// when it is stale, while fw-b takes over.
+func TestTUIConfirmAndStale(t *testing.T) {
+	needRoot(t)
+	bin := tuiBinary(t)
+	const name = "tuie2ec"
+	runDir := upLab(t, labCopy(t, name))
+	s := newTmux(t, 120, 40, []string{"FALAB_RUN_DIR=" + runDir}, bin, "tui", name)
+	s.waitFor(regexp.MustCompile(`fw-a primary\s+Active\s+fw-b secondary\s+Standby Ready`), 15*time.Second)
+
+	s.keys("z")
+	s.waitFor(regexp.MustCompile(`freeze fw-a \(SIGSTOP\)\? y yes · any other key: no`), 5*time.Second)
+	s.keys("k") // moves up, and cancels
+	s.waitFor(regexp.MustCompile(`cancelled: freeze fw-a`), 5*time.Second)
+	time.Sleep(time.Second) // long enough for a takeover, had the freeze run
+	s.waitFor(regexp.MustCompile(`fw-a primary\s+Active\s+fw-b secondary\s+Standby Ready`), time.Second)
+
+	s.keys("z")
+	s.waitFor(regexp.MustCompile(`freeze fw-a \(SIGSTOP\)\? y yes`), 5*time.Second)
+	s.keys("y")
+	s.waitFor(regexp.MustCompile(`fw-a primary\s+frozen \(SIGSTOP\)`), 10*time.Second)
+	s.waitFor(regexp.MustCompile(`fw-a: stale since \d\d:\d\d:\d\d \(not answering\)`), 10*time.Second)
+	s.waitFor(regexp.MustCompile(`fw-b secondary\s+Active`), 15*time.Second)
+	if p := s.pane(); regexp.MustCompile(`in step`).MatchString(tablePart(p)) {
+		t.Errorf("with fw-a frozen, a table says it is in step:\n%s", p)
+	}
+	s.keys("t") // thaw: not destructive, no question
+	s.waitFor(regexp.MustCompile(`fw-a primary\s+(Standby Ready|Bulk Sync|Failed|Active)`), 15*time.Second)
+}
+
+// tablePart is the pane below the header (the tab bar is the first line
+// starting with a space and "Conns").
+func tablePart(pane string) string {
+	if i := strings.Index(pane, " Conns "); i >= 0 {
+		return pane[i:]
+	}
+	return pane
 }

@@ -30,8 +30,10 @@ func (m *Model) markStale(t *tableTab) {
 	if !t.loaded {
 		return
 	}
+	// A standby whose read failed has no rows here, but the note stays:
+	// it says since when, which "no answer" in the summary does not.
 	t.staleActive = m.staleNote(t.data.active)
-	if t.data.standbyErr == "" && t.data.standby != "" {
+	if t.data.standby != "" {
 		t.staleStandby = m.staleNote(t.data.standby)
 	}
 }
