@@ -67,7 +67,7 @@ func TestEveryProblemAtOnce(t *testing.T) {
 				`x.yaml:51: firewall.interfaces[1].security_level: expected a whole number, found "low"`,
 				`x.yaml:9: mode: "routd" is not a mode (expected routed or transparent)`,
 				`x.yaml:14: nodes.sw-inside.kind: "swich" is not a node kind (expected host, switch or unit)`,
-				`x.yaml:37: links[3].endpoints[0]: unknown node "server3" (expected one of: fw-a, fw-b, sw-outside, client1, client2, server1, server2)`,
+				`x.yaml:37: links[3].endpoints[0]: unknown node "server3" (expected one of: fw-a, fw-b, sw-outside, client1, client2, server1, server2, sw-inside)`,
 				`x.yaml:30: nodes.server2.interfaces.eth0: interface server2:eth0 is not cabled (expected a link in links)`,
 			},
 		},

@@ -107,7 +107,11 @@ func (v *validator) endpoints(s *Spec, l *Lab, c *cabling, f string, ls *LinkSpe
 		n, known := s.Nodes[node]
 		switch {
 		case !known:
-			v.errf(ff, "unknown node %q (expected one of: %s)", node, strings.Join(l.NodeNames(), ", "))
+			names := l.NodeNames()
+			for _, n := range sortedKeys(v.badKind, func(k string) int { return v.pos.Line("nodes." + k) }) {
+				names = append(names, n) // they exist, kind unknown
+			}
+			v.errf(ff, "unknown node %q (expected one of: %s)", node, strings.Join(names, ", "))
 			ok = false
 			continue
 		case n == nil || v.badKind[node]:
