@@ -2,17 +2,21 @@ package unit
 
 import (
 	"io"
+	"strings"
 	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/wmnsk/go-gtp/gtpv1/ie"
 	"github.com/wmnsk/go-gtp/gtpv1/message"
 
 	"github.com/falab/falab/firewall"
 	"github.com/falab/falab/firewall/header"
 	"github.com/falab/falab/fwconfig"
+	"github.com/falab/falab/gtp"
+	"github.com/falab/falab/render"
 	"github.com/falab/falab/replicate"
 )
 
@@ -156,5 +160,30 @@ func TestGTPTableReplicates(t *testing.T) {
 	}
 	if off.GTP() == nil {
 		t.Fatal("not replicating gtp-pdp turned inspection off")
+	}
+}
+
+// TestPDPContextsWire: what `falab show service-policy inspect gtp
+// pdp-context [detail]` prints from the wire form is exactly package gtp's
+// ASA-format text of the same listing.
+func TestPDPContextsWire(t *testing.T) {
+	u := newGTPUnit(t, "fw-a", "fw-b")
+	createContext(t, u)
+	gtpPacket(u, 2152, true, tpdu(t, 4))
+	l := u.GTP().Listing(time.Unix(1_800_000_013, 0))
+	for _, detail := range []bool{false, true} {
+		var want, got strings.Builder
+		if err := gtp.WritePDPContexts(&want, l, detail); err != nil {
+			t.Fatal(err)
+		}
+		if err := render.ShowPDPContexts(&got, wirePDPContexts(l), detail); err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(want.String(), got.String()); d != "" {
+			t.Errorf("detail %v: render differs from gtp (-gtp +render):\n%s", detail, d)
+		}
+		if !strings.Contains(got.String(), "v1      ") {
+			t.Errorf("no context listed:\n%s", got.String())
+		}
 	}
 }
