@@ -46,3 +46,27 @@ func pdpDetail(b *strings.Builder, c api.PDPContext) {
 	fmt.Fprintf(b, "  upstream_tpdu: %d downstream_tpdu: %d upstream_signal: %d downstream_signal: %d\n",
 		c.Upstream, c.Downstream, c.SignalUpstream, c.SignalDownstream)
 }
+
+// PDPContexts is the GTP PDP context database as a table: one context a
+// row, keyed by TID; the TEIDs are the replicated part the standby must
+// hold (shown side by side), the counters and idle time each unit's own.
+var PDPContexts = Spec[api.PDPContext]{
+	Columns: []Column{
+		{Title: "TID", Width: 16}, {Title: "MS Addr", Width: 15}, {Title: "SGSN", Width: 15},
+		{Title: "GGSN", Width: 15, Wide: true}, {Title: "APN", Width: 10, Wide: true},
+		{Title: "TEIDs sgsn c/d ggsn c/d", Width: 23},
+		{Title: "Up", Width: 8, Right: true, PerUnit: true}, {Title: "Down", Width: 8, Right: true, PerUnit: true},
+		{Title: "Idle", Width: 8, Wide: true, PerUnit: true},
+	},
+	Key: func(c *api.PDPContext) string { return c.TID },
+	Cells: func(c *api.PDPContext) []string {
+		return []string{c.TID, c.MS, c.SGSNControl, c.GGSNControl, c.APN, pdpTEIDs(c),
+			u64(c.Upstream), u64(c.Downstream), Duration(c.Idle)}
+	},
+	Standby: []StandbyColumn{{Column: Column{Title: "Standby TEIDs", Width: 23}, From: 5, After: 5}},
+}
+
+// pdpTEIDs writes a context's four TEIDs compactly, SGSN's then GGSN's.
+func pdpTEIDs(c *api.PDPContext) string {
+	return fmt.Sprintf("%x/%x %x/%x", c.SGSNControlTEID, c.SGSNDataTEID, c.GGSNControlTEID, c.GGSNDataTEID)
+}
