@@ -86,7 +86,11 @@ func (v *validator) inspect(is *InspectSpec) fwconfig.Inspect {
 const TableGTP = "gtp-pdp"
 
 // replicate resolves failover.replicate into the tables not replicated.
-func (v *validator) replicate(rs *ReplicateSpec) []string {
+func (v *validator) replicate(rs *ReplicateSpec) []string { return NoReplicate(rs) }
+
+// NoReplicate names the engine tables rs turns off, sorted (a scenario's
+// replicate: override uses it too).
+func NoReplicate(rs *ReplicateSpec) []string {
 	var off []string
 	if rs == nil {
 		return nil
