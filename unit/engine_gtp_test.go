@@ -2,9 +2,9 @@ package unit
 
 import (
 	"io"
-	"strings"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
