@@ -15,12 +15,11 @@ import (
 	"github.com/falab/falab/topo"
 )
 
-// The gtp lab's addresses (labs/gtp.yaml): the GGSN inside, the SGSN
-// outside, and a second address of the SGSN's host as the "new SGSN" of
+// The gtp lab's addresses (labs/gtp.yaml): the GGSN inside, and a second
+// address of the SGSN's host (198.18.2.11, outside) as the "new SGSN" of
 // an Update PDP Context.
 var (
 	gtpGGSN    = netip.MustParseAddr("198.18.1.11")
-	gtpSGSN    = netip.MustParseAddr("198.18.2.11")
 	gtpNewSGSN = netip.MustParseAddrPort("198.18.2.12:2123")
 )
 
