@@ -132,7 +132,7 @@ func (m *Model) onViewKey(msg tea.KeyPressMsg) (cmd tea.Cmd, done bool) {
 		m.cur = (m.cur + numTabs - 1) % numTabs
 		return m.refreshTab(), true
 	case key.Matches(msg, k.Tabs):
-		m.cur = (int(msg.Text[0]-'0') + 9) % 10 // "1" is the first tab, "0" the tenth
+		m.cur = (int(msg.Text[0]-'0') + 9) % 10 // "1" is the first tab, "0" the tenth; the eleventh by tab only
 		return m.refreshTab(), true
 	case key.Matches(msg, k.Filter):
 		if m.cur < len(m.tables) || m.cur == tabIndexTimeline {
