@@ -63,6 +63,11 @@ type FlowReport struct {
 	Ended         time.Time `json:"ended,omitzero"`
 	LongestGapMs  float64   `json:"longest_gap_ms"`
 	GapStart      time.Time `json:"gap_start,omitzero"` // when the longest gap began
+	// Gaps lists the flow's notable gaps (>= NotableGap; the longest
+	// maxGaps) with their times, so each can be set against a fault.
+	Gaps []Gap `json:"gaps,omitempty"`
+	// LossRuns lists runs of probes never echoed (udp-probe, ping).
+	LossRuns []LossRun `json:"loss_runs,omitempty"`
 	BytesSent     uint64    `json:"bytes_sent"`
 	BytesReceived uint64    `json:"bytes_received"` // verified bytes (up to the first corrupt one)
 	Local         string    `json:"local,omitempty"`
