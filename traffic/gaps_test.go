@@ -78,7 +78,7 @@ func TestFiguresAcrossLeavesOutStartup(t *testing.T) {
 	w := FaultWindow{At: fault, End: fault.Add(10 * time.Second)}
 	flows := []FlowReport{
 		{ID: 1, State: StateAlive, Established: gt0, Gaps: []Gap{
-			{Start: gt0.Add(msd(10)), Ms: 78},        // start-up
+			{Start: gt0.Add(msd(10)), Ms: 78},      // start-up
 			{Start: fault.Add(-msd(20)), Ms: 41.5}, // across the fault
 		}, LossRuns: []LossRun{{First: gt0.Add(msd(20)), Last: gt0.Add(msd(90)), Lost: 70}, {First: fault.Add(-msd(19)), Last: fault.Add(msd(20)), Lost: 39}}},
 		{ID: 2, State: StateReset, Established: gt0, Ended: fault.Add(msd(300))},
