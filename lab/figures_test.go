@@ -23,7 +23,7 @@ func TestFaultFiguresPerFault(t *testing.T) {
 	}
 	probe := &traffic.Report{Kind: traffic.KindUDPProbe, Role: traffic.RoleClient, Detail: []traffic.FlowReport{{
 		ID: 1, State: traffic.StateCompleted, Established: at(5),
-		Gaps: []traffic.Gap{{Start: at(10), Ms: 78}, {Start: at(990), Ms: 170}, {Start: at(3100), Ms: 400}},
+		Gaps:     []traffic.Gap{{Start: at(10), Ms: 78}, {Start: at(990), Ms: 170}, {Start: at(3100), Ms: 400}},
 		LossRuns: []traffic.LossRun{{First: at(991), Last: at(1159), Lost: 168}},
 	}}}
 	reps := []TrafficReport{{Traffic: Traffic{Name: "probe", Kind: traffic.KindUDPProbe}, Client: probe}}

@@ -74,6 +74,7 @@ func printRun(e *env, rep *scenario.RunReport, quiet bool) {
 			fmt.Fprintf(w, "  %s\n", scenario.TrafficSummary(t))
 		}
 	}
+	printFaultFigures(w, rep.Faults)
 	verdict := "PASS"
 	if !rep.Pass {
 		verdict = "FAIL"
