@@ -72,6 +72,7 @@ func writeFile(dir, name string, render func(io.Writer) error) (string, error) {
 }
 
 var funcs = template.FuncMap{
+	"deref": func(p *float64) float64 { return *p },
 	"rel":   func(t, start time.Time) string { return fmt.Sprintf("+%.3fs", t.Sub(start).Seconds()) },
 	"clock": func(t time.Time) string { return t.Format("15:04:05.000") },
 	"secs":  func(d time.Duration) string { return fmt.Sprintf("%.3fs", d.Seconds()) },
