@@ -3,8 +3,8 @@ package report
 import (
 	"fmt"
 	"html/template"
-	"io"
 	"image/color"
+	"io"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
