@@ -10,16 +10,6 @@ import (
 	"github.com/falab/falab/lab"
 )
 
-func checkTraffic(name string, te *TrafficExpect, reps []lab.TrafficReport) []string {
-	var problems []string
-	for _, c := range trafficChecks(name, te, reps) {
-		if !c.OK {
-			problems = append(problems, "traffic "+name+": "+c.Detail)
-		}
-	}
-	return problems
-}
-
 // trafficChecks checks a generator's figures against te, one Check per
 // expectation, each with what was expected and observed.
 func trafficChecks(name string, te *TrafficExpect, reps []lab.TrafficReport) []Check {
