@@ -70,9 +70,11 @@ func FaultFigures(timeline []api.Event, reps []TrafficReport) []FaultFigure {
 			w.End = faults[i+1].Time
 		}
 		ff := FaultFigure{At: f.Time, Fault: f.Msg}
+		w.Settled = f.Time.Add(settleAfter)
 		if t, ok := takeoverIn(timeline, w); ok {
 			ms := float64(max(t.Time.Sub(f.Time), 0)) / float64(time.Millisecond)
 			ff.ToActiveMs, ff.ActiveAt, ff.NewActive = &ms, t.Time, t.Unit
+			w.Settled = t.Time.Add(settleAfter)
 		}
 		for _, r := range reps {
 			if r.Client == nil {
@@ -101,6 +103,11 @@ func AttachFaults(reps []TrafficReport, figs []FaultFigure) {
 		}
 	}
 }
+
+// settleAfter is how long after the takeover (or the fault, without one)
+// gaps and losses still count as the fault's: the new active's first
+// frames, ARP and the flows' retransmissions.
+const settleAfter = time.Second
 
 // takeoverSlack lets a takeover recorded just before its fault's event
 // (a manual failover is recorded once the command returned) count.

@@ -92,7 +92,7 @@ func faultChart(ff lab.FaultFigure, reps []lab.TrafficReport) (string, error) {
 	lo, hi := ff.At.Add(-chartBefore), faultWindowEnd(ff)
 	p := plot.New()
 	p.Title.Text = "Arrivals around: " + ff.Fault
-	p.X.Label.Text = "ms since the fault (line: receiving; break: a gap of 5 ms or more)"
+	p.X.Label.Text = "ms since the fault (line: receiving; break: a gap of 3 ms or more)"
 	var names []string
 	for gi, r := range reps {
 		if r.Client == nil {

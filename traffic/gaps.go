@@ -8,7 +8,7 @@ import (
 // NotableGap is the shortest gap a flow lists in its report (FlowReport.Gaps):
 // shorter ones are scheduling noise, not an outage, and listing them would
 // only grow the report files.
-const NotableGap = 5 * time.Millisecond
+const NotableGap = 3 * time.Millisecond
 
 // maxGaps and maxLossRuns bound what one flow remembers: the longest gaps
 // and the largest loss runs win, so a fault's outage is kept over jitter.
@@ -136,6 +136,10 @@ func (t *SeqTracker) LossRuns() []LossRun {
 // itself) until End (the next fault, or the end of the run; zero: open).
 type FaultWindow struct {
 	At, End time.Time
+	// Settled is when the outage is over (e.g. a second after the
+	// takeover): gaps and losses count only up to it, so a scheduling
+	// hiccup long after the takeover is not the fault's. Zero: End.
+	Settled time.Time
 }
 
 // faultSlack is how long before a fault's recorded time a gap may begin
@@ -146,6 +150,14 @@ const faultSlack = 100 * time.Millisecond
 // overlaps reports whether [from, to] overlaps the window.
 func (w FaultWindow) overlaps(from, to time.Time) bool {
 	return to.After(w.At.Add(-faultSlack)) && (w.End.IsZero() || from.Before(w.End))
+}
+
+// outage is the part of the window in which gaps and losses count.
+func (w FaultWindow) outage() FaultWindow {
+	if !w.Settled.IsZero() && (w.End.IsZero() || w.Settled.Before(w.End)) {
+		w.End = w.Settled
+	}
+	return w
 }
 
 // FaultFigures is what one agent's flows went through across one fault.
@@ -187,7 +199,7 @@ func FiguresAcross(flows []FlowReport, w FaultWindow) FaultFigures {
 			}
 		}
 		for _, g := range f.Gaps {
-			if !w.overlaps(g.Start, g.End()) {
+			if !w.outage().overlaps(g.Start, g.End()) {
 				continue
 			}
 			if d := time.Duration(g.Ms * float64(time.Millisecond)); d > out.Gap {
@@ -195,7 +207,7 @@ func FiguresAcross(flows []FlowReport, w FaultWindow) FaultFigures {
 			}
 		}
 		for _, r := range f.LossRuns {
-			if w.overlaps(r.First, r.Last) {
+			if w.outage().overlaps(r.First, r.Last) {
 				out.Lost += r.Lost
 			}
 		}
