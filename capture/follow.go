@@ -101,6 +101,9 @@ type Follower struct {
 
 // OpenFollow opens a capture on each source (frames queue from then on).
 func OpenFollow(srcs []Source, opts Options) (*Follower, error) {
+	if len(srcs) == 0 {
+		return nil, errors.New("capture: follow: no source")
+	}
 	f := &Follower{pending: make([]string, len(srcs))}
 	for _, s := range srcs {
 		c, err := Open(s.NS, s.Iface, opts)

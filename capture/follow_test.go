@@ -49,3 +49,10 @@ func TestMultiWriterTwoInterfacesAndComments(t *testing.T) {
 		t.Errorf("tshark's commented frames: %q, want one on fw-b:outside", rows)
 	}
 }
+
+// A follow of nothing is an error, not a panic in Run.
+func TestOpenFollowNeedsASource(t *testing.T) {
+	if _, err := OpenFollow(nil, Options{}); err == nil {
+		t.Error("OpenFollow(nil) succeeded")
+	}
+}
