@@ -104,6 +104,7 @@ type Writer struct {
 	w       io.Writer
 	snapLen uint32
 	buf     []byte // one block being built, reused across packets
+	ifaces  uint32 // interfaces described (NewMultiWriter); 0 means 1
 }
 
 // NewWriter writes the section and interface headers to w and returns a

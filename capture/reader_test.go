@@ -34,6 +34,7 @@ type pcapPacket struct {
 	Data    []byte
 	OrigLen uint32
 	Flags   uint32 // epb_flags, 0 when absent
+	Comment string // opt_comment
 }
 
 var (
@@ -172,6 +173,9 @@ func (f *pcapFile) readEPB(b []byte) error {
 	err := readOptions(b[20+pad4(capLen):], func(code uint16, v []byte) {
 		if code == optEpbFlags && len(v) == 4 {
 			p.Flags = le.Uint32(v)
+		}
+		if code == optComment {
+			p.Comment = string(v)
 		}
 	})
 	f.Packets = append(f.Packets, p)

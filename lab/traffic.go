@@ -52,6 +52,9 @@ type TrafficReport struct {
 	Client  *traffic.Report `json:"client,omitempty"`
 	Server  *traffic.Report `json:"server,omitempty"`
 	Running bool            `json:"running"`
+	// Faults are the generator's figures across each fault of the lab's
+	// timeline (AttachFaults; figures.go).
+	Faults []FaultTraffic `json:"faults,omitempty"`
 }
 
 func trafficPath(labName, name, role string) string {

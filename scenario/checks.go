@@ -72,6 +72,7 @@ func (r *runner) expect(ctx context.Context, e *ExpectSpec) (string, error) {
 	deadline := time.Now().Add(within)
 	t0 := time.Now()
 	for {
+		r.checks = nil // the step reports its last evaluation
 		problems := r.check(ctx, e)
 		if len(problems) == 0 {
 			if within > 0 {
@@ -114,7 +115,12 @@ func (r *runner) check(ctx context.Context, e *ExpectSpec) []string {
 			problems = append(problems, err.Error())
 		}
 		for _, name := range keys(e.Traffic) {
-			problems = append(problems, checkTraffic(name, e.Traffic[name], reps)...)
+			for _, c := range trafficChecks(name, e.Traffic[name], reps) {
+				r.noteCheck(c)
+				if !c.OK {
+					problems = append(problems, "traffic "+name+": "+c.Detail)
+				}
+			}
 		}
 	}
 	for _, a := range e.ARP {
@@ -184,17 +190,23 @@ func (us *unitStatuses) get(u string) *api.Status {
 func (r *runner) checkStates(us *unitStatuses, e *ExpectSpec) []string {
 	var problems []string
 	if e.Active != "" {
-		if s := us.stateOf(e.Active); s != "Active" {
+		s := us.stateOf(e.Active)
+		r.stateCheck(e.Active, "Active", s)
+		if s != "Active" {
 			problems = append(problems, fmt.Sprintf("%s is %s, not Active", e.Active, s))
 		}
 	}
 	if e.StandbyReady != "" {
-		if s := us.stateOf(e.StandbyReady); s != "Standby Ready" {
+		s := us.stateOf(e.StandbyReady)
+		r.stateCheck(e.StandbyReady, "Standby Ready", s)
+		if s != "Standby Ready" {
 			problems = append(problems, fmt.Sprintf("%s is %s, not Standby Ready", e.StandbyReady, s))
 		}
 	}
 	for _, u := range keys(e.State) {
-		if s := us.stateOf(u); s != e.State[u] {
+		s := us.stateOf(u)
+		r.stateCheck(u, e.State[u], s)
+		if s != e.State[u] {
 			problems = append(problems, fmt.Sprintf("%s is %s, not %s", u, s, e.State[u]))
 		}
 	}

@@ -28,6 +28,9 @@ type StepResult struct {
 	OK     bool          `json:"ok"`
 	Took   time.Duration `json:"took_ns"`
 	Detail string        `json:"detail,omitempty"`
+	// Checks are the step's expectations with expected and observed
+	// values (expect and wait_for steps; observe.go).
+	Checks []Check `json:"checks,omitempty"`
 }
 
 // RunReport is a scenario's verdict, timeline and figures.
@@ -42,6 +45,10 @@ type RunReport struct {
 	Failures []string            `json:"failures,omitempty"`
 	Timeline []api.Event         `json:"timeline"`
 	Traffic  []lab.TrafficReport `json:"traffic"`
+	// Faults are the figures across each fault of the timeline: time to
+	// Active, and each generator's gap, loss and survival (start-up gaps
+	// left out).
+	Faults []lab.FaultFigure `json:"faults,omitempty"`
 	// KeptLogs is where the units' logs of a run that did not pass were
 	// copied before the lab was removed (empty when it passed).
 	KeptLogs string `json:"kept_logs,omitempty"`
@@ -71,6 +78,7 @@ type runner struct {
 	evMu   sync.Mutex
 	events []api.Event       // guarded by evMu: collected from both units
 	since  map[string]uint64 // guarded by evMu: last event seq per unit
+	checks []Check           // the current expectation's checks (observe.go)
 }
 
 // RunScenario builds the scenario's lab, plays its steps, and tears the
@@ -114,6 +122,8 @@ func RunScenario(ctx context.Context, sc *Scenario, opt RunOptions) (*RunReport,
 	r.rep.Timeline = append(r.events, labEvents...)
 	r.evMu.Unlock()
 	sort.SliceStable(r.rep.Timeline, func(i, j int) bool { return r.rep.Timeline[i].Time.Before(r.rep.Timeline[j].Time) })
+	r.rep.Faults = lab.FaultFigures(r.rep.Timeline, r.rep.Traffic)
+	lab.AttachFaults(r.rep.Traffic, r.rep.Faults)
 	r.rep.Took = time.Since(r.start)
 	switch {
 	case err == nil:

@@ -20,7 +20,8 @@ func (r *runner) steps(ctx context.Context, steps []*StepSpec, prefix string) er
 		at := time.Since(r.start)
 		t0 := time.Now()
 		desc, detail, err := r.step(ctx, st, prefix)
-		res := StepResult{At: at, Step: prefix + desc, OK: err == nil, Took: time.Since(t0), Detail: detail}
+		res := StepResult{At: at, Step: prefix + desc, OK: err == nil, Took: time.Since(t0), Detail: detail, Checks: r.checks}
+		r.checks = nil
 		if err != nil {
 			res.Detail = err.Error()
 			r.progress(res)

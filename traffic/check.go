@@ -17,6 +17,7 @@ type GapTracker struct {
 	first, last  time.Time
 	longest      time.Duration
 	longestStart time.Time // when the longest closed gap began
+	notable      []Gap     // the longest closed gaps >= NotableGap (gaps.go)
 }
 
 // Observe records an observation at time at. A timestamp earlier than the
@@ -30,9 +31,11 @@ func (g *GapTracker) Observe(at time.Time) {
 	if at.Before(g.last) {
 		return
 	}
-	if d := at.Sub(g.last); d > g.longest {
+	d := at.Sub(g.last)
+	if d > g.longest {
 		g.longest, g.longestStart = d, g.last
 	}
+	g.noteGap(g.last, d)
 	g.last = at
 }
 
@@ -190,6 +193,7 @@ type SeqTracker struct {
 	pending     []sentProbe // sent, not yet settled, oldest first
 	settled     uint64
 	lostSettled uint64
+	lossRuns    []LossRun // runs of settled lost probes (gaps.go)
 }
 
 type sentProbe struct {
@@ -249,6 +253,7 @@ func (t *SeqTracker) Received(seq uint64, at time.Time) EchoVerdict {
 	if seq < t.settled {
 		// It had been counted lost; it was only late.
 		t.lostSettled--
+		t.lateEcho(seq)
 	}
 	if seq+1 < t.maxSeen {
 		t.reorder++
@@ -266,6 +271,7 @@ func (t *SeqTracker) settleUntil(cutoff time.Time) {
 	for ; i < len(t.pending) && !t.pending[i].at.After(cutoff); i++ {
 		if !t.isSeen(t.pending[i].seq) {
 			t.lostSettled++
+			t.noteLost(t.pending[i].seq, t.pending[i].at)
 		}
 		t.settled = t.pending[i].seq + 1
 	}

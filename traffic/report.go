@@ -60,9 +60,14 @@ type FlowReport struct {
 	// Established is when the flow was established (zero if never).
 	Established time.Time `json:"established,omitzero"`
 	// Ended is when the flow left alive/stalled (zero if it has not).
-	Ended         time.Time `json:"ended,omitzero"`
-	LongestGapMs  float64   `json:"longest_gap_ms"`
-	GapStart      time.Time `json:"gap_start,omitzero"` // when the longest gap began
+	Ended        time.Time `json:"ended,omitzero"`
+	LongestGapMs float64   `json:"longest_gap_ms"`
+	GapStart     time.Time `json:"gap_start,omitzero"` // when the longest gap began
+	// Gaps lists the flow's notable gaps (>= NotableGap; the longest
+	// maxGaps) with their times, so each can be set against a fault.
+	Gaps []Gap `json:"gaps,omitempty"`
+	// LossRuns lists runs of probes never echoed (udp-probe, ping).
+	LossRuns      []LossRun `json:"loss_runs,omitempty"`
 	BytesSent     uint64    `json:"bytes_sent"`
 	BytesReceived uint64    `json:"bytes_received"` // verified bytes (up to the first corrupt one)
 	Local         string    `json:"local,omitempty"`

@@ -81,6 +81,7 @@ func (p *probeSession) report(now time.Time) Report {
 		end = p.track.LastSent()
 	}
 	gaps := p.track.Gaps()
+	f.Gaps, f.LossRuns = gaps.Notable(end), p.track.LossRuns()
 	switch {
 	case p.established.IsZero() && p.finished:
 		f.State = StateFailed
@@ -280,7 +281,7 @@ func (s *probeServer) snapshot(now time.Time) Report {
 			ID: ss.id, Session: sessionString(ss.session), State: StateAlive, Established: ss.first,
 			LongestGapMs: durMs(longest), GapStart: start,
 			BytesReceived: ss.probes * ProbeLen, BytesSent: ss.echoed * ProbeLen,
-			Remote: ss.lastPeer.String(),
+			Remote: ss.lastPeer.String(), Gaps: ss.gaps.Notable(now),
 		}
 		if ss.gaps.Idle(now, ss.first) >= s.cfg.stall {
 			f.State = StateStalled

@@ -316,9 +316,35 @@ func (t *trafficTab) Render() string {
 				l = styleErr.Render(l)
 			}
 			lines = append(lines, l)
+			for _, ft := range f.Faults {
+				lines = append(lines, styleDim.Render(ft.line()))
+			}
 		}
 	}
 	return block(lines, t.width, t.height)
+}
+
+// TrafficFault is one generator's figures across one fault of the lab:
+// the gap and loss that belong to the failover, not to start-up.
+type TrafficFault struct {
+	Fault       string        // e.g. "kill fw-a"
+	ToActive    time.Duration // fault to a unit Active; negative: no takeover
+	Gap         time.Duration // the longest gap across the fault
+	Lost        int64         // probes lost in the fault's window; negative: not a probe kind
+	SurvivedPct float64
+}
+
+// line is the fault's row under its generator.
+func (f TrafficFault) line() string {
+	active := "no takeover"
+	if f.ToActive >= 0 {
+		active = "Active in " + shortDur(f.ToActive)
+	}
+	lost := ""
+	if f.Lost >= 0 {
+		lost = fmt.Sprintf(", lost %d", f.Lost)
+	}
+	return fmt.Sprintf("  ↳ %s: %s, gap %s%s, survived %.0f%%", f.Fault, active, shortDur(f.Gap), lost, f.SurvivedPct)
 }
 
 func bitRate(bps float64) string {

@@ -33,13 +33,14 @@ type HostInfo struct {
 // TrafficFlowSummary is one running traffic generator as the Traffic tab
 // shows it. The traffic package fills it (through Options.Traffic).
 type TrafficFlowSummary struct {
-	Name       string        // e.g. "tcp-stream client1->server1"
-	Kind       string        // tcp-stream, udp-probe, http, ping
-	Flows      int           // flows started
-	Alive      int           // flows alive or completed
-	Broken     int           // flows reset, stalled or corrupt
-	RateBps    float64       // bits per second at the last report
-	LongestGap time.Duration // longest pause seen by any flow
+	Name       string         // e.g. "tcp-stream client1->server1"
+	Kind       string         // tcp-stream, udp-probe, http, ping
+	Flows      int            // flows started
+	Alive      int            // flows alive or completed
+	Broken     int            // flows reset, stalled or corrupt
+	RateBps    float64        // bits per second at the last report
+	LongestGap time.Duration  // longest pause seen by any flow
+	Faults     []TrafficFault // the figures across each fault (hosts.go)
 }
 
 // Source is everything the TUI reads from a lab or does to it. Each method

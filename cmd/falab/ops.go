@@ -94,10 +94,13 @@ func (e *env) traffic(ctx context.Context, name, verb string, names []string, t 
 		if err != nil {
 			return err
 		}
+		figs := lab.FaultFigures(lab.Timeline(ctx, name), reps)
+		lab.AttachFaults(reps, figs)
 		if e.json {
 			return printJSON(e.stdout, reps)
 		}
 		printTraffic(e, reps)
+		printFaultFigures(e.stdout, figs)
 		return nil
 	}
 }

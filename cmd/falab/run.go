@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	htmlreport "github.com/falab/falab/report"
 	"github.com/falab/falab/scenario"
 )
 
@@ -17,8 +18,9 @@ import (
 // 2 error.
 func newRunCmd(e *env) *cobra.Command {
 	var quiet bool
+	var reportDir string
 	cmd := &cobra.Command{
-		Use:   "run SCENARIO [--json] [--quiet]",
+		Use:   "run SCENARIO [--json] [--quiet] [--report DIR]",
 		Short: "play a scenario headless: lab up, traffic, faults, checks, lab down; exit 0 pass, 1 fail",
 		Long: "Build the scenario's lab, play its steps, tear the lab down (also on failure and Ctrl-C), print the\n" +
 			"timeline, the figures and a verdict. SCENARIO is a built-in name (" + strings.Join(scenario.ScenarioNames(), ", ") + ") or a file.\n" +
@@ -26,14 +28,15 @@ func newRunCmd(e *env) *cobra.Command {
 		ValidArgs:   scenario.ScenarioNames(),
 		Args:        exactArgs(1, "a scenario: a built-in name ("+strings.Join(scenario.ScenarioNames(), ", ")+") or a file"),
 		Annotations: rootNeeded(),
-		RunE:        func(cmd *cobra.Command, args []string) error { return e.run(cmd.Context(), args[0], quiet) },
+		RunE:        func(cmd *cobra.Command, args []string) error { return e.run(cmd.Context(), args[0], quiet, reportDir) },
 	}
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no timeline, only steps, figures and verdict")
+	cmd.Flags().StringVar(&reportDir, "report", "", "also write a self-contained HTML report (verdict, timeline, a chart per fault, figures) into this directory")
 	e.jsonFlag(cmd, "the report")
 	return cmd
 }
 
-func (e *env) run(ctx context.Context, file string, quiet bool) error {
+func (e *env) run(ctx context.Context, file string, quiet bool, reportDir string) error {
 	sc, err := scenario.LoadScenario(file)
 	if err != nil {
 		return err
@@ -44,6 +47,13 @@ func (e *env) run(ctx context.Context, file string, quiet bool) error {
 		fmt.Fprintf(e.stdout, "scenario %s on lab %s: %s\n", sc.Spec.Name, sc.Lab.Name, sc.Spec.Description)
 	}
 	rep, err := scenario.RunScenario(ctx, sc, opt)
+	if reportDir != "" && rep != nil {
+		path, rerr := htmlreport.WriteRun(reportDir, rep)
+		if rerr != nil {
+			return rerr
+		}
+		fmt.Fprintf(e.stderr, "report: %s\n", path)
+	}
 	if e.json {
 		if perr := printJSON(e.stdout, rep); perr != nil {
 			return perr
@@ -74,6 +84,7 @@ func printRun(e *env, rep *scenario.RunReport, quiet bool) {
 			fmt.Fprintf(w, "  %s\n", scenario.TrafficSummary(t))
 		}
 	}
+	printFaultFigures(w, rep.Faults)
 	verdict := "PASS"
 	if !rep.Pass {
 		verdict = "FAIL"

@@ -47,6 +47,7 @@ func trafficFeed(name string) func(context.Context) ([]tui.TrafficFlowSummary, e
 		if err != nil {
 			return nil, err
 		}
+		lab.AttachFaults(reps, lab.FaultFigures(lab.Timeline(ctx, name), reps))
 		var out []tui.TrafficFlowSummary
 		for _, r := range reps {
 			s := tui.TrafficFlowSummary{Name: fmt.Sprintf("%s %s->%s", r.Traffic.Name, r.Traffic.Client, r.Traffic.Server), Kind: r.Traffic.Kind}
@@ -59,8 +60,25 @@ func trafficFeed(name string) func(context.Context) ([]tui.TrafficFlowSummary, e
 					s.RateBps = float64(c.BytesReceived+c.BytesSent) * 8 / el
 				}
 			}
+			s.Faults = tuiFaults(r.Faults)
 			out = append(out, s)
 		}
 		return out, nil
 	}
+}
+
+// tuiFaults are a generator's per-fault figures for the Traffic tab.
+func tuiFaults(fts []lab.FaultTraffic) []tui.TrafficFault {
+	var out []tui.TrafficFault
+	for _, t := range fts {
+		f := tui.TrafficFault{Fault: t.Fault, ToActive: -1, Gap: time.Duration(t.GapMs * float64(time.Millisecond)), Lost: -1, SurvivedPct: t.SurvivedPct}
+		if t.ToActiveMs != nil {
+			f.ToActive = time.Duration(*t.ToActiveMs * float64(time.Millisecond))
+		}
+		if t.Kind == "udp-probe" || t.Kind == "ping" {
+			f.Lost = int64(t.Lost)
+		}
+		out = append(out, f)
+	}
+	return out
 }

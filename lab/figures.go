@@ -1,0 +1,169 @@
+package lab
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/falab/falab/api"
+	"github.com/falab/falab/traffic"
+)
+
+// FaultFigure is what happened across one fault of the lab's timeline: how
+// long until a unit was Active, and what each traffic generator went
+// through in the fault's window (from the fault to the next one).
+type FaultFigure struct {
+	At    time.Time `json:"at"`
+	Fault string    `json:"fault"` // the fault event's message
+	// ToActiveMs is the time from the fault to the next transition to
+	// Active (nil: no unit became Active in the window).
+	ToActiveMs *float64       `json:"to_active_ms,omitempty"`
+	ActiveAt   time.Time      `json:"active_at,omitzero"`
+	NewActive  string         `json:"new_active,omitempty"`
+	Traffic    []FaultTraffic `json:"traffic"`
+}
+
+// FaultTraffic is one generator's figures across one fault.
+type FaultTraffic struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	// The fault, repeated so a generator's list of faults reads alone.
+	Fault      string    `json:"fault"`
+	FaultAt    time.Time `json:"fault_at"`
+	ToActiveMs *float64  `json:"to_active_ms,omitempty"`
+	// Flows established before the fault, and of them those that did not
+	// break in the fault's window.
+	Flows       int     `json:"flows"`
+	Survived    int     `json:"survived"`
+	SurvivedPct float64 `json:"survived_pct"`
+	// GapMs is the longest gap of any flow (either side) across the
+	// fault; GapFlow the flow's ID.
+	GapMs   float64   `json:"gap_ms"`
+	GapAt   time.Time `json:"gap_at,omitzero"`
+	GapFlow uint32    `json:"gap_flow"`
+	// Lost counts probes sent in the window never echoed (udp-probe and
+	// ping only).
+	Lost uint64 `json:"lost"`
+}
+
+// IsTakeover reports whether e is a unit's transition to Active.
+func IsTakeover(e api.Event) bool {
+	return e.Kind == "transition" && strings.Contains(e.Msg, " -> Active:")
+}
+
+// FaultFigures sets each fault of timeline (events of kind "fault", in
+// time order) against the traffic reports: start-up gaps, before the first
+// fault, are nobody's and are left out.
+func FaultFigures(timeline []api.Event, reps []TrafficReport) []FaultFigure {
+	var faults []api.Event
+	for _, e := range timeline {
+		if e.Kind == "fault" {
+			faults = append(faults, e)
+		}
+	}
+	slices.SortStableFunc(faults, func(a, b api.Event) int { return a.Time.Compare(b.Time) })
+	var out []FaultFigure
+	for i, f := range faults {
+		w := traffic.FaultWindow{At: f.Time}
+		if i+1 < len(faults) {
+			w.End = faults[i+1].Time
+		}
+		ff := FaultFigure{At: f.Time, Fault: f.Msg}
+		w.Settled = f.Time.Add(settleAfter)
+		if t, ok := takeoverIn(timeline, w); ok {
+			ms := float64(max(t.Time.Sub(f.Time), 0)) / float64(time.Millisecond)
+			ff.ToActiveMs, ff.ActiveAt, ff.NewActive = &ms, t.Time, t.Unit
+			w.Settled = t.Time.Add(settleAfter)
+		}
+		for _, r := range reps {
+			if r.Client == nil {
+				continue
+			}
+			ft := trafficAcross(r, w)
+			ft.Fault, ft.FaultAt, ft.ToActiveMs = f.Msg, f.Time, ff.ToActiveMs
+			ff.Traffic = append(ff.Traffic, ft)
+		}
+		out = append(out, ff)
+	}
+	return out
+}
+
+// AttachFaults gives each traffic report its figures across each fault
+// (TrafficReport.Faults).
+func AttachFaults(reps []TrafficReport, figs []FaultFigure) {
+	for i := range reps {
+		reps[i].Faults = nil
+		for _, f := range figs {
+			for _, t := range f.Traffic {
+				if t.Name == reps[i].Traffic.Name {
+					reps[i].Faults = append(reps[i].Faults, t)
+				}
+			}
+		}
+	}
+}
+
+// settleAfter is how long after the takeover (or the fault, without one)
+// gaps and losses still count as the fault's: the new active's first
+// frames, ARP and the flows' retransmissions.
+const settleAfter = time.Second
+
+// takeoverSlack lets a takeover recorded just before its fault's event
+// (a manual failover is recorded once the command returned) count.
+const takeoverSlack = 100 * time.Millisecond
+
+func takeoverIn(timeline []api.Event, w traffic.FaultWindow) (api.Event, bool) {
+	var best api.Event
+	found := false
+	for _, e := range timeline {
+		if !IsTakeover(e) || e.Time.Before(w.At.Add(-takeoverSlack)) || (!w.End.IsZero() && !e.Time.Before(w.End)) {
+			continue
+		}
+		if !found || e.Time.Before(best.Time) {
+			best, found = e, true
+		}
+	}
+	return best, found
+}
+
+func trafficAcross(r TrafficReport, w traffic.FaultWindow) FaultTraffic {
+	c := traffic.FiguresAcross(r.Client.Detail, w)
+	out := FaultTraffic{Name: r.Traffic.Name, Kind: r.Traffic.Kind, Flows: c.Flows, Survived: c.Survived,
+		SurvivedPct: c.SurvivedPct(), GapMs: durMs(c.Gap), GapAt: c.GapStart, GapFlow: c.GapFlow, Lost: c.Lost}
+	if r.Server != nil {
+		// The server receives too (the other direction, or the probes
+		// on their way in): its silences count.
+		if s := traffic.FiguresAcross(r.Server.Detail, w); s.Gap > c.Gap {
+			out.GapMs, out.GapAt, out.GapFlow = durMs(s.Gap), s.GapStart, s.GapFlow
+		}
+	}
+	return out
+}
+
+func durMs(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// Timeline is the lab's timeline as far as it can be read now: the lab's
+// own events and each answering unit's (a killed unit's are gone), in time
+// order.
+func Timeline(ctx context.Context, labName string) []api.Event {
+	out, _ := LabEvents(labName)
+	st, err := ReadState(labName)
+	if err != nil {
+		return out
+	}
+	for u := range st.Units {
+		c, err := UnitClient(labName, u)
+		if err != nil {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		evs, err := c.Events(cctx, 0, 0)
+		cancel()
+		if err == nil {
+			out = append(out, evs...)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b api.Event) int { return a.Time.Compare(b.Time) })
+	return out
+}
