@@ -43,6 +43,9 @@ type Status struct {
 	HelloRejects HelloRejects     `json:"hello_rejects"`
 	Counts       TableCounts      `json:"counts"`
 	Replication  ReplicationStats `json:"replication"`
+	// Stateful and Local are the replication view (view.go).
+	Stateful []StatefulTable `json:"stateful,omitempty"`
+	Local    []LocalTable    `json:"local,omitempty"`
 
 	History []TransitionInfo `json:"history"`
 }

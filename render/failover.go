@@ -18,6 +18,12 @@ func ShowFailover(w io.Writer, lab string, this, other api.Status, now time.Time
 	fmt.Fprintf(&b, "Failover On (lab %s)\n", lab)
 	failoverHost(&b, "This host", this, now)
 	failoverHost(&b, "Other host", other, now)
+	if this.PID != 0 {
+		b.WriteString("\n")
+		if err := FailoverStats(&b, this, other); err != nil {
+			return err
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

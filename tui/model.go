@@ -79,6 +79,7 @@ const (
 	modeFilter      // typing a filter after /
 	modeHelp        // the ? screen
 	modeLinks       // choosing a link for l
+	modeRepl        // the replication view (v)
 )
 
 // unitView is what the TUI knows of one unit.
@@ -621,6 +622,12 @@ func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 		}
 		m.mode = modeNormal
 		return nil
+	case modeRepl:
+		if key.Matches(msg, k.Quit) && msg.String() == "ctrl+c" {
+			return m.quit()
+		}
+		m.mode = modeNormal
+		return nil
 	case modeLinks:
 		switch {
 		case key.Matches(msg, k.Up):
@@ -651,6 +658,8 @@ func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.quit()
 	case key.Matches(msg, k.Help):
 		m.mode = modeHelp
+	case key.Matches(msg, k.Repl):
+		m.mode = modeRepl
 	case key.Matches(msg, k.Dismiss):
 		switch {
 		case m.banner != nil:

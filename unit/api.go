@@ -38,6 +38,7 @@ func (u *Unit) Status() api.Status {
 		Counts:       api.TableCounts{Conns: u.fw.ConnCount(), Xlates: u.fw.XlateCount(), ARP: len(u.fw.ARPEntries()), Bridge: u.fw.BridgeCount()},
 		History:      hist,
 	}
+	s.Stateful, s.Local = u.replicationView()
 	if st.Peer.Known {
 		s.PeerState = st.Peer.State.String()
 	} else {

@@ -45,6 +45,7 @@ type Unit struct {
 	key     replicate.Key
 	tables  []uint8       // replicated table ids in bulk order: the firewall's, then engines'
 	engines []engineTable // inspection engines' replicated tables (AddEngineTable)
+	locals  []localTable  // tables kept off the state link (AddLocalTable), for the replication view
 
 	machine *failover.Machine // owned by drive
 	evq     *eventQueue

@@ -1,0 +1,27 @@
+package api
+
+// The replication view: what the standby gets and what it does not. A
+// unit lists, in its Status, each replicated table with its entries on this
+// unit (Stateful) and each table it keeps to itself with why (Local); the
+// stream counters per table are in Replication.Tables. `falab show
+// failover` and the TUI put two units' lists side by side as the ASA's
+// "Stateful Failover Logical Update Statistics".
+
+// StatefulTable is one replicated table and its live entries on this unit.
+// Table is the stream's name for it (conn, xlate, arp, bridge, or an
+// engine's, e.g. gtp-pdp). Entries is -1 when the table cannot count
+// itself.
+type StatefulTable struct {
+	Table   string `json:"table"`
+	Entries int    `json:"entries"`
+}
+
+// LocalTable is a table this unit keeps and never sends to its peer:
+// the uauth table, the routes, the service module's flows, HTTP
+// connections while HTTP replication is off, CTIQBE sessions. Reason says
+// why it is local.
+type LocalTable struct {
+	Table   string `json:"table"`
+	Entries int    `json:"entries"`
+	Reason  string `json:"reason"`
+}
