@@ -130,3 +130,9 @@ func (c *Client) Failover(ctx context.Context, do string) (string, error) {
 	}
 	return out["result"], nil
 }
+
+// Module returns the unit's service module; an error when it has none.
+func (c *Client) Module(ctx context.Context) (ModuleInfo, error) {
+	var m ModuleInfo
+	return m, c.do(ctx, "GET", "/v1/module", nil, &m)
+}

@@ -46,6 +46,8 @@ type Status struct {
 	// Stateful and Local are the replication view (view.go).
 	Stateful []StatefulTable `json:"stateful,omitempty"`
 	Local    []LocalTable    `json:"local,omitempty"`
+	// Module is the service module; nil when the unit has none.
+	Module *ModuleInfo `json:"module,omitempty"`
 
 	History []TransitionInfo `json:"history"`
 }

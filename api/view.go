@@ -25,3 +25,22 @@ type LocalTable struct {
 	Entries int    `json:"entries"`
 	Reason  string `json:"reason"`
 }
+
+// ModuleInfo is a unit's security service module, for `show module` and
+// `show failover`. Text is `show module` as the ASA prints it (only in the
+// module's own answer, not in Status).
+type ModuleInfo struct {
+	Unit               string `json:"unit"`
+	Slot               string `json:"slot"`
+	Status             string `json:"status"` // Up or Down
+	FailMode           string `json:"fail_mode"`
+	Signatures         int    `json:"signatures"`
+	Flows              int    `json:"flows"`
+	Packets            uint64 `json:"packets"`
+	Detected           uint64 `json:"detected"`
+	DetectedDrops      uint64 `json:"detected_drops"`
+	UninspectedFlows   uint64 `json:"uninspected_flows"`
+	UninspectedPackets uint64 `json:"uninspected_packets"`
+	FailCloseDrops     uint64 `json:"fail_close_drops"`
+	Text               string `json:"text,omitempty"`
+}

@@ -35,6 +35,7 @@ type conn struct {
 	replyNextHop [4]byte // next hop towards the initiator (leaving by inIf)
 	http         bool
 	engine       *engine // the inspection engine bound by port (inspect.go), or nil
+	diverted     bool    // a TCP connection the service module inspects (module.go)
 	holdsXlate   bool    // holds a reference on the PAT xlate of its source
 	seqOff       uint32  // TCP sequence randomization offset (see ConnRecord.SeqOffset)
 	created      int64
@@ -170,6 +171,7 @@ func (f *Firewall) insertConn(rec ConnRecord, heldXlate bool) (c *conn, existing
 		http: rec.HTTP, created: rec.Created, seqOff: rec.SeqOffset, win: rec.Window,
 	}
 	c.engine = f.engineFor(rec.Orig)
+	c.diverted = f.divertsTo(rec.Orig)
 	c.state.Store(uint32(rec.State) | uint32(rec.CloseFlags)<<8)
 	c.lastSeen.Store(rec.LastSeen)
 	c.origNextHop = f.nextHopOn(out, rec.Reply.Src)

@@ -63,6 +63,9 @@ const (
 	DropICMPRedirect                    // ICMP redirects are never forwarded across the firewall
 	DropLeaseExpired                    // active, but its forwarding lease lapsed: the process was frozen and its role is not yet confirmed
 	DropInspect                         // an application inspection engine refused the packet
+	DropIPSRequest                      // the service module saw a signature in the flow (module.go)
+	DropIPSFailClose                    // the service module could not inspect the segment and fails closed
+	DropIPSReassemblyFull               // the service module's out-of-order buffer is full; the sender resends
 	numDropReasons
 )
 
@@ -122,6 +125,9 @@ var dropNames = [numDropReasons]string{
 	DropICMPRedirect:         "icmp-redirect",
 	DropLeaseExpired:         "failover-lease-expired",
 	DropInspect:              "inspect-drop",
+	DropIPSRequest:           "ips-request",
+	DropIPSFailClose:         "ips-fail-close",
+	DropIPSReassemblyFull:    "ips-reassembly-full",
 }
 
 // String returns the reason's name as "show asp drop" would print it.

@@ -88,6 +88,9 @@ type Firewall struct {
 
 	inspection inspection // inspection engines and their pinholes (inspect.go)
 
+	module      ServiceModule // the service module, or nil (module.go); set before Run
+	moduleClass []ace         // the connections diverted to it
+
 	changeMu sync.Mutex
 	digests  [numTables]uint64 // guarded by changeMu
 

@@ -626,6 +626,11 @@ func (w *worker) forward(in *iface, c *conn, dir int, frame []byte, first bool) 
 			return r
 		}
 	}
+	if c.diverted {
+		if r := w.divert(c, dir); r != dropNone {
+			return r
+		}
+	}
 	if !f.transparent {
 		w.translate(c, dir)
 	}

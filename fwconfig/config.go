@@ -64,6 +64,9 @@ type Config struct {
 	// multicast, 240/4, a directed broadcast, the unit's own addresses),
 	// martian destinations and source equal to destination.
 	DisableMartianCheck bool `json:"disable_martian_check"`
+
+	// Module is the security service module (module.go); nil: none.
+	Module *ModuleConfig `json:"module,omitempty"`
 }
 
 // Modes of Config.Mode.

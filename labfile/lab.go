@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/falab/falab/fwconfig"
 )
 
 // Lab is a validated, resolved lab: every default filled in, every name
@@ -108,6 +110,8 @@ type Firewall struct {
 	// Management addresses (transparent mode only).
 	ManagementAddr        netip.Prefix
 	ManagementStandbyAddr netip.Addr
+	// Module is the service module; nil when the lab has none.
+	Module *fwconfig.ModuleConfig
 }
 
 // FirewallInterface is a data interface (ASA nameif).

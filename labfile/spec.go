@@ -127,6 +127,9 @@ type FirewallSpec struct {
 	AccessGroups []*AccessGroupSpec       `yaml:"access_groups"`
 	Timeouts     *TimeoutsSpec            `yaml:"timeouts"`
 	Management   *ManagementInterfaceSpec `yaml:"management"`
+	// Module is the security service module (ASA "ips inline
+	// fail-open|fail-close" for a class); validate_module.go.
+	Module *ModuleSpec `yaml:"module"`
 }
 
 // FirewallInterfaceSpec is a data interface of the firewall (ASA nameif).

@@ -89,6 +89,7 @@ func TestGoldenShowFailover(t *testing.T) {
 		{"failover-on-fw-a", a, b},
 		{"failover-on-fw-b", b, a},
 		{"failover-peer-frozen", a, api.Status{Unit: "fw-b", State: "not answering: process 102 is stopped (frozen, SIGSTOP)"}},
+		{"failover-module", withModule(a, 0), withModule(b, 3)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -102,4 +103,12 @@ func TestGoldenShowFailover(t *testing.T) {
 			golden(t, tt.name, buf.Bytes())
 		})
 	}
+}
+
+// withModule gives a status a service module that met uninspected flows.
+func withModule(s api.Status, uninspected uint64) api.Status {
+	s.Module = &api.ModuleInfo{Unit: s.Unit, Slot: "ips", Status: "Up", FailMode: "fail-open", Signatures: 1, Flows: 4,
+		Detected: 1, DetectedDrops: 2, UninspectedFlows: uninspected, UninspectedPackets: 10 * uninspected}
+	s.Local = append(s.Local, api.LocalTable{Table: "module", Entries: 4, Reason: "the module's memory is its own"})
+	return s
 }

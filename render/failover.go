@@ -60,6 +60,7 @@ func failoverHost(b *strings.Builder, label string, s api.Status, now time.Time)
 		fmt.Fprintf(b, "  Interface %s: %s\n", m.Name, state)
 	}
 	fmt.Fprintf(b, "  Tables: %d conns, %d xlates, %d arp, %d bridge (%s mode)\n", s.Counts.Conns, s.Counts.Xlates, s.Counts.ARP, s.Counts.Bridge, s.Mode)
+	moduleLine(b, s.Module)
 	replicationLines(b, s.Replication)
 }
 

@@ -193,3 +193,29 @@ func count(n int) string {
 	}
 	return fmt.Sprint(n)
 }
+
+// moduleLine writes a unit's service module in its `show failover` block,
+// as an ASA lists its slot ("slot 1: ... status (Up/Up)"), with the
+// counters that show what a failover cost it.
+func moduleLine(b *strings.Builder, m *api.ModuleInfo) {
+	if m == nil {
+		return
+	}
+	fmt.Fprintf(b, "  slot 1: %s falab Inspection Module status (Up/%s), ips inline %s, %d signatures\n", m.Slot, m.Status, m.FailMode, m.Signatures)
+	fmt.Fprintf(b, "    flows %d, detected %d (drops %d), uninspected flows %d (packets %d, fail-close drops %d)\n",
+		m.Flows, m.Detected, m.DetectedDrops, m.UninspectedFlows, m.UninspectedPackets, m.FailCloseDrops)
+}
+
+// ShowModule writes `show module` of each unit that has one, the ASA's
+// text under the unit's name.
+func ShowModule(w io.Writer, ms []api.ModuleInfo) error {
+	var b strings.Builder
+	for i, m := range ms {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "%s:\n%s", m.Unit, m.Text)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

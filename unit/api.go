@@ -39,6 +39,7 @@ func (u *Unit) Status() api.Status {
 		History:      hist,
 	}
 	s.Stateful, s.Local = u.replicationView()
+	s.Module = u.moduleInfo(false)
 	if st.Peer.Known {
 		s.PeerState = st.Peer.State.String()
 	} else {
@@ -88,6 +89,7 @@ func (u *Unit) serveAPI() (*http.Server, error) {
 	mux.HandleFunc("GET /v1/interfaces", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, convert(u.fw.InterfaceStats(), wireInterface))
 	})
+	mux.HandleFunc("GET /v1/module", u.serveModule)
 	mux.HandleFunc("GET /v1/drops", func(w http.ResponseWriter, r *http.Request) {
 		out := api.Drops{}
 		for reason, n := range u.fw.Drops() {

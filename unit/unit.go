@@ -24,6 +24,7 @@ import (
 
 	"github.com/falab/falab/failover"
 	"github.com/falab/falab/firewall"
+	"github.com/falab/falab/module"
 	"github.com/falab/falab/replicate"
 )
 
@@ -46,6 +47,8 @@ type Unit struct {
 	tables  []uint8       // replicated table ids in bulk order: the firewall's, then engines'
 	engines []engineTable // inspection engines' replicated tables (AddEngineTable)
 	locals  []localTable  // tables kept off the state link (AddLocalTable), for the replication view
+
+	module *module.Module // the security service module, or nil (engine_module.go)
 
 	machine *failover.Machine // owned by drive
 	evq     *eventQueue
@@ -161,6 +164,9 @@ func New(cfg *Config, key replicate.Key, ports map[string]firewall.Port, log *sl
 		return nil, fmt.Errorf("firewall config: %w", err)
 	}
 	u.fw = fw
+	if err := u.newModule(cfg.Firewall.Module); err != nil {
+		return nil, fmt.Errorf("service module: %w", err)
+	}
 	for name, p := range ports {
 		if err := fw.Attach(name, p); err != nil {
 			return nil, err
@@ -292,6 +298,7 @@ func (u *Unit) Run(ctx context.Context) error {
 	u.spawn(u.acceptState)
 	u.spawn(u.watchLinks)
 	u.spawn(u.digestLoop)
+	u.spawn(u.moduleLoop)
 	u.spawn(u.drive)
 
 	var runErr error
