@@ -67,6 +67,8 @@ type Config struct {
 
 	// Module is the security service module (module.go); nil: none.
 	Module *ModuleConfig `json:"module,omitempty"`
+	// UAuth is cut-through proxy authentication (uauth.go); nil: none.
+	UAuth *UAuthConfig `json:"uauth,omitempty"`
 }
 
 // Modes of Config.Mode.

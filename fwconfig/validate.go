@@ -62,6 +62,7 @@ func Check(c Config) []Problem {
 	v.accessGroups()
 	v.limits()
 	v.module()
+	v.uauth()
 	return v.probs
 }
 

@@ -150,3 +150,24 @@ func TestModuleChecks(t *testing.T) {
 		t.Errorf("good module: %v", ps)
 	}
 }
+
+// TestUAuthChecks: cut-through proxy needs a known interface, a TCP match
+// list and users with argon2id hashes (never a password).
+func TestUAuthChecks(t *testing.T) {
+	c := base()
+	c.UAuth = &UAuthConfig{Interface: "dmz", Match: []ACE{{Permit: true, Protocol: "udp"}},
+		Users: []UAuthUser{{Name: "alice", Hash: "wonderland"}}}
+	var paths []string
+	for _, p := range Check(c) {
+		paths = append(paths, p.Path)
+	}
+	want := []string{"uauth.interface", "uauth.match[0].protocol", "uauth.users[0].hash"}
+	if strings.Join(paths, " ") != strings.Join(want, " ") {
+		t.Errorf("problems at %v, want %v", paths, want)
+	}
+	c.UAuth = &UAuthConfig{Interface: "inside", Match: []ACE{{Permit: true, Protocol: "tcp", DstPortLow: 80}},
+		Users: []UAuthUser{{Name: "alice", Hash: "$argon2id$v=19$m=8192,t=1,p=1$c2FsdA$a2V5"}}}
+	if ps := Check(c); len(ps) != 0 {
+		t.Errorf("good uauth: %v", ps)
+	}
+}

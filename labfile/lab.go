@@ -112,6 +112,8 @@ type Firewall struct {
 	ManagementStandbyAddr netip.Addr
 	// Module is the service module; nil when the lab has none.
 	Module *fwconfig.ModuleConfig
+	// UAuth is cut-through proxy authentication; nil when the lab has none.
+	UAuth *fwconfig.UAuthConfig
 }
 
 // FirewallInterface is a data interface (ASA nameif).

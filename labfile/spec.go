@@ -130,6 +130,8 @@ type FirewallSpec struct {
 	// Module is the security service module (ASA "ips inline
 	// fail-open|fail-close" for a class); validate_module.go.
 	Module *ModuleSpec `yaml:"module"`
+	// AAA is cut-through proxy authentication (validate_uauth.go).
+	AAA *AAASpec `yaml:"aaa"`
 }
 
 // FirewallInterfaceSpec is a data interface of the firewall (ASA nameif).
