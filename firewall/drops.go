@@ -66,6 +66,8 @@ const (
 	DropIPSRequest                      // the service module saw a signature in the flow (module.go)
 	DropIPSFailClose                    // the service module could not inspect the segment and fails closed
 	DropIPSReassemblyFull               // the service module's out-of-order buffer is full; the sender resends
+	DropUAuthSteerFull                  // too many flows steered to the authentication listener at once
+	DropUAuthListener                   // the unit's stack refused a segment steered to the authentication listener
 	numDropReasons
 )
 
@@ -128,6 +130,8 @@ var dropNames = [numDropReasons]string{
 	DropIPSRequest:           "ips-request",
 	DropIPSFailClose:         "ips-fail-close",
 	DropIPSReassemblyFull:    "ips-reassembly-full",
+	DropUAuthSteerFull:       "uauth-steer-full",
+	DropUAuthListener:        "uauth-listener-error",
 }
 
 // String returns the reason's name as "show asp drop" would print it.

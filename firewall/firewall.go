@@ -91,6 +91,8 @@ type Firewall struct {
 	module      ServiceModule // the service module, or nil (module.go); set before Run
 	moduleClass []ace         // the connections diverted to it
 
+	uauth *uauthState // cut-through proxy authentication (uauth.go), or nil; set before Run
+
 	changeMu sync.Mutex
 	digests  [numTables]uint64 // guarded by changeMu
 
@@ -359,6 +361,7 @@ func (f *Firewall) Maintain() {
 	}
 	w.maintainARP(active)
 	f.sweepFragments(w.now)
+	f.expireSteered(w.now)
 	w.flush()
 	f.workers.Put(w)
 }

@@ -113,6 +113,9 @@ func (w *worker) dispatch(in *iface, frame []byte) DropReason {
 		if r, mine := w.unitAddressed(in, frame); mine {
 			return r
 		}
+		if r, mine := w.steer(in); mine {
+			return r
+		}
 		if c, r = w.newFlow(in); r != dropNone {
 			return r
 		}
