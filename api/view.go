@@ -1,5 +1,10 @@
 package api
 
+import (
+	"net/netip"
+	"time"
+)
+
 // The replication view: what the standby gets and what it does not. A
 // unit lists, in its Status, each replicated table with its entries on this
 // unit (Stateful) and each table it keeps to itself with why (Local); the
@@ -43,4 +48,23 @@ type ModuleInfo struct {
 	UninspectedPackets uint64 `json:"uninspected_packets"`
 	FailCloseDrops     uint64 `json:"fail_close_drops"`
 	Text               string `json:"text,omitempty"`
+}
+
+// UAuthInfo is a unit's uauth table, for `show uauth`: never replicated,
+// so the two units' tables differ. Text is the ASA's `show uauth`.
+type UAuthInfo struct {
+	Unit     string       `json:"unit"`
+	Entries  []UAuthEntry `json:"entries"`
+	Steered  int          `json:"steered"`  // flows steered to the listener now
+	Listener string       `json:"listener"` // where the listener runs, or why it does not
+	Text     string       `json:"text"`
+}
+
+// UAuthEntry is one authenticated source.
+type UAuthEntry struct {
+	User               string     `json:"user"`
+	Addr               netip.Addr `json:"addr"`
+	AuthenticatedAt    time.Time  `json:"authenticated_at"`
+	AbsoluteDeadline   time.Time  `json:"absolute_deadline,omitzero"`
+	InactivityDeadline time.Time  `json:"inactivity_deadline,omitzero"`
 }

@@ -219,3 +219,17 @@ func ShowModule(w io.Writer, ms []api.ModuleInfo) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// ShowUAuth writes `show uauth` of each unit, the ASA's text under the
+// unit's name with where its listener is.
+func ShowUAuth(w io.Writer, us []api.UAuthInfo) error {
+	var b strings.Builder
+	for i, u := range us {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "%s: (not replicated) listener %s, %d flows steered to it now\n%s", u.Unit, u.Listener, u.Steered, u.Text)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

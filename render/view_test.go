@@ -49,3 +49,18 @@ func TestReplicationViewJoin(t *testing.T) {
 		}
 	}
 }
+
+// TestShowUAuthPerUnit: each unit's table under its name, said to be not
+// replicated, with the listener and the flows steered to it.
+func TestShowUAuthPerUnit(t *testing.T) {
+	var b bytes.Buffer
+	err := ShowUAuth(&b, []api.UAuthInfo{
+		{Unit: "fw-a", Listener: "http on inside port 1080", Steered: 1, Text: "user 'alice' at 198.18.1.11, authenticated\n"},
+		{Unit: "fw-b", Listener: "http on inside port 1080", Text: ""},
+	})
+	want := "fw-a: (not replicated) listener http on inside port 1080, 1 flows steered to it now\nuser 'alice' at 198.18.1.11, authenticated\n\n" +
+		"fw-b: (not replicated) listener http on inside port 1080, 0 flows steered to it now\n"
+	if err != nil || b.String() != want {
+		t.Errorf("got %q, %v", b.String(), err)
+	}
+}

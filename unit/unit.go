@@ -26,8 +26,10 @@ import (
 
 	"github.com/falab/falab/failover"
 	"github.com/falab/falab/firewall"
+	"github.com/falab/falab/fwconfig"
 	"github.com/falab/falab/module"
 	"github.com/falab/falab/replicate"
+	"github.com/falab/falab/uauth"
 )
 
 // garpSchedule is when the new active repeats its gratuitous ARPs after a
@@ -51,6 +53,10 @@ type Unit struct {
 	locals  []localTable  // tables kept off the state link (AddLocalTable), for the replication view
 
 	module *module.Module // the security service module, or nil (engine_module.go)
+
+	uauth         *uauth.Table          // cut-through proxy authentication, or nil (engine_uauth.go)
+	uauthCfg      *fwconfig.UAuthConfig // its configuration
+	uauthSteering bool                  // the firewall steers to the listener (the unit has its own stack)
 
 	machine *failover.Machine // owned by drive
 	evq     *eventQueue
@@ -168,6 +174,9 @@ func New(cfg *Config, key replicate.Key, ports map[string]firewall.Port, log *sl
 	u.fw = fw
 	if err := u.newModule(cfg.Firewall.Module); err != nil {
 		return nil, fmt.Errorf("service module: %w", err)
+	}
+	if err := u.newUAuth(cfg.Firewall.UAuth); err != nil {
+		return nil, fmt.Errorf("cut-through proxy: %w", err)
 	}
 	for name, p := range ports {
 		if err := fw.Attach(name, p); err != nil {
@@ -301,6 +310,7 @@ func (u *Unit) Run(ctx context.Context) error {
 	u.spawn(u.watchLinks)
 	u.spawn(u.digestLoop)
 	u.spawn(u.moduleLoop)
+	u.spawn(u.uauthLoop)
 	u.spawn(u.drive)
 
 	var runErr error

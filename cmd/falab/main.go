@@ -77,6 +77,7 @@ func newRoot(e *env) *cobra.Command {
 		newUpCmd(e), newTUICmd(e), newDownCmd(e), newStatusCmd(e), newLabsCmd(e), newValidateCmd(e),
 		newExecCmd(e), newShellCmd(e), newShowCmd(e), newFailoverCmd(e), newTrafficCmd(e), newFaultCmd(e),
 		newCaptureCmd(e), newRunCmd(e), newBenchCmd(e), newVersionCmd(e), newAgentCmd(e), newUnitCmd(e),
+		newClearCmd(e), newHashPasswordCmd(e),
 	)
 	for _, c := range root.Commands() {
 		c.DisableFlagsInUseLine = true // each Use line names its flags

@@ -16,7 +16,7 @@ import (
 	"github.com/falab/falab/render"
 )
 
-var showWhat = []string{"conn", "xlate", "arp", "mac-address-table", "route", "interface", "asp-drop", "failover", "module"}
+var showWhat = []string{"conn", "xlate", "arp", "mac-address-table", "route", "interface", "asp-drop", "failover", "module", "uauth"}
 
 // showOptions are the flags of `falab show`.
 type showOptions struct {
@@ -27,12 +27,13 @@ type showOptions struct {
 func newShowCmd(e *env) *cobra.Command {
 	var o showOptions
 	cmd := &cobra.Command{
-		Use:   "show conn|xlate|arp|mac-address-table|route|interface|asp-drop|failover|module [--unit U] [--lab LAB] [--json]",
+		Use:   "show conn|xlate|arp|mac-address-table|route|interface|asp-drop|failover|module|uauth [--unit U] [--lab LAB] [--json]",
 		Short: "show a unit's tables, like an ASA's show commands",
 		Long: "A unit's tables the way an ASA's show commands print them (default: the active unit; --unit fw-b\n" +
 			"shows the standby's copy). Large tables (conn, xlate) are paged with --offset and --limit.\n" +
 			"mac-address-table is the transparent mode's bridge table. failover shows the unit asked as\n" +
-			"\"This host\" and its peer as \"Other host\". module shows each unit's service module (or --unit's).",
+			"\"This host\" and its peer as \"Other host\". module shows each unit's service module (or --unit's);\n" +
+			"uauth each unit's authenticated users (never replicated).",
 		ValidArgs:   showWhat,
 		Args:        exactArgs(1, "one of: "+strings.Join(showWhat, ", ")),
 		Annotations: rootNeeded(),
@@ -60,6 +61,9 @@ func (e *env) show(ctx context.Context, o showOptions, what string) error {
 	}
 	if what == "module" {
 		return e.showModule(ctx, name, o.unit)
+	}
+	if what == "uauth" {
+		return e.showUAuth(ctx, name, o.unit)
 	}
 	u := o.unit
 	if u == "" {
