@@ -131,6 +131,9 @@ type ExpectSpec struct {
 	// Module compares the active unit's service module counters
 	// (module_check.go): counter: ">0", "0", ">=N".
 	Module map[string]string `yaml:"module"`
+	// UAuth counts each unit's uauth entries (uauth_check.go): key
+	// active, standby or a unit's name; value ">0", "0", ">=N".
+	UAuth map[string]string `yaml:"uauth"`
 	// Run checks run steps' programs by name; Log counts matching lines
 	// of files in the lab's state dir (see run_step.go).
 	Run map[string]*RunExpect `yaml:"run"`
@@ -497,6 +500,7 @@ func (v *validator) expect(sc *Scenario, f string, e *ExpectSpec, traffics map[s
 		}
 	}
 	v.moduleExpect(f, e.Module)
+	v.uauthExpect(f, e.UAuth)
 }
 
 func parsePercent(s string) (float64, error) {
