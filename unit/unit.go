@@ -52,6 +52,8 @@ type Unit struct {
 	engines []engineTable // inspection engines' replicated tables (AddEngineTable)
 	locals  []localTable  // tables kept off the state link (AddLocalTable), for the replication view
 
+	unreplicated cachedCount // connections policy keeps local, for the replication view (view.go)
+
 	module *module.Module // the security service module, or nil (engine_module.go)
 
 	uauth         *uauth.Table          // cut-through proxy authentication, or nil (engine_uauth.go)

@@ -2,6 +2,8 @@ package unit
 
 import (
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/falab/falab/api"
 	"github.com/falab/falab/firewall"
@@ -29,6 +31,28 @@ func (u *Unit) AddLocalTable(name, reason string, count func() int) {
 	u.locals = append(u.locals, localTable{name: name, reason: reason, count: count})
 }
 
+// viewCountEvery bounds how often the unreplicated connections are
+// counted: counting walks the connection table, and statuses are asked
+// for often (the chaos sampler every 10 ms, the TUI several times a
+// second).
+const viewCountEvery = 500 * time.Millisecond
+
+// cachedCount is a count recomputed at most every viewCountEvery.
+type cachedCount struct {
+	mu  sync.Mutex
+	at  time.Time
+	val int
+}
+
+func (c *cachedCount) get(count func() int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now := time.Now(); now.Sub(c.at) >= viewCountEvery {
+		c.val, c.at = count(), now
+	}
+	return c.val
+}
+
 // Why the firewall's own local tables are local.
 const (
 	reasonRoutes = "each unit builds its own routes from the config"
@@ -42,7 +66,7 @@ const (
 func (u *Unit) replicationView() ([]api.StatefulTable, []api.LocalTable) {
 	unreplicated := 0
 	if !u.cfg.HTTPReplication {
-		unreplicated = u.fw.UnreplicatedConnCount()
+		unreplicated = u.unreplicated.get(u.fw.UnreplicatedConnCount)
 	}
 	var stateful []api.StatefulTable
 	for _, id := range u.tables {
