@@ -39,7 +39,7 @@ func (u *Unit) Status() api.Status {
 		History:      hist,
 	}
 	s.Stateful, s.Local = u.replicationView()
-	s.Module = u.moduleInfo(false)
+	s.Module = u.moduleStats.get(func() *api.ModuleInfo { return u.moduleInfo(false) })
 	if st.Peer.Known {
 		s.PeerState = st.Peer.State.String()
 	} else {

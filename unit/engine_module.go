@@ -67,7 +67,12 @@ func (u *Unit) newModule(cfg *fwconfig.ModuleConfig) error {
 	}
 	u.module = m
 	u.fw.AttachModule(moduleAdapter{m}, cfg.Match)
-	u.AddLocalTable("module", reasonModule, func() int { return m.Stats().Flows })
+	u.AddLocalTable("module", reasonModule, func() int {
+		if info := u.moduleStats.get(func() *api.ModuleInfo { return u.moduleInfo(false) }); info != nil {
+			return info.Flows
+		}
+		return 0
+	})
 	return nil
 }
 

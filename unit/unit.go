@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/failover"
 	"github.com/falab/falab/firewall"
 	"github.com/falab/falab/fwconfig"
@@ -52,7 +53,8 @@ type Unit struct {
 	engines []engineTable // inspection engines' replicated tables (AddEngineTable)
 	locals  []localTable  // tables kept off the state link (AddLocalTable), for the replication view
 
-	unreplicated cachedCount // connections policy keeps local, for the replication view (view.go)
+	unreplicated cached[int]             // connections policy keeps local, for the replication view (view.go)
+	moduleStats  cached[*api.ModuleInfo] // the module's counters for statuses (engine_module.go)
 
 	module *module.Module // the security service module, or nil (engine_module.go)
 

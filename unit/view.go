@@ -37,18 +37,18 @@ func (u *Unit) AddLocalTable(name, reason string, count func() int) {
 // second).
 const viewCountEvery = 500 * time.Millisecond
 
-// cachedCount is a count recomputed at most every viewCountEvery.
-type cachedCount struct {
+// cached is a value recomputed at most every viewCountEvery.
+type cached[T any] struct {
 	mu  sync.Mutex
 	at  time.Time
-	val int
+	val T
 }
 
-func (c *cachedCount) get(count func() int) int {
+func (c *cached[T]) get(compute func() T) T {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if now := time.Now(); now.Sub(c.at) >= viewCountEvery {
-		c.val, c.at = count(), now
+		c.val, c.at = compute(), now
 	}
 	return c.val
 }
