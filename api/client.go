@@ -130,3 +130,24 @@ func (c *Client) Failover(ctx context.Context, do string) (string, error) {
 	}
 	return out["result"], nil
 }
+
+// Module returns the unit's service module; an error when it has none.
+func (c *Client) Module(ctx context.Context) (ModuleInfo, error) {
+	var m ModuleInfo
+	return m, c.do(ctx, "GET", "/v1/module", nil, &m)
+}
+
+// UAuth returns the unit's uauth table.
+func (c *Client) UAuth(ctx context.Context) (UAuthInfo, error) {
+	var u UAuthInfo
+	return u, c.do(ctx, "GET", "/v1/uauth", nil, &u)
+}
+
+// ClearUAuth is `clear uauth [USER]` (or one source address with addr):
+// it returns how many entries were removed.
+func (c *Client) ClearUAuth(ctx context.Context, user, addr string) (int, error) {
+	var out struct {
+		Cleared int `json:"cleared"`
+	}
+	return out.Cleared, c.do(ctx, "POST", "/v1/uauth/clear", url.Values{"user": {user}, "addr": {addr}}, &out)
+}

@@ -43,6 +43,11 @@ type Status struct {
 	HelloRejects HelloRejects     `json:"hello_rejects"`
 	Counts       TableCounts      `json:"counts"`
 	Replication  ReplicationStats `json:"replication"`
+	// Stateful and Local are the replication view (view.go).
+	Stateful []StatefulTable `json:"stateful,omitempty"`
+	Local    []LocalTable    `json:"local,omitempty"`
+	// Module is the service module; nil when the unit has none.
+	Module *ModuleInfo `json:"module,omitempty"`
 
 	History []TransitionInfo `json:"history"`
 }

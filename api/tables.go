@@ -32,6 +32,11 @@ type Conn struct {
 	Bytes        uint64        `json:"bytes"`
 	Age          time.Duration `json:"age_ns"`
 	Idle         time.Duration `json:"idle_ns"`
+
+	// NotReplicated: policy keeps this connection off the state link (an
+	// HTTP connection while HTTP replication is off). The standby has no
+	// copy by design, which is not an error.
+	NotReplicated bool `json:"not_replicated,omitempty"`
 }
 
 // Xlate is one address translation, as `show xlate` lists it.

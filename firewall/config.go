@@ -236,30 +236,35 @@ func (f *Firewall) compileNAT(cfg Config) {
 func (f *Firewall) compileACLs(cfg Config) {
 	acls := map[string][]ace{}
 	for name, list := range cfg.AccessLists {
-		out := make([]ace, 0, len(list))
-		for _, e := range list {
-			a := ace{permit: e.Permit, portLow: e.DstPortLow, portHigh: e.DstPortHigh}
-			switch e.Protocol {
-			case "tcp":
-				a.proto = header.ProtocolTCP
-			case "udp":
-				a.proto = header.ProtocolUDP
-			case "icmp":
-				a.proto = header.ProtocolICMP
-			}
-			a.srcNet, a.srcMask, _ = prefixMatch(e.Source)
-			a.dstNet, a.dstMask, _ = prefixMatch(e.Destination)
-			if a.portHigh == 0 && a.portLow != 0 {
-				a.portHigh = a.portLow
-			}
-			out = append(out, a)
-		}
-		acls[name] = out
+		acls[name] = compileACL(list)
 	}
 	for _, g := range cfg.AccessGroups {
 		i := f.byName[g.Interface]
 		f.ifs[i].acl, f.ifs[i].hasACL = acls[g.AccessList], true
 	}
+}
+
+// compileACL compiles one access list (also the service module's class).
+func compileACL(list []ACE) []ace {
+	out := make([]ace, 0, len(list))
+	for _, e := range list {
+		a := ace{permit: e.Permit, portLow: e.DstPortLow, portHigh: e.DstPortHigh}
+		switch e.Protocol {
+		case "tcp":
+			a.proto = header.ProtocolTCP
+		case "udp":
+			a.proto = header.ProtocolUDP
+		case "icmp":
+			a.proto = header.ProtocolICMP
+		}
+		a.srcNet, a.srcMask, _ = prefixMatch(e.Source)
+		a.dstNet, a.dstMask, _ = prefixMatch(e.Destination)
+		if a.portHigh == 0 && a.portLow != 0 {
+			a.portHigh = a.portLow
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // lookupRoute returns the egress interface and next hop for dst by longest

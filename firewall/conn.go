@@ -35,6 +35,7 @@ type conn struct {
 	replyNextHop [4]byte // next hop towards the initiator (leaving by inIf)
 	http         bool
 	engine       *engine // the inspection engine bound by port (inspect.go), or nil
+	diverted     bool    // a TCP connection the service module inspects (module.go)
 	holdsXlate   bool    // holds a reference on the PAT xlate of its source
 	seqOff       uint32  // TCP sequence randomization offset (see ConnRecord.SeqOffset)
 	created      int64
@@ -170,6 +171,7 @@ func (f *Firewall) insertConn(rec ConnRecord, heldXlate bool) (c *conn, existing
 		http: rec.HTTP, created: rec.Created, seqOff: rec.SeqOffset, win: rec.Window,
 	}
 	c.engine = f.engineFor(rec.Orig)
+	c.diverted = f.divertsTo(rec.Orig)
 	c.state.Store(uint32(rec.State) | uint32(rec.CloseFlags)<<8)
 	c.lastSeen.Store(rec.LastSeen)
 	c.origNextHop = f.nextHopOn(out, rec.Reply.Src)
@@ -354,6 +356,10 @@ type ConnInfo struct {
 	Bytes        uint64        `json:"bytes"`
 	Age          time.Duration `json:"age_ns"`
 	Idle         time.Duration `json:"idle_ns"`
+
+	// NotReplicated: Options.Replicated keeps this connection off the
+	// state link (HTTP while HTTP replication is off).
+	NotReplicated bool `json:"not_replicated,omitempty"`
 }
 
 // Conns returns up to limit connections starting at offset and the total
@@ -397,7 +403,36 @@ func (f *Firewall) connInfo(c *conn, now int64) ConnInfo {
 		Packets: c.packets.Load(), Bytes: c.bytes.Load(),
 		Age:  time.Duration(now - c.created),
 		Idle: time.Duration(now - c.lastSeen.Load()),
+
+		NotReplicated: !f.connReplicated(c),
 	}
+}
+
+// connReplicated applies Options.Replicated to a connection as its change
+// records would meet it (the filter reads the tuples and the HTTP flag).
+func (f *Firewall) connReplicated(c *conn) bool {
+	return f.isReplicated(Change{Table: TableConn, Op: OpUpsert, Conn: ConnRecord{Orig: c.orig, Reply: c.reply, HTTP: c.http}})
+}
+
+// UnreplicatedConnCount returns how many connections Options.Replicated
+// keeps off the state link; 0 at once when every connection is
+// replicated. It walks the table (for `show failover`, not per packet).
+func (f *Firewall) UnreplicatedConnCount() int {
+	if f.replicated == nil {
+		return 0
+	}
+	n := 0
+	for i := range f.conns.shards {
+		s := &f.conns.shards[i]
+		s.mu.RLock()
+		for _, c := range s.list {
+			if !f.connReplicated(c) {
+				n++
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return n
 }
 
 // ConnCount returns the number of connections.

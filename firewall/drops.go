@@ -70,6 +70,11 @@ const (
 	DropGTPRequestLimit                  // GTP: outstanding requests at the request-queue limit
 	DropGTPTunnelLimit                   // GTP: PDP contexts at the tunnel-limit
 	DropGTPUnknownTEID                   // GTP: G-PDU or signalling towards a (GSN address, TEID) of no PDP context
+	DropIPSRequest                       // the service module saw a signature in the flow (module.go)
+	DropIPSFailClose                     // the service module could not inspect the segment and fails closed
+	DropIPSReassemblyFull                // the service module's out-of-order buffer is full; the sender resends
+	DropUAuthSteerFull                   // too many flows steered to the authentication listener at once
+	DropUAuthListener                    // the unit's stack refused a segment steered to the authentication listener
 	numDropReasons
 )
 
@@ -136,6 +141,11 @@ var dropNames = [numDropReasons]string{
 	DropGTPRequestLimit:       "gtp-request-limit",
 	DropGTPTunnelLimit:        "gtp-tunnel-limit",
 	DropGTPUnknownTEID:        "gtp-unknown-teid",
+	DropIPSRequest:            "ips-request",
+	DropIPSFailClose:          "ips-fail-close",
+	DropIPSReassemblyFull:     "ips-reassembly-full",
+	DropUAuthSteerFull:        "uauth-steer-full",
+	DropUAuthListener:         "uauth-listener-error",
 }
 
 // String returns the reason's name as "show asp drop" would print it.

@@ -88,6 +88,11 @@ type Firewall struct {
 
 	inspection inspection // inspection engines and their pinholes (inspect.go)
 
+	module      ServiceModule // the service module, or nil (module.go); set before Run
+	moduleClass []ace         // the connections diverted to it
+
+	uauth *uauthState // cut-through proxy authentication (uauth.go), or nil; set before Run
+
 	changeMu sync.Mutex
 	digests  [numTables]uint64 // guarded by changeMu
 
@@ -356,6 +361,7 @@ func (f *Firewall) Maintain() {
 	}
 	w.maintainARP(active)
 	f.sweepFragments(w.now)
+	f.expireSteered(w.now)
 	w.flush()
 	f.workers.Put(w)
 }

@@ -113,6 +113,9 @@ func (w *worker) dispatch(in *iface, frame []byte) DropReason {
 		if r, mine := w.unitAddressed(in, frame); mine {
 			return r
 		}
+		if r, mine := w.steer(in); mine {
+			return r
+		}
 		if c, r = w.newFlow(in); r != dropNone {
 			return r
 		}
@@ -623,6 +626,11 @@ func (w *worker) forward(in *iface, c *conn, dir int, frame []byte, first bool) 
 	}
 	if c.engine != nil {
 		if r := w.inspect(c, dir); r != dropNone {
+			return r
+		}
+	}
+	if c.diverted {
+		if r := w.divert(c, dir); r != dropNone {
 			return r
 		}
 	}

@@ -82,3 +82,32 @@ func TestReplicatedFilterKeepsDigestsEqual(t *testing.T) {
 		t.Errorf("conn digests differ with the filter on both: %#x vs %#x", da, db)
 	}
 }
+
+// TestNotReplicatedConnsAreMarked: a connection the policy keeps off the
+// state link says so in its ConnInfo (so `show conn` and the TUI mark it
+// instead of calling the standby's missing copy an error), and
+// UnreplicatedConnCount counts exactly those.
+func TestNotReplicatedConnsAreMarked(t *testing.T) {
+	a := newLab(t, labConfig())
+	if n := a.fw.UnreplicatedConnCount(); n != 0 {
+		t.Fatalf("no filter: %d unreplicated", n)
+	}
+	a.fw.replicated = func(c Change) bool { return c.Table != TableConn || !c.Conn.HTTP }
+	a.neighbour(ifInside, client)
+	a.neighbour(ifInside, client2)
+	a.neighbour(ifOutside, server)
+	a.send(segment{true, SYN, ""}) // port 80: HTTP
+	a.in(ifInside, udpFrame(client2.mac, fwInsideMAC, client2.ip, server.ip, 40000, 53, "q"))
+	infos, total := a.fw.Conns(0, 10)
+	if total != 2 {
+		t.Fatalf("%d conns, want 2", total)
+	}
+	for _, c := range infos {
+		if c.NotReplicated != c.HTTP {
+			t.Errorf("%s %s: HTTP %v but NotReplicated %v", c.Protocol, c.OrigDst, c.HTTP, c.NotReplicated)
+		}
+	}
+	if n := a.fw.UnreplicatedConnCount(); n != 1 {
+		t.Errorf("UnreplicatedConnCount %d, want 1", n)
+	}
+}

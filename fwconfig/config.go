@@ -66,6 +66,11 @@ type Config struct {
 	// multicast, 240/4, a directed broadcast, the unit's own addresses),
 	// martian destinations and source equal to destination.
 	DisableMartianCheck bool `json:"disable_martian_check"`
+
+	// Module is the security service module (module.go); nil: none.
+	Module *ModuleConfig `json:"module,omitempty"`
+	// UAuth is cut-through proxy authentication (uauth.go); nil: none.
+	UAuth *UAuthConfig `json:"uauth,omitempty"`
 }
 
 // Modes of Config.Mode.

@@ -62,6 +62,8 @@ func Check(c Config) []Problem {
 	v.accessGroups()
 	v.limits()
 	v.inspect()
+	v.module()
+	v.uauth()
 	return v.probs
 }
 

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -126,5 +127,48 @@ func TestMaxFrameLen(t *testing.T) {
 	c.Interfaces[1].MTU = 9000
 	if got := c.MaxFrameLen(); got != 9018 {
 		t.Errorf("MTU 9000: %d, want 9018", got)
+	}
+}
+
+// TestModuleChecks: an enabled module needs a known fail mode, signatures
+// that are not empty and within the automaton's budget, and a TCP match.
+func TestModuleChecks(t *testing.T) {
+	c := base()
+	c.Module = &ModuleConfig{Enabled: true, FailMode: "fail-sideways",
+		Signatures: []ModuleSignature{{Name: "x", Pattern: ""}, {Name: "big", Pattern: strings.Repeat("a", moduleMaxPatternBytes+1)}},
+		Match:      []ACE{{Permit: true, Protocol: "udp"}}}
+	var paths []string
+	for _, p := range Check(c) {
+		paths = append(paths, p.Path)
+	}
+	want := []string{"module.fail_mode", "module.signatures[0].pattern", "module.signatures", "module.match[0].protocol"}
+	if strings.Join(paths, " ") != strings.Join(want, " ") {
+		t.Errorf("problems at %v, want %v", paths, want)
+	}
+	c.Module = &ModuleConfig{Enabled: true, FailMode: ModuleFailClose, Signatures: []ModuleSignature{{Name: "x", Pattern: "EVIL"}},
+		Match: []ACE{{Permit: true, Protocol: "tcp", DstPortLow: 9000}}}
+	if ps := Check(c); len(ps) != 0 {
+		t.Errorf("good module: %v", ps)
+	}
+}
+
+// TestUAuthChecks: cut-through proxy needs a known interface, a TCP match
+// list and users with argon2id hashes (never a password).
+func TestUAuthChecks(t *testing.T) {
+	c := base()
+	c.UAuth = &UAuthConfig{Interface: "dmz", Match: []ACE{{Permit: true, Protocol: "udp"}},
+		Users: []UAuthUser{{Name: "alice", Hash: "wonderland"}}}
+	var paths []string
+	for _, p := range Check(c) {
+		paths = append(paths, p.Path)
+	}
+	want := []string{"uauth.interface", "uauth.match[0].protocol", "uauth.users[0].hash"}
+	if strings.Join(paths, " ") != strings.Join(want, " ") {
+		t.Errorf("problems at %v, want %v", paths, want)
+	}
+	c.UAuth = &UAuthConfig{Interface: "inside", Match: []ACE{{Permit: true, Protocol: "tcp", DstPortLow: 80}},
+		Users: []UAuthUser{{Name: "alice", Hash: "$argon2id$v=19$m=8192,t=1,p=1$c2FsdA$a2V5"}}}
+	if ps := Check(c); len(ps) != 0 {
+		t.Errorf("good uauth: %v", ps)
 	}
 }

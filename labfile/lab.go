@@ -112,6 +112,10 @@ type Firewall struct {
 	ManagementStandbyAddr netip.Addr
 	// Inspect are the inspection engines turned on, with their settings.
 	Inspect fwconfig.Inspect
+	// Module is the service module; nil when the lab has none.
+	Module *fwconfig.ModuleConfig
+	// UAuth is cut-through proxy authentication; nil when the lab has none.
+	UAuth *fwconfig.UAuthConfig
 }
 
 // FirewallInterface is a data interface (ASA nameif).

@@ -129,6 +129,11 @@ type FirewallSpec struct {
 	Management   *ManagementInterfaceSpec `yaml:"management"`
 	// Inspect turns on application inspection engines (validate_inspect.go).
 	Inspect *InspectSpec `yaml:"inspect"`
+	// Module is the security service module (ASA "ips inline
+	// fail-open|fail-close" for a class); validate_module.go.
+	Module *ModuleSpec `yaml:"module"`
+	// AAA is cut-through proxy authentication (validate_uauth.go).
+	AAA *AAASpec `yaml:"aaa"`
 }
 
 // FirewallInterfaceSpec is a data interface of the firewall (ASA nameif).

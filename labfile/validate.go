@@ -194,6 +194,8 @@ func labField(path string) string {
 		return "firewall.management.address"
 	case path == "management_standby_address":
 		return "firewall.management.standby_address"
+	case strings.HasPrefix(path, "uauth"):
+		return uauthField(path)
 	}
 	return "firewall." + labFieldNames.Replace(path)
 }

@@ -40,6 +40,8 @@ func (v *validator) firewall(s *Spec, l *Lab) Firewall {
 		fw.Timeouts = v.timeouts(t)
 	}
 	fw.Inspect = v.inspect(fs.Inspect)
+	fw.Module = v.module(fs.Module)
+	fw.UAuth = v.uauth(fs.AAA)
 	return fw
 }
 

@@ -25,6 +25,9 @@ func ShowConn(w io.Writer, p api.Page[api.Conn]) error {
 		if c.HTTP {
 			http = ", http"
 		}
+		if c.NotReplicated {
+			http += ", not replicated (policy)"
+		}
 		fmt.Fprintf(&b, "%s %s  %s %s  %s, state %s, idle %s, age %s, packets %d, bytes %d%s\n",
 			strings.ToUpper(c.Protocol), c.OutInterface, c.OrigDst, c.InInterface, c.OrigSrc,
 			c.State, HMS(c.Idle), HMS(c.Age), c.Packets, c.Bytes, http)

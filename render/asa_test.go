@@ -58,13 +58,21 @@ func failoverPair() (api.Status, api.Status, time.Time) {
 		Hellos:    api.HelloStats{Sent: 300, Received: 299, Missed: 1},
 		Counts:    api.TableCounts{Conns: 20, Xlates: 1, ARP: 4},
 		Replication: api.ReplicationStats{Role: "sender", Connected: true, Synced: true, BulkSyncs: 1, Sessions: 1,
-			Tables: []api.TableStats{{Table: "conn", Sent: 40}}},
+			Tables: []api.TableStats{{Table: "conn", Sent: 40}, {Table: "xlate", Sent: 2}, {Table: "gtp-pdp", Sent: 3, Errors: 1}}},
+		Stateful: []api.StatefulTable{{Table: "arp", Entries: 4}, {Table: "xlate", Entries: 1}, {Table: "conn", Entries: 18},
+			{Table: "bridge"}, {Table: "gtp-pdp", Entries: -1}},
+		Local: []api.LocalTable{{Table: "route", Entries: 3, Reason: "each unit builds its own routes from the config"},
+			{Table: "http", Entries: 2, Reason: "HTTP replication is off (failover replication http)"}},
 	}
 	b := api.Status{Unit: "fw-b", Peer: "fw-a", Role: "secondary", PID: 102, State: "Standby Ready", Term: 3,
 		LastChange: now.Add(-50 * time.Second), LastReason: "bulk sync done", MACMode: "virtual", Mode: "routed",
 		PeerState: "Active", PeerKnown: true, PeerLastHeard: now.Add(-80 * time.Millisecond), FailoverLinkUp: true,
 		Replication: api.ReplicationStats{Role: "receiver", Connected: true, Synced: true, BulkSyncs: 1, Sessions: 1,
 			Tables: []api.TableStats{{Table: "conn", Received: 40, Applied: 40}}},
+		Stateful: []api.StatefulTable{{Table: "arp", Entries: 4}, {Table: "xlate", Entries: 1}, {Table: "conn", Entries: 18},
+			{Table: "bridge"}, {Table: "gtp-pdp", Entries: 2}},
+		Local: []api.LocalTable{{Table: "route", Entries: 3, Reason: "each unit builds its own routes from the config"},
+			{Table: "http", Reason: "HTTP replication is off (failover replication http)"}},
 	}
 	return a, b, now
 }
@@ -81,6 +89,7 @@ func TestGoldenShowFailover(t *testing.T) {
 		{"failover-on-fw-a", a, b},
 		{"failover-on-fw-b", b, a},
 		{"failover-peer-frozen", a, api.Status{Unit: "fw-b", State: "not answering: process 102 is stopped (frozen, SIGSTOP)"}},
+		{"failover-module", withModule(a, 0), withModule(b, 3)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -94,4 +103,12 @@ func TestGoldenShowFailover(t *testing.T) {
 			golden(t, tt.name, buf.Bytes())
 		})
 	}
+}
+
+// withModule gives a status a service module that met uninspected flows.
+func withModule(s api.Status, uninspected uint64) api.Status {
+	s.Module = &api.ModuleInfo{Unit: s.Unit, Slot: "ips", Status: "Up", FailMode: "fail-open", Signatures: 1, Flows: 4,
+		Detected: 1, DetectedDrops: 2, UninspectedFlows: uninspected, UninspectedPackets: 10 * uninspected}
+	s.Local = append(s.Local, api.LocalTable{Table: "module", Entries: 4, Reason: "the module's memory is its own"})
+	return s
 }

@@ -18,6 +18,12 @@ func ShowFailover(w io.Writer, lab string, this, other api.Status, now time.Time
 	fmt.Fprintf(&b, "Failover On (lab %s)\n", lab)
 	failoverHost(&b, "This host", this, now)
 	failoverHost(&b, "Other host", other, now)
+	if this.PID != 0 {
+		b.WriteString("\n")
+		if err := FailoverStats(&b, this, other); err != nil {
+			return err
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -54,6 +60,7 @@ func failoverHost(b *strings.Builder, label string, s api.Status, now time.Time)
 		fmt.Fprintf(b, "  Interface %s: %s\n", m.Name, state)
 	}
 	fmt.Fprintf(b, "  Tables: %d conns, %d xlates, %d arp, %d bridge (%s mode)\n", s.Counts.Conns, s.Counts.Xlates, s.Counts.ARP, s.Counts.Bridge, s.Mode)
+	moduleLine(b, s.Module)
 	replicationLines(b, s.Replication)
 }
 

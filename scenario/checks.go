@@ -43,6 +43,12 @@ func describeExpect(e *ExpectSpec) string {
 	for _, d := range keys(e.Drops) {
 		parts = append(parts, "drops "+d+" "+e.Drops[d])
 	}
+	for _, d := range keys(e.Module) {
+		parts = append(parts, "module "+d+" "+e.Module[d])
+	}
+	for _, d := range keys(e.UAuth) {
+		parts = append(parts, "uauth on "+d+" "+e.UAuth[d])
+	}
 	if e.OneAnswer {
 		parts = append(parts, "one unit answers ARP on the wire")
 	}
@@ -142,6 +148,12 @@ func (r *runner) check(ctx context.Context, e *ExpectSpec) []string {
 	}
 	if len(e.Drops) > 0 {
 		problems = append(problems, r.checkDrops(ctx, e)...)
+	}
+	if len(e.Module) > 0 {
+		problems = append(problems, r.checkModule(ctx, e)...)
+	}
+	if len(e.UAuth) > 0 {
+		problems = append(problems, r.checkUAuth(us, e)...)
 	}
 	if len(e.Run) > 0 || len(e.Log) > 0 {
 		problems = append(problems, r.checkRuns(e)...)

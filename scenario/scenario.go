@@ -131,6 +131,12 @@ type ExpectSpec struct {
 	// raises the term: a cut link that made a needless takeover shows).
 	MaxTerm int               `yaml:"max_term"`
 	Drops   map[string]string `yaml:"drops"` // reason: ">0", "0", ">=N"
+	// Module compares the active unit's service module counters
+	// (module_check.go): counter: ">0", "0", ">=N".
+	Module map[string]string `yaml:"module"`
+	// UAuth counts each unit's uauth entries (uauth_check.go): key
+	// active, standby or a unit's name; value ">0", "0", ">=N".
+	UAuth map[string]string `yaml:"uauth"`
 	// Run checks run steps' programs by name; Log counts matching lines
 	// of files in the lab's state dir (see run_step.go).
 	Run map[string]*RunExpect `yaml:"run"`
@@ -499,6 +505,8 @@ func (v *validator) expect(sc *Scenario, f string, e *ExpectSpec, traffics map[s
 			v.errf(f+".drops."+reason, "%v", err)
 		}
 	}
+	v.moduleExpect(f, e.Module)
+	v.uauthExpect(f, e.UAuth)
 }
 
 func parsePercent(s string) (float64, error) {

@@ -65,6 +65,10 @@ func TestScenarioErrors(t *testing.T) {
 			[]string{"x.yaml:5: steps[1].expect.run.c.output: bad regular expression: error parsing regexp: missing closing ): `(`"}},
 		{"log without bounds", "  - expect: {log: [{file: ../etc/passwd, pattern: x}]}\n",
 			[]string{`x.yaml:4: steps[0].expect.log[0].file: needs a file name in the lab's state dir (no / prefix, no ..)`}},
+		{"unknown module counter", "  - expect: {module: {detections: \">0\"}}\n",
+			[]string{`x.yaml:4: steps[0].expect.module.detections: "detections" is not a module counter (expected one of [detected detected_drops fail_close_drops flows packets uninspected_flows uninspected_packets])`}},
+		{"bad uauth count", "  - expect: {uauth: {active: many}}\n",
+			[]string{`x.yaml:4: steps[0].expect.uauth.active: "many" is not a count condition (expected like 0, >0, >=5)`}},
 		{"bad percent", "  - traffic: {name: s, kind: tcp-stream, client: client1, server: server1}\n  - expect: {traffic: {s: {survived: all}}}\n",
 			[]string{`x.yaml:5: steps[1].expect.traffic.s.survived: "all" is not a percentage (expected like 100%)`}},
 	}

@@ -32,7 +32,7 @@ func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 	case modeFilter:
 		m.onFilterKey(msg)
 		return nil
-	case modeHelp:
+	case modeHelp, modeRepl:
 		if msg.String() == "ctrl+c" {
 			return m.quit()
 		}
@@ -123,6 +123,8 @@ func (m *Model) onViewKey(msg tea.KeyPressMsg) (cmd tea.Cmd, done bool) {
 		return m.quit(), true
 	case key.Matches(msg, k.Help):
 		m.mode = modeHelp
+	case key.Matches(msg, k.Repl):
+		m.mode = modeRepl
 	case key.Matches(msg, k.Dismiss):
 		m.dismiss()
 	case key.Matches(msg, k.NextTab):

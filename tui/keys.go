@@ -22,6 +22,7 @@ type keyMap struct {
 	PowerOff                  key.Binding
 	Reset, Dismiss, Help      key.Binding
 	Quit, Enter, Cancel, Tabs key.Binding
+	Repl                      key.Binding
 }
 
 func defaultKeys() keyMap {
@@ -51,6 +52,7 @@ func defaultKeys() keyMap {
 		Reset:    b([]string{"x"}, "x", "failover reset"),
 		Dismiss:  b([]string{"esc"}, "esc", "dismiss"),
 		Help:     b([]string{"?"}, "?", "help"),
+		Repl:     b([]string{"v"}, "v", "replication view"),
 		Quit:     b([]string{"q", "ctrl+c"}, "q", "quit"),
 		Enter:    b([]string{"enter"}, "enter", "choose"),
 		Cancel:   b([]string{"esc"}, "esc", "cancel"),
@@ -71,6 +73,7 @@ var longHelp = map[string]string{
 	"x":   "failover reset a Failed unit",
 	"q":   "quit; the lab keeps running",
 	"esc": "dismiss banner, clear filter",
+	"v":   "replication: what is, what is not",
 }
 
 // actionKeys are the keys that act on the lab, shown on every screen.
@@ -118,7 +121,7 @@ func (k keyMap) helpSections() []struct {
 			b2("tab/⇧tab", "next/previous tab"), k.Tabs, b2("↑↓/k j", "scroll a row"),
 			b2("pgup/pgdn", "scroll a page"), b2("home/end", "first/last row"),
 		}},
-		{"Tables and program", []key.Binding{k.Filter, k.Sort, k.Dismiss, k.Help, k.Quit}},
+		{"Tables and program", []key.Binding{k.Filter, k.Sort, k.Repl, k.Dismiss, k.Help, k.Quit}},
 	}
 }
 

@@ -78,6 +78,7 @@ const (
 	modeHelp         // the ? screen
 	modeLinks        // choosing a link for l
 	modeConfirm      // a destructive key waits for y (input.go)
+	modeRepl         // the replication view (v)
 )
 
 // unitView is what the TUI knows of one unit.

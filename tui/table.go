@@ -21,6 +21,7 @@ const (
 	markMissing             // on the active, missing on the standby
 	markExtra               // only on the standby
 	markUnknown             // the standby's copy could not be checked
+	markLocal               // not replicated by policy: no standby copy, by design
 )
 
 func (m mark) String() string {
@@ -33,6 +34,8 @@ func (m mark) String() string {
 		return "+"
 	case markUnknown:
 		return "?"
+	case markLocal:
+		return "L"
 	}
 	return " "
 }
@@ -45,7 +48,7 @@ func (m mark) render() string {
 		return styleMissing.Render(m.String())
 	case markExtra:
 		return styleExtra.Render(m.String())
-	case markUnknown:
+	case markUnknown, markLocal:
 		return styleDim.Render(m.String())
 	}
 	return " "
@@ -343,14 +346,19 @@ func (t *tableTab) summary(end int) string {
 		parts = append(parts, styleWarn.Render("stale"))
 	}
 	if t.replicated && !d.paged && d.standbyErr == "" && t.staleActive == "" && t.staleStandby == "" {
-		var miss, extra int
+		var miss, extra, local int
 		for i := range d.rows {
 			switch d.rows[i].mark {
 			case markMissing:
 				miss++
 			case markExtra:
 				extra++
+			case markLocal:
+				local++
 			}
+		}
+		if local > 0 {
+			parts = append(parts, styleDim.Render(fmt.Sprintf("L %d not replicated (policy)", local)))
 		}
 		if miss > 0 {
 			parts = append(parts, styleMissing.Render(fmt.Sprintf("✗ %d missing", miss)))

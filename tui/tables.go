@@ -104,6 +104,7 @@ func fetchTable(ctx context.Context, src Source, r tableReq) tableData {
 				d.standbyTotal = s.Total
 			}
 			d.rows = merge(a.Entries, s.Entries, d.standbyTotal >= 0, r.paged, render.Conns.Key, render.Conns.PairCells)
+			markPolicy(d.rows, a.Entries)
 		} else {
 			a, aerr := src.Xlates(ctx, r.active, off, lim)
 			var s api.Page[api.Xlate]
@@ -174,6 +175,18 @@ func fetchTable(ctx context.Context, src Source, r tableReq) tableData {
 		}
 	}
 	return d
+}
+
+// markPolicy marks the active's connections that policy keeps off the
+// state link (HTTP with HTTP replication off): their absence on the
+// standby is by design, never a missing (✗) error. merge puts the active's
+// entries first, in order.
+func markPolicy(rows []row, active []api.Conn) {
+	for i := range active {
+		if active[i].NotReplicated && rows[i].mark != markBoth {
+			rows[i].mark = markLocal
+		}
+	}
 }
 
 func (d *tableData) fill(na, ns int, aerr, serr error, standby string) {

@@ -8,6 +8,9 @@ import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/falab/falab/api"
+	"github.com/falab/falab/render"
 )
 
 // Smallest usable terminal; 80x24 is the size the layout is made for.
@@ -276,6 +279,8 @@ func (m *Model) body() string {
 		return m.helpView(h)
 	case modeLinks:
 		return m.linksView(h)
+	case modeRepl:
+		return m.replView(h)
 	}
 	switch {
 	case m.cur < len(m.tables):
@@ -313,6 +318,50 @@ func (m *Model) helpView(h int) string {
 		}
 	}
 	return block(lines, m.width, h)
+}
+
+// replView is the replication view: the ASA's "Stateful Failover Logical
+// Update Statistics" of the active unit, with each table's entries on both
+// units, then the tables that stay on each unit and why. It reads the
+// statuses the header already polls, so it is live and costs no fetch.
+func (m *Model) replView(h int) string {
+	ai := m.activeIdx()
+	this, other := m.units[ai].status, m.units[1-ai].status
+	lines := []string{styleTitle.Render("Replication") + styleDim.Render("  (any key closes)")}
+	if !m.units[ai].ok {
+		this = api.Status{Unit: m.units[ai].name}
+	}
+	if !m.units[1-ai].ok {
+		other = api.Status{Unit: m.units[1-ai].name}
+	}
+	var b strings.Builder
+	if this.PID == 0 {
+		b.WriteString("no unit answers\n")
+	} else if err := render.ReplicationTables(&b, this, other); err != nil {
+		b.WriteString(err.Error())
+	}
+	for _, l := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
+		lines = append(lines, expandTabs(strings.TrimPrefix(l, "\t")))
+	}
+	return block(lines, m.width, h)
+}
+
+// expandTabs replaces tabs with spaces to the next multiple of 8 columns,
+// as a terminal would, so the view fits the width it measures.
+func expandTabs(s string) string {
+	var b strings.Builder
+	col := 0
+	for _, r := range s {
+		if r == '\t' {
+			n := 8 - col%8
+			b.WriteString(strings.Repeat(" ", n))
+			col += n
+			continue
+		}
+		b.WriteRune(r)
+		col++
+	}
+	return b.String()
 }
 
 func (m *Model) linksView(h int) string {

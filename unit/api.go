@@ -38,6 +38,8 @@ func (u *Unit) Status() api.Status {
 		Counts:       api.TableCounts{Conns: u.fw.ConnCount(), Xlates: u.fw.XlateCount(), ARP: len(u.fw.ARPEntries()), Bridge: u.fw.BridgeCount()},
 		History:      hist,
 	}
+	s.Stateful, s.Local = u.replicationView()
+	s.Module = u.moduleStats.get(func() *api.ModuleInfo { return u.moduleInfo(false) })
 	if st.Peer.Known {
 		s.PeerState = st.Peer.State.String()
 	} else {
@@ -87,6 +89,9 @@ func (u *Unit) serveAPI() (*http.Server, error) {
 	mux.HandleFunc("GET /v1/interfaces", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, convert(u.fw.InterfaceStats(), wireInterface))
 	})
+	mux.HandleFunc("GET /v1/module", u.serveModule)
+	mux.HandleFunc("GET /v1/uauth", u.serveUAuth)
+	mux.HandleFunc("POST /v1/uauth/clear", u.serveClearUAuth)
 	mux.HandleFunc("GET /v1/drops", func(w http.ResponseWriter, r *http.Request) {
 		out := api.Drops{}
 		for reason, n := range u.fw.Drops() {

@@ -24,10 +24,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/failover"
 	"github.com/falab/falab/firewall"
+	"github.com/falab/falab/fwconfig"
 	"github.com/falab/falab/gtp"
+	"github.com/falab/falab/module"
 	"github.com/falab/falab/replicate"
+	"github.com/falab/falab/uauth"
 )
 
 // garpSchedule is when the new active repeats its gratuitous ARPs after a
@@ -49,6 +53,16 @@ type Unit struct {
 	tables  []uint8        // replicated table ids in bulk order: the firewall's, then engines'
 	engines []engineTable  // inspection engines' replicated tables (AddEngineTable)
 	gtp     *gtp.Inspector // GTP inspection (engine_gtp.go); nil when off
+	locals  []localTable   // tables kept off the state link (AddLocalTable), for the replication view
+
+	unreplicated cached[int]             // connections policy keeps local, for the replication view (view.go)
+	moduleStats  cached[*api.ModuleInfo] // the module's counters for statuses (engine_module.go)
+
+	module *module.Module // the security service module, or nil (engine_module.go)
+
+	uauth         *uauth.Table          // cut-through proxy authentication, or nil (engine_uauth.go)
+	uauthCfg      *fwconfig.UAuthConfig // its configuration
+	uauthSteering bool                  // the firewall steers to the listener (the unit has its own stack)
 
 	machine *failover.Machine // owned by drive
 	evq     *eventQueue
@@ -166,6 +180,12 @@ func New(cfg *Config, key replicate.Key, ports map[string]firewall.Port, log *sl
 	u.fw = fw
 	if err := u.addGTP(); err != nil {
 		return nil, err
+	}
+	if err := u.newModule(cfg.Firewall.Module); err != nil {
+		return nil, fmt.Errorf("service module: %w", err)
+	}
+	if err := u.newUAuth(cfg.Firewall.UAuth); err != nil {
+		return nil, fmt.Errorf("cut-through proxy: %w", err)
 	}
 	for name, p := range ports {
 		if err := fw.Attach(name, p); err != nil {
@@ -301,6 +321,8 @@ func (u *Unit) Run(ctx context.Context) error {
 	if u.gtp != nil {
 		u.spawn(u.sweepGTP)
 	}
+	u.spawn(u.moduleLoop)
+	u.spawn(u.uauthLoop)
 	u.spawn(u.drive)
 
 	var runErr error

@@ -25,7 +25,8 @@ func convert[F, W any](in []F, f func(*F) W) []W {
 func wireConn(c *firewall.ConnInfo) api.Conn {
 	return api.Conn{Protocol: c.Protocol, InInterface: c.InInterface, OutInterface: c.OutInterface,
 		OrigSrc: c.OrigSrc, OrigDst: c.OrigDst, ReplySrc: c.ReplySrc, ReplyDst: c.ReplyDst,
-		State: c.State, HTTP: c.HTTP, Packets: c.Packets, Bytes: c.Bytes, Age: c.Age, Idle: c.Idle}
+		State: c.State, HTTP: c.HTTP, Packets: c.Packets, Bytes: c.Bytes, Age: c.Age, Idle: c.Idle,
+		NotReplicated: c.NotReplicated}
 }
 
 func wireXlate(x *firewall.XlateInfo) api.Xlate {

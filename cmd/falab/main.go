@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -77,6 +78,7 @@ func newRoot(e *env) *cobra.Command {
 		newUpCmd(e), newTUICmd(e), newDownCmd(e), newStatusCmd(e), newLabsCmd(e), newValidateCmd(e),
 		newExecCmd(e), newShellCmd(e), newShowCmd(e), newFailoverCmd(e), newTrafficCmd(e), newFaultCmd(e),
 		newCaptureCmd(e), newRunCmd(e), newBenchCmd(e), newVersionCmd(e), newAgentCmd(e), newUnitCmd(e),
+		newClearCmd(e), newHashPasswordCmd(e),
 	)
 	for _, c := range root.Commands() {
 		c.DisableFlagsInUseLine = true // each Use line names its flags
@@ -99,7 +101,26 @@ func (e *env) prepare(cmd *cobra.Command) error {
 }
 
 func main() {
+	keepInheritedFDsFromChildren()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// keepInheritedFDsFromChildren marks every descriptor falab inherited
+// beyond stdin, stdout and stderr close-on-exec. Go opens its own files
+// close-on-exec, but a descriptor the caller left open is passed on to
+// every process falab starts: `flock LOCK falab up --detach` made the
+// lab's units and daemons hold LOCK until `falab down`, so every other
+// `flock LOCK` waited for a lab that was long up.
+func keepInheritedFDsFromChildren() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }
 
 // run executes one command line and returns its exit status.

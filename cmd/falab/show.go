@@ -16,7 +16,7 @@ import (
 	"github.com/falab/falab/render"
 )
 
-var showWhat = []string{"conn", "xlate", "arp", "mac-address-table", "route", "interface", "asp-drop", "failover"}
+var showWhat = []string{"conn", "xlate", "arp", "mac-address-table", "route", "interface", "asp-drop", "failover", "module", "uauth"}
 
 // showOptions are the flags of `falab show`.
 type showOptions struct {
@@ -27,13 +27,14 @@ type showOptions struct {
 func newShowCmd(e *env) *cobra.Command {
 	var o showOptions
 	cmd := &cobra.Command{
-		Use:   "show conn|xlate|arp|mac-address-table|route|interface|asp-drop|failover|" + servicePolicyUsage + " [--unit U] [--lab LAB] [--json]",
+		Use:   "show conn|xlate|arp|mac-address-table|route|interface|asp-drop|failover|module|uauth|" + servicePolicyUsage + " [--unit U] [--lab LAB] [--json]",
 		Short: "show a unit's tables, like an ASA's show commands",
 		Long: "A unit's tables the way an ASA's show commands print them (default: the active unit; --unit fw-b\n" +
 			"shows the standby's copy). Large tables (conn, xlate) are paged with --offset and --limit.\n" +
 			"mac-address-table is the transparent mode's bridge table. failover shows the unit asked as\n" +
-			"\"This host\" and its peer as \"Other host\". service-policy inspect gtp pdp-context [detail] lists\n" +
-			"the GTP PDP contexts (a lab with firewall.inspect.gtp).",
+			"\"This host\" and its peer as \"Other host\". module shows each unit's service module (or --unit's);\n" +
+			"uauth each unit's authenticated users (never replicated). service-policy inspect gtp pdp-context\n" +
+			"[detail] lists the GTP PDP contexts (a lab with firewall.inspect.gtp).",
 		ValidArgs:   showWhat,
 		Args:        func(_ *cobra.Command, args []string) error { return showArgs(args) },
 		Annotations: rootNeeded(),
@@ -63,6 +64,12 @@ func (e *env) show(ctx context.Context, o showOptions, args []string) error {
 	}
 	if what == "failover" {
 		return e.showFailover(ctx, name, o.unit)
+	}
+	if what == "module" {
+		return e.showModule(ctx, name, o.unit)
+	}
+	if what == "uauth" {
+		return e.showUAuth(ctx, name, o.unit)
 	}
 	u := o.unit
 	if u == "" {
@@ -295,4 +302,37 @@ func (e *env) failoverActive(ctx context.Context, name, target string) error {
 	}
 	fmt.Fprintf(e.stdout, "failover active on %s: %s\n", target, r)
 	return nil
+}
+
+// showModule prints `show module` of each unit (or the one asked): the
+// module is per unit, and what each one's module knows differs after a
+// failover.
+func (e *env) showModule(ctx context.Context, name, asked string) error {
+	units, err := lab.UnitNames(name)
+	if err != nil {
+		return err
+	}
+	if asked != "" {
+		if !slices.Contains(units, asked) {
+			return usageError{fmt.Sprintf("lab %s has no unit %q (units: %s)", name, asked, strings.Join(units, ", "))}
+		}
+		units = []string{asked}
+	}
+	var ms []api.ModuleInfo
+	for _, n := range units {
+		c, err := lab.UnitClient(name, n)
+		var m api.ModuleInfo
+		if err == nil {
+			m, err = c.Module(ctx)
+		}
+		if err != nil {
+			fmt.Fprintf(e.stderr, "%s: %v\n", n, err)
+			continue
+		}
+		ms = append(ms, m)
+	}
+	if len(ms) == 0 {
+		return fmt.Errorf("no unit of lab %s answered with a service module", name)
+	}
+	return e.print(ms, nil, func(w io.Writer) error { return render.ShowModule(w, ms) })
 }

@@ -1,0 +1,90 @@
+package firewall
+
+import (
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/falab/falab/firewall/header"
+)
+
+// fakeAuth authorizes the sources in ok.
+type fakeAuth struct {
+	mu sync.Mutex
+	ok map[netip.Addr]bool
+}
+
+func (a *fakeAuth) Authorized(src netip.Addr, _ time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ok[src]
+}
+
+// fakeStack keeps what is delivered to the unit's stack, as frames for
+// decode.
+type fakeStack struct{ got [][]byte }
+
+func (s *fakeStack) Deliver(ip []byte) error {
+	frame := make([]byte, header.EthernetLen+len(ip))
+	header.Ethernet(frame).SetEtherType(header.EtherTypeIPv4)
+	copy(frame[header.EthernetLen:], ip)
+	s.got = append(s.got, frame)
+	return nil
+}
+
+var webClass = []ACE{{Permit: true, Protocol: "tcp", DstPortLow: 80}}
+
+// TestUAuthSteersUntilAuthorized: the first connection of an
+// unauthenticated source to a port the class matches is steered to the
+// listener on the inside address without translating its source (and its
+// later segments follow), the listener's answers leave with the server's
+// address and port as source; once the source is authorized, its new
+// connection is an ordinary one. Other ports are never steered.
+func TestUAuthSteersUntilAuthorized(t *testing.T) {
+	l := resolvedLab(t, labConfig())
+	auth, stack := &fakeAuth{ok: map[netip.Addr]bool{}}, &fakeStack{}
+	if !l.fw.AttachUAuth(auth, stack, "inside", webClass, 1080) {
+		t.Fatal("AttachUAuth refused")
+	}
+	nothing(t, l.send(segment{true, SYN, ""}))
+	nothing(t, l.in(ifInside, l.tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, 40000, 80, ACK|PSH, "GET / HTTP/1.1")))
+	if len(stack.got) != 2 || l.fw.ConnCount() != 0 || l.fw.SteeredCount() != 1 {
+		t.Fatalf("delivered %d, conns %d, steered %d", len(stack.got), l.fw.ConnCount(), l.fw.SteeredCount())
+	}
+	for _, f := range stack.got {
+		p := decode(t, f) // checksums verified
+		if p.Src != ap(client.ip, 40000) || p.Dst != ap(insideIP, 1080) {
+			t.Errorf("steered segment %s -> %s", p.Src, p.Dst)
+		}
+	}
+	// The listener answers: unit inside address:1080 -> client.
+	reply := tcpFrame(fwInsideMAC, client.mac, insideIP, client.ip, 1080, 40000, SYN|ACK, "")
+	ip := header.IPv4(reply[header.EthernetLen:])
+	if !l.fw.Unsteer(ip, 0) {
+		t.Fatal("the listener's answer was not recognised")
+	}
+	if p := decode(t, reply); p.Src != ap(server.ip, 80) || p.Dst != ap(client.ip, 40000) {
+		t.Errorf("unsteered answer %s -> %s", p.Src, p.Dst)
+	}
+	// Port 443 is outside the class: an ordinary connection.
+	l.in(ifInside, l.tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, 40001, 443, SYN, ""))
+	if l.fw.ConnCount() != 1 || len(stack.got) != 2 {
+		t.Errorf("port 443: conns %d, delivered %d", l.fw.ConnCount(), len(stack.got))
+	}
+	// Authorized now: a new connection to port 80 passes.
+	auth.ok[netip.AddrFrom4(client.ip)] = true
+	only(t, l.in(ifInside, l.tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, 40002, 80, SYN, "")), ifOutside, 1)
+	if l.fw.ConnCount() != 2 || len(stack.got) != 2 {
+		t.Errorf("authorized: conns %d, delivered %d", l.fw.ConnCount(), len(stack.got))
+	}
+	// A stray answer from the listener port to a flow never steered is not touched.
+	stray := tcpFrame(fwInsideMAC, client2.mac, insideIP, client2.ip, 1080, 555, ACK, "")
+	if l.fw.Unsteer(header.IPv4(stray[header.EthernetLen:]), 0) {
+		t.Error("a stray packet was unsteered")
+	}
+	l.fw.expireSteered(int64(time.Hour))
+	if l.fw.SteeredCount() != 0 {
+		t.Errorf("idle steered flows kept: %d", l.fw.SteeredCount())
+	}
+}
