@@ -27,6 +27,14 @@ const (
 // Change records of one connection are emitted while mu (for state
 // transitions) or both shard locks and mu (for creation and deletion) are
 // held, so they leave in the order the table saw them.
+//
+// A TCP connection is announced (replicated, and counted in the digest)
+// from its first state past SYN_SENT: a connection whose SYN has not been
+// answered yet is not worth a record, since a unit that takes over
+// without it sees the initiator's retransmitted SYN open it again, through
+// the same PAT xlate (which is replicated), about a second later. That
+// saves one record in three of every TCP connection's setup. hash is zero
+// until the connection is announced.
 type conn struct {
 	// Immutable after insertion.
 	orig, reply  Tuple
@@ -42,7 +50,8 @@ type conn struct {
 	mu       sync.Mutex
 	state    atomic.Uint32 // TCPState | closeFlags<<8; written under mu, read without
 	dead     bool          // guarded by mu: deleted from the table
-	hash     uint64        // guarded by mu: digest contribution of the last record emitted
+	halfOpen bool          // guarded by mu: counted by the embryonic table
+	hash     uint64        // guarded by mu: digest contribution of the last record emitted; 0 until announced
 	win      [2]TCPWindow  // guarded by mu: TCP sequence tracking per direction
 	pickup   [2]bool       // guarded by mu: adopted from a record; the next segment of that direction re-seeds win (tcp.go)
 	listIdx  int           // guarded by the orig tuple's shard lock
@@ -200,9 +209,12 @@ func (f *Firewall) insertConn(rec ConnRecord, heldXlate bool) (c *conn, existing
 	t.shards[so].list = append(t.shards[so].list, c)
 	t.count.Add(1)
 	c.mu.Lock()
-	ch := Change{Table: TableConn, Op: OpUpsert, Conn: c.record(f)}
-	c.hash = entryHash(ch)
-	f.commit(ch, 0, c.hash)
+	f.embryonic.observe(c)
+	if announced(rec.State) {
+		ch := Change{Table: TableConn, Op: OpUpsert, Conn: c.record(f)}
+		c.hash = entryHash(ch)
+		f.commit(ch, 0, c.hash)
+	}
 	c.mu.Unlock()
 	t.unlockPair(so, sr)
 	if isPAT && !heldXlate {
@@ -223,11 +235,19 @@ func (f *Firewall) setConnStateLocked(c *conn, st TCPState, closeFlags uint8) {
 		return
 	}
 	c.state.Store(v)
+	f.embryonic.observe(c)
+	if !announced(st) {
+		return
+	}
 	ch := Change{Table: TableConn, Op: OpUpsert, Conn: c.record(f)}
 	h := entryHash(ch)
 	f.commit(ch, c.hash, h)
 	c.hash = h
 }
+
+// announced reports whether a connection in state st is replicated: every
+// one but a TCP connection in SYN_SENT (see conn).
+func announced(st TCPState) bool { return st != TCPStateSynSent }
 
 // adoptConn takes over the replicated state of rec into c, a connection
 // just inserted from rec or already there: its state and close flags
@@ -278,7 +298,10 @@ func (f *Firewall) deleteConn(c *conn) {
 	s.list[last] = nil
 	s.list = s.list[:last]
 	t.count.Add(-1)
-	f.commit(Change{Table: TableConn, Op: OpDelete, Conn: c.record(f)}, c.hash, 0)
+	f.embryonic.observe(c)
+	if c.hash != 0 {
+		f.commit(Change{Table: TableConn, Op: OpDelete, Conn: c.record(f)}, c.hash, 0)
+	}
 	c.mu.Unlock()
 	t.unlockPair(so, sr)
 	if c.holdsXlate {
