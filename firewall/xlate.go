@@ -21,7 +21,9 @@ type xlateKey struct {
 }
 
 // xlate is one NAT translation slot. Fields are guarded by the lock of
-// the xlateShard that holds it (the shard of key.real).
+// the xlateShard that holds it (the shard of key.real). It is 48 bytes (a
+// size class): its digest contribution is not kept but recomputed from
+// its record (hash), since an xlate changes about twice in its life.
 type xlate struct {
 	key        xlateKey
 	realIf     uint8
@@ -31,7 +33,11 @@ type xlate struct {
 	listIdx    int32
 	created    int64
 	idleSince  int64 // when refs last fell to zero
-	hash       uint64
+}
+
+// hash is x's digest contribution.
+func (x *xlate) hash(f *Firewall) uint64 {
+	return entryHash(Change{Table: TableXlate, Op: OpUpsert, Xlate: x.record(f)})
 }
 
 func (x *xlate) record(f *Firewall) XlateRecord {
@@ -305,7 +311,7 @@ func (f *Firewall) upsertXlateLocked(s *xlateShard, rec XlateRecord) (*xlate, er
 		s.list = append(s.list, x)
 		t.count.Add(1)
 	} else {
-		oldHash = x.hash
+		oldHash = x.hash(f)
 		if x.key.kind == NATDynamicPAT {
 			t.unmarkMapped(x)
 		}
@@ -315,8 +321,7 @@ func (f *Firewall) upsertXlateLocked(s *xlateShard, rec XlateRecord) (*xlate, er
 		t.markMapped(x) // an applied record takes its port like a local allocation
 	}
 	ch := Change{Table: TableXlate, Op: OpUpsert, Xlate: x.record(f)}
-	x.hash = entryHash(ch)
-	f.commit(ch, oldHash, x.hash)
+	f.commit(ch, oldHash, entryHash(ch))
 	return x, nil
 }
 
@@ -340,7 +345,8 @@ func (f *Firewall) deleteXlateLocked(s *xlateShard, x *xlate) {
 	s.list[last] = nil
 	s.list = s.list[:last]
 	t.count.Add(-1)
-	f.commit(Change{Table: TableXlate, Op: OpDelete, Xlate: x.record(f)}, x.hash, 0)
+	ch := Change{Table: TableXlate, Op: OpDelete, Xlate: x.record(f)}
+	f.commit(ch, entryHash(ch), 0)
 }
 
 // allocatePAT returns the PAT mapping of (proto, real, realPort) towards
