@@ -85,9 +85,9 @@ func (c *conn) record(f *Firewall) ConnRecord {
 
 type connShard struct {
 	mu   sync.RWMutex
-	m    map[Tuple]*conn // guarded by mu: both tuples of every conn
-	list []*conn         // guarded by mu: conns whose orig tuple hashes here, for paging and sweeping
-	_    [64]byte        // keep neighbouring shards' locks off one cache line
+	idx  connIndex // guarded by mu: both tuples of every conn
+	list []*conn   // guarded by mu: conns whose orig tuple hashes here, for paging and sweeping
+	_    [64]byte  // keep neighbouring shards' locks off one cache line
 }
 
 // connTable is the sharded connection table.
@@ -98,7 +98,7 @@ type connTable struct {
 
 func (t *connTable) init() {
 	for i := range t.shards {
-		t.shards[i].m = make(map[Tuple]*conn)
+		t.shards[i].idx.shard = i
 	}
 }
 
@@ -115,7 +115,7 @@ func shardOf(k Tuple) int {
 func (t *connTable) lookup(k Tuple) (*conn, int) {
 	s := &t.shards[shardOf(k)]
 	s.mu.RLock()
-	c := s.m[k]
+	c := s.idx.get(k)
 	s.mu.RUnlock()
 	if c == nil {
 		return nil, 0
@@ -194,22 +194,24 @@ func (f *Firewall) insertConn(rec ConnRecord, heldXlate bool) (c *conn, existing
 	t := &f.conns
 	so, sr := shardOf(rec.Orig), shardOf(rec.Reply)
 	t.lockPair(so, sr)
-	if old := t.shards[so].m[rec.Orig]; old != nil {
+	if old := t.shards[so].idx.get(rec.Orig); old != nil {
 		t.unlockPair(so, sr)
 		if heldXlate {
 			f.releaseXlate(x)
 		}
 		return old, true, dropNone
 	}
-	if t.shards[sr].m[rec.Reply] != nil {
+	if t.shards[sr].idx.get(rec.Reply) != nil {
 		t.unlockPair(so, sr)
 		if heldXlate {
 			f.releaseXlate(x)
 		}
 		return nil, false, DropConnConflict
 	}
-	t.shards[so].m[rec.Orig] = c
-	t.shards[sr].m[rec.Reply] = c
+	t.shards[so].idx.put(rec.Orig, c)
+	if rec.Reply != rec.Orig {
+		t.shards[sr].idx.put(rec.Reply, c)
+	}
 	c.listIdx = int32(len(t.shards[so].list))
 	t.shards[so].list = append(t.shards[so].list, c)
 	t.count.Add(1)
@@ -290,12 +292,8 @@ func (f *Firewall) deleteConn(c *conn) {
 		return
 	}
 	c.dead = true
-	if t.shards[so].m[c.orig] == c {
-		delete(t.shards[so].m, c.orig)
-	}
-	if t.shards[sr].m[c.reply] == c {
-		delete(t.shards[sr].m, c.reply)
-	}
+	t.shards[so].idx.remove(c.orig, c)
+	t.shards[sr].idx.remove(c.reply, c)
 	s := &t.shards[so]
 	last := len(s.list) - 1
 	s.list[c.listIdx] = s.list[last]
