@@ -2,8 +2,10 @@ package firewall
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/falab/falab/firewall/header"
 	"github.com/falab/falab/firewall/memport"
 	"github.com/google/go-cmp/cmp"
 )
@@ -174,4 +176,80 @@ func TestParallelSetupKeepsTheHostQuota(t *testing.T) {
 	if d := cmp.Diff(map[string]uint64{"nat-host-quota": 350}, l.drops()); d != "" {
 		t.Errorf("drops (-want +got):\n%s", d)
 	}
+}
+
+// setTCP rewrites frame (a TCP frame from tcpFrame) in place to a segment
+// with these addresses, ports, numbers and flags, checksums valid.
+func setTCP(frame []byte, ethSrc, ethDst [6]byte, src, dst [4]byte, sport, dport uint16, seq, ack uint32, flags uint8) []byte {
+	e := header.Ethernet(frame)
+	e.SetSource(ethSrc[:])
+	e.SetDestination(ethDst[:])
+	ip := header.IPv4(e.Payload())
+	ip.SetTTL(64)
+	ip.SetSourceAddress(src)
+	ip.SetDestinationAddress(dst)
+	ip.SetChecksum(0)
+	ip.SetChecksum(ip.CalculateChecksum())
+	t := header.TCP(ip.Payload())
+	t.SetSourcePort(sport)
+	t.SetDestinationPort(dport)
+	t.SetSequenceNumber(seq)
+	t.SetAckNumber(ack)
+	t.SetFlags(flags)
+	t.SetChecksum(0)
+	t.SetChecksum(t.CalculateChecksum(src, dst))
+	return frame
+}
+
+// BenchmarkNewTCPConnectionParallel measures TCP connection setup from
+// all cores at once: every iteration is a whole handshake (SYN, SYN-ACK,
+// ACK) of a new connection from a distinct (host, port), so each takes its
+// own PAT xlate, and its three change records go into one mutex-guarded
+// queue, as the unit's sender takes them. The four pools hold 258048
+// ports; the run fails rather than measure drops if it needs more.
+func BenchmarkNewTCPConnectionParallel(b *testing.B) {
+	cfg := patBenchConfig()
+	cfg.NoRandomSequence = true
+	l := resolvedLab(b, cfg)
+	for i := range 160 { // the SYN-ACKs go back to every bench host
+		l.neighbour(ifInside, host{benchHost(i), mac(benchHost(i)[3], 1)})
+	}
+	var mu sync.Mutex
+	var queue []byte
+	records := 0
+	l.fw.onChange = func(c Change) {
+		mu.Lock()
+		if len(queue) > 1<<20 {
+			queue = queue[:0]
+		}
+		queue = c.AppendBinary(queue)
+		records++
+		mu.Unlock()
+	}
+	for _, it := range l.fw.ifs {
+		it.port = memport.NewDiscard()
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		frame := tcpFrame(client.mac, fwInsideMAC, client.ip, farServer, 1024, 443, SYN, "")
+		for pb.Next() {
+			i := int(next.Add(1) - 1)
+			src, sport := benchHost(i), uint16(1024+i/160)
+			hmac := mac(src[3], 1)
+			l.fw.HandleFrame(ifInside, setTCP(frame, hmac, fwInsideMAC, src, farServer, sport, 443, 1000, 0, SYN))
+			c, _ := l.fw.conns.lookup(Tuple{Proto: header.ProtocolTCP, Src: src, Dst: farServer, SrcPort: sport, DstPort: 443})
+			if c == nil {
+				continue // counted as a drop below
+			}
+			l.fw.HandleFrame(ifOutside, setTCP(frame, router.mac, fwOutsideMAC, farServer, c.reply.Dst, 443, c.reply.DstPort, 5000, 1001, SYN|ACK))
+			l.fw.HandleFrame(ifInside, setTCP(frame, hmac, fwInsideMAC, src, farServer, sport, 443, 1001, 5001, ACK))
+		}
+	})
+	b.StopTimer()
+	if d := l.fw.Drops(); len(d) != 0 {
+		b.Fatalf("drops %v after %d connections: the pools are exhausted, lower -benchtime", d, next.Load())
+	}
+	b.ReportMetric(float64(records)/float64(b.N), "records/conn")
 }
