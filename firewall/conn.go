@@ -51,9 +51,8 @@ type conn struct {
 	halfOpen bool    // guarded by mu: counted by the embryonic table
 	pickup   [2]bool // guarded by mu: adopted from a record; the next segment of that direction re-seeds win (tcp.go)
 
-	seqOff  uint32        // immutable: TCP sequence randomization offset (see ConnRecord.SeqOffset)
-	state   atomic.Uint32 // TCPState | closeFlags<<8; written under mu, read without
-	listIdx int32         // guarded by the orig tuple's shard lock
+	seqOff uint32        // immutable: TCP sequence randomization offset (see ConnRecord.SeqOffset)
+	state  atomic.Uint32 // TCPState | closeFlags<<8; written under mu, read without
 
 	engine   *engine // immutable: the inspection engine bound by port (inspect.go), or nil
 	created  int64   // immutable
@@ -84,10 +83,10 @@ func (c *conn) record(f *Firewall) ConnRecord {
 }
 
 type connShard struct {
-	mu   sync.RWMutex
-	idx  connIndex // guarded by mu: both tuples of every conn
-	list []*conn   // guarded by mu: conns whose orig tuple hashes here, for paging and sweeping
-	_    [64]byte  // keep neighbouring shards' locks off one cache line
+	mu    sync.RWMutex
+	idx   connIndex // guarded by mu: both tuples of every conn; idx.owned() yields those whose orig tuple hashes here
+	owned int       // guarded by mu: how many conns' orig tuple hashes here, for paging
+	_     [64]byte  // keep neighbouring shards' locks off one cache line
 }
 
 // connTable is the sharded connection table.
@@ -212,8 +211,7 @@ func (f *Firewall) insertConn(rec ConnRecord, heldXlate bool) (c *conn, existing
 	if rec.Reply != rec.Orig {
 		t.shards[sr].idx.put(rec.Reply, c)
 	}
-	c.listIdx = int32(len(t.shards[so].list))
-	t.shards[so].list = append(t.shards[so].list, c)
+	t.shards[so].owned++
 	t.count.Add(1)
 	c.mu.Lock()
 	f.embryonic.observe(c)
@@ -294,12 +292,7 @@ func (f *Firewall) deleteConn(c *conn) {
 	c.dead = true
 	t.shards[so].idx.remove(c.orig, c)
 	t.shards[sr].idx.remove(c.reply, c)
-	s := &t.shards[so]
-	last := len(s.list) - 1
-	s.list[c.listIdx] = s.list[last]
-	s.list[c.listIdx].listIdx = c.listIdx
-	s.list[last] = nil
-	s.list = s.list[:last]
+	t.shards[so].owned--
 	t.count.Add(-1)
 	f.embryonic.observe(c)
 	if c.hash != 0 {
@@ -339,7 +332,7 @@ func (f *Firewall) sweepConns(n int, now int64) {
 		f.sweepCursor = (f.sweepCursor + 1) % numConnShards
 		f.sweepScratch = f.sweepScratch[:0]
 		s.mu.RLock()
-		for _, c := range s.list {
+		for c := range s.idx.owned() {
 			if f.expired(c, now) {
 				f.sweepScratch = append(f.sweepScratch, c)
 			}
@@ -358,8 +351,10 @@ func (f *Firewall) touchAllConns(now int64) {
 	for i := range f.conns.shards {
 		s := &f.conns.shards[i]
 		s.mu.RLock()
-		for _, c := range s.list {
-			c.lastSeen.Store(now)
+		for _, c := range s.idx.slots { // every conn, some twice
+			if c != nil && c != tombstone {
+				c.lastSeen.Store(now)
+			}
 		}
 		s.mu.RUnlock()
 	}
@@ -385,7 +380,7 @@ type ConnInfo struct {
 // Conns returns up to limit connections starting at offset and the total
 // count. Entries are in table order, which is stable while the table does
 // not change; paging skips whole shards by their counts, so a page costs
-// O(shards + limit), not O(offset).
+// O(shards + the slots of the shards it reads), not O(offset).
 func (f *Firewall) Conns(offset, limit int) ([]ConnInfo, int) {
 	now := f.now()
 	var out []ConnInfo
@@ -393,13 +388,17 @@ func (f *Firewall) Conns(offset, limit int) ([]ConnInfo, int) {
 	for i := range f.conns.shards {
 		s := &f.conns.shards[i]
 		s.mu.RLock()
-		n := len(s.list)
+		n := s.owned
 		if offset >= n {
 			offset -= n
 		} else {
-			for _, c := range s.list[offset:] {
+			for c := range s.idx.owned() {
 				if len(out) >= limit {
 					break
+				}
+				if offset > 0 {
+					offset--
+					continue
 				}
 				out = append(out, f.connInfo(c, now))
 			}

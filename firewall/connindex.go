@@ -1,6 +1,9 @@
 package firewall
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"iter"
+)
 
 // connIndex finds a connection by either of its tuples within one shard:
 // an open-addressing hash table of *conn (linear probing, a power-of-two
@@ -114,4 +117,32 @@ func (x *connIndex) rebuild(n int) {
 			}
 		}
 	}
+}
+
+// owned yields every connection whose orig tuple belongs to this shard,
+// once each (at the first slot holding it on its orig tuple's probe
+// path), in slot order: the shard's own connections, for paging, sweeping
+// and snapshots. Deleting the one yielded is safe.
+func (x *connIndex) owned() iter.Seq[*conn] {
+	return func(yield func(*conn) bool) {
+		for i, c := range x.slots {
+			if c == nil || c == tombstone || shardOf(c.orig) != x.shard || x.firstSlot(c.orig, c) != i {
+				continue
+			}
+			if !yield(c) {
+				return
+			}
+		}
+	}
+}
+
+// firstSlot returns the first slot holding c on k's probe path, or -1.
+func (x *connIndex) firstSlot(k Tuple, c *conn) int {
+	mask := len(x.slots) - 1
+	for i := int(tupleHash(k)) & mask; x.slots[i] != nil; i = (i + 1) & mask {
+		if x.slots[i] == c {
+			return i
+		}
+	}
+	return -1
 }

@@ -10,7 +10,8 @@ import (
 // found by both of its tuples while it is in the table and by neither
 // after, through growth, tombstones and rebuilds, including connections
 // whose two tuples fall in one shard (about 1 in 256 here) and one whose
-// tuples are equal.
+// tuples are equal; and owned() yields every connection once, from the
+// shard of its orig tuple.
 func TestConnIndexAgainstAMap(t *testing.T) {
 	var tab connTable
 	tab.init()
@@ -68,6 +69,20 @@ func TestConnIndexAgainstAMap(t *testing.T) {
 					t.Fatalf("step %d: lookup %v = %p, want %p", step, k, got, model[k])
 				}
 			}
+		}
+	}
+	owned := map[*conn]int{}
+	for i := range tab.shards {
+		for c := range tab.shards[i].idx.owned() {
+			owned[c]++
+		}
+	}
+	if len(owned) != len(live) {
+		t.Errorf("owned() yields %d conns over all shards, %d live", len(owned), len(live))
+	}
+	for _, c := range live {
+		if owned[c] != 1 {
+			t.Errorf("owned() yields %v %d times", c.orig, owned[c])
 		}
 	}
 	if sameShard == 0 {

@@ -598,7 +598,7 @@ func (f *Firewall) ApplyChange(c Change) error {
 			return fmt.Errorf("apply xlate delete: unknown interface %q", r.MappedInterface)
 		}
 		k := xlateKey{kind: r.Kind, proto: r.Proto, real: r.Real, realPort: r.RealPort, mappedIf: uint8(mi)}
-		if x := s.m[k]; x != nil {
+		if x := s.idx.get(k); x != nil {
 			f.deleteXlateLocked(s, x)
 		}
 		return nil

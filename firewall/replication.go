@@ -30,7 +30,7 @@ func (f *Firewall) SnapshotChunk(t Table, cursor uint64, limit int, emit func(Ch
 		}
 		s := &f.conns.shards[cursor]
 		s.mu.RLock()
-		for _, c := range s.list {
+		for c := range s.idx.owned() {
 			c.mu.Lock()
 			if !c.dead && c.hash != 0 { // dead or not announced: no record
 				ch := Change{Table: TableConn, Op: OpUpsert, Conn: c.record(f)}
@@ -48,7 +48,7 @@ func (f *Firewall) SnapshotChunk(t Table, cursor uint64, limit int, emit func(Ch
 		}
 		s := &f.xlates.shards[cursor]
 		s.mu.Lock()
-		for _, x := range s.list {
+		for x := range s.idx.all() {
 			emit(Change{Table: TableXlate, Op: OpUpsert, Xlate: x.record(f)})
 		}
 		s.mu.Unlock()
@@ -76,7 +76,9 @@ func (f *Firewall) ResetTable(t Table) error {
 		for i := range f.conns.shards {
 			s := &f.conns.shards[i]
 			s.mu.RLock()
-			all = append(all, s.list...)
+			for c := range s.idx.owned() {
+				all = append(all, c)
+			}
 			s.mu.RUnlock()
 		}
 		for _, c := range all {
@@ -86,8 +88,8 @@ func (f *Firewall) ResetTable(t Table) error {
 		for i := range f.xlates.shards {
 			s := &f.xlates.shards[i]
 			s.mu.Lock()
-			for len(s.list) > 0 {
-				f.deleteXlateLocked(s, s.list[len(s.list)-1])
+			for x := range s.idx.all() {
+				f.deleteXlateLocked(s, x)
 			}
 			s.mu.Unlock()
 		}

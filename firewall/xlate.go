@@ -30,7 +30,6 @@ type xlate struct {
 	mapped     [4]byte
 	mappedPort uint16
 	refs       int32 // connections using it
-	listIdx    int32
 	created    int64
 	idleSince  int64 // when refs last fell to zero
 }
@@ -80,16 +79,14 @@ type xlateTable struct {
 // that hash to it.
 type xlateShard struct {
 	mu      sync.Mutex
-	m       map[xlateKey]*xlate // guarded by mu
-	list    []*xlate            // guarded by mu: for paging and sweeping
-	perHost map[[4]byte]int32   // guarded by mu: PAT xlates in use by connections, per real host, for the quota
-	cursor  int                 // guarded by mu: sweep position in list
-	_       [64]byte            // keep neighbouring shards' locks off one cache line
+	idx     xlateIndex        // guarded by mu
+	perHost map[[4]byte]int32 // guarded by mu: PAT xlates in use by connections, per real host, for the quota
+	cursor  int               // guarded by mu: sweep position, a slot of idx
+	_       [64]byte          // keep neighbouring shards' locks off one cache line
 }
 
 func (t *xlateTable) init() {
 	for i := range t.shards {
-		t.shards[i].m = make(map[xlateKey]*xlate)
 		t.shards[i].perHost = make(map[[4]byte]int32)
 	}
 }
@@ -303,12 +300,11 @@ func (f *Firewall) upsertXlateLocked(s *xlateShard, rec XlateRecord) (*xlate, er
 	}
 	t := &f.xlates
 	k := xlateKey{kind: rec.Kind, proto: rec.Proto, real: rec.Real, realPort: rec.RealPort, mappedIf: uint8(mi)}
-	x := s.m[k]
+	x := s.idx.get(k)
 	var oldHash uint64
 	if x == nil {
-		x = &xlate{key: k, created: rec.Created, idleSince: f.now(), listIdx: int32(len(s.list))}
-		s.m[k] = x
-		s.list = append(s.list, x)
+		x = &xlate{key: k, created: rec.Created, idleSince: f.now()}
+		s.idx.put(x)
 		t.count.Add(1)
 	} else {
 		oldHash = x.hash(f)
@@ -329,21 +325,15 @@ func (f *Firewall) upsertXlateLocked(s *xlateShard, rec XlateRecord) (*xlate, er
 // xlates go away. Caller holds s, x's shard.
 func (f *Firewall) deleteXlateLocked(s *xlateShard, x *xlate) {
 	t := &f.xlates
-	if s.m[x.key] != x {
+	if !s.idx.remove(x) {
 		return
 	}
-	delete(s.m, x.key)
 	if x.key.kind == NATDynamicPAT {
 		t.unmarkMapped(x)
 		if x.refs > 0 {
 			s.unhostLocked(x)
 		}
 	}
-	last := len(s.list) - 1
-	s.list[x.listIdx] = s.list[last]
-	s.list[x.listIdx].listIdx = x.listIdx
-	s.list[last] = nil
-	s.list = s.list[:last]
 	t.count.Add(-1)
 	ch := Change{Table: TableXlate, Op: OpDelete, Xlate: x.record(f)}
 	f.commit(ch, entryHash(ch), 0)
@@ -360,7 +350,7 @@ func (f *Firewall) allocatePAT(rule *patRule, proto uint8, real [4]byte, realPor
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := xlateKey{kind: NATDynamicPAT, proto: proto, real: real, realPort: realPort, mappedIf: uint8(rule.mappedIf)}
-	if x := s.m[k]; x != nil {
+	if x := s.idx.get(k); x != nil {
 		s.refLocked(x)
 		return xlateRef{key: k, mapped: x.mapped, mappedPort: x.mappedPort, realIf: x.realIf}, dropNone
 	}
@@ -394,7 +384,7 @@ func (f *Firewall) acquireXlate(r xlateRef, c *conn) {
 	s := f.xlates.shardOf(r.key.real)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	x := s.m[r.key]
+	x := s.idx.get(r.key)
 	if x == nil {
 		var err error
 		x, err = f.upsertXlateLocked(s, XlateRecord{
@@ -416,7 +406,7 @@ func (f *Firewall) releaseXlate(r xlateRef) {
 	s := f.xlates.shardOf(r.key.real)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if x := s.m[r.key]; x != nil && x.refs > 0 {
+	if x := s.idx.get(r.key); x != nil && x.refs > 0 {
 		x.refs--
 		if x.refs == 0 {
 			x.idleSince = f.now()
@@ -469,17 +459,20 @@ func (f *Firewall) sweepXlates(budget int, now int64) {
 func (f *Firewall) sweepXlateShard(s *xlateShard, budget int, now int64) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for n := len(s.list); n > 0 && budget > 0; n-- {
-		budget--
-		if s.cursor >= len(s.list) {
+	slots := s.idx.slots // deleting leaves every other entry in its slot
+	for n := len(slots); n > 0 && budget > 0; n-- {
+		if s.cursor >= len(slots) {
 			s.cursor = 0
 		}
-		x := s.list[s.cursor]
-		if x.key.kind == NATDynamicPAT && x.refs == 0 && now-x.idleSince > int64(f.timeouts.PATXlate) {
-			f.deleteXlateLocked(s, x) // the last entry moved into cursor's slot: look at it next
+		x := slots[s.cursor]
+		s.cursor++
+		if x == nil || x == xlateTombstone {
 			continue
 		}
-		s.cursor++
+		budget--
+		if x.key.kind == NATDynamicPAT && x.refs == 0 && now-x.idleSince > int64(f.timeouts.PATXlate) {
+			f.deleteXlateLocked(s, x)
+		}
 	}
 	return budget
 }
@@ -488,7 +481,7 @@ func (f *Firewall) touchAllXlates(now int64) {
 	for i := range f.xlates.shards {
 		s := &f.xlates.shards[i]
 		s.mu.Lock()
-		for _, x := range s.list {
+		for x := range s.idx.all() {
 			if x.refs == 0 {
 				x.idleSince = now
 			}
@@ -510,8 +503,9 @@ type XlateInfo struct {
 }
 
 // Xlates returns up to limit xlates from offset, and the total count, in
-// table order (shard by shard), which is stable while the table does not
-// change.
+// table order (shard by shard, slot by slot), which is stable while the
+// table does not change. Paging skips whole shards by their counts; within
+// a shard it walks the slots.
 func (f *Firewall) Xlates(offset, limit int) ([]XlateInfo, int) {
 	now := f.now()
 	out := make([]XlateInfo, 0, max(0, min(limit, 1024)))
@@ -519,13 +513,17 @@ func (f *Firewall) Xlates(offset, limit int) ([]XlateInfo, int) {
 	for i := range f.xlates.shards {
 		s := &f.xlates.shards[i]
 		s.mu.Lock()
-		n := len(s.list)
+		n := s.idx.live
 		if offset >= n {
 			offset -= n
 		} else {
-			for _, x := range s.list[offset:] {
+			for x := range s.idx.all() {
 				if len(out) >= limit {
 					break
+				}
+				if offset > 0 {
+					offset--
+					continue
 				}
 				out = append(out, f.xlateInfo(x, now))
 			}
