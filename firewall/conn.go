@@ -36,20 +36,17 @@ const (
 // saves one record in three of every TCP connection's setup. hash is zero
 // until the connection is announced.
 type conn struct {
-	// Fields are ordered for size (152 bytes, the 160-byte size class):
-	// the narrow ones first, then the 8-byte ones.
+	// Fields are ordered for size (144 bytes, a size class): the narrow
+	// ones first, then the 8-byte ones; the flags are bits.
 
 	// Immutable after insertion.
 	orig, reply  Tuple
 	inIf, outIf  uint8
-	origNextHop  [4]byte // next hop towards the responder (leaving by outIf)
-	replyNextHop [4]byte // next hop towards the initiator (leaving by inIf)
-	http         bool
-	holdsXlate   bool // holds a reference on the PAT xlate of its source
+	origNextHop  [4]byte   // next hop towards the responder (leaving by outIf)
+	replyNextHop [4]byte   // next hop towards the initiator (leaving by inIf)
+	fixed        connFixed // HTTP, holds an xlate
 
-	dead     bool    // guarded by mu: deleted from the table
-	halfOpen bool    // guarded by mu: counted by the embryonic table
-	pickup   [2]bool // guarded by mu: adopted from a record; the next segment of that direction re-seeds win (tcp.go)
+	flags connFlags // guarded by mu: dead, half-open, pickup per direction
 
 	seqOff uint32        // immutable: TCP sequence randomization offset (see ConnRecord.SeqOffset)
 	state  atomic.Uint32 // TCPState | closeFlags<<8; written under mu, read without
@@ -64,6 +61,45 @@ type conn struct {
 	bytes    atomic.Uint64
 }
 
+// connFixed are a connection's immutable flags.
+type connFixed uint8
+
+const (
+	fixedHTTP       connFixed = 1 << iota // TCP port 80 on either side (ConnRecord.HTTP)
+	fixedHoldsXlate                       // holds a reference on the PAT xlate of its source
+)
+
+// connFlags are a connection's mutable flags, guarded by its mu.
+type connFlags uint8
+
+const (
+	flagPickupOrig  connFlags = 1 << iota // adopted from a record; the next segment from the initiator re-seeds win (tcp.go)
+	flagPickupReply                       // the same from the responder
+	flagDead                              // deleted from the table
+	flagHalfOpen                          // counted by the embryonic table
+)
+
+func (c *conn) http() bool       { return c.fixed&fixedHTTP != 0 }
+func (c *conn) holdsXlate() bool { return c.fixed&fixedHoldsXlate != 0 }
+
+// dead reports whether c was deleted from the table. Caller holds c.mu.
+func (c *conn) dead() bool { return c.flags&flagDead != 0 }
+
+// pickup reports whether direction dir awaits pickup. Caller holds c.mu.
+func (c *conn) pickup(dir int) bool { return c.flags&(flagPickupOrig<<dir) != 0 }
+
+// setFlag sets or clears f. Caller holds c.mu.
+func (c *conn) setFlag(f connFlags, on bool) {
+	if on {
+		c.flags |= f
+	} else {
+		c.flags &^= f
+	}
+}
+
+// setPickup marks or unmarks direction dir for pickup. Caller holds c.mu.
+func (c *conn) setPickup(dir int, on bool) { c.setFlag(flagPickupOrig<<dir, on) }
+
 func (c *conn) tcpState() (TCPState, uint8) {
 	v := c.state.Load()
 	return TCPState(v), uint8(v >> 8)
@@ -76,7 +112,7 @@ func (c *conn) record(f *Firewall) ConnRecord {
 	return ConnRecord{
 		Orig: c.orig, Reply: c.reply,
 		InInterface: f.ifs[c.inIf].name, OutInterface: f.ifs[c.outIf].name,
-		State: st, CloseFlags: cf, HTTP: c.http,
+		State: st, CloseFlags: cf, HTTP: c.http(),
 		Created: c.created, LastSeen: c.lastSeen.Load(),
 		SeqOffset: c.seqOff, Window: c.win,
 	}
@@ -180,7 +216,10 @@ func (f *Firewall) insertConn(rec ConnRecord, heldXlate bool) (c *conn, existing
 	}
 	c = &conn{
 		orig: rec.Orig, reply: rec.Reply, inIf: uint8(in), outIf: uint8(out),
-		http: rec.HTTP, created: rec.Created, seqOff: rec.SeqOffset, win: rec.Window,
+		created: rec.Created, seqOff: rec.SeqOffset, win: rec.Window,
+	}
+	if rec.HTTP {
+		c.fixed |= fixedHTTP
 	}
 	c.engine = f.engineFor(rec.Orig)
 	c.state.Store(uint32(rec.State) | uint32(rec.CloseFlags)<<8)
@@ -188,7 +227,9 @@ func (f *Firewall) insertConn(rec ConnRecord, heldXlate bool) (c *conn, existing
 	c.origNextHop = f.nextHopOn(out, rec.Reply.Src)
 	c.replyNextHop = f.nextHopOn(in, rec.Orig.Src)
 	x, isPAT := f.patXlateOf(c)
-	c.holdsXlate = isPAT
+	if isPAT {
+		c.fixed |= fixedHoldsXlate
+	}
 
 	t := &f.conns
 	so, sr := shardOf(rec.Orig), shardOf(rec.Reply)
@@ -232,7 +273,7 @@ func (f *Firewall) insertConn(rec ConnRecord, heldXlate bool) (c *conn, existing
 // and records the change; the caller holds c.mu. It is the one way a
 // connection's state changes.
 func (f *Firewall) setConnStateLocked(c *conn, st TCPState, closeFlags uint8) {
-	if c.dead {
+	if c.dead() {
 		return
 	}
 	v := uint32(st) | uint32(closeFlags)<<8
@@ -267,11 +308,12 @@ func (f *Firewall) adoptConn(c *conn, rec ConnRecord) {
 	if c.orig.Proto == header.ProtocolTCP {
 		c.win = rec.Window
 		for d := range c.win {
-			c.pickup[d] = c.win[d].Flags&TCPWinSeen != 0
+			c.setPickup(d, c.win[d].Flags&TCPWinSeen != 0)
 		}
 		if rec.Window[dirOrig].Flags&TCPWinSeen == 0 && rec.State != TCPStateSynSent {
 			// A record from a writer without tracking: adopt both sides.
-			c.pickup = [2]bool{true, true}
+			c.setPickup(dirOrig, true)
+			c.setPickup(dirReply, true)
 		}
 	}
 	f.setConnStateLocked(c, rec.State, rec.CloseFlags)
@@ -284,12 +326,12 @@ func (f *Firewall) deleteConn(c *conn) {
 	so, sr := shardOf(c.orig), shardOf(c.reply)
 	t.lockPair(so, sr)
 	c.mu.Lock()
-	if c.dead {
+	if c.dead() {
 		c.mu.Unlock()
 		t.unlockPair(so, sr)
 		return
 	}
-	c.dead = true
+	c.flags |= flagDead
 	t.shards[so].idx.remove(c.orig, c)
 	t.shards[sr].idx.remove(c.reply, c)
 	t.shards[so].owned--
@@ -300,7 +342,7 @@ func (f *Firewall) deleteConn(c *conn) {
 	}
 	c.mu.Unlock()
 	t.unlockPair(so, sr)
-	if c.holdsXlate {
+	if c.holdsXlate() {
 		if x, ok := f.patXlateOf(c); ok {
 			f.releaseXlate(x)
 		}
@@ -418,7 +460,7 @@ func (f *Firewall) connInfo(c *conn, now int64) ConnInfo {
 		OrigSrc: addrPort(c.orig.Src, c.orig.SrcPort), OrigDst: addrPort(c.orig.Dst, c.orig.DstPort),
 		ReplySrc: addrPort(c.reply.Src, c.reply.SrcPort), ReplyDst: addrPort(c.reply.Dst, c.reply.DstPort),
 		State:   st.String(),
-		HTTP:    c.http,
+		HTTP:    c.http(),
 		Packets: c.packets.Load(), Bytes: c.bytes.Load(),
 		Age:  time.Duration(now - c.created),
 		Idle: time.Duration(now - c.lastSeen.Load()),

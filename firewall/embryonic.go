@@ -29,7 +29,7 @@ import (
 
 // embryonicTable counts the half-open TCP connections.
 //
-// Which connections are counted is each connection's own conn.halfOpen
+// Which connections are counted is each connection's own flagHalfOpen
 // (no map of them: a SYN flood's connections cost nothing more here).
 //
 // Lock order: embryonicTable.mu is a leaf, taken under a connection's own
@@ -53,11 +53,11 @@ func (t *embryonicTable) observe(c *conn) {
 		return
 	}
 	st, _ := c.tcpState()
-	half := !c.dead && isEmbryonic(st)
-	if half == c.halfOpen {
+	half := !c.dead() && isEmbryonic(st)
+	if half == (c.flags&flagHalfOpen != 0) {
 		return
 	}
-	c.halfOpen = half
+	c.setFlag(flagHalfOpen, half)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	src := c.orig.Src

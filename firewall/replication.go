@@ -32,7 +32,7 @@ func (f *Firewall) SnapshotChunk(t Table, cursor uint64, limit int, emit func(Ch
 		s.mu.RLock()
 		for c := range s.idx.owned() {
 			c.mu.Lock()
-			if !c.dead && c.hash != 0 { // dead or not announced: no record
+			if !c.dead() && c.hash != 0 { // dead or not announced: no record
 				ch := Change{Table: TableConn, Op: OpUpsert, Conn: c.record(f)}
 				if f.isReplicated(ch) {
 					emit(ch)
