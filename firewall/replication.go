@@ -16,11 +16,13 @@ func (f *Firewall) XlateCount() int {
 // cursor (0 first), and returns the cursor to continue from and whether the
 // table is done. Each entry is emitted while the lock under which its
 // changes are reported is held (a connection's shard and own lock, the
-// xlate or ARP table lock), so that for every key the snapshot record and
-// the change records reach emit's queue in the order the table saw them:
-// emit must only queue, never call back into the firewall. Entries that
-// Options.Replicated refuses are skipped, as their changes are. A chunk is
-// one connection shard, one xlate shard, the whole ARP table, or one bridge
+// xlate shard's or the ARP table's lock), so that for every key the
+// snapshot record and the change records reach emit's queue in the order
+// the table saw them: emit must only queue, never call back into the
+// firewall. Entries that Options.Replicated refuses are skipped, as their
+// changes are, and so are connections not yet announced (SYN_SENT, see
+// conn), which have had no change record either. A chunk is one
+// connection shard, one xlate shard, the whole ARP table, or one bridge
 // table shard; limit is a hint for tables that can honour it.
 func (f *Firewall) SnapshotChunk(t Table, cursor uint64, limit int, emit func(Change)) (next uint64, done bool) {
 	switch t {
