@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -252,4 +253,30 @@ func BenchmarkNewTCPConnectionParallel(b *testing.B) {
 		b.Fatalf("drops %v after %d connections: the pools are exhausted, lower -benchtime", d, next.Load())
 	}
 	b.ReportMetric(float64(records)/float64(b.N), "records/conn")
+}
+
+// TestEntryHashSpreads: records that differ in one field (a port, an
+// address byte, the state) hash apart; the digest is a sum of these.
+func TestEntryHashSpreads(t *testing.T) {
+	seen := map[uint64]string{}
+	add := func(what string, c Change) {
+		h := entryHash(c)
+		if prev, ok := seen[h]; ok {
+			t.Fatalf("%s and %s hash alike (%#x)", prev, what, h)
+		}
+		seen[h] = what
+	}
+	base := ConnRecord{Orig: Tuple{Proto: 6, Src: client.ip, Dst: server.ip, SrcPort: 1, DstPort: 443},
+		Reply: Tuple{Proto: 6, Src: server.ip, Dst: outsideIP, SrcPort: 443, DstPort: 1},
+		InInterface: "inside", OutInterface: "outside", State: TCPStateEstablished}
+	for p := range 1 << 16 {
+		r := base
+		r.Orig.SrcPort, r.Reply.DstPort = uint16(p), uint16(p)
+		add(fmt.Sprintf("conn port %d", p), Change{Table: TableConn, Conn: r})
+		r.State = TCPStateSynReceived
+		add(fmt.Sprintf("conn port %d SYN_RCVD", p), Change{Table: TableConn, Conn: r})
+		x := XlateRecord{Kind: NATDynamicPAT, Proto: 17, Real: [4]byte{10, 0, byte(p >> 8), byte(p)}, RealPort: 5000,
+			Mapped: outsideIP, MappedPort: uint16(p), RealInterface: "inside", MappedInterface: "outside"}
+		add(fmt.Sprintf("xlate %d", p), Change{Table: TableXlate, Xlate: x})
+	}
 }
