@@ -3,6 +3,7 @@ package firewall
 import (
 	"encoding/binary"
 	"iter"
+	"math/bits"
 )
 
 // connIndex finds a connection by either of its tuples within one shard:
@@ -23,9 +24,10 @@ import (
 // Guarded by the shard's lock.
 type connIndex struct {
 	slots []*conn
-	used  int // slots holding a connection or a tombstone
-	live  int // slots holding a connection
-	shard int // the shard it indexes (rebuild puts back the tuples of this shard)
+	orig  []uint64 // bit i: slots[i] holds its connection under its orig tuple (owned walks these)
+	used  int      // slots holding a connection or a tombstone
+	live  int      // slots holding a connection
+	shard int      // the shard it indexes (rebuild puts back the tuples of this shard)
 }
 
 // tombstone marks a slot whose connection was deleted.
@@ -75,6 +77,9 @@ func (x *connIndex) put(k Tuple, c *conn) {
 				x.used++
 			}
 			x.slots[i] = c
+			if k == c.orig {
+				x.orig[i>>6] |= 1 << (i & 63)
+			}
 			x.live++
 			return
 		}
@@ -90,6 +95,7 @@ func (x *connIndex) remove(k Tuple, c *conn) {
 	for i := int(tupleHash(k)) & mask; x.slots[i] != nil; i = (i + 1) & mask {
 		if x.slots[i] == c {
 			x.slots[i] = tombstone
+			x.orig[i>>6] &^= 1 << (i & 63)
 			x.live--
 		}
 	}
@@ -106,7 +112,7 @@ func (x *connIndex) rebuild(n int) {
 	for size < n {
 		size <<= 1
 	}
-	x.slots, x.used, x.live = make([]*conn, size), 0, 0
+	x.slots, x.orig, x.used, x.live = make([]*conn, size), make([]uint64, (size+63)/64), 0, 0
 	for _, c := range old {
 		if c == nil || c == tombstone {
 			continue
@@ -120,29 +126,18 @@ func (x *connIndex) rebuild(n int) {
 }
 
 // owned yields every connection whose orig tuple belongs to this shard,
-// once each (at the first slot holding it on its orig tuple's probe
-// path), in slot order: the shard's own connections, for paging, sweeping
-// and snapshots. Deleting the one yielded is safe.
+// once each (at the slot it was put in under that tuple), in slot order:
+// the shard's own connections, for paging, sweeping and snapshots. It
+// reads only the orig bitmap and those slots. Deleting the one yielded is
+// safe.
 func (x *connIndex) owned() iter.Seq[*conn] {
 	return func(yield func(*conn) bool) {
-		for i, c := range x.slots {
-			if c == nil || c == tombstone || shardOf(c.orig) != x.shard || x.firstSlot(c.orig, c) != i {
-				continue
-			}
-			if !yield(c) {
-				return
+		for w, bitsLeft := range x.orig {
+			for ; bitsLeft != 0; bitsLeft &= bitsLeft - 1 {
+				if !yield(x.slots[w<<6+bits.TrailingZeros64(bitsLeft)]) {
+					return
+				}
 			}
 		}
 	}
-}
-
-// firstSlot returns the first slot holding c on k's probe path, or -1.
-func (x *connIndex) firstSlot(k Tuple, c *conn) int {
-	mask := len(x.slots) - 1
-	for i := int(tupleHash(k)) & mask; x.slots[i] != nil; i = (i + 1) & mask {
-		if x.slots[i] == c {
-			return i
-		}
-	}
-	return -1
 }

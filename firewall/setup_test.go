@@ -267,7 +267,7 @@ func TestEntryHashSpreads(t *testing.T) {
 		seen[h] = what
 	}
 	base := ConnRecord{Orig: Tuple{Proto: 6, Src: client.ip, Dst: server.ip, SrcPort: 1, DstPort: 443},
-		Reply: Tuple{Proto: 6, Src: server.ip, Dst: outsideIP, SrcPort: 443, DstPort: 1},
+		Reply:       Tuple{Proto: 6, Src: server.ip, Dst: outsideIP, SrcPort: 443, DstPort: 1},
 		InInterface: "inside", OutInterface: "outside", State: TCPStateEstablished}
 	for p := range 1 << 16 {
 		r := base
