@@ -98,13 +98,14 @@ var FigureIDs = []string{
 	"udp-pps",
 	"tcp-gbps", "tcp-gbps-kernel-offloads-on",
 	"conn-rate",
-	"mem-per-conn",
+	"mem-per-conn", "mem-per-conn-standby",
 	"gap-crash", "gap-freeze",
 	"tcp-resume-c2s", "tcp-survived-c2s", "tcp-resume-s2c", "tcp-survived-s2c", "tcp-resume-both", "tcp-survived-both",
 	"bulk-sync",
 	"repl-lag-p99",
-	"transparent-pps",
+	"lp-conn-rate", "lp-tcp", "lp-crash-gap",
 	"ref-crash-gap", "ref-conntrackd-lag", "ref-tcp-survive",
+	"transparent-pps",
 }
 
 // Figure returns the figure with that id.
