@@ -44,7 +44,7 @@ type Verdict uint8
 
 const (
 	VerdictPass Verdict = iota // forward the packet
-	VerdictDrop                // drop it, counted as DropInspect
+	VerdictDrop                // drop it, counted as Inspection.Drop (DropInspect if unset)
 )
 
 // Inspection is one packet as an engine sees it.
@@ -53,6 +53,11 @@ type Inspection struct {
 	FromInitiator bool   // the packet travels in the Orig direction
 	Payload       []byte // the TCP or UDP payload; the engine may read it, not resize it
 	Now           time.Time
+	// Drop is the reason a VerdictDrop is counted under, so that "show
+	// asp-drop" names the engine's reason (gtp-unknown-teid rather than
+	// inspect-drop). The engine sets it when it drops; zero means
+	// DropInspect.
+	Drop DropReason
 
 	f *Firewall
 }
@@ -165,6 +170,9 @@ func (w *worker) inspect(c *conn, dir int) DropReason {
 	v := c.engine.Inspect(x)
 	x.Payload = nil
 	if v == VerdictDrop {
+		if x.Drop > dropNone && x.Drop < numDropReasons {
+			return x.Drop
+		}
 		return DropInspect
 	}
 	return dropNone

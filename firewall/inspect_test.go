@@ -34,6 +34,10 @@ func (e *toyEngine) Inspect(x *Inspection) Verdict {
 	if msg == "DROP" {
 		return VerdictDrop
 	}
+	if msg == "FORGED" {
+		x.Drop = DropGTPUnknownTEID
+		return VerdictDrop
+	}
 	if p, ok := strings.CutPrefix(msg, "MEDIA "); ok {
 		port, _ := strconv.Atoi(p)
 		x.Expect(Pinhole{Proto: header.ProtocolUDP, Src: x.Orig.Dst, Dst: x.Orig.Src, DstPort: uint16(port)})
@@ -77,8 +81,10 @@ func TestInspectionHook(t *testing.T) {
 		t.Errorf("engine saw (-want +got):\n%s", d)
 	}
 
-	// A drop verdict drops the packet and counts it.
+	// A drop verdict drops the packet and counts it, under the engine's
+	// own reason if it names one.
 	nothing(t, toDMZ(40000, 5060, "DROP"))
+	nothing(t, toDMZ(40000, 5060, "FORGED"))
 
 	// The media flow back from the dmz is refused by the security levels
 	// until the engine expects it; the pinhole admits it once.
@@ -87,10 +93,10 @@ func TestInspectionHook(t *testing.T) {
 	only(t, fromDMZ(7000, 6000, "rtp 1"), ifInside, 1)
 	only(t, fromDMZ(7000, 6000, "rtp 2"), ifInside, 1) // its connection now
 	nothing(t, fromDMZ(7002, 6000, "another flow"))    // the pinhole is spent
-	if d := cmp.Diff([]string{"orig " + ctl + `"DROP"`, "orig " + ctl + `"MEDIA 6000"`}, e.take()); d != "" {
+	if d := cmp.Diff([]string{"orig " + ctl + `"DROP"`, "orig " + ctl + `"FORGED"`, "orig " + ctl + `"MEDIA 6000"`}, e.take()); d != "" {
 		t.Errorf("engine saw (-want +got):\n%s", d)
 	}
-	if d := cmp.Diff(map[string]uint64{"inspect-drop": 1, "security-level": 2}, l.drops()); d != "" {
+	if d := cmp.Diff(map[string]uint64{"inspect-drop": 1, "gtp-unknown-teid": 1, "security-level": 2}, l.drops()); d != "" {
 		t.Errorf("drops (-want +got):\n%s", d)
 	}
 }

@@ -61,6 +61,7 @@ func Check(c Config) []Problem {
 	v.accessLists()
 	v.accessGroups()
 	v.limits()
+	v.inspect()
 	return v.probs
 }
 

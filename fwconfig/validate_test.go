@@ -58,6 +58,7 @@ func TestCheck(t *testing.T) {
 		{"unknown list", func(c *Config) { c.AccessGroups[0].AccessList = "nope" }, []string{"access_groups[0].access_list"}},
 		{"two groups", func(c *Config) { c.AccessGroups = append(c.AccessGroups, c.AccessGroups[0]) }, []string{"access_groups[1].interface"}},
 		{"fragment", func(c *Config) { c.Fragment.Chain = -1 }, []string{"fragment.chain"}},
+		{"gtp tunnel limit", func(c *Config) { c.Inspect.GTP = &GTPInspect{TunnelLimit: -1} }, []string{"inspect.gtp.tunnel_limit"}},
 		{"mode", func(c *Config) { c.Mode = "bridged" }, []string{"mode"}},
 		{"management in routed mode", func(c *Config) { c.ManagementAddr = netip.MustParsePrefix("198.18.1.5/24") }, []string{"management_address"}},
 		{"transparent with routes and NAT", func(c *Config) {

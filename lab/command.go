@@ -57,7 +57,12 @@ func StartCommand(labName string, c Command) error {
 	exitPath := commandPath(labName, c.Name, "exit")
 	_ = os.Remove(exitPath)
 	script := `f=$1; shift; "$@"; echo $? > "$f"`
-	args := append([]string{"-c", script, "sh", exitPath}, c.Argv...)
+	args := []string{"-c", script, "sh", exitPath}
+	for _, a := range c.Argv {
+		// {dir}, {lab} and {node} as in a daemon's command: a client
+		// such as sgsnemu needs a writable directory of its own.
+		args = append(args, expandDaemon(a, labName, c.Node))
+	}
 	p, err := spawnIn(l.Namespace(c.Node), "command "+c.Name, commandPath(labName, c.Name, "log"), "/bin/sh", args...)
 	if err != nil {
 		return fmt.Errorf("command %s: %w", c.Name, err)

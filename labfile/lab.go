@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/falab/falab/fwconfig"
 )
 
 // Lab is a validated, resolved lab: every default filled in, every name
@@ -108,6 +110,8 @@ type Firewall struct {
 	// Management addresses (transparent mode only).
 	ManagementAddr        netip.Prefix
 	ManagementStandbyAddr netip.Addr
+	// Inspect are the inspection engines turned on, with their settings.
+	Inspect fwconfig.Inspect
 }
 
 // FirewallInterface is a data interface (ASA nameif).
@@ -186,6 +190,8 @@ type Failover struct {
 	MACMode           string
 	HTTPReplication   bool
 	Key               string // a passphrase or 64 hex digits (see FailoverKey); empty: a random key is made per lab at up
+	// NoReplicate names engine tables not replicated (failover.replicate), sorted.
+	NoReplicate []string
 }
 
 // FailoverLink is the failover or state link.

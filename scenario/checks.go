@@ -103,6 +103,10 @@ func (r *runner) check(ctx context.Context, e *ExpectSpec) []string {
 		if p := r.checkBridgeTable(ctx); p != "" {
 			problems = append(problems, p)
 		}
+	case standbyHasPDP:
+		if p := r.checkStandbyPDP(ctx); p != "" {
+			problems = append(problems, p)
+		}
 	}
 	if len(e.Traffic) > 0 {
 		reps, err := lab.TrafficReports(r.name)

@@ -29,9 +29,12 @@ type ScenarioSpec struct {
 	// the scenario file).
 	Lab string `yaml:"lab"`
 	// MACMode and HTTPReplication override the lab's failover settings.
-	MACMode         string      `yaml:"mac_mode"`
-	HTTPReplication *bool       `yaml:"http_replication"`
-	Steps           []*StepSpec `yaml:"steps"`
+	MACMode         string `yaml:"mac_mode"`
+	HTTPReplication *bool  `yaml:"http_replication"`
+	// Replicate overrides the lab's failover.replicate (engine tables'
+	// replication, for negative controls).
+	Replicate *labfile.ReplicateSpec `yaml:"replicate"`
+	Steps     []*StepSpec            `yaml:"steps"`
 }
 
 // StepSpec is one step; exactly one of its fields is set.
@@ -114,7 +117,7 @@ type ExpectSpec struct {
 	StandbyReady string                    `yaml:"standby_ready"`
 	State        map[string]string         `yaml:"state"`
 	FailoverLink string                    `yaml:"failover_link"` // up or failed
-	StandbyHas   string                    `yaml:"standby_has"`   // all-conns: the standby holds every replicated conn of the active; bridge-table: the same bridge table
+	StandbyHas   string                    `yaml:"standby_has"`   // all-conns: the standby holds every replicated conn of the active; bridge-table: the same bridge table; gtp-pdp-contexts: the same PDP contexts and TEIDs
 	Traffic      map[string]*TrafficExpect `yaml:"traffic"`
 	ARP          []*ARPExpect              `yaml:"arp"`
 	// OneAnswer: every host asks for its gateway by ARP on the wire and
@@ -260,6 +263,9 @@ func ParseScenario(file string, data []byte) (*Scenario, error) {
 			}
 			if spec.HTTPReplication != nil {
 				l.Failover.HTTPReplication = *spec.HTTPReplication
+			}
+			if spec.Replicate != nil {
+				l.Failover.NoReplicate = labfile.NoReplicate(spec.Replicate)
 			}
 		}
 	}
@@ -454,9 +460,9 @@ func (v *validator) expect(sc *Scenario, f string, e *ExpectSpec, traffics map[s
 		v.errf(f+".failover_link", "%q: expected up or failed", e.FailoverLink)
 	}
 	switch e.StandbyHas {
-	case "", "all-conns", "bridge-table":
+	case "", "all-conns", "bridge-table", standbyHasPDP:
 	default:
-		v.errf(f+".standby_has", "%q: expected all-conns or bridge-table", e.StandbyHas)
+		v.errf(f+".standby_has", "%q: expected all-conns, bridge-table or %s", e.StandbyHas, standbyHasPDP)
 	}
 	for name, te := range e.Traffic {
 		ff := f + ".traffic." + name

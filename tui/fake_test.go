@@ -282,6 +282,21 @@ func (f *fakeSource) Drops(_ context.Context, name string) (map[string]uint64, e
 	return map[string]uint64{"not-active": 40}, nil
 }
 
+func (f *fakeSource) PDPContexts(_ context.Context, name string) (api.PDPContexts, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.alive(name); err != nil {
+		return api.PDPContexts{}, err
+	}
+	c := api.PDPContext{TID: "0001012143658750", IMSI: "001010123456789", NSAPI: 5, Primary: true, MS: "198.19.200.1", APN: "internet",
+		SGSNControl: "198.18.1.11", SGSNData: "198.18.1.11", GGSNControl: "198.18.2.11", GGSNData: "198.18.2.11",
+		SGSNControlTEID: 1, SGSNDataTEID: 1, GGSNControlTEID: 1, GGSNDataTEID: 1, Upstream: 6, Downstream: 6}
+	if name == "fw-b" {
+		c.Upstream, c.Downstream = 0, 0
+	}
+	return api.PDPContexts{InUse: 1, MostUsed: 1, Timeout: 30 * time.Minute, Contexts: []api.PDPContext{c}}, nil
+}
+
 func (f *fakeSource) HostARP(_ context.Context, host string) ([]topo.Neighbor, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -16,10 +16,10 @@ import (
 
 // Tab order. The table tabs come first, in the order of newTableTabs.
 const (
-	tabIndexHosts    = 7
-	tabIndexTimeline = 8
-	tabIndexTraffic  = 9
-	numTabs          = 10
+	tabIndexHosts    = 8
+	tabIndexTimeline = 9
+	tabIndexTraffic  = 10
+	numTabs          = 11
 )
 
 // Timeouts of the commands. A frozen unit's API does not answer at all, so
@@ -668,7 +668,7 @@ func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.cur = (m.cur + numTabs - 1) % numTabs
 		return m.refreshTab()
 	case key.Matches(msg, k.Tabs):
-		m.cur = (int(msg.Text[0]-'0') + 9) % 10 // "1" is the first tab, "0" the tenth
+		m.cur = (int(msg.Text[0]-'0') + 9) % 10 // "1" is the first tab, "0" the tenth; the eleventh by tab only
 		return m.refreshTab()
 	case key.Matches(msg, k.Filter):
 		if m.cur < len(m.tables) || m.cur == tabIndexTimeline {

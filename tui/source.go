@@ -64,6 +64,9 @@ type Source interface {
 	Interfaces(ctx context.Context, unitName string) ([]api.Interface, error)
 	// Drops returns a unit's drop counters by reason.
 	Drops(ctx context.Context, unitName string) (map[string]uint64, error)
+	// PDPContexts returns a unit's GTP PDP contexts (an error when the
+	// unit does not inspect GTP).
+	PDPContexts(ctx context.Context, unitName string) (api.PDPContexts, error)
 	// HostARP returns a host's ARP cache, read from its namespace.
 	HostARP(ctx context.Context, host string) ([]topo.Neighbor, error)
 	// UnitEvents returns a unit's events after seq.
@@ -213,6 +216,15 @@ func (s *LabSource) Drops(ctx context.Context, u string) (map[string]uint64, err
 		return nil, err
 	}
 	return c.Drops(ctx)
+}
+
+// PDPContexts implements Source.
+func (s *LabSource) PDPContexts(ctx context.Context, u string) (api.PDPContexts, error) {
+	c, err := s.client(u)
+	if err != nil {
+		return api.PDPContexts{}, err
+	}
+	return c.PDPContexts(ctx)
 }
 
 // Bridge implements Source.

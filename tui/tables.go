@@ -19,6 +19,7 @@ const (
 	tabRoutes = "routes"
 	tabIfaces = "interfaces"
 	tabDrops  = "drops"
+	tabGTP    = "gtp"
 )
 
 // wholeLimit is the largest table fetched whole, so that filter and sort
@@ -39,6 +40,8 @@ func newTableTabs() []*tableTab {
 			note: "counters are each unit's own", cols: columns(render.Interfaces.PairColumns())},
 		{id: tabDrops, title: "Drops", short: "Drops", sortCol: -1,
 			note: "drop counters are each unit's own", cols: columns(render.Drops.PairColumns())},
+		{id: tabGTP, title: "GTP", short: "GTP", replicated: true, sortCol: -1,
+			note: "inspect gtp's PDP contexts (empty unless the lab inspects GTP)", cols: columns(render.PDPContexts.PairColumns())},
 	}
 }
 
@@ -144,6 +147,11 @@ func fetchTable(ctx context.Context, src Source, r tableReq) tableData {
 		for i := range d.rows {
 			d.rows[i].mark = markNone
 		}
+	case tabGTP:
+		a, aerr := src.PDPContexts(ctx, r.active)
+		s, serr := fetchStandby(ctx, r.standby, src.PDPContexts)
+		d.fill(len(a.Contexts), len(s.Contexts), aerr, serr, r.standby)
+		d.rows = merge(a.Contexts, s.Contexts, d.standbyTotal >= 0, false, render.PDPContexts.Key, render.PDPContexts.PairCells)
 	case tabDrops:
 		a, aerr := src.Drops(ctx, r.active)
 		s, serr := fetchStandby(ctx, r.standby, src.Drops)

@@ -94,6 +94,13 @@ func (u *Unit) serveAPI() (*http.Server, error) {
 		}
 		writeJSON(w, out)
 	})
+	mux.HandleFunc("GET /v1/gtp/pdp-contexts", func(w http.ResponseWriter, r *http.Request) {
+		if u.gtp == nil {
+			http.Error(w, "GTP is not inspected (the lab has no firewall.inspect.gtp)", http.StatusNotFound)
+			return
+		}
+		writeJSON(w, wirePDPContexts(u.gtp.Listing(time.Now())))
+	})
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
 		since, _ := strconv.ParseUint(r.URL.Query().Get("since"), 10, 64)
 		wait, _ := time.ParseDuration(r.URL.Query().Get("wait"))

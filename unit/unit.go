@@ -26,6 +26,7 @@ import (
 
 	"github.com/falab/falab/failover"
 	"github.com/falab/falab/firewall"
+	"github.com/falab/falab/gtp"
 	"github.com/falab/falab/replicate"
 )
 
@@ -45,8 +46,9 @@ type Unit struct {
 	events  *EventLog
 	fw      *firewall.Firewall
 	key     replicate.Key
-	tables  []uint8       // replicated table ids in bulk order: the firewall's, then engines'
-	engines []engineTable // inspection engines' replicated tables (AddEngineTable)
+	tables  []uint8        // replicated table ids in bulk order: the firewall's, then engines'
+	engines []engineTable  // inspection engines' replicated tables (AddEngineTable)
+	gtp     *gtp.Inspector // GTP inspection (engine_gtp.go); nil when off
 
 	machine *failover.Machine // owned by drive
 	evq     *eventQueue
@@ -162,6 +164,9 @@ func New(cfg *Config, key replicate.Key, ports map[string]firewall.Port, log *sl
 		return nil, fmt.Errorf("firewall config: %w", err)
 	}
 	u.fw = fw
+	if err := u.addGTP(); err != nil {
+		return nil, err
+	}
 	for name, p := range ports {
 		if err := fw.Attach(name, p); err != nil {
 			return nil, err
@@ -294,6 +299,9 @@ func (u *Unit) Run(ctx context.Context) error {
 	u.spawn(u.acceptState)
 	u.spawn(u.watchLinks)
 	u.spawn(u.digestLoop)
+	if u.gtp != nil {
+		u.spawn(u.sweepGTP)
+	}
 	u.spawn(u.drive)
 
 	var runErr error

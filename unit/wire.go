@@ -1,8 +1,11 @@
 package unit
 
 import (
+	"net/netip"
+
 	"github.com/falab/falab/api"
 	"github.com/falab/falab/firewall"
+	"github.com/falab/falab/gtp"
 	"github.com/falab/falab/replicate"
 )
 
@@ -68,4 +71,20 @@ func replicationStats(s replicate.Stats, name func(table uint8) string) api.Repl
 			Queued: t.Queued, Sent: t.Sent, Filtered: t.Filtered, Received: t.Received, Applied: t.Applied, Errors: t.Errors})
 	}
 	return w
+}
+
+// wirePDPContexts converts the GTP inspector's listing.
+func wirePDPContexts(l gtp.Listing) api.PDPContexts {
+	out := api.PDPContexts{InUse: l.InUse, MostUsed: l.MostUsed, Timeout: l.Timeout, Contexts: []api.PDPContext{}}
+	a := func(b [4]byte) string { return netip.AddrFrom4(b).String() }
+	for _, c := range l.Contexts {
+		out.Contexts = append(out.Contexts, api.PDPContext{
+			TID: c.TID.String(), IMSI: c.TID.IMSIString(), NSAPI: c.TID.NSAPI, Primary: c.Primary, MS: a(c.MS), APN: c.APN,
+			SGSNControl: a(c.SGSNControl), SGSNData: a(c.SGSNData), GGSNControl: a(c.GGSNControl), GGSNData: a(c.GGSNData),
+			SGSNControlTEID: c.SGSNControlTEID, SGSNDataTEID: c.SGSNDataTEID, GGSNControlTEID: c.GGSNControlTEID, GGSNDataTEID: c.GGSNDataTEID,
+			Upstream: c.Upstream, Downstream: c.Downstream, SignalUpstream: c.SignalUpstream, SignalDownstream: c.SignalDownstream,
+			Idle: c.Idle,
+		})
+	}
+	return out
 }

@@ -103,6 +103,7 @@ func TestCompletion(t *testing.T) {
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"nope"}, {"labs", "--bogus"}, {"validate"}, {"labs", "extra"},
+		{"show", "service-policy", "inspect", "gtp"}, {"show", "service-policy", "inspect", "gtp", "pdp-context", "brief"},
 	} {
 		code, _, errOut := runCLI(args...)
 		if code != exitUsage || errOut == "" {
@@ -179,5 +180,31 @@ func TestPickLab(t *testing.T) {
 				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestShowServicePolicyArgs: the ASA's words for the PDP context table are
+// accepted, detail or not; anything else is a usage error.
+func TestShowServicePolicyArgs(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		detail bool
+		ok     bool
+	}{
+		{[]string{"service-policy", "inspect", "gtp", "pdp-context"}, false, true},
+		{[]string{"service-policy", "inspect", "gtp", "pdp-context", "detail"}, true, true},
+		{[]string{"service-policy", "inspect", "sip", "pdp-context"}, false, false},
+		{[]string{"conn"}, false, true},
+		{[]string{"conn", "extra"}, false, false},
+	} {
+		err := showArgs(tc.args)
+		if (err == nil) != tc.ok {
+			t.Errorf("%q: error %v, want ok %v", tc.args, err, tc.ok)
+		}
+		if tc.args[0] == "service-policy" && tc.ok {
+			if d, _ := pdpDetail(tc.args); d != tc.detail {
+				t.Errorf("%q: detail %v", tc.args, d)
+			}
+		}
 	}
 }

@@ -27,16 +27,17 @@ type showOptions struct {
 func newShowCmd(e *env) *cobra.Command {
 	var o showOptions
 	cmd := &cobra.Command{
-		Use:   "show conn|xlate|arp|mac-address-table|route|interface|asp-drop|failover [--unit U] [--lab LAB] [--json]",
+		Use:   "show conn|xlate|arp|mac-address-table|route|interface|asp-drop|failover|" + servicePolicyUsage + " [--unit U] [--lab LAB] [--json]",
 		Short: "show a unit's tables, like an ASA's show commands",
 		Long: "A unit's tables the way an ASA's show commands print them (default: the active unit; --unit fw-b\n" +
 			"shows the standby's copy). Large tables (conn, xlate) are paged with --offset and --limit.\n" +
 			"mac-address-table is the transparent mode's bridge table. failover shows the unit asked as\n" +
-			"\"This host\" and its peer as \"Other host\".",
+			"\"This host\" and its peer as \"Other host\". service-policy inspect gtp pdp-context [detail] lists\n" +
+			"the GTP PDP contexts (a lab with firewall.inspect.gtp).",
 		ValidArgs:   showWhat,
-		Args:        exactArgs(1, "one of: "+strings.Join(showWhat, ", ")),
+		Args:        func(_ *cobra.Command, args []string) error { return showArgs(args) },
 		Annotations: rootNeeded(),
-		RunE:        func(cmd *cobra.Command, args []string) error { return e.show(cmd.Context(), o, args[0]) },
+		RunE:        func(cmd *cobra.Command, args []string) error { return e.show(cmd.Context(), o, args) },
 	}
 	labFlag(cmd, &o.lab)
 	cmd.Flags().StringVar(&o.unit, "unit", "", "the unit to ask (default: the active one)")
@@ -47,8 +48,13 @@ func newShowCmd(e *env) *cobra.Command {
 }
 
 // show prints a unit's table the way an ASA's show command does.
-func (e *env) show(ctx context.Context, o showOptions, what string) error {
-	if !slices.Contains(showWhat, what) {
+func (e *env) show(ctx context.Context, o showOptions, args []string) error {
+	what := args[0]
+	detail, err := pdpDetail(args)
+	if what == "service-policy" && err != nil {
+		return err
+	}
+	if !slices.Contains(showWhat, what) && what != "service-policy" {
 		return usageError{fmt.Sprintf("unknown table %q (expected one of: %s)", what, strings.Join(showWhat, ", "))}
 	}
 	name, err := pickLab(o.lab, "")
@@ -69,6 +75,8 @@ func (e *env) show(ctx context.Context, o showOptions, what string) error {
 		return err
 	}
 	switch what {
+	case "service-policy":
+		return e.showPDPContexts(ctx, c, u, detail)
 	case "conn":
 		p, err := c.Conns(ctx, o.offset, o.limit)
 		return e.print(p, err, func(w io.Writer) error {
