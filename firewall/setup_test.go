@@ -170,6 +170,7 @@ func TestParallelSetupKeepsTheHostQuota(t *testing.T) {
 	cfg := labConfig()
 	cfg.Limits.PATPortsPerHost = 50
 	l := resolvedLab(t, cfg)
+	l.fw.onChange = func(Change) {} // the lab's recorder is for one goroutine
 	parallelFlows(l, 8, 400, func(int) [4]byte { return client.ip }, func(i int) uint16 { return uint16(2000 + i) })
 	if got := l.fw.XlateCount() - len(l.fw.statics); got != 50 {
 		t.Errorf("%d PAT xlates, want the quota of 50", got)
