@@ -394,7 +394,7 @@ func (f *Firewall) touchAllConns(now int64) {
 		s := &f.conns.shards[i]
 		s.mu.RLock()
 		for _, c := range s.idx.slots { // every conn, some twice
-			if c != nil && c != tombstone {
+			if c != nil {
 				c.lastSeen.Store(now)
 			}
 		}

@@ -8,30 +8,40 @@ import (
 
 // connIndex finds a connection by either of its tuples within one shard:
 // an open-addressing hash table of *conn (linear probing, a power-of-two
-// number of slots), 8 bytes a slot. It replaced map[Tuple]*conn, whose
+// number of slots), 9 bytes a slot. It replaced map[Tuple]*conn, whose
 // slots held the 14-byte tuple beside the pointer (24 bytes, about 42 a
 // key at the map's load): two keys a connection, that was a fifth of a
 // connection's memory.
 //
-// A slot does not say under which tuple it was put: a probe for k stops
-// at any connection that has k as its orig or reply tuple, which is the
-// one connection k belongs to (insertConn keeps tuples unique). A delete
-// marks slots with the tombstone (probes go on past it, inserts reuse it)
-// and, for each of the connection's tuples, clears every slot holding the
+// Beside each slot is a tag byte, as a Swiss table's control bytes: empty,
+// deleted (a tombstone: probes go on past it, inserts reuse it), or seven
+// bits of the key's hash, so that a probe reads the connections only
+// whose tag matches (1 in 128 of the others), not every one on its path.
+// A slot does not say under which tuple it was put: a probe for k stops at
+// any connection that has k as its orig or reply tuple, which is the one
+// connection k belongs to (insertConn keeps tuples unique). A delete, for
+// each of the connection's tuples, clears every slot holding the
 // connection on that tuple's probe path, which includes the slot it was
 // put in under that tuple. Tombstones go when the table is rebuilt.
 //
 // Guarded by the shard's lock.
 type connIndex struct {
 	slots []*conn
+	tags  []uint8  // per slot: tagEmpty, tagDeleted, or tagOf the key's hash
 	orig  []uint64 // bit i: slots[i] holds its connection under its orig tuple (owned walks these)
 	used  int      // slots holding a connection or a tombstone
 	live  int      // slots holding a connection
 	shard int      // the shard it indexes (rebuild puts back the tuples of this shard)
 }
 
-// tombstone marks a slot whose connection was deleted.
-var tombstone = new(conn)
+const (
+	tagEmpty   = 0
+	tagDeleted = 1
+)
+
+// tagOf is a slot's tag for a key of hash h: its top seven bits, with the
+// high bit set so that it is neither tagEmpty nor tagDeleted.
+func tagOf(h uint64) uint8 { return uint8(h>>57) | 0x80 }
 
 // tupleHash mixes all of a tuple's fields into 64 bits (the shard uses its
 // own hash, shardOf, so the two are independent).
@@ -52,14 +62,14 @@ func (x *connIndex) get(k Tuple) *conn {
 	if len(x.slots) == 0 {
 		return nil
 	}
-	mask := len(x.slots) - 1
-	for i := int(tupleHash(k)) & mask; ; i = (i + 1) & mask {
-		c := x.slots[i]
-		if c == nil {
+	h := tupleHash(k)
+	tag, mask := tagOf(h), len(x.slots)-1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		switch t := x.tags[i]; {
+		case t == tagEmpty:
 			return nil
-		}
-		if c != tombstone && c.hasTuple(k) {
-			return c
+		case t == tag && x.slots[i].hasTuple(k):
+			return x.slots[i]
 		}
 	}
 }
@@ -69,14 +79,14 @@ func (x *connIndex) put(k Tuple, c *conn) {
 	if (x.used+1)*4 > len(x.slots)*3 {
 		x.rebuild(2 * (x.live + 1)) // from 3/4 full to about 3/8
 	}
+	h := tupleHash(k)
 	mask := len(x.slots) - 1
-	for i := int(tupleHash(k)) & mask; ; i = (i + 1) & mask {
-		s := x.slots[i]
-		if s == nil || s == tombstone {
-			if s == nil {
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		if t := x.tags[i]; t == tagEmpty || t == tagDeleted {
+			if t == tagEmpty {
 				x.used++
 			}
-			x.slots[i] = c
+			x.slots[i], x.tags[i] = c, tagOf(h)
 			if k == c.orig {
 				x.orig[i>>6] |= 1 << (i & 63)
 			}
@@ -92,9 +102,9 @@ func (x *connIndex) remove(k Tuple, c *conn) {
 		return
 	}
 	mask := len(x.slots) - 1
-	for i := int(tupleHash(k)) & mask; x.slots[i] != nil; i = (i + 1) & mask {
+	for i := int(tupleHash(k)) & mask; x.tags[i] != tagEmpty; i = (i + 1) & mask {
 		if x.slots[i] == c {
-			x.slots[i] = tombstone
+			x.slots[i], x.tags[i] = nil, tagDeleted
 			x.orig[i>>6] &^= 1 << (i & 63)
 			x.live--
 		}
@@ -112,9 +122,10 @@ func (x *connIndex) rebuild(n int) {
 	for size < n {
 		size <<= 1
 	}
-	x.slots, x.orig, x.used, x.live = make([]*conn, size), make([]uint64, (size+63)/64), 0, 0
+	x.slots, x.tags, x.orig = make([]*conn, size), make([]uint8, size), make([]uint64, (size+63)/64)
+	x.used, x.live = 0, 0
 	for _, c := range old {
-		if c == nil || c == tombstone {
+		if c == nil {
 			continue
 		}
 		for _, k := range [2]Tuple{c.orig, c.reply} {
