@@ -397,14 +397,29 @@ func (b *bench) linuxPairGap(ctx context.Context, bl *benchLab, p *linuxPair) (f
 		return 0, errors.New("udp-probe got no echoes through the pair")
 	}
 	if n := p.master(); n == nil || n == m {
-		return 0, fmt.Errorf("after crashing %s no other unit holds the VIP", m.name)
+		var logs []string
+		for _, u := range p.units {
+			if u != m {
+				b, _ := os.ReadFile(u.dir + "/keepalived.out")
+				logs = append(logs, fmt.Sprintf("%s keepalived: %q", u.name, lastLines(string(b), 5)))
+			}
+		}
+		return 0, fmt.Errorf("after crashing %s no other unit holds the VIP (%s)", m.name, strings.Join(logs, "; "))
 	}
 	return r.Client.LongestGapMs, nil
 }
 
-// linuxPairRuns are one lab's figures of the Linux pair.
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
+}
+
+// linuxPairRun is one lab's figures of the Linux pair, each with the error
+// that kept it from being measured.
 type linuxPairRun struct {
-	connRate, tcp, gap float64
+	vals [3]float64 // connections/s, TCP Gbit/s, crash gap ms
+	errs [3]error
 }
 
 // linuxPairOnce brings up the topology, starts the pair and measures it.
@@ -433,16 +448,9 @@ func (b *bench) linuxPairOnce(ctx context.Context) (linuxPairRun, error) {
 	conns, err := connectRate(ctx, clientNS, serverNS,
 		netip.AddrPortFrom(netip.IPv4Unspecified(), connectPort), netip.AddrPortFrom(server, connectPort),
 		2, 128, pick(b, 1500*time.Millisecond, 3*time.Second))
-	if err != nil {
-		return r, fmt.Errorf("connection rate: %w", err)
-	}
-	r.connRate = conns.Rate
-	if r.tcp, err = iperfTCP(ctx, clientNS, serverNS, server.String(), iperfPort, pick(b, 2*time.Second, 5*time.Second)); err != nil {
-		return r, fmt.Errorf("TCP stream: %w", err)
-	}
-	if r.gap, err = b.linuxPairGap(ctx, bl, p); err != nil {
-		return r, fmt.Errorf("crash gap: %w", err)
-	}
+	r.vals[0], r.errs[0] = conns.Rate, err
+	r.vals[1], r.errs[1] = iperfTCP(ctx, clientNS, serverNS, server.String(), iperfPort, pick(b, 2*time.Second, 5*time.Second))
+	r.vals[2], r.errs[2] = b.linuxPairGap(ctx, bl, p)
 	return r, nil
 }
 
@@ -467,19 +475,32 @@ func (b *bench) linuxPair(ctx context.Context) []Figure {
 		return na(err)
 	}
 	var samples [3][]float64
+	var errs [3]error
 	for range b.reps(3) {
 		r, err := b.linuxPairOnce(ctx)
 		if err != nil {
 			return na(err)
 		}
-		for i, v := range []float64{r.connRate, r.tcp, r.gap} {
-			samples[i] = append(samples[i], v)
+		for i := range rows {
+			if r.errs[i] != nil {
+				errs[i] = r.errs[i]
+				continue
+			}
+			samples[i] = append(samples[i], r.vals[i])
 		}
 	}
 	how := "the default lab's topology, fw-a and fw-b Linux routers (nftables forward drop + established, SNAT to the outside address, tcp_be_liberal), keepalived VRRPv3 advert_int 0.01 sync group nopreempt, conntrackd FTFW over the failover link via primary-backup.sh; client1 -> server1"
 	var out []Figure
 	for i, r := range rows {
-		out = append(out, repeated(item, r.id, r.name, r.unit, samples[i], nil, how))
+		if len(samples[i]) == 0 {
+			out = append(out, notMeasured(item, r.id, r.name, r.unit, nil, errs[i]))
+			continue
+		}
+		f := repeated(item, r.id, r.name, r.unit, samples[i], nil, how)
+		if errs[i] != nil {
+			f.Detail += "; a repetition failed: " + errText(errs[i])
+		}
+		out = append(out, f)
 	}
 	return out
 }
