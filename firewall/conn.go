@@ -27,30 +27,80 @@ const (
 // Change records of one connection are emitted while mu (for state
 // transitions) or both shard locks and mu (for creation and deletion) are
 // held, so they leave in the order the table saw them.
+//
+// A TCP connection is announced (replicated, and counted in the digest)
+// from its first state past SYN_SENT: a connection whose SYN has not been
+// answered yet is not worth a record, since a unit that takes over
+// without it sees the initiator's retransmitted SYN open it again, through
+// the same PAT xlate (which is replicated), about a second later. That
+// saves one record in three of every TCP connection's setup. hash is zero
+// until the connection is announced.
 type conn struct {
+	// Fields are ordered for size (144 bytes, a size class): the narrow
+	// ones first, then the 8-byte ones; the flags are bits.
+
 	// Immutable after insertion.
 	orig, reply  Tuple
 	inIf, outIf  uint8
-	origNextHop  [4]byte // next hop towards the responder (leaving by outIf)
-	replyNextHop [4]byte // next hop towards the initiator (leaving by inIf)
-	http         bool
-	engine       *engine // the inspection engine bound by port (inspect.go), or nil
-	diverted     bool    // a TCP connection the service module inspects (module.go)
-	holdsXlate   bool    // holds a reference on the PAT xlate of its source
-	seqOff       uint32  // TCP sequence randomization offset (see ConnRecord.SeqOffset)
-	created      int64
+	origNextHop  [4]byte   // next hop towards the responder (leaving by outIf)
+	replyNextHop [4]byte   // next hop towards the initiator (leaving by inIf)
+	fixed        connFixed // HTTP, holds an xlate
 
+	flags connFlags // guarded by mu: dead, half-open, pickup per direction
+
+	seqOff uint32        // immutable: TCP sequence randomization offset (see ConnRecord.SeqOffset)
+	state  atomic.Uint32 // TCPState | closeFlags<<8; written under mu, read without
+
+	engine   *engine // immutable: the inspection engine bound by port (inspect.go), or nil
+	created  int64   // immutable
 	mu       sync.Mutex
-	state    atomic.Uint32 // TCPState | closeFlags<<8; written under mu, read without
-	dead     bool          // guarded by mu: deleted from the table
-	hash     uint64        // guarded by mu: digest contribution of the last record emitted
-	win      [2]TCPWindow  // guarded by mu: TCP sequence tracking per direction
-	pickup   [2]bool       // guarded by mu: adopted from a record; the next segment of that direction re-seeds win (tcp.go)
-	listIdx  int           // guarded by the orig tuple's shard lock
-	lastSeen atomic.Int64  // unix nanoseconds
+	hash     uint64       // guarded by mu: digest contribution of the last record emitted; 0 until announced
+	win      [2]TCPWindow // guarded by mu: TCP sequence tracking per direction
+	lastSeen atomic.Int64 // unix nanoseconds
 	packets  atomic.Uint64
 	bytes    atomic.Uint64
 }
+
+// connFixed are a connection's immutable flags.
+type connFixed uint8
+
+const (
+	fixedHTTP       connFixed = 1 << iota // TCP port 80 on either side (ConnRecord.HTTP)
+	fixedHoldsXlate                       // holds a reference on the PAT xlate of its source
+	fixedDiverted                         // a TCP connection the service module inspects (module.go)
+)
+
+// connFlags are a connection's mutable flags, guarded by its mu.
+type connFlags uint8
+
+const (
+	flagPickupOrig  connFlags = 1 << iota // adopted from a record; the next segment from the initiator re-seeds win (tcp.go)
+	flagPickupReply                       // the same from the responder
+	flagDead                              // deleted from the table
+	flagHalfOpen                          // counted by the embryonic table
+)
+
+func (c *conn) http() bool       { return c.fixed&fixedHTTP != 0 }
+func (c *conn) holdsXlate() bool { return c.fixed&fixedHoldsXlate != 0 }
+func (c *conn) diverted() bool   { return c.fixed&fixedDiverted != 0 }
+
+// dead reports whether c was deleted from the table. Caller holds c.mu.
+func (c *conn) dead() bool { return c.flags&flagDead != 0 }
+
+// pickup reports whether direction dir awaits pickup. Caller holds c.mu.
+func (c *conn) pickup(dir int) bool { return c.flags&(flagPickupOrig<<dir) != 0 }
+
+// setFlag sets or clears f. Caller holds c.mu.
+func (c *conn) setFlag(f connFlags, on bool) {
+	if on {
+		c.flags |= f
+	} else {
+		c.flags &^= f
+	}
+}
+
+// setPickup marks or unmarks direction dir for pickup. Caller holds c.mu.
+func (c *conn) setPickup(dir int, on bool) { c.setFlag(flagPickupOrig<<dir, on) }
 
 func (c *conn) tcpState() (TCPState, uint8) {
 	v := c.state.Load()
@@ -64,17 +114,17 @@ func (c *conn) record(f *Firewall) ConnRecord {
 	return ConnRecord{
 		Orig: c.orig, Reply: c.reply,
 		InInterface: f.ifs[c.inIf].name, OutInterface: f.ifs[c.outIf].name,
-		State: st, CloseFlags: cf, HTTP: c.http,
+		State: st, CloseFlags: cf, HTTP: c.http(),
 		Created: c.created, LastSeen: c.lastSeen.Load(),
 		SeqOffset: c.seqOff, Window: c.win,
 	}
 }
 
 type connShard struct {
-	mu   sync.RWMutex
-	m    map[Tuple]*conn // guarded by mu: both tuples of every conn
-	list []*conn         // guarded by mu: conns whose orig tuple hashes here, for paging and sweeping
-	_    [64]byte        // keep neighbouring shards' locks off one cache line
+	mu    sync.RWMutex
+	idx   connIndex // guarded by mu: both tuples of every conn; idx.owned() yields those whose orig tuple hashes here
+	owned int       // guarded by mu: how many conns' orig tuple hashes here, for paging
+	_     [64]byte  // keep neighbouring shards' locks off one cache line
 }
 
 // connTable is the sharded connection table.
@@ -85,7 +135,7 @@ type connTable struct {
 
 func (t *connTable) init() {
 	for i := range t.shards {
-		t.shards[i].m = make(map[Tuple]*conn)
+		t.shards[i].idx.shard = i
 	}
 }
 
@@ -102,7 +152,7 @@ func shardOf(k Tuple) int {
 func (t *connTable) lookup(k Tuple) (*conn, int) {
 	s := &t.shards[shardOf(k)]
 	s.mu.RLock()
-	c := s.m[k]
+	c := s.idx.get(k)
 	s.mu.RUnlock()
 	if c == nil {
 		return nil, 0
@@ -168,43 +218,54 @@ func (f *Firewall) insertConn(rec ConnRecord, heldXlate bool) (c *conn, existing
 	}
 	c = &conn{
 		orig: rec.Orig, reply: rec.Reply, inIf: uint8(in), outIf: uint8(out),
-		http: rec.HTTP, created: rec.Created, seqOff: rec.SeqOffset, win: rec.Window,
+		created: rec.Created, seqOff: rec.SeqOffset, win: rec.Window,
+	}
+	if rec.HTTP {
+		c.fixed |= fixedHTTP
 	}
 	c.engine = f.engineFor(rec.Orig)
-	c.diverted = f.divertsTo(rec.Orig)
+	if f.divertsTo(rec.Orig) {
+		c.fixed |= fixedDiverted
+	}
 	c.state.Store(uint32(rec.State) | uint32(rec.CloseFlags)<<8)
 	c.lastSeen.Store(rec.LastSeen)
 	c.origNextHop = f.nextHopOn(out, rec.Reply.Src)
 	c.replyNextHop = f.nextHopOn(in, rec.Orig.Src)
 	x, isPAT := f.patXlateOf(c)
-	c.holdsXlate = isPAT
+	if isPAT {
+		c.fixed |= fixedHoldsXlate
+	}
 
 	t := &f.conns
 	so, sr := shardOf(rec.Orig), shardOf(rec.Reply)
 	t.lockPair(so, sr)
-	if old := t.shards[so].m[rec.Orig]; old != nil {
+	if old := t.shards[so].idx.get(rec.Orig); old != nil {
 		t.unlockPair(so, sr)
 		if heldXlate {
 			f.releaseXlate(x)
 		}
 		return old, true, dropNone
 	}
-	if t.shards[sr].m[rec.Reply] != nil {
+	if t.shards[sr].idx.get(rec.Reply) != nil {
 		t.unlockPair(so, sr)
 		if heldXlate {
 			f.releaseXlate(x)
 		}
 		return nil, false, DropConnConflict
 	}
-	t.shards[so].m[rec.Orig] = c
-	t.shards[sr].m[rec.Reply] = c
-	c.listIdx = len(t.shards[so].list)
-	t.shards[so].list = append(t.shards[so].list, c)
+	t.shards[so].idx.put(rec.Orig, c)
+	if rec.Reply != rec.Orig {
+		t.shards[sr].idx.put(rec.Reply, c)
+	}
+	t.shards[so].owned++
 	t.count.Add(1)
 	c.mu.Lock()
-	ch := Change{Table: TableConn, Op: OpUpsert, Conn: c.record(f)}
-	c.hash = entryHash(ch)
-	f.commit(ch, 0, c.hash)
+	f.embryonic.observe(c)
+	if announced(rec.State) {
+		ch := Change{Table: TableConn, Op: OpUpsert, Conn: c.record(f)}
+		c.hash = entryHash(ch)
+		f.commit(ch, 0, c.hash)
+	}
 	c.mu.Unlock()
 	t.unlockPair(so, sr)
 	if isPAT && !heldXlate {
@@ -217,7 +278,7 @@ func (f *Firewall) insertConn(rec ConnRecord, heldXlate bool) (c *conn, existing
 // and records the change; the caller holds c.mu. It is the one way a
 // connection's state changes.
 func (f *Firewall) setConnStateLocked(c *conn, st TCPState, closeFlags uint8) {
-	if c.dead {
+	if c.dead() {
 		return
 	}
 	v := uint32(st) | uint32(closeFlags)<<8
@@ -225,11 +286,19 @@ func (f *Firewall) setConnStateLocked(c *conn, st TCPState, closeFlags uint8) {
 		return
 	}
 	c.state.Store(v)
+	f.embryonic.observe(c)
+	if !announced(st) {
+		return
+	}
 	ch := Change{Table: TableConn, Op: OpUpsert, Conn: c.record(f)}
 	h := entryHash(ch)
 	f.commit(ch, c.hash, h)
 	c.hash = h
 }
+
+// announced reports whether a connection in state st is replicated: every
+// one but a TCP connection in SYN_SENT (see conn).
+func announced(st TCPState) bool { return st != TCPStateSynSent }
 
 // adoptConn takes over the replicated state of rec into c, a connection
 // just inserted from rec or already there: its state and close flags
@@ -244,11 +313,12 @@ func (f *Firewall) adoptConn(c *conn, rec ConnRecord) {
 	if c.orig.Proto == header.ProtocolTCP {
 		c.win = rec.Window
 		for d := range c.win {
-			c.pickup[d] = c.win[d].Flags&TCPWinSeen != 0
+			c.setPickup(d, c.win[d].Flags&TCPWinSeen != 0)
 		}
 		if rec.Window[dirOrig].Flags&TCPWinSeen == 0 && rec.State != TCPStateSynSent {
 			// A record from a writer without tracking: adopt both sides.
-			c.pickup = [2]bool{true, true}
+			c.setPickup(dirOrig, true)
+			c.setPickup(dirReply, true)
 		}
 	}
 	f.setConnStateLocked(c, rec.State, rec.CloseFlags)
@@ -261,29 +331,23 @@ func (f *Firewall) deleteConn(c *conn) {
 	so, sr := shardOf(c.orig), shardOf(c.reply)
 	t.lockPair(so, sr)
 	c.mu.Lock()
-	if c.dead {
+	if c.dead() {
 		c.mu.Unlock()
 		t.unlockPair(so, sr)
 		return
 	}
-	c.dead = true
-	if t.shards[so].m[c.orig] == c {
-		delete(t.shards[so].m, c.orig)
-	}
-	if t.shards[sr].m[c.reply] == c {
-		delete(t.shards[sr].m, c.reply)
-	}
-	s := &t.shards[so]
-	last := len(s.list) - 1
-	s.list[c.listIdx] = s.list[last]
-	s.list[c.listIdx].listIdx = c.listIdx
-	s.list[last] = nil
-	s.list = s.list[:last]
+	c.flags |= flagDead
+	t.shards[so].idx.remove(c.orig, c)
+	t.shards[sr].idx.remove(c.reply, c)
+	t.shards[so].owned--
 	t.count.Add(-1)
-	f.commit(Change{Table: TableConn, Op: OpDelete, Conn: c.record(f)}, c.hash, 0)
+	f.embryonic.observe(c)
+	if c.hash != 0 {
+		f.commit(Change{Table: TableConn, Op: OpDelete, Conn: c.record(f)}, c.hash, 0)
+	}
 	c.mu.Unlock()
 	t.unlockPair(so, sr)
-	if c.holdsXlate {
+	if c.holdsXlate() {
 		if x, ok := f.patXlateOf(c); ok {
 			f.releaseXlate(x)
 		}
@@ -315,7 +379,7 @@ func (f *Firewall) sweepConns(n int, now int64) {
 		f.sweepCursor = (f.sweepCursor + 1) % numConnShards
 		f.sweepScratch = f.sweepScratch[:0]
 		s.mu.RLock()
-		for _, c := range s.list {
+		for c := range s.idx.owned() {
 			if f.expired(c, now) {
 				f.sweepScratch = append(f.sweepScratch, c)
 			}
@@ -334,8 +398,10 @@ func (f *Firewall) touchAllConns(now int64) {
 	for i := range f.conns.shards {
 		s := &f.conns.shards[i]
 		s.mu.RLock()
-		for _, c := range s.list {
-			c.lastSeen.Store(now)
+		for _, c := range s.idx.slots { // every conn, some twice
+			if c != nil {
+				c.lastSeen.Store(now)
+			}
 		}
 		s.mu.RUnlock()
 	}
@@ -365,7 +431,7 @@ type ConnInfo struct {
 // Conns returns up to limit connections starting at offset and the total
 // count. Entries are in table order, which is stable while the table does
 // not change; paging skips whole shards by their counts, so a page costs
-// O(shards + limit), not O(offset).
+// O(shards + the slots of the shards it reads), not O(offset).
 func (f *Firewall) Conns(offset, limit int) ([]ConnInfo, int) {
 	now := f.now()
 	var out []ConnInfo
@@ -373,13 +439,17 @@ func (f *Firewall) Conns(offset, limit int) ([]ConnInfo, int) {
 	for i := range f.conns.shards {
 		s := &f.conns.shards[i]
 		s.mu.RLock()
-		n := len(s.list)
+		n := s.owned
 		if offset >= n {
 			offset -= n
 		} else {
-			for _, c := range s.list[offset:] {
+			for c := range s.idx.owned() {
 				if len(out) >= limit {
 					break
+				}
+				if offset > 0 {
+					offset--
+					continue
 				}
 				out = append(out, f.connInfo(c, now))
 			}
@@ -399,7 +469,7 @@ func (f *Firewall) connInfo(c *conn, now int64) ConnInfo {
 		OrigSrc: addrPort(c.orig.Src, c.orig.SrcPort), OrigDst: addrPort(c.orig.Dst, c.orig.DstPort),
 		ReplySrc: addrPort(c.reply.Src, c.reply.SrcPort), ReplyDst: addrPort(c.reply.Dst, c.reply.DstPort),
 		State:   st.String(),
-		HTTP:    c.http,
+		HTTP:    c.http(),
 		Packets: c.packets.Load(), Bytes: c.bytes.Load(),
 		Age:  time.Duration(now - c.created),
 		Idle: time.Duration(now - c.lastSeen.Load()),
@@ -411,7 +481,7 @@ func (f *Firewall) connInfo(c *conn, now int64) ConnInfo {
 // connReplicated applies Options.Replicated to a connection as its change
 // records would meet it (the filter reads the tuples and the HTTP flag).
 func (f *Firewall) connReplicated(c *conn) bool {
-	return f.isReplicated(Change{Table: TableConn, Op: OpUpsert, Conn: ConnRecord{Orig: c.orig, Reply: c.reply, HTTP: c.http}})
+	return f.isReplicated(Change{Table: TableConn, Op: OpUpsert, Conn: ConnRecord{Orig: c.orig, Reply: c.reply, HTTP: c.http()}})
 }
 
 // UnreplicatedConnCount returns how many connections Options.Replicated
@@ -425,7 +495,7 @@ func (f *Firewall) UnreplicatedConnCount() int {
 	for i := range f.conns.shards {
 		s := &f.conns.shards[i]
 		s.mu.RLock()
-		for _, c := range s.list {
+		for c := range s.idx.owned() {
 			if !f.connReplicated(c) {
 				n++
 			}

@@ -23,8 +23,10 @@
 //
 // Replicated tables (connections, xlates, ARP, bridge) change only through their
 // own methods, and each change is reported once through Options.OnChange
-// as a Change record while a per-firewall change lock is held, together
-// with an update to that table's order-independent digest. A standby
+// as a Change record, under the entry's own lock and a per-firewall change
+// lock held shared (so changes of different entries go on in parallel;
+// DigestsLocked holds it exclusively), together with an update to that
+// table's order-independent digest. A standby
 // applies the same records through the same methods, so that equal
 // entries yield equal digests on both units.
 //

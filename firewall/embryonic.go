@@ -18,10 +18,10 @@ import (
 // are untouched. Half-open connections idle out after
 // Timeouts.Embryonic (30 s; see connTimeout).
 //
-// The counts follow the connection table's change records (commit sees
-// every creation, state change and deletion, local or applied), so that
-// they stay exact without hooks in the TCP tracker and are right on a
-// standby the moment it takes over. Only the admission check is on the
+// The counts follow the connection table's one way of creating, changing
+// and deleting a connection (insertConn, setConnStateLocked, deleteConn;
+// local or applied), so that they stay exact without hooks in the TCP
+// tracker and are right on a standby the moment it takes over. Only the admission check is on the
 // packet path, once per new TCP flow.
 //
 // TCP intercept (answering SYNs beyond the limit with SYN cookies) is not
@@ -29,41 +29,46 @@ import (
 
 // embryonicTable counts the half-open TCP connections.
 //
-// Lock order: embryonicTable.mu is a leaf, taken inside commit (under the
-// connection's shard and own locks and changeMu's caller) and alone by
-// admitEmbryonic.
+// Which connections are counted is each connection's own flagHalfOpen
+// (no map of them: a SYN flood's connections cost nothing more here).
+//
+// Lock order: embryonicTable.mu is a leaf, taken under a connection's own
+// lock and alone by admitEmbryonic.
 type embryonicTable struct {
 	mu      sync.Mutex
-	conns   map[Tuple][4]byte // guarded by mu: orig tuple of each half-open connection -> its initiator
-	perHost map[[4]byte]int   // guarded by mu: half-open connections per initiator
+	total   int             // guarded by mu: half-open connections
+	perHost map[[4]byte]int // guarded by mu: half-open connections per initiator
 }
 
 func (t *embryonicTable) init() {
-	t.conns = make(map[Tuple][4]byte)
 	t.perHost = make(map[[4]byte]int)
 }
 
 func isEmbryonic(st TCPState) bool { return st == TCPStateSynSent || st == TCPStateSynReceived }
 
-// observe updates the counts from one connection change.
-func (t *embryonicTable) observe(c Change) {
-	r := &c.Conn
-	if r.Orig.Proto != header.ProtocolTCP {
+// observe counts c in or out after a change: half-open while it is a TCP
+// connection in the table in SYN_SENT or SYN_RCVD. Caller holds c.mu.
+func (t *embryonicTable) observe(c *conn) {
+	if c.orig.Proto != header.ProtocolTCP {
 		return
 	}
-	half := c.Op == OpUpsert && isEmbryonic(r.State)
+	st, _ := c.tcpState()
+	half := !c.dead() && isEmbryonic(st)
+	if half == (c.flags&flagHalfOpen != 0) {
+		return
+	}
+	c.setFlag(flagHalfOpen, half)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	src, had := t.conns[r.Orig]
-	switch {
-	case half && !had:
-		t.conns[r.Orig] = r.Orig.Src
-		t.perHost[r.Orig.Src]++
-	case !half && had:
-		delete(t.conns, r.Orig)
-		if t.perHost[src]--; t.perHost[src] <= 0 {
-			delete(t.perHost, src)
-		}
+	src := c.orig.Src
+	if half {
+		t.total++
+		t.perHost[src]++
+		return
+	}
+	t.total--
+	if t.perHost[src]--; t.perHost[src] <= 0 {
+		delete(t.perHost, src)
 	}
 }
 
@@ -79,7 +84,7 @@ func (f *Firewall) admitEmbryonic(src [4]byte) bool {
 	t := &f.embryonic
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if l.embryonicMax > 0 && len(t.conns) >= l.embryonicMax {
+	if l.embryonicMax > 0 && t.total >= l.embryonicMax {
 		return false
 	}
 	return l.embryonicPerClient == 0 || t.perHost[src] < l.embryonicPerClient
@@ -99,7 +104,7 @@ func (f *Firewall) EmbryonicCounts() EmbryonicCounts {
 	t := &f.embryonic
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := EmbryonicCounts{Total: len(t.conns), Max: f.limits.embryonicMax, PerClientMax: f.limits.embryonicPerClient,
+	out := EmbryonicCounts{Total: t.total, Max: f.limits.embryonicMax, PerClientMax: f.limits.embryonicPerClient,
 		Clients: make(map[netip.Addr]int, len(t.perHost))}
 	for h, n := range t.perHost {
 		out.Clients[netip.AddrFrom4(h)] = n

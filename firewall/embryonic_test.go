@@ -83,16 +83,23 @@ func TestEmbryonicMax(t *testing.T) {
 }
 
 // TestEmbryonicCountsFollowReplication checks that a standby counts the
-// half-open connections it holds, so that the limits apply from takeover.
+// half-open connections it holds, so that the limits apply from takeover:
+// a SYN_RCVD one (answered by the server) is replicated and counted, a
+// SYN_SENT one is not replicated at all (see conn).
 func TestEmbryonicCountsFollowReplication(t *testing.T) {
 	cfg := labConfig()
-	cfg.Limits.EmbryonicPerClient = 2
+	cfg.Limits.EmbryonicPerClient = 3
 	a := resolvedLab(t, cfg)
 	b := resolvedLab(t, cfg)
 	a.changes = nil
 	a.syn(client, 5000)
 	a.syn(client, 5001)
+	a.syn(client, 5002)
 	a.handshake(client, 5000)
+	a.in(ifOutside, a.tcpFrame(server.mac, fwOutsideMAC, server.ip, outsideIP, 443, 5001, SYN|ACK, ""))
+	if got := a.fw.EmbryonicCounts().Total; got != 2 {
+		t.Errorf("active counts %d half-open connections, want 2", got)
+	}
 	for _, c := range a.changes {
 		if err := b.fw.ApplyChange(c); err != nil {
 			t.Fatal(err)

@@ -32,11 +32,14 @@ type Options struct {
 	Clock  Clock        // nil: the system clock
 	Logger *slog.Logger // nil: discard
 	// OnChange receives every change of a replicated table, on the
-	// goroutine that made it (often a packet reader), with the table's
-	// lock and the firewall's change lock held (see DigestsLocked). It
-	// must be quick and must not block (queue the record, do not send
-	// it), and must not call back into the firewall (ApplyChange, Digest,
-	// DigestsLocked, SnapshotChunk or the listing methods would deadlock).
+	// goroutine that made it (often a packet reader), with the lock of
+	// the entry's key held and the firewall's change lock held shared
+	// (see DigestsLocked). Several goroutines may call it at once, for
+	// different keys; the changes of one key come one at a time, in
+	// order. It must be quick, safe for concurrent use and must not block
+	// (queue the record, do not send it), and must not call back into the
+	// firewall (ApplyChange, Digest, DigestsLocked, SnapshotChunk or the
+	// listing methods would deadlock).
 	OnChange func(Change)
 	// Replicated, when set, says which changes are replicated at all:
 	// the others are neither reported to OnChange nor counted in the
@@ -93,8 +96,13 @@ type Firewall struct {
 
 	uauth *uauthState // cut-through proxy authentication (uauth.go), or nil; set before Run
 
-	changeMu sync.Mutex
-	digests  [numTables]uint64 // guarded by changeMu
+	// changeMu orders changes against digest markers, not against each
+	// other: commit holds it shared (changes of different keys, each
+	// under its own table lock, go on in parallel), DigestsLocked holds it
+	// exclusively, so that no change is half done (digest moved, record
+	// not yet handed to OnChange) while the digests are read.
+	changeMu sync.RWMutex
+	digests  [numTables]atomic.Uint64 // added to under changeMu held shared
 
 	drops   [numDropReasons]atomic.Uint64
 	control atomic.Pointer[controlHandler]
@@ -169,15 +177,16 @@ func New(cfg Config, opt Options) (*Firewall, error) {
 	f.workers.New = func() any { return newWorker(f) }
 	f.icmpTokens = icmpErrorsPerSecond
 	now := f.now()
-	f.xlates.mu.Lock()
 	for _, s := range f.statics {
-		if _, err := f.upsertXlateLocked(XlateRecord{Kind: NATStatic, Real: s.real, Mapped: s.mapped,
-			RealInterface: f.ifs[s.realIf].name, MappedInterface: f.ifs[s.mappedIf].name, Created: now}); err != nil {
-			f.xlates.mu.Unlock()
+		sh := f.xlates.shardOf(s.real)
+		sh.mu.Lock()
+		_, err := f.upsertXlateLocked(sh, XlateRecord{Kind: NATStatic, Real: s.real, Mapped: s.mapped,
+			RealInterface: f.ifs[s.realIf].name, MappedInterface: f.ifs[s.mappedIf].name, Created: now})
+		sh.mu.Unlock()
+		if err != nil {
 			return nil, err
 		}
 	}
-	f.xlates.mu.Unlock()
 	f.onChange = opt.OnChange
 	f.replicated = opt.Replicated
 	return f, nil
@@ -510,32 +519,30 @@ func (f *Firewall) SendControl(iface string, dst net.HardwareAddr, ethertype uin
 
 // commit records one change of a replicated table: it moves the table's
 // digest from the entry's old hash to its new one (zero for none) and
-// reports the change, both under changeMu. Callers hold the table's lock.
+// reports the change, both under changeMu held shared. Callers hold the
+// lock of the entry's key (its table shard's, or its own), which keeps the
+// changes of one key in order; changes of different keys may be reported
+// concurrently, in any order.
 func (f *Firewall) commit(c Change, oldHash, newHash uint64) {
-	if c.Table == TableConn {
-		f.embryonic.observe(c) // replicated or not, every connection counts
-	}
 	if !f.isReplicated(c) {
 		return
 	}
-	f.changeMu.Lock()
-	f.digests[c.Table] += newHash - oldHash
+	f.changeMu.RLock()
+	f.digests[c.Table].Add(newHash - oldHash)
 	if f.onChange != nil {
 		f.onChange(c)
 	}
-	f.changeMu.Unlock()
+	f.changeMu.RUnlock()
 }
 
 // Digest returns the order-independent digest of a replicated table: the
 // sum of a 64-bit hash of each entry's replicated encoding (timestamps
 // excluded). Equal entries on two units give equal digests. O(1).
 func (f *Firewall) Digest(t Table) uint64 {
-	f.changeMu.Lock()
-	defer f.changeMu.Unlock()
 	if t >= numTables {
 		return 0
 	}
-	return f.digests[t]
+	return f.digests[t].Load()
 }
 
 // DigestsLocked calls fn with every table's digest while holding the
@@ -546,7 +553,7 @@ func (f *Firewall) DigestsLocked(fn func(map[Table]uint64)) {
 	defer f.changeMu.Unlock()
 	m := make(map[Table]uint64, len(Tables))
 	for _, t := range Tables {
-		m[t] = f.digests[t]
+		m[t] = f.digests[t].Load()
 	}
 	fn(m)
 }
@@ -585,10 +592,11 @@ func (f *Firewall) ApplyChange(c Change) error {
 		if r.Kind != NATStatic && r.Kind != NATDynamicPAT {
 			return fmt.Errorf("apply xlate: %w: kind %d", ErrChangeField, r.Kind)
 		}
-		f.xlates.mu.Lock()
-		defer f.xlates.mu.Unlock()
+		s := f.xlates.shardOf(r.Real)
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		if c.Op == OpUpsert {
-			_, err := f.upsertXlateLocked(r)
+			_, err := f.upsertXlateLocked(s, r)
 			return err
 		}
 		mi, ok := f.byName[r.MappedInterface]
@@ -596,8 +604,8 @@ func (f *Firewall) ApplyChange(c Change) error {
 			return fmt.Errorf("apply xlate delete: unknown interface %q", r.MappedInterface)
 		}
 		k := xlateKey{kind: r.Kind, proto: r.Proto, real: r.Real, realPort: r.RealPort, mappedIf: uint8(mi)}
-		if x := f.xlates.m[k]; x != nil {
-			f.deleteXlateLocked(x)
+		if x := s.idx.get(k); x != nil {
+			f.deleteXlateLocked(s, x)
 		}
 		return nil
 	case TableARP:

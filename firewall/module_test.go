@@ -76,15 +76,18 @@ func TestModuleSeesDivertedSegments(t *testing.T) {
 func TestModuleMarksReplicatedConns(t *testing.T) {
 	a := resolvedLab(t, labConfig())
 	a.fw.AttachModule(&fakeModule{}, port80)
+	// The whole handshake: a connection is replicated from SYN_RCVD on.
 	a.send(segment{true, SYN, ""})
+	a.send(segment{false, SYN | ACK, ""})
+	a.send(segment{true, ACK, ""})
 	b := newLab(t, labConfig())
 	m := &fakeModule{}
 	b.fw.AttachModule(m, port80)
 	bulk(t, a.fw, b.fw)
 	var diverted int
 	for i := range b.fw.conns.shards {
-		for _, c := range b.fw.conns.shards[i].list {
-			if c.diverted {
+		for c := range b.fw.conns.shards[i].idx.owned() {
+			if c.diverted() {
 				diverted++
 			}
 		}

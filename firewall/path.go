@@ -629,7 +629,7 @@ func (w *worker) forward(in *iface, c *conn, dir int, frame []byte, first bool) 
 			return r
 		}
 	}
-	if c.diverted {
+	if c.diverted() {
 		if r := w.divert(c, dir); r != dropNone {
 			return r
 		}

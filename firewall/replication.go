@@ -2,19 +2,6 @@ package firewall
 
 import "fmt"
 
-// xlateSnapshotParts splits the xlate table into this many parts for bulk
-// sync, so a large PAT table goes out in chunks the sender can drain.
-const xlateSnapshotParts = 16
-
-func (k xlateKey) part() uint64 {
-	h := uint32(k.real[0])<<24 | uint32(k.real[1])<<16 | uint32(k.real[2])<<8 | uint32(k.real[3])
-	h ^= uint32(k.realPort)*0x9e3779b1 ^ uint32(k.proto)<<8 ^ uint32(k.mappedIf)
-	h ^= h >> 15
-	h *= 0x2c1b3c6d
-	h ^= h >> 12
-	return uint64(h % xlateSnapshotParts)
-}
-
 // isReplicated applies Options.Replicated.
 func (f *Firewall) isReplicated(c Change) bool {
 	return f.replicated == nil || f.replicated(c)
@@ -22,20 +9,20 @@ func (f *Firewall) isReplicated(c Change) bool {
 
 // XlateCount returns the number of xlates.
 func (f *Firewall) XlateCount() int {
-	f.xlates.mu.Lock()
-	defer f.xlates.mu.Unlock()
-	return len(f.xlates.list)
+	return int(f.xlates.count.Load())
 }
 
 // SnapshotChunk emits one chunk of table t for a bulk sync, starting at
 // cursor (0 first), and returns the cursor to continue from and whether the
 // table is done. Each entry is emitted while the lock under which its
 // changes are reported is held (a connection's shard and own lock, the
-// xlate or ARP table lock), so that for every key the snapshot record and
-// the change records reach emit's queue in the order the table saw them:
-// emit must only queue, never call back into the firewall. Entries that
-// Options.Replicated refuses are skipped, as their changes are. A chunk is
-// one connection shard, one xlate part, the whole ARP table, or one bridge
+// xlate shard's or the ARP table's lock), so that for every key the
+// snapshot record and the change records reach emit's queue in the order
+// the table saw them: emit must only queue, never call back into the
+// firewall. Entries that Options.Replicated refuses are skipped, as their
+// changes are, and so are connections not yet announced (SYN_SENT, see
+// conn), which have had no change record either. A chunk is one
+// connection shard, one xlate shard, the whole ARP table, or one bridge
 // table shard; limit is a hint for tables that can honour it.
 func (f *Firewall) SnapshotChunk(t Table, cursor uint64, limit int, emit func(Change)) (next uint64, done bool) {
 	switch t {
@@ -45,9 +32,9 @@ func (f *Firewall) SnapshotChunk(t Table, cursor uint64, limit int, emit func(Ch
 		}
 		s := &f.conns.shards[cursor]
 		s.mu.RLock()
-		for _, c := range s.list {
+		for c := range s.idx.owned() {
 			c.mu.Lock()
-			if !c.dead {
+			if !c.dead() && c.hash != 0 { // dead or not announced: no record
 				ch := Change{Table: TableConn, Op: OpUpsert, Conn: c.record(f)}
 				if f.isReplicated(ch) {
 					emit(ch)
@@ -58,17 +45,16 @@ func (f *Firewall) SnapshotChunk(t Table, cursor uint64, limit int, emit func(Ch
 		s.mu.RUnlock()
 		return cursor + 1, cursor+1 >= numConnShards
 	case TableXlate:
-		if cursor >= xlateSnapshotParts {
+		if cursor >= numXlateShards {
 			return cursor, true
 		}
-		f.xlates.mu.Lock()
-		for _, x := range f.xlates.list {
-			if x.key.part() == cursor {
-				emit(Change{Table: TableXlate, Op: OpUpsert, Xlate: x.record(f)})
-			}
+		s := &f.xlates.shards[cursor]
+		s.mu.Lock()
+		for x := range s.idx.all() {
+			emit(Change{Table: TableXlate, Op: OpUpsert, Xlate: x.record(f)})
 		}
-		f.xlates.mu.Unlock()
-		return cursor + 1, cursor+1 >= xlateSnapshotParts
+		s.mu.Unlock()
+		return cursor + 1, cursor+1 >= numXlateShards
 	case TableARP:
 		f.arp.mu.RLock()
 		for k, e := range f.arp.m {
@@ -92,18 +78,23 @@ func (f *Firewall) ResetTable(t Table) error {
 		for i := range f.conns.shards {
 			s := &f.conns.shards[i]
 			s.mu.RLock()
-			all = append(all, s.list...)
+			for c := range s.idx.owned() {
+				all = append(all, c)
+			}
 			s.mu.RUnlock()
 		}
 		for _, c := range all {
 			f.deleteConn(c)
 		}
 	case TableXlate:
-		f.xlates.mu.Lock()
-		for len(f.xlates.list) > 0 {
-			f.deleteXlateLocked(f.xlates.list[len(f.xlates.list)-1])
+		for i := range f.xlates.shards {
+			s := &f.xlates.shards[i]
+			s.mu.Lock()
+			for x := range s.idx.all() {
+				f.deleteXlateLocked(s, x)
+			}
+			s.mu.Unlock()
 		}
-		f.xlates.mu.Unlock()
 	case TableARP:
 		f.arp.mu.Lock()
 		for k := range f.arp.m {

@@ -120,7 +120,7 @@ func (w *worker) trackTCP(c *conn, dir int) (closeAfter bool, r DropReason) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.dead {
+	if c.dead() {
 		return false, dropNone
 	}
 	st, cf := c.tcpState()
@@ -132,7 +132,7 @@ func (w *worker) trackTCP(c *conn, dir int) (closeAfter bool, r DropReason) {
 	}
 	S, R := &c.win[dir], &c.win[1-dir]
 	switch {
-	case c.pickup[dir]:
+	case c.pickup(dir):
 		if r := c.pickupSegment(dir, &s); r != dropNone {
 			return false, r
 		}
@@ -200,7 +200,7 @@ func (c *conn) inWindow(dir int, s *tcpSeg) DropReason {
 // the other side's numbering is known (seen and not awaiting pickup).
 func (c *conn) ackOK(dir int, s *tcpSeg) DropReason {
 	S, R := &c.win[dir], &c.win[1-dir]
-	if s.flags&tcpACK == 0 || R.Flags&TCPWinSeen == 0 || c.pickup[1-dir] {
+	if s.flags&tcpACK == 0 || R.Flags&TCPWinSeen == 0 || c.pickup(1-dir) {
 		return dropNone
 	}
 	if !seqBefore(s.ack, R.End+1) || !seqAfter(s.ack, R.End-max(S.MaxWin, minAckWindow)-1) {
@@ -222,7 +222,7 @@ func (c *conn) ackOK(dir int, s *tcpSeg) DropReason {
 func (c *conn) pickupSegment(dir int, s *tcpSeg) DropReason {
 	S, R := &c.win[dir], &c.win[1-dir]
 	if S.Flags&TCPWinSeen != 0 && c.inWindow(dir, s) == dropNone {
-		c.pickup[dir] = false
+		c.setPickup(dir, false)
 		return dropNone
 	}
 	win := s.win
@@ -253,7 +253,7 @@ func (c *conn) pickupSegment(dir int, s *tcpSeg) DropReason {
 func (c *conn) checkRST(dir int, s *tcpSeg) DropReason {
 	S, R := &c.win[dir], &c.win[1-dir]
 	switch {
-	case c.pickup[dir] && c.pickup[1-dir]:
+	case c.pickup(dir) && c.pickup(1-dir):
 		// Adopted, and no segment seen since: only the record's windows
 		// are known. For an idle connection they are exact; for a busy
 		// one they lag by what was sent since the last record. A blind
@@ -265,7 +265,7 @@ func (c *conn) checkRST(dir int, s *tcpSeg) DropReason {
 			return dropNone
 		}
 		return DropTCPSeqPastWindow
-	case c.pickup[dir]:
+	case c.pickup(dir):
 		if R.Flags&TCPWinMaxAck != 0 && s.seq == R.MaxAck {
 			return dropNone
 		}

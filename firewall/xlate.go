@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/falab/falab/firewall/header"
@@ -19,24 +20,23 @@ type xlateKey struct {
 	mappedIf uint8
 }
 
-// mappedKey identifies a mapped PAT port, to keep allocations unique.
-type mappedKey struct {
-	proto  uint8
-	mapped [4]byte
-	port   uint16
-}
-
-// xlate is one NAT translation slot. Fields are guarded by xlateTable.mu.
+// xlate is one NAT translation slot. Fields are guarded by the lock of
+// the xlateShard that holds it (the shard of key.real). It is 48 bytes (a
+// size class): its digest contribution is not kept but recomputed from
+// its record (hash), since an xlate changes about twice in its life.
 type xlate struct {
 	key        xlateKey
+	realIf     uint8
 	mapped     [4]byte
 	mappedPort uint16
-	realIf     uint8
+	refs       int32 // connections using it
 	created    int64
-	refs       int   // connections using it
 	idleSince  int64 // when refs last fell to zero
-	hash       uint64
-	listIdx    int
+}
+
+// hash is x's digest contribution.
+func (x *xlate) hash(f *Firewall) uint64 {
+	return entryHash(Change{Table: TableXlate, Op: OpUpsert, Xlate: x.record(f)})
 }
 
 func (x *xlate) record(f *Firewall) XlateRecord {
@@ -49,30 +49,61 @@ func (x *xlate) record(f *Firewall) XlateRecord {
 	}
 }
 
+const (
+	xlateShardBits = 6
+	numXlateShards = 1 << xlateShardBits
+)
+
 // xlateTable holds static and PAT xlates. It is touched only when a
 // connection is created or deleted, never per packet (the connection's
-// tuples carry the mapping), so one mutex is enough: every operation
-// under it is O(1), a PAT allocation included (see portPool), so that a
+// tuples carry the mapping). It is sharded by real host address, so that
+// new connections of different hosts allocate without sharing a lock and
+// a host's quota of PAT xlates (per-host) is counted inside one shard;
+// the mapped port space of each (protocol, mapped address) is a portPool
+// with its own small lock, held only to pick or free one port. Every
+// operation is O(1), a PAT allocation included (see portPool), so that a
 // full pool costs no more than an empty one.
 //
-// Lock order: xlateTable.mu -> Firewall.changeMu; never held together with
-// connection shard locks.
+// Lock order: xlateShard.mu -> portPool.mu, and xlateShard.mu ->
+// Firewall.changeMu (see commit); one shard at a time; never held
+// together with connection shard locks.
 type xlateTable struct {
-	mu       sync.Mutex
-	m        map[xlateKey]*xlate   // guarded by mu
-	byMapped map[mappedKey]*xlate  // guarded by mu: PAT xlates by mapped port
-	list     []*xlate              // guarded by mu: for paging and sweeping
-	pools    map[poolKey]*portPool // guarded by mu: mapped ports in use, per (proto, mapped address)
-	perHost  map[[4]byte]int       // guarded by mu: PAT xlates in use by connections, per real host, for the quota
-	cursor   int                   // guarded by mu: sweep position in list
-	probes   uint64                // guarded by mu: bitmap words looked at by allocations (a test hook)
+	shards [numXlateShards]xlateShard
+	pools  sync.Map      // poolKey -> *portPool, never deleted (bounded by the mapped addresses in use)
+	count  atomic.Int64  // xlates in all shards
+	probes atomic.Uint64 // bitmap words looked at by allocations (a test hook)
+	sweep  atomic.Uint32 // next shard for sweepXlates
+}
+
+// xlateShard is one part of the xlate table: the xlates of the real hosts
+// that hash to it.
+type xlateShard struct {
+	mu      sync.Mutex
+	idx     xlateIndex        // guarded by mu
+	perHost map[[4]byte]int32 // guarded by mu: PAT xlates in use by connections, per real host, for the quota
+	cursor  int               // guarded by mu: sweep position, a slot of idx
+	_       [64]byte          // keep neighbouring shards' locks off one cache line
 }
 
 func (t *xlateTable) init() {
-	t.m = make(map[xlateKey]*xlate)
-	t.byMapped = make(map[mappedKey]*xlate)
-	t.pools = make(map[poolKey]*portPool)
-	t.perHost = make(map[[4]byte]int)
+	for i := range t.shards {
+		t.shards[i].perHost = make(map[[4]byte]int32)
+	}
+}
+
+// shardOf returns the shard of real host a.
+func (t *xlateTable) shardOf(a [4]byte) *xlateShard {
+	h := (uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])) * 0x9e3779b1
+	return &t.shards[h>>(32-xlateShardBits)]
+}
+
+// pool returns the port pool of k, creating it.
+func (t *xlateTable) pool(k poolKey) *portPool {
+	if p, ok := t.pools.Load(k); ok {
+		return p.(*portPool)
+	}
+	p, _ := t.pools.LoadOrStore(k, new(portPool))
+	return p.(*portPool)
 }
 
 // poolKey names the port space of one mapped address for one protocol.
@@ -93,12 +124,16 @@ const (
 // pool's size and occupancy (the scan it replaced looked at every port of
 // a full pool, 64512 map lookups per new flow under the table lock). The
 // cursor rotates through the pool so that a port just released is not
-// handed out again at once.
+// handed out again at once. owner says which xlate holds each port, in
+// blocks of 64 ports made on first use, so that a record applied over a
+// port that another xlate holds does not free it when it goes.
 type portPool struct {
-	used [poolWords]uint64        // bit p: port p is mapped
-	full [poolSummaryWords]uint64 // bit w: used[w] has no free port
-	n    int                      // ports in use
-	next uint16                   // where the next search starts
+	mu    sync.Mutex
+	used  [poolWords]uint64        // guarded by mu: bit p: port p is mapped
+	full  [poolSummaryWords]uint64 // guarded by mu: bit w: used[w] has no free port
+	owner [poolWords]*[64]*xlate   // guarded by mu
+	n     int                      // guarded by mu: ports in use
+	next  uint16                   // guarded by mu: where the next search starts
 }
 
 func (p *portPool) isUsed(port uint16) bool { return p.used[port>>6]&(1<<(port&63)) != 0 }
@@ -167,32 +202,61 @@ func (p *portPool) findFree(from, to uint16, probes *uint64) (uint16, bool) {
 	return 0, false
 }
 
-// markMappedLocked records that x holds its mapped port. Caller holds t.mu.
-func (t *xlateTable) markMappedLocked(x *xlate) {
-	pk := poolKey{proto: x.key.proto, mapped: x.mapped}
-	p := t.pools[pk]
-	if p == nil {
-		p = new(portPool)
-		t.pools[pk] = p
-	}
-	t.byMapped[mappedKey{proto: x.key.proto, mapped: x.mapped, port: x.mappedPort}] = x
+// markMapped records that x holds its mapped port. Caller holds x's shard
+// lock.
+func (t *xlateTable) markMapped(x *xlate) {
+	p := t.pool(poolKey{proto: x.key.proto, mapped: x.mapped})
+	p.mu.Lock()
 	p.set(x.mappedPort)
+	blk := &p.owner[x.mappedPort>>6]
+	if *blk == nil {
+		*blk = new([64]*xlate)
+	}
+	(*blk)[x.mappedPort&63] = x
+	p.mu.Unlock()
 }
 
-// unmarkMappedLocked frees x's mapped port if x holds it. Caller holds t.mu.
-func (t *xlateTable) unmarkMappedLocked(x *xlate) {
-	mk := mappedKey{proto: x.key.proto, mapped: x.mapped, port: x.mappedPort}
-	if t.byMapped[mk] != x {
-		return
-	}
-	delete(t.byMapped, mk)
-	pk := poolKey{proto: x.key.proto, mapped: x.mapped}
-	if p := t.pools[pk]; p != nil {
+// unmarkMapped frees x's mapped port if x holds it. Caller holds x's shard
+// lock.
+func (t *xlateTable) unmarkMapped(x *xlate) {
+	p := t.pool(poolKey{proto: x.key.proto, mapped: x.mapped})
+	p.mu.Lock()
+	if blk := p.owner[x.mappedPort>>6]; blk != nil && blk[x.mappedPort&63] == x {
+		blk[x.mappedPort&63] = nil
 		p.clear(x.mappedPort)
-		if p.n == 0 {
-			delete(t.pools, pk) // bounded by the mapped addresses in use
-		}
 	}
+	p.mu.Unlock()
+}
+
+// reserve picks a free port of p for a new PAT xlate of realPort under
+// rule and marks it used (markMapped then names its owner). The real port
+// is kept when it is in the rule's range and free; otherwise the pool is
+// searched from where the last allocation stopped.
+func (t *xlateTable) reserve(p *portPool, rule *patRule, realPort uint16) (uint16, bool) {
+	var probes uint64
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	port, found := realPort, false
+	if port >= rule.low && port <= rule.high && !p.isUsed(port) {
+		found = true
+	} else {
+		start := p.next
+		if start < rule.low || start > rule.high {
+			start = rule.low
+		}
+		port, found = p.findFree(start, rule.high, &probes)
+		if !found && start > rule.low {
+			port, found = p.findFree(rule.low, start-1, &probes)
+		}
+		if found {
+			p.next = port + 1 // past high it is clamped back to low next time
+		}
+		t.probes.Add(probes)
+	}
+	if found {
+		p.set(port)
+	}
+	return port, found
 }
 
 // xlateRef names the PAT xlate a connection uses.
@@ -227,8 +291,8 @@ func (f *Firewall) patXlateOf(c *conn) (xlateRef, bool) {
 
 // upsertXlateLocked creates or updates the xlate of rec and records the
 // change. It is the one way xlates come to exist or change. Caller holds
-// t.mu.
-func (f *Firewall) upsertXlateLocked(rec XlateRecord) (*xlate, error) {
+// s, the shard of rec.Real.
+func (f *Firewall) upsertXlateLocked(s *xlateShard, rec XlateRecord) (*xlate, error) {
 	ri, ok1 := f.byName[rec.RealInterface]
 	mi, ok2 := f.byName[rec.MappedInterface]
 	if !ok1 || !ok2 {
@@ -236,116 +300,94 @@ func (f *Firewall) upsertXlateLocked(rec XlateRecord) (*xlate, error) {
 	}
 	t := &f.xlates
 	k := xlateKey{kind: rec.Kind, proto: rec.Proto, real: rec.Real, realPort: rec.RealPort, mappedIf: uint8(mi)}
-	x := t.m[k]
+	x := s.idx.get(k)
 	var oldHash uint64
 	if x == nil {
-		x = &xlate{key: k, created: rec.Created, idleSince: f.now(), listIdx: len(t.list)}
-		t.m[k] = x
-		t.list = append(t.list, x)
+		x = &xlate{key: k, created: rec.Created, idleSince: f.now()}
+		s.idx.put(x)
+		t.count.Add(1)
 	} else {
-		oldHash = x.hash
+		oldHash = x.hash(f)
 		if x.key.kind == NATDynamicPAT {
-			t.unmarkMappedLocked(x)
+			t.unmarkMapped(x)
 		}
 	}
 	x.mapped, x.mappedPort, x.realIf = rec.Mapped, rec.MappedPort, uint8(ri)
 	if k.kind == NATDynamicPAT {
-		t.markMappedLocked(x) // an applied record takes its port like a local allocation
+		t.markMapped(x) // an applied record takes its port like a local allocation
 	}
 	ch := Change{Table: TableXlate, Op: OpUpsert, Xlate: x.record(f)}
-	x.hash = entryHash(ch)
-	f.commit(ch, oldHash, x.hash)
+	f.commit(ch, oldHash, entryHash(ch))
 	return x, nil
 }
 
 // deleteXlateLocked removes x and records the deletion. It is the one way
-// xlates go away. Caller holds t.mu.
-func (f *Firewall) deleteXlateLocked(x *xlate) {
+// xlates go away. Caller holds s, x's shard.
+func (f *Firewall) deleteXlateLocked(s *xlateShard, x *xlate) {
 	t := &f.xlates
-	if t.m[x.key] != x {
+	if !s.idx.remove(x) {
 		return
 	}
-	delete(t.m, x.key)
 	if x.key.kind == NATDynamicPAT {
-		t.unmarkMappedLocked(x)
+		t.unmarkMapped(x)
 		if x.refs > 0 {
-			t.unhostLocked(x)
+			s.unhostLocked(x)
 		}
 	}
-	last := len(t.list) - 1
-	t.list[x.listIdx] = t.list[last]
-	t.list[x.listIdx].listIdx = x.listIdx
-	t.list[last] = nil
-	t.list = t.list[:last]
-	f.commit(Change{Table: TableXlate, Op: OpDelete, Xlate: x.record(f)}, x.hash, 0)
+	t.count.Add(-1)
+	ch := Change{Table: TableXlate, Op: OpDelete, Xlate: x.record(f)}
+	f.commit(ch, entryHash(ch), 0)
 }
 
 // allocatePAT returns the PAT mapping of (proto, real, realPort) towards
 // rule's mapped interface, creating the xlate and choosing a port if there
-// is none, and takes a reference on it for the caller. The real port is
-// kept when it is in the pool and free; otherwise the pool is searched
-// from where the last allocation stopped. A host that holds its quota of
-// PAT xlates gets DropNATHostQuota, a full pool DropNATExhausted; both
-// cost O(1).
+// is none (see reserve), and takes a reference on it for the caller. A
+// host that holds its quota of PAT xlates gets DropNATHostQuota, a full
+// pool DropNATExhausted; both cost O(1).
 func (f *Firewall) allocatePAT(rule *patRule, proto uint8, real [4]byte, realPort uint16) (xlateRef, DropReason) {
 	t := &f.xlates
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	s := t.shardOf(real)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	k := xlateKey{kind: NATDynamicPAT, proto: proto, real: real, realPort: realPort, mappedIf: uint8(rule.mappedIf)}
-	if x := t.m[k]; x != nil {
-		t.refLocked(x)
+	if x := s.idx.get(k); x != nil {
+		s.refLocked(x)
 		return xlateRef{key: k, mapped: x.mapped, mappedPort: x.mappedPort, realIf: x.realIf}, dropNone
 	}
-	if q := f.limits.patPerHost; q > 0 && t.perHost[real] >= q {
+	if q := f.limits.patPerHost; q > 0 && int(s.perHost[real]) >= q {
 		return xlateRef{}, DropNATHostQuota
 	}
-	pool := t.pools[poolKey{proto: proto, mapped: rule.mapped}]
-	if pool == nil {
-		pool = new(portPool) // empty; kept by markMappedLocked below
-		t.pools[poolKey{proto: proto, mapped: rule.mapped}] = pool
-	}
-	port, found := realPort, false
-	if port >= rule.low && port <= rule.high && !pool.isUsed(port) {
-		found = true
-	} else {
-		start := pool.next
-		if start < rule.low || start > rule.high {
-			start = rule.low
-		}
-		port, found = pool.findFree(start, rule.high, &t.probes)
-		if !found && start > rule.low {
-			port, found = pool.findFree(rule.low, start-1, &t.probes)
-		}
-		if found {
-			pool.next = port + 1 // past high it is clamped back to low next time
-		}
-	}
+	pool := t.pool(poolKey{proto: proto, mapped: rule.mapped})
+	port, found := t.reserve(pool, rule, realPort)
 	if !found {
 		return xlateRef{}, DropNATExhausted
 	}
-	x, err := f.upsertXlateLocked(XlateRecord{
+	x, err := f.upsertXlateLocked(s, XlateRecord{
 		Kind: NATDynamicPAT, Proto: proto, Real: real, RealPort: realPort,
 		Mapped: rule.mapped, MappedPort: port,
 		RealInterface: f.ifs[rule.realIf].name, MappedInterface: f.ifs[rule.mappedIf].name,
 		Created: f.now(),
 	})
 	if err != nil {
+		pool.mu.Lock()
+		pool.clear(port)
+		pool.mu.Unlock()
 		return xlateRef{}, DropNATExhausted
 	}
-	t.refLocked(x)
+	s.refLocked(x)
 	return xlateRef{key: k, mapped: x.mapped, mappedPort: x.mappedPort, realIf: x.realIf}, dropNone
 }
 
 // acquireXlate takes a reference on r's xlate for c, creating it when a
 // replicated connection arrives before its xlate.
 func (f *Firewall) acquireXlate(r xlateRef, c *conn) {
-	t := &f.xlates
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	x := t.m[r.key]
+	s := f.xlates.shardOf(r.key.real)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x := s.idx.get(r.key)
 	if x == nil {
 		var err error
-		x, err = f.upsertXlateLocked(XlateRecord{
+		x, err = f.upsertXlateLocked(s, XlateRecord{
 			Kind: NATDynamicPAT, Proto: r.key.proto, Real: r.key.real, RealPort: r.key.realPort,
 			Mapped: r.mapped, MappedPort: r.mappedPort,
 			RealInterface: f.ifs[r.realIf].name, MappedInterface: f.ifs[r.key.mappedIf].name,
@@ -355,21 +397,21 @@ func (f *Firewall) acquireXlate(r xlateRef, c *conn) {
 			return
 		}
 	}
-	t.refLocked(x)
+	s.refLocked(x)
 }
 
 // releaseXlate drops a connection's reference; the xlate then idles out
 // after Timeouts.PATXlate.
 func (f *Firewall) releaseXlate(r xlateRef) {
-	t := &f.xlates
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if x := t.m[r.key]; x != nil && x.refs > 0 {
+	s := f.xlates.shardOf(r.key.real)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if x := s.idx.get(r.key); x != nil && x.refs > 0 {
 		x.refs--
 		if x.refs == 0 {
 			x.idleSince = f.now()
 			if x.key.kind == NATDynamicPAT {
-				t.unhostLocked(x)
+				s.unhostLocked(x)
 			}
 		}
 	}
@@ -380,50 +422,72 @@ func (f *Firewall) releaseXlate(r xlateRef) {
 // timeout pat-xlate: those hold their port for the host's next connection
 // from the same source port, and counting them capped a busy client at
 // quota/pat-xlate new connections a second (4096 in 30 s; `falab bench`
-// fell from 13k to 254 connections a second). Caller holds t.mu.
-func (t *xlateTable) refLocked(x *xlate) {
+// fell from 13k to 254 connections a second). Caller holds s.mu.
+func (s *xlateShard) refLocked(x *xlate) {
 	if x.refs == 0 && x.key.kind == NATDynamicPAT {
-		t.perHost[x.key.real]++
+		s.perHost[x.key.real]++
 	}
 	x.refs++
 }
 
 // unhostLocked takes x off its host's count (its last reference went, or
-// it is deleted while referenced). Caller holds t.mu.
-func (t *xlateTable) unhostLocked(x *xlate) {
-	if t.perHost[x.key.real]--; t.perHost[x.key.real] <= 0 {
-		delete(t.perHost, x.key.real)
+// it is deleted while referenced). Caller holds s.mu.
+func (s *xlateShard) unhostLocked(x *xlate) {
+	if s.perHost[x.key.real]--; s.perHost[x.key.real] <= 0 {
+		delete(s.perHost, x.key.real)
 	}
 }
 
-// sweepXlates deletes up to budget idle PAT xlates' worth of the list,
-// continuing where the previous call stopped.
+// sweepXlates looks at up to budget xlates, shard after shard from where
+// the previous call stopped and in each shard from its own cursor, and
+// deletes the idle PAT xlates among them; one call visits each shard at
+// most once.
 func (f *Firewall) sweepXlates(budget int, now int64) {
 	t := &f.xlates
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for ; budget > 0 && len(t.list) > 0; budget-- {
-		if t.cursor >= len(t.list) {
-			t.cursor = 0
+	for range numXlateShards {
+		if budget <= 0 {
+			return
 		}
-		x := t.list[t.cursor]
-		if x.key.kind == NATDynamicPAT && x.refs == 0 && now-x.idleSince > int64(f.timeouts.PATXlate) {
-			f.deleteXlateLocked(x) // the last entry moved into cursor's slot: look at it next
+		i := t.sweep.Load()
+		t.sweep.Store((i + 1) % numXlateShards) // Maintain's callers do not overlap; a lost update costs one shard's turn
+		budget = f.sweepXlateShard(&t.shards[i], budget, now)
+	}
+}
+
+// sweepXlateShard sweeps s for up to budget entries and returns the budget
+// left.
+func (f *Firewall) sweepXlateShard(s *xlateShard, budget int, now int64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	slots := s.idx.slots // deleting leaves every other entry in its slot
+	for n := len(slots); n > 0 && budget > 0; n-- {
+		if s.cursor >= len(slots) {
+			s.cursor = 0
+		}
+		x := slots[s.cursor]
+		s.cursor++
+		if x == nil || x == xlateTombstone {
 			continue
 		}
-		t.cursor++
+		budget--
+		if x.key.kind == NATDynamicPAT && x.refs == 0 && now-x.idleSince > int64(f.timeouts.PATXlate) {
+			f.deleteXlateLocked(s, x)
+		}
 	}
+	return budget
 }
 
 func (f *Firewall) touchAllXlates(now int64) {
-	t := &f.xlates
-	t.mu.Lock()
-	for _, x := range t.list {
-		if x.refs == 0 {
-			x.idleSince = now
+	for i := range f.xlates.shards {
+		s := &f.xlates.shards[i]
+		s.mu.Lock()
+		for x := range s.idx.all() {
+			if x.refs == 0 {
+				x.idleSince = now
+			}
 		}
+		s.mu.Unlock()
 	}
-	t.mu.Unlock()
 }
 
 // XlateInfo describes one xlate for the API.
@@ -438,29 +502,48 @@ type XlateInfo struct {
 	Age             time.Duration  `json:"age_ns"`
 }
 
-// Xlates returns up to limit xlates from offset, and the total count.
+// Xlates returns up to limit xlates from offset, and the total count, in
+// table order (shard by shard, slot by slot), which is stable while the
+// table does not change. Paging skips whole shards by their counts; within
+// a shard it walks the slots.
 func (f *Firewall) Xlates(offset, limit int) ([]XlateInfo, int) {
 	now := f.now()
-	t := &f.xlates
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	total := len(t.list)
-	if offset > total {
-		offset = total
-	}
-	end := min(total, offset+max(limit, 0))
-	out := make([]XlateInfo, 0, end-offset)
-	for _, x := range t.list[offset:end] {
-		in := XlateInfo{
-			Kind: x.key.kind.String(), RealInterface: f.ifs[x.realIf].name, MappedInterface: f.ifs[x.key.mappedIf].name,
-			Real:   netip.AddrPortFrom(netip.AddrFrom4(x.key.real), x.key.realPort),
-			Mapped: netip.AddrPortFrom(netip.AddrFrom4(x.mapped), x.mappedPort),
-			Conns:  x.refs, Age: time.Duration(now - x.created),
+	out := make([]XlateInfo, 0, max(0, min(limit, 1024)))
+	total := 0
+	for i := range f.xlates.shards {
+		s := &f.xlates.shards[i]
+		s.mu.Lock()
+		n := s.idx.live
+		if offset >= n {
+			offset -= n
+		} else {
+			for x := range s.idx.all() {
+				if len(out) >= limit {
+					break
+				}
+				if offset > 0 {
+					offset--
+					continue
+				}
+				out = append(out, f.xlateInfo(x, now))
+			}
+			offset = 0
 		}
-		if x.key.kind == NATDynamicPAT {
-			in.Protocol = protoName(x.key.proto)
-		}
-		out = append(out, in)
+		total += n
+		s.mu.Unlock()
 	}
 	return out, total
+}
+
+func (f *Firewall) xlateInfo(x *xlate, now int64) XlateInfo {
+	in := XlateInfo{
+		Kind: x.key.kind.String(), RealInterface: f.ifs[x.realIf].name, MappedInterface: f.ifs[x.key.mappedIf].name,
+		Real:   netip.AddrPortFrom(netip.AddrFrom4(x.key.real), x.key.realPort),
+		Mapped: netip.AddrPortFrom(netip.AddrFrom4(x.mapped), x.mappedPort),
+		Conns:  int(x.refs), Age: time.Duration(now - x.created),
+	}
+	if x.key.kind == NATDynamicPAT {
+		in.Protocol = protoName(x.key.proto)
+	}
+	return in
 }

@@ -143,12 +143,12 @@ func (l *lab) expireAll() {
 func TestPATFullPoolFailsWithoutScanning(t *testing.T) {
 	l := resolvedLab(t, labConfig())
 	fillPATPool(t, l)
-	before := l.fw.xlates.probes
+	before := l.fw.xlates.probes.Load()
 	if got := l.udpOut(client, 40000); got != "" {
 		t.Fatalf("a flow left as %s with the pool full", got)
 	}
 	// The old allocator looked at all 64512 ports here.
-	if n := l.fw.xlates.probes - before; n > 2*maxPoolProbes {
+	if n := l.fw.xlates.probes.Load() - before; n > 2*maxPoolProbes {
 		t.Errorf("a failed allocation looked at %d bitmap words, want at most %d", n, 2*maxPoolProbes)
 	}
 	if d := cmp.Diff(map[string]uint64{"nat-exhausted": 1}, l.drops()); d != "" {

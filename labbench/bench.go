@@ -59,6 +59,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Report, error) {
 		{[]int{8, 9}, "replication", b.replication},
 		{[]int{5}, "memory per connection", b.memoryPerConn},
 		{[]int{11}, "transparent pair", b.transparent},
+		{[]int{10}, "Linux pair", b.linuxPair},
 	}
 	var figs []Figure
 	for _, s := range steps {

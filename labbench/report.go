@@ -20,6 +20,10 @@ const (
 	VerdictNA        = "n/a"
 	VerdictReference = "reference"
 	VerdictInfo      = "-" // measured, no target of its own
+	// VerdictSingle is a figure that would meet its target but was
+	// measured once: one sample on a shared machine proves nothing, so
+	// the bench does not call it met.
+	VerdictSingle = "met once (n=1: not a verdict)"
 )
 
 // Target is what a figure should reach: Value Op Target.Value, or, when
@@ -56,6 +60,8 @@ type Figure struct {
 	Unit    string    `json:"unit"`
 	Value   *float64  `json:"value,omitempty"` // nil: not measured (NA says why)
 	Max     *float64  `json:"max,omitempty"`   // worst repetition, when repeated
+	Min     *float64  `json:"min,omitempty"`   // best repetition (set by finish)
+	N       int       `json:"n"`               // samples behind Value (set by finish)
 	Samples []float64 `json:"samples,omitempty"`
 	Kernel  *float64  `json:"kernel,omitempty"` // the kernel's figure, same topology
 	Ratio   *float64  `json:"ratio,omitempty"`  // Value / Kernel
@@ -92,13 +98,14 @@ var FigureIDs = []string{
 	"udp-pps",
 	"tcp-gbps", "tcp-gbps-kernel-offloads-on",
 	"conn-rate",
-	"mem-per-conn",
+	"mem-per-conn", "mem-per-conn-standby",
 	"gap-crash", "gap-freeze",
 	"tcp-resume-c2s", "tcp-survived-c2s", "tcp-resume-s2c", "tcp-survived-s2c", "tcp-resume-both", "tcp-survived-both",
 	"bulk-sync",
 	"repl-lag-p99",
-	"transparent-pps",
+	"lp-conn-rate", "lp-tcp", "lp-crash-gap",
 	"ref-crash-gap", "ref-conntrackd-lag", "ref-tcp-survive",
+	"transparent-pps",
 }
 
 // Figure returns the figure with that id.
@@ -141,8 +148,17 @@ func (f Figure) withKernel(k float64) Figure {
 	return f
 }
 
-// finish computes the verdict.
+// finish counts the samples, fills Min and Max, and computes the verdict:
+// a target is met only by two samples or more.
 func (f *Figure) finish() {
+	switch {
+	case len(f.Samples) > 0:
+		f.N = len(f.Samples)
+		f.Min, f.Max = ptr(slices.Min(f.Samples)), ptr(slices.Max(f.Samples))
+	case f.Value != nil:
+		f.N = 1
+		f.Min, f.Max = ptr(*f.Value), ptr(*f.Value)
+	}
 	switch {
 	case f.Reference != "":
 		f.Verdict = VerdictReference
@@ -160,8 +176,11 @@ func (f *Figure) finish() {
 			v = *f.Max
 		}
 		f.Verdict = VerdictMissed
-		if f.Target.met(v) {
+		switch {
+		case f.Target.met(v) && f.N >= 2:
 			f.Verdict = VerdictMet
+		case f.Target.met(v):
+			f.Verdict = VerdictSingle
 		}
 	}
 }
@@ -264,10 +283,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 			val = "reference (not measured here)"
 		case f.Value == nil:
 			val = "n/a"
-		case f.Max != nil && len(f.Samples) > 1:
-			val = fmt.Sprintf("median %s, max %s", formatValue(*f.Value, f.Unit), formatValue(*f.Max, f.Unit))
+		case f.N > 1 && f.Min != nil && f.Max != nil:
+			val = fmt.Sprintf("n=%d min %s, median %s, max %s", f.N, formatValue(*f.Min, f.Unit), formatValue(*f.Value, f.Unit), formatValue(*f.Max, f.Unit))
 		default:
-			val = formatValue(*f.Value, f.Unit)
+			val = fmt.Sprintf("n=%d %s", max(f.N, 1), formatValue(*f.Value, f.Unit))
 		}
 		if f.Kernel != nil {
 			kern = formatValue(*f.Kernel, f.Unit)

@@ -21,12 +21,15 @@ func TestVerdict(t *testing.T) {
 		fig  Figure
 		want string
 	}{
-		{"below an upper bound", measured(1, "x", "x", "ms", 40, &Target{Op: "<", Value: 1000}, ""), VerdictMet},
+		{"below an upper bound", repeated(1, "x", "x", "ms", []float64{40, 41}, &Target{Op: "<", Value: 1000}, ""), VerdictMet},
+		{"below an upper bound once", measured(1, "x", "x", "ms", 40, &Target{Op: "<", Value: 1000}, ""), VerdictSingle},
+		{"one repetition is one sample", repeated(1, "x", "x", "ms", []float64{40}, &Target{Op: "<", Value: 1000}, ""), VerdictSingle},
 		{"at an exclusive upper bound", measured(1, "x", "x", "ms", 1000, &Target{Op: "<", Value: 1000}, ""), VerdictMissed},
-		{"at an inclusive upper bound", measured(5, "x", "x", "B/conn", 256, &Target{Op: "<=", Value: 256}, ""), VerdictMet},
+		{"at an inclusive upper bound", repeated(5, "x", "x", "B/conn", []float64{256, 256, 250}, &Target{Op: "<=", Value: 256}, ""), VerdictMet},
 		{"above an inclusive upper bound", measured(5, "x", "x", "B/conn", 257, &Target{Op: "<=", Value: 256}, ""), VerdictMissed},
 		{"below a lower bound", measured(4, "x", "x", "conn/s", 9e4, &Target{Op: ">=", Value: 1e5}, ""), VerdictMissed},
-		{"ratio met", measured(2, "x", "x", "pps", 300, &Target{Op: ">=", Value: 0.5, OnRatio: true}, "").withKernel(500), VerdictMet},
+		{"ratio met", repeated(2, "x", "x", "pps", []float64{300, 310, 290}, &Target{Op: ">=", Value: 0.5, OnRatio: true}, "").withKernel(500), VerdictMet},
+		{"ratio met once", measured(2, "x", "x", "pps", 300, &Target{Op: ">=", Value: 0.5, OnRatio: true}, "").withKernel(500), VerdictSingle},
 		{"ratio missed", measured(2, "x", "x", "pps", 200, &Target{Op: ">=", Value: 0.5, OnRatio: true}, "").withKernel(500), VerdictMissed},
 		{"ratio without a kernel figure", measured(2, "x", "x", "pps", 200, &Target{Op: ">=", Value: 0.5, OnRatio: true}, ""), VerdictNA},
 		{"median meets, max does not (target on max)", repeated(6, "x", "x", "ms", []float64{5, 6, 30}, &Target{Op: "<", Value: 10, OnMax: true}, ""), VerdictMissed},
@@ -101,6 +104,7 @@ func TestTable(t *testing.T) {
 		Machine: Machine{CPUs: 2, Kernel: "6.1", LoadStart: "0.50 0.40 0.30", LoadEnd: "1.00 0.50 0.30", Started: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), TookSeconds: 61},
 		Figures: []Figure{
 			measured(2, "udp-pps", "UDP forwarding", "pps", 300_000, &Target{Op: ">=", Value: 0.5, OnRatio: true}, "how").withKernel(400_000),
+			repeated(5, "mem", "memory", "B/conn", []float64{250, 240, 255}, &Target{Op: "<=", Value: 256}, ""),
 			notMeasured(3, "tcp-gbps", "TCP bulk", "Gbit/s", &Target{Op: ">=", Value: 0.5, OnRatio: true}, errors.New("iperf3 is not installed")),
 			referenceFigures()[0],
 		},
@@ -117,7 +121,8 @@ func TestTable(t *testing.T) {
 		"machine: 2 CPUs",
 		"load average (1 5 15 min) at start 0.50 0.40 0.30",
 		"noisy",
-		"300k pps", "400k pps", "0.75", "ratio >= 0.5", "met",
+		"n=1 300k pps", "400k pps", "0.75", "ratio >= 0.5", "met once (n=1: not a verdict)",
+		"n=3 min 240 B/conn, median 250 B/conn, max 255 B/conn",
 		"n/a: iperf3 is not installed",
 		"reference (not measured here)", "2.7-3.3 s with 1 s adverts",
 	} {

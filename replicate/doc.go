@@ -40,11 +40,13 @@
 //
 // # Why a bulk sync racing live changes is correct
 //
-// Emit (called by the caller's change hook under its change lock) and the
-// snapshot's emit (called by Source.Snapshot under the same lock, one chunk
-// at a time) both append to one FIFO queue under the Sender's mutex, and
-// BulkStart is put into that queue before the snapshot's first chunk is
-// read. So for every key k, the records about k enter the stream in the
+// Emit (called by the caller's change hook under the lock of the changed
+// key) and the snapshot's emit (called by Source.Snapshot under the same
+// per-key locks, one chunk at a time) both append to one FIFO queue under
+// the Sender's mutex, and BulkStart is put into that queue before the
+// snapshot's first chunk is read. Changes of different keys may be emitted
+// concurrently and interleave in any order; only each key's own order
+// matters below. So for every key k, the records about k enter the stream in the
 // order in which the events on k happened: each change's record at the
 // change, each snapshot record carrying k's value at the moment the chunk
 // was read. The receiver applies the stream in order, and upsert/delete
@@ -64,14 +66,16 @@
 // followed by nothing (k is gone, the snapshot does not see it), and a
 // delete after is applied after the snapshot's upsert. Chunking costs
 // nothing in correctness: a key moving between chunks is covered by its
-// change record. A DigestMarker taken under the lock (MarkDigest, or
-// Source.MarkDigests after BulkEnd) lies at such a point P, so the digests
-// must agree. When the queue overflows, its contents are discarded and a
+// change record. A DigestMarker taken under the caller's change lock held
+// exclusively (MarkDigest, or Source.MarkDigests after BulkEnd), while
+// every change holds it shared from its digest update to its Emit, lies at
+// such a point P, so the digests must agree. When the queue overflows, its contents are discarded and a
 // new BulkStart is queued in the same critical section: everything
 // discarded is superseded by the snapshot that follows.
 //
 // What the caller must provide: Snapshot and Emit under one lock per key
-// (one change lock, or the lock of the bucket holding the key), digests
+// (one change lock, or the lock of the bucket holding the key), a change
+// lock that MarkDigests excludes every half-done change with, digests
 // that ignore what the Filter drops, and digests computed the same way on
 // both units (an order-independent sum of per-entry hashes keeps them O(1)
 // per change).

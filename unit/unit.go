@@ -263,8 +263,9 @@ func (u *Unit) replicated(c firewall.Change) bool {
 	return u.cfg.HTTPReplication || c.Table != firewall.TableConn || !c.Conn.HTTP
 }
 
-// onChange runs under the firewall's change lock: hand the record to the
-// sender's queue (never blocking) when this unit is active.
+// onChange runs under the changed entry's lock and the firewall's change
+// lock held shared, from several packet readers at once: hand the record
+// to the sender's queue (never blocking) when this unit is active.
 func (u *Unit) onChange(c firewall.Change) {
 	s := u.sender.Load()
 	if s == nil {

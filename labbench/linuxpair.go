@@ -1,0 +1,506 @@
+package labbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/falab/falab/lab"
+	"github.com/falab/falab/labfile"
+	"github.com/falab/falab/topo"
+	"github.com/falab/falab/traffic"
+)
+
+// The standard Linux HA pair, measured in the same run and the same
+// topology as falab's pair (figure 10): the default lab's topology with
+// each unit's namespace a Linux router (kernel forwarding, nftables
+// forward drop plus established and SNAT to the outside address,
+// nf_conntrack_tcp_be_liberal=1), keepalived 2.2 (VRRPv3, advert_int
+// 0.01, the smallest it accepts; both instances in one sync group,
+// nopreempt) moving the firewall's addresses, and conntrackd 1.4 in FTFW
+// mode syncing the connection table over the failover link, driven by its
+// shipped primary-backup.sh from keepalived's notify hooks.
+
+// primaryBackupScript is conntrackd's shipped notify script.
+const primaryBackupScript = "/usr/share/doc/conntrackd/examples/sync/primary-backup.sh"
+
+// linuxPairTools returns why the pair cannot run here, or nil.
+func linuxPairTools() error {
+	var missing []string
+	for _, bin := range []string{"keepalived", "conntrackd"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			missing = append(missing, bin)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s not installed (apt packages %s)", strings.Join(missing, " and "), strings.Join(missing, " "))
+	}
+	if _, err := os.Stat(primaryBackupScript); err != nil {
+		return fmt.Errorf("conntrackd's primary-backup.sh: %w", err)
+	}
+	return nil
+}
+
+// pairUnit is one Linux router of the pair and its two daemons.
+type pairUnit struct {
+	name, ns       string
+	dir            string
+	prio           int
+	inside         netip.Prefix // the unit's own address (the firewall's is the VIP)
+	outside        netip.Prefix
+	sync, peerSync netip.Addr // failover link addresses
+	keepalived     *exec.Cmd
+	conntrackd     *exec.Cmd
+}
+
+// linuxPair is the pair, running in a topology-only copy of the lab.
+type linuxPair struct {
+	units           [2]*pairUnit
+	vipIn, vipOut   netip.Prefix
+	insideNet       netip.Prefix
+	insideIf, outIf string
+}
+
+// hostAddr returns the address of prefix p's network with last byte host.
+func hostAddr(p netip.Prefix, host byte) netip.Prefix {
+	a := p.Masked().Addr().As4()
+	a[3] = host
+	return netip.PrefixFrom(netip.AddrFrom4(a), p.Bits())
+}
+
+func newLinuxPair(l *labfile.Lab, dir string) (*linuxPair, error) {
+	var in, out *labfile.FirewallInterface
+	for i, fi := range l.Firewall.Interfaces {
+		switch fi.Name {
+		case "inside":
+			in = &l.Firewall.Interfaces[i]
+		case "outside":
+			out = &l.Firewall.Interfaces[i]
+		}
+	}
+	if in == nil || out == nil || len(l.Units) != 2 {
+		return nil, errors.New("the lab has no pair with inside and outside interfaces")
+	}
+	p := &linuxPair{vipIn: in.Addr, vipOut: out.Addr, insideNet: in.Addr.Masked(), insideIf: in.Name, outIf: out.Name}
+	fl := l.Failover.Link
+	for i, u := range []labfile.Unit{l.Primary(), l.Secondary()} {
+		pu := &pairUnit{name: u.Name, ns: l.Namespace(u.Name), dir: filepath.Join(dir, u.Name), prio: 150 - 50*i,
+			inside: hostAddr(in.Addr, byte(252+i)), outside: hostAddr(out.Addr, byte(252+i)),
+			sync: fl.PrimaryAddress.Addr(), peerSync: fl.SecondaryAddress.Addr()}
+		if i == 1 {
+			pu.sync, pu.peerSync = pu.peerSync, pu.sync
+		}
+		if err := os.MkdirAll(pu.dir, 0o700); err != nil {
+			return nil, err
+		}
+		p.units[i] = pu
+	}
+	return p, nil
+}
+
+// route makes u's namespace a router: its own addresses, forwarding,
+// liberal TCP tracking, and the nftables ruleset.
+func (p *linuxPair) route(u *pairUnit, failoverIf string, fl labfile.FailoverLink) error {
+	syncPrefix := fl.PrimaryAddress
+	if u.sync == fl.SecondaryAddress.Addr() {
+		syncPrefix = fl.SecondaryAddress
+	}
+	err := topo.Do(u.ns, func() error {
+		h, err := netlink.NewHandle()
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		for ifname, a := range map[string]netip.Prefix{p.insideIf: u.inside, p.outIf: u.outside, failoverIf: syncPrefix} {
+			link, err := h.LinkByName(ifname)
+			if err != nil {
+				return fmt.Errorf("interface %s: %w", ifname, err)
+			}
+			if err := h.AddrReplace(link, &netlink.Addr{IPNet: &net.IPNet{IP: a.Addr().AsSlice(), Mask: net.CIDRMask(a.Bits(), 32)}}); err != nil {
+				return fmt.Errorf("address %s on %s: %w", a, ifname, err)
+			}
+			if err := h.LinkSetUp(link); err != nil {
+				return err
+			}
+		}
+		for k, v := range map[string]string{"ipv4/ip_forward": "1", "netfilter/nf_conntrack_tcp_be_liberal": "1"} {
+			if err := os.WriteFile("/proc/sys/net/"+k, []byte(v), 0o644); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	script := fmt.Sprintf(`table ip linuxpair {
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+		ct state established,related accept
+		iifname "%s" oifname "%s" ct state new accept
+	}
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		oifname "%s" ip saddr %s snat to %s
+	}
+}
+`, p.insideIf, p.outIf, p.outIf, p.insideNet, p.vipOut.Addr())
+	if _, err := topo.Nft(u.ns, script, "-f", "-"); err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	return nil
+}
+
+// writeConfigs writes u's conntrackd.conf, its copy of primary-backup.sh
+// (pointed at that config and lock) and keepalived.conf.
+func (p *linuxPair) writeConfigs(u *pairUnit, failoverIf string) error {
+	ctd := fmt.Sprintf(`Sync {
+	Mode FTFW {
+		DisableExternalCache Off
+	}
+	UDP {
+		IPv4_address %s
+		IPv4_Destination_Address %s
+		Port 3780
+		Interface %s
+		Checksum on
+	}
+}
+General {
+	HashSize 32768
+	HashLimit 262144
+	LogFile %s/conntrackd.log
+	Syslog off
+	LockFile %s/conntrackd.lock
+	UNIX {
+		Path %s/conntrackd.ctl
+	}
+	NetlinkBufferSize 2097152
+	NetlinkBufferSizeMaxGrowth 8388608
+	Filter From Userspace {
+		Address Ignore {
+			IPv4_address 127.0.0.1
+			IPv4_address %s
+			IPv4_address %s
+			IPv4_address %s
+			IPv4_address %s
+			IPv4_address %s
+		}
+	}
+}
+`, u.sync, u.peerSync, failoverIf, u.dir, u.dir, u.dir, u.inside.Addr(), u.outside.Addr(), u.sync, p.vipIn.Addr(), p.vipOut.Addr())
+	shipped, err := os.ReadFile(primaryBackupScript)
+	if err != nil {
+		return err
+	}
+	script := strings.NewReplacer(
+		"CONNTRACKD_LOCK=/var/lock/conntrack.lock", "CONNTRACKD_LOCK="+u.dir+"/conntrackd.lock",
+		"CONNTRACKD_CONFIG=/etc/conntrackd/conntrackd.conf", "CONNTRACKD_CONFIG="+u.dir+"/conntrackd.conf",
+	).Replace(string(shipped))
+	notify := u.dir + "/primary-backup.sh"
+	ka := fmt.Sprintf(`global_defs {
+	vrrp_version 3
+	script_user root
+	vrrp_garp_master_delay 0
+}
+vrrp_sync_group G {
+	group {
+		VI_IN
+		VI_OUT
+	}
+	notify_master "%[1]s primary"
+	notify_backup "%[1]s backup"
+	notify_fault "%[1]s fault"
+}
+`, notify)
+	for i, vi := range []struct {
+		name, ifname string
+		vip          netip.Prefix
+	}{{"VI_IN", p.insideIf, p.vipIn}, {"VI_OUT", p.outIf, p.vipOut}} {
+		ka += fmt.Sprintf(`vrrp_instance %s {
+	state BACKUP
+	nopreempt
+	interface %s
+	virtual_router_id %d
+	priority %d
+	advert_int 0.01
+	virtual_ipaddress {
+		%s dev %s
+	}
+}
+`, vi.name, vi.ifname, 51+i, u.prio, vi.vip, vi.ifname)
+	}
+	for name, body := range map[string]string{"conntrackd.conf": ctd, "primary-backup.sh": script, "keepalived.conf": ka} {
+		mode := os.FileMode(0o600)
+		if strings.HasSuffix(name, ".sh") {
+			mode = 0o700
+		}
+		if err := os.WriteFile(filepath.Join(u.dir, name), []byte(body), mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// start runs u's conntrackd, then keepalived, in u's namespace, as this
+// process's children.
+func (u *pairUnit) start() error {
+	u.conntrackd = exec.Command("conntrackd", "-C", u.dir+"/conntrackd.conf")
+	if err := startLogged(u.ns, u.conntrackd, u.dir+"/conntrackd.out"); err != nil {
+		return fmt.Errorf("conntrackd on %s: %w", u.name, err)
+	}
+	u.keepalived = exec.Command("keepalived", "--dont-fork", "--log-console", "--vrrp",
+		"-f", u.dir+"/keepalived.conf", "-p", u.dir+"/keepalived.pid", "-r", u.dir+"/vrrp.pid")
+	if err := startLogged(u.ns, u.keepalived, u.dir+"/keepalived.out"); err != nil {
+		return fmt.Errorf("keepalived on %s: %w", u.name, err)
+	}
+	return nil
+}
+
+func startLogged(ns string, cmd *exec.Cmd, logPath string) error {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its scripts die with it
+	return topo.Do(ns, cmd.Start)
+}
+
+// kill ends u's daemons (this process's children, by PID) and waits for
+// them.
+func (u *pairUnit) kill() {
+	for _, c := range []*exec.Cmd{u.keepalived, u.conntrackd} {
+		if c != nil && c.Process != nil {
+			_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL) // its own group: it and its notify scripts
+			_ = c.Wait()
+		}
+	}
+}
+
+// crash kills u's daemons and takes its data links down: the box is gone.
+func (p *linuxPair) crash(u *pairUnit) error {
+	u.kill()
+	return topo.Do(u.ns, func() error {
+		for _, ifname := range []string{p.insideIf, p.outIf} {
+			link, err := netlink.LinkByName(ifname)
+			if err != nil {
+				return err
+			}
+			if err := netlink.LinkSetDown(link); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// master returns the unit holding the inside VIP, or nil.
+func (p *linuxPair) master() *pairUnit {
+	for _, u := range p.units {
+		var has bool
+		_ = topo.Do(u.ns, func() error {
+			link, err := netlink.LinkByName(p.insideIf)
+			if err != nil {
+				return err
+			}
+			addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+			for _, a := range addrs {
+				has = has || a.IP.Equal(p.vipIn.Addr().AsSlice())
+			}
+			return err
+		})
+		if has {
+			return u
+		}
+	}
+	return nil
+}
+
+// startLinuxPair configures both routers and starts their daemons, and
+// waits for a master.
+func startLinuxPair(ctx context.Context, l *labfile.Lab, dir string) (*linuxPair, error) {
+	p, err := newLinuxPair(l, dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range p.units {
+		if err := p.route(u, l.Failover.Link.Interface, l.Failover.Link); err != nil {
+			return p, fmt.Errorf("%s: %w", u.name, err)
+		}
+		if err := p.writeConfigs(u, l.Failover.Link.Interface); err != nil {
+			return p, fmt.Errorf("%s: %w", u.name, err)
+		}
+		if err := u.start(); err != nil {
+			return p, err
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); p.master() == nil; {
+		if time.Now().After(deadline) {
+			return p, fmt.Errorf("no keepalived master after 5 s (see %s)", dir)
+		}
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+func (p *linuxPair) stop() {
+	for _, u := range p.units {
+		if u != nil {
+			u.kill()
+		}
+	}
+}
+
+// linuxPairGap measures one crash gap: a udp-probe every 1 ms from
+// client1 to server1 through the pair, the master crashed (daemons killed
+// by PID, links down), the probe's longest gap.
+func (b *bench) linuxPairGap(ctx context.Context, bl *benchLab, p *linuxPair) (float64, error) {
+	const probe = "lp-probe"
+	if err := lab.StartTraffic(ctx, bl.Name, lab.Traffic{Name: probe, Kind: traffic.KindUDPProbe, Client: "client1", Server: "server1", Interval: time.Millisecond}); err != nil {
+		return 0, err
+	}
+	if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+		return 0, err
+	}
+	m := p.master()
+	if m == nil {
+		return 0, errors.New("no master before the crash")
+	}
+	if err := p.crash(m); err != nil {
+		return 0, fmt.Errorf("crash %s: %w", m.name, err)
+	}
+	if err := sleepCtx(ctx, 1500*time.Millisecond); err != nil {
+		return 0, err
+	}
+	if err := lab.StopTraffic(bl.Name, probe); err != nil {
+		return 0, err
+	}
+	r, err := reportOf(bl.Name, probe)
+	if err != nil {
+		return 0, err
+	}
+	if r.Client == nil || r.Client.Received == 0 {
+		return 0, errors.New("udp-probe got no echoes through the pair")
+	}
+	if n := p.master(); n == nil || n == m {
+		var logs []string
+		for _, u := range p.units {
+			if u != m {
+				b, _ := os.ReadFile(u.dir + "/keepalived.out")
+				logs = append(logs, fmt.Sprintf("%s keepalived: %q", u.name, lastLines(string(b), 5)))
+			}
+		}
+		return 0, fmt.Errorf("after crashing %s no other unit holds the VIP (%s)", m.name, strings.Join(logs, "; "))
+	}
+	return r.Client.LongestGapMs, nil
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
+}
+
+// linuxPairRun is one lab's figures of the Linux pair, each with the error
+// that kept it from being measured.
+type linuxPairRun struct {
+	vals [3]float64 // connections/s, TCP Gbit/s, crash gap ms
+	errs [3]error
+}
+
+// linuxPairOnce brings up the topology, starts the pair and measures it.
+func (b *bench) linuxPairOnce(ctx context.Context) (linuxPairRun, error) {
+	bl, down, err := b.up(ctx, "lp", true)
+	if err != nil {
+		return linuxPairRun{}, err
+	}
+	defer down()
+	dir, err := os.MkdirTemp(b.tmp, "linuxpair")
+	if err != nil {
+		return linuxPairRun{}, err
+	}
+	p, err := startLinuxPair(ctx, bl.Lab, dir)
+	if p != nil {
+		defer p.stop()
+	}
+	if err != nil {
+		return linuxPairRun{}, err
+	}
+	clientNS, serverNS, server, err := hostsOf(bl.Lab)
+	if err != nil {
+		return linuxPairRun{}, err
+	}
+	var r linuxPairRun
+	conns, err := connectRate(ctx, clientNS, serverNS,
+		netip.AddrPortFrom(netip.IPv4Unspecified(), connectPort), netip.AddrPortFrom(server, connectPort),
+		2, 128, pick(b, 1500*time.Millisecond, 3*time.Second))
+	r.vals[0], r.errs[0] = conns.Rate, err
+	r.vals[1], r.errs[1] = iperfTCP(ctx, clientNS, serverNS, server.String(), iperfPort, pick(b, 2*time.Second, 5*time.Second))
+	r.vals[2], r.errs[2] = b.linuxPairGap(ctx, bl, p)
+	return r, nil
+}
+
+// linuxPair is figure 10, measured: the Linux pair's new connections a
+// second, one TCP stream and crash gap, in the same run and topology as
+// falab's, repeated.
+func (b *bench) linuxPair(ctx context.Context) []Figure {
+	const item = 10
+	rows := []struct{ id, name, unit string }{
+		{"lp-conn-rate", "Linux pair: new TCP connections/s (keepalived + conntrackd)", "conn/s"},
+		{"lp-tcp", "Linux pair: one TCP stream (offloads off)", "Gbit/s"},
+		{"lp-crash-gap", "Linux pair: crash gap (master's daemons killed, links down)", "ms"},
+	}
+	na := func(err error) []Figure {
+		var out []Figure
+		for _, r := range rows {
+			out = append(out, notMeasured(item, r.id, r.name, r.unit, nil, err))
+		}
+		return out
+	}
+	if err := linuxPairTools(); err != nil {
+		return na(err)
+	}
+	var samples [3][]float64
+	var errs [3]error
+	for range b.reps(3) {
+		r, err := b.linuxPairOnce(ctx)
+		if err != nil {
+			return na(err)
+		}
+		for i := range rows {
+			if r.errs[i] != nil {
+				errs[i] = r.errs[i]
+				continue
+			}
+			samples[i] = append(samples[i], r.vals[i])
+		}
+	}
+	how := "the default lab's topology, fw-a and fw-b Linux routers (nftables forward drop + established, SNAT to the outside address, tcp_be_liberal), keepalived VRRPv3 advert_int 0.01 sync group nopreempt, conntrackd FTFW over the failover link via primary-backup.sh; client1 -> server1"
+	var out []Figure
+	for i, r := range rows {
+		if len(samples[i]) == 0 {
+			out = append(out, notMeasured(item, r.id, r.name, r.unit, nil, errs[i]))
+			continue
+		}
+		f := repeated(item, r.id, r.name, r.unit, samples[i], nil, how)
+		if errs[i] != nil {
+			f.Detail += "; a repetition failed: " + errText(errs[i])
+		}
+		out = append(out, f)
+	}
+	return out
+}
