@@ -107,10 +107,8 @@ func (v *validator) endpoints(s *Spec, l *Lab, c *cabling, f string, ls *LinkSpe
 		n, known := s.Nodes[node]
 		switch {
 		case !known:
-			names := l.NodeNames()
-			for _, n := range sortedKeys(v.badKind, func(k string) int { return v.pos.Line("nodes." + k) }) {
-				names = append(names, n) // they exist, kind unknown
-			}
+			// Nodes of unknown kind exist too: name them.
+			names := append(l.NodeNames(), sortedKeys(v.badKind, func(k string) int { return v.pos.Line("nodes." + k) })...)
 			v.errf(ff, "unknown node %q (expected one of: %s)", node, strings.Join(names, ", "))
 			ok = false
 			continue
