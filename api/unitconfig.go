@@ -45,6 +45,10 @@ type UnitConfig struct {
 	// firewall config's MACs; kept for display).
 	MACMode         string `json:"mac_mode"`
 	HTTPReplication bool   `json:"http_replication"`
+	// BoxTCPPorts are the TCP ports the unit's own stack listens on (the
+	// management policy of the box admits them; ICMP echo and UDP 500/4500
+	// always).
+	BoxTCPPorts []uint16 `json:"box_tcp_ports,omitempty"`
 	// KeyFile holds the failover key (mode 0600).
 	KeyFile string `json:"key_file"`
 

@@ -63,6 +63,12 @@ const (
 	DropICMPRedirect                    // ICMP redirects are never forwarded across the firewall
 	DropLeaseExpired                    // active, but its forwarding lease lapsed: the process was frozen and its role is not yet confirmed
 	DropInspect                         // an application inspection engine refused the packet
+	DropBoxError                        // the unit's own IP stack (box) refused a packet addressed to the unit
+	DropESPNoSA                         // ESP (UDP 4500) to the unit with an SPI of no inbound SA
+	DropESPAuth                         // ESP whose integrity check fails, or malformed (short, bad padding, not tunnel mode)
+	DropESPReplay                       // ESP sequence number replayed or left of the anti-replay window
+	DropESPPolicy                       // a decrypted packet outside its SA's traffic selectors
+	DropESPLease                        // outbound ESP sequence lease exhausted (the standby has not acknowledged the next block)
 	numDropReasons
 )
 
@@ -122,6 +128,12 @@ var dropNames = [numDropReasons]string{
 	DropICMPRedirect:         "icmp-redirect",
 	DropLeaseExpired:         "failover-lease-expired",
 	DropInspect:              "inspect-drop",
+	DropBoxError:             "to-box-error",
+	DropESPNoSA:              "ipsec-spi-unknown",
+	DropESPAuth:              "ipsec-auth-failed",
+	DropESPReplay:            "ipsec-replay",
+	DropESPPolicy:            "ipsec-selector-mismatch",
+	DropESPLease:             "ipsec-seq-lease-exhausted",
 }
 
 // String returns the reason's name as "show asp drop" would print it.

@@ -87,6 +87,7 @@ type Firewall struct {
 	bridge    bridgeTable
 
 	inspection inspection // inspection engines and their pinholes (inspect.go)
+	box        *boxState  // the unit's own IP stack (box.go); nil: none. Set before Run
 
 	changeMu sync.Mutex
 	digests  [numTables]uint64 // guarded by changeMu
@@ -271,6 +272,14 @@ func (f *Firewall) Run(ctx context.Context) error {
 			})
 		}
 	}
+	if f.box != nil {
+		wg.Go(func() {
+			if err := f.boxLoop(); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("box: %w", err)
+				cancel()
+			}
+		})
+	}
 	wg.Go(func() {
 		t := time.NewTicker(f.maintain)
 		defer t.Stop()
@@ -284,6 +293,11 @@ func (f *Firewall) Run(ctx context.Context) error {
 		}
 	})
 	<-ctx.Done()
+	if f.box != nil {
+		if err := f.box.dev.Close(); err != nil {
+			f.log.Warn("closing box", "err", err)
+		}
+	}
 	for _, it := range f.ifs {
 		for _, p := range []Port{it.port, it.arpPort} {
 			if p != nil {

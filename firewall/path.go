@@ -96,7 +96,7 @@ func (w *worker) dispatch(in *iface, frame []byte) DropReason {
 		if !in.hasStandby || dst != in.standby {
 			return w.f.notForwarding()
 		}
-		return w.answer(in, ip, frame)
+		return w.answerUnit(in, ip, frame)
 	}
 	if r := w.parse(ip); r != dropNone {
 		return r
@@ -400,7 +400,7 @@ func (w *worker) unitAddressed(in *iface, frame []byte) (r DropReason, mine bool
 	}
 	switch dst := w.p.tuple.Dst; {
 	case dst == in.addr:
-		return w.local(in, frame), true
+		return w.toUnit(in, frame), true
 	case f.isOwnAddr(dst):
 		return DropToSelf, true
 	case f.isPATAddr(in, dst):

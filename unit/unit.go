@@ -45,6 +45,7 @@ type Unit struct {
 	key     replicate.Key
 	tables  []uint8       // replicated table ids in bulk order: the firewall's, then engines'
 	engines []engineTable // inspection engines' replicated tables (AddEngineTable)
+	box     *box          // the unit's own IP stack (box.go); nil: none
 
 	machine *failover.Machine // owned by drive
 	evq     *eventQueue
@@ -535,6 +536,7 @@ func (u *Unit) becomeActive(a failover.BecomeActive) {
 	u.fw.RenewLease(time.Now().Add(u.leaseFor()).UnixNano())
 	u.fw.SetActive(true)
 	u.active.Store(true)
+	u.setBoxRole(true)
 	if u.sender.Load() == nil {
 		var s *replicate.Sender
 		s, err := replicate.NewSender(replicate.SenderConfig{
@@ -591,6 +593,7 @@ func (u *Unit) announce() {
 func (u *Unit) becomeStandby(reason string) {
 	wasActive := u.active.Swap(false)
 	u.fw.SetActive(false)
+	u.setBoxRole(false)
 	if s := u.sender.Swap(nil); s != nil {
 		// Ends the session; never block the driver. If Run is already
 		// stopping, Run closes nothing it no longer holds: close here.
