@@ -45,6 +45,9 @@ type UnitConfig struct {
 	// firewall config's MACs; kept for display).
 	MACMode         string `json:"mac_mode"`
 	HTTPReplication bool   `json:"http_replication"`
+	// NoIPsecReplication keeps the IKE and IPsec SA table off the state
+	// link (a negative control).
+	NoIPsecReplication bool `json:"no_ipsec_replication,omitempty"`
 	// BoxTCPPorts are the TCP ports the unit's own stack listens on (the
 	// management policy of the box admits them; ICMP echo and UDP 500/4500
 	// always).

@@ -89,6 +89,13 @@ type Firewall struct {
 	inspection inspection // inspection engines and their pinholes (inspect.go)
 	box        *boxState  // the unit's own IP stack (box.go); nil: none. Set before Run
 
+	// IPsec (ipsec.go): the crypto ACLs are immutable after New; the SA
+	// table is a snapshot swapped under ipsecMu.
+	cryptoRules []cryptoRule
+	ipsec       atomic.Pointer[ipsecTable]
+	ipsecMu     sync.Mutex
+	ipsecID     atomic.Uint32 // IP id of outer ESP headers
+
 	changeMu sync.Mutex
 	digests  [numTables]uint64 // guarded by changeMu
 

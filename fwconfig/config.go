@@ -27,6 +27,9 @@ type Config struct {
 	// the same for every interface.
 	Fragment FragmentLimits `json:"fragment"`
 	Limits   Limits         `json:"limits"`
+	// CryptoMaps are the site-to-site IPsec peers (crypto.go); routed
+	// mode only.
+	CryptoMaps []CryptoMap `json:"crypto_maps,omitempty"`
 
 	// Mode is ModeRouted (the default when empty) or ModeTransparent.
 	// In transparent mode the unit bridges its data interfaces inside one

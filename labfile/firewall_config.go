@@ -44,6 +44,7 @@ func (l *Lab) FirewallConfig(u Unit) fwconfig.Config {
 	for _, g := range l.Firewall.AccessGroups {
 		fw.AccessGroups = append(fw.AccessGroups, fwconfig.AccessGroup{AccessList: g.AccessList, Interface: g.Interface})
 	}
+	fw.CryptoMaps = l.Firewall.CryptoMaps
 	t := l.Firewall.Timeouts
 	fw.Timeouts = fwconfig.Timeouts{Conn: t.Conn, HalfClosed: t.HalfClosed, Embryonic: t.Embryonic, UDP: t.UDP, ICMP: t.ICMP, Xlate: t.Xlate, ARP: t.ARP, MACAddress: t.MACAddress}
 	return fw

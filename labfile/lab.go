@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/falab/falab/fwconfig"
 )
 
 // Lab is a validated, resolved lab: every default filled in, every name
@@ -108,6 +110,7 @@ type Firewall struct {
 	// Management addresses (transparent mode only).
 	ManagementAddr        netip.Prefix
 	ManagementStandbyAddr netip.Addr
+	CryptoMaps            []fwconfig.CryptoMap
 }
 
 // FirewallInterface is a data interface (ASA nameif).
@@ -185,7 +188,10 @@ type Failover struct {
 	NegotiationWindow time.Duration
 	MACMode           string
 	HTTPReplication   bool
-	Key               string // a passphrase or 64 hex digits (see FailoverKey); empty: a random key is made per lab at up
+	// NoIPsecReplication: failover.replicate.ipsec is false (a negative
+	// control: the peer must re-establish its tunnel after a failover).
+	NoIPsecReplication bool
+	Key                string // a passphrase or 64 hex digits (see FailoverKey); empty: a random key is made per lab at up
 }
 
 // FailoverLink is the failover or state link.

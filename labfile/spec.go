@@ -127,6 +127,35 @@ type FirewallSpec struct {
 	AccessGroups []*AccessGroupSpec       `yaml:"access_groups"`
 	Timeouts     *TimeoutsSpec            `yaml:"timeouts"`
 	Management   *ManagementInterfaceSpec `yaml:"management"`
+	// CryptoMaps are site-to-site IPsec peers (ASA crypto map, tunnel-group,
+	// crypto ikev2 policy, ipsec-proposal; see fwconfig.CryptoMap).
+	CryptoMaps []*CryptoMapSpec `yaml:"crypto_maps"`
+}
+
+// CryptoMapSpec is one crypto map entry with its peer's tunnel group.
+type CryptoMapSpec struct {
+	Name          string             `yaml:"name"`
+	Seq           int                `yaml:"seq"`
+	Interface     string             `yaml:"interface"`
+	Peer          string             `yaml:"peer"`
+	PreSharedKey  string             `yaml:"pre_shared_key"`
+	IKEv2Policies []*IKEv2PolicySpec `yaml:"ikev2_policies"`
+	IPsecProposal []string           `yaml:"ipsec_proposal"`
+	MatchAddress  []*CryptoACESpec   `yaml:"match_address"`
+}
+
+// IKEv2PolicySpec is one "crypto ikev2 policy".
+type IKEv2PolicySpec struct {
+	Encryption string `yaml:"encryption"`
+	Integrity  string `yaml:"integrity"`
+	PRF        string `yaml:"prf"`
+	Group      int    `yaml:"group"`
+}
+
+// CryptoACESpec is one "permit ip SOURCE DESTINATION" of a crypto ACL.
+type CryptoACESpec struct {
+	Source      string `yaml:"source"`
+	Destination string `yaml:"destination"`
 }
 
 // FirewallInterfaceSpec is a data interface of the firewall (ASA nameif).
@@ -205,16 +234,24 @@ type ManagementInterfaceSpec struct {
 
 // FailoverSpec is the failover configuration of the pair.
 type FailoverSpec struct {
-	Link              *FailoverLinkSpec `yaml:"link"`
-	StateLink         *FailoverLinkSpec `yaml:"state_link"`
-	UnitPoll          *Duration         `yaml:"unit_poll"`
-	UnitHold          *Duration         `yaml:"unit_hold"`
-	InterfacePoll     *Duration         `yaml:"interface_poll"`
-	InterfaceHold     *Duration         `yaml:"interface_hold"`
-	MACMode           string            `yaml:"mac_mode"`
-	HTTPReplication   *bool             `yaml:"http_replication"`
-	Key               string            `yaml:"key"`
-	NegotiationWindow *Duration         `yaml:"negotiation_window"`
+	Link            *FailoverLinkSpec `yaml:"link"`
+	StateLink       *FailoverLinkSpec `yaml:"state_link"`
+	UnitPoll        *Duration         `yaml:"unit_poll"`
+	UnitHold        *Duration         `yaml:"unit_hold"`
+	InterfacePoll   *Duration         `yaml:"interface_poll"`
+	InterfaceHold   *Duration         `yaml:"interface_hold"`
+	MACMode         string            `yaml:"mac_mode"`
+	HTTPReplication *bool             `yaml:"http_replication"`
+	// Replicate turns an engine table's replication off (negative controls).
+	Replicate         *ReplicateSpec `yaml:"replicate"`
+	Key               string         `yaml:"key"`
+	NegotiationWindow *Duration      `yaml:"negotiation_window"`
+}
+
+// ReplicateSpec says which engine tables are replicated (default: all).
+type ReplicateSpec struct {
+	// IPsec: the IKE and IPsec SA table (ipsec-sa).
+	IPsec *bool `yaml:"ipsec"`
 }
 
 // FailoverLinkSpec is the failover or state link between the units.
