@@ -46,6 +46,7 @@ type Unit struct {
 	tables  []uint8       // replicated table ids in bulk order: the firewall's, then engines'
 	engines []engineTable // inspection engines' replicated tables (AddEngineTable)
 	box     *box          // the unit's own IP stack (box.go); nil: none
+	vpn     *ipsecEngine  // the crypto maps' IKE responders (engine_ipsec.go); nil: none
 
 	machine *failover.Machine // owned by drive
 	evq     *eventQueue
@@ -184,6 +185,14 @@ func New(cfg *Config, key replicate.Key, ports map[string]firewall.Port, log *sl
 		return nil, err
 	}
 	u.machine = m
+	if u.vpn, err = newIPsecEngine(u); err != nil {
+		return nil, err
+	}
+	if u.vpn != nil && !cfg.NoIPsecReplication {
+		if err := u.AddEngineTable(u.vpn); err != nil {
+			return nil, err
+		}
+	}
 	u.probes = newProber(u)
 	fw.SetControlHandler(probeEtherType, u.probes.handle)
 	return u, nil
@@ -285,6 +294,11 @@ func (u *Unit) Run(ctx context.Context) error {
 
 	fwErr := make(chan error, 1)
 	u.spawn(func(ctx context.Context) { fwErr <- u.fw.Run(ctx) })
+	if u.vpn != nil {
+		if err := u.vpn.start(); err != nil {
+			u.log.Error("IKE responder not started", "err", err)
+		}
+	}
 	u.spawn(u.readHellos)
 	for name, cp := range u.control {
 		u.spawn(func(ctx context.Context) { u.probes.readControl(ctx, name, cp.port) })
@@ -537,6 +551,10 @@ func (u *Unit) becomeActive(a failover.BecomeActive) {
 	u.fw.SetActive(true)
 	u.active.Store(true)
 	u.setBoxRole(true)
+	if u.vpn != nil {
+		n := u.vpn.takeover()
+		u.events.Add("ipsec", fmt.Sprintf("%d child SAs installed from the replicated IKE/IPsec table", n))
+	}
 	if u.sender.Load() == nil {
 		var s *replicate.Sender
 		s, err := replicate.NewSender(replicate.SenderConfig{
@@ -594,6 +612,9 @@ func (u *Unit) becomeStandby(reason string) {
 	wasActive := u.active.Swap(false)
 	u.fw.SetActive(false)
 	u.setBoxRole(false)
+	if u.vpn != nil {
+		u.vpn.stepDown()
+	}
 	if s := u.sender.Swap(nil); s != nil {
 		// Ends the session; never block the driver. If Run is already
 		// stopping, Run closes nothing it no longer holds: close here.
