@@ -316,6 +316,16 @@ func (w *worker) decapESP(in *iface, frame []byte) (r DropReason, done bool) {
 	return r, true
 }
 
+// tunnelled is encapESP for forward's switch: it reports whether the
+// frame was the tunnel's, with the verdict in *r.
+func (w *worker) tunnelled(out int, frame []byte, r *DropReason) bool {
+	v, done := w.encapESP(out, frame)
+	if done {
+		*r = v
+	}
+	return done
+}
+
 // encapESP sends the IPv4 frame through the tunnel if out is a crypto-map
 // interface and the packet matches a crypto ACL (done false otherwise).
 func (w *worker) encapESP(out int, frame []byte) (r DropReason, done bool) {
