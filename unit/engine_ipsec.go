@@ -262,7 +262,9 @@ func saKey(m *cryptoMap, spir uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{'S', byte(m.idx)}, spir)
 }
 
-func childKey(kind byte, inSPI uint32) []byte { return binary.BigEndian.AppendUint32([]byte{kind}, inSPI) }
+func childKey(kind byte, inSPI uint32) []byte {
+	return binary.BigEndian.AppendUint32([]byte{kind}, inSPI)
+}
 
 // syncSALocked exports IKE SA spir of m, or deletes its record if the SA
 // is gone (or not yet established).
