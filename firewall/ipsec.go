@@ -216,6 +216,7 @@ func (f *Firewall) GrantIPsecLease(inSPI uint32, upTo uint64) {
 // IPsecSAInfo is an installed SA's state and counters (show crypto ipsec sa).
 type IPsecSAInfo struct {
 	Interface    string         `json:"interface"`
+	Local        netip.Addr     `json:"local"`
 	Peer         netip.AddrPort `json:"peer"`
 	InSPI        uint32         `json:"in_spi"`
 	OutSPI       uint32         `json:"out_spi"`
@@ -244,7 +245,7 @@ func (f *Firewall) IPsecSAs() []IPsecSAInfo {
 	}
 	out := make([]IPsecSAInfo, 0, len(t.list))
 	for _, sa := range t.list {
-		i := IPsecSAInfo{Interface: sa.cfg.Interface, Peer: sa.cfg.Peer, InSPI: sa.cfg.InSPI, OutSPI: sa.cfg.OutSPI,
+		i := IPsecSAInfo{Interface: sa.cfg.Interface, Local: netip.AddrFrom4(sa.local), Peer: sa.cfg.Peer, InSPI: sa.cfg.InSPI, OutSPI: sa.cfg.OutSPI,
 			LocalTS: sa.cfg.LocalTS, RemoteTS: sa.cfg.RemoteTS,
 			Encaps: sa.encaps.Load(), Decaps: sa.decaps.Load(), EncapBytes: sa.encapBytes.Load(), DecapBytes: sa.decapBytes.Load(),
 			ReplayDrops: sa.replayDrops.Load(), AuthDrops: sa.authDrops.Load(), LeaseDrops: sa.leaseDrops.Load(), PolicyDrops: sa.policyDrops.Load()}

@@ -32,6 +32,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/firewall"
 	"github.com/falab/falab/fwconfig"
 	"github.com/falab/falab/ike"
@@ -550,4 +551,46 @@ func (e *ipsecEngine) start() error {
 	}
 	u.spawn(e.leases)
 	return nil
+}
+
+// Crypto is the unit's IKE and IPsec SA table in wire form.
+func (u *Unit) Crypto() api.Crypto {
+	out := api.Crypto{Unit: u.cfg.Name, Active: u.active.Load(), Replicated: !u.cfg.NoIPsecReplication, IKE: []api.IKESA{}, IPsec: []api.IPsecSA{}}
+	if u.vpn == nil {
+		return out
+	}
+	ts := func(ss []ike.Selector) []string {
+		var o []string
+		for _, s := range ss {
+			o = append(o, s.String())
+		}
+		return o
+	}
+	for _, r := range u.vpn.IKESAs() {
+		sa := api.IKESA{Local: r.Local, Remote: r.Peer, SPIi: fmt.Sprintf("%016x", r.SPIi), SPIr: fmt.Sprintf("%016x", r.SPIr),
+			Suite: r.Suite.String(), PeerID: r.PeerID, NATPeer: r.NATPeer, NextMessageID: r.NextMessageID, Children: []api.ChildSA{}}
+		if len(u.vpn.maps) > 0 {
+			sa.CryptoMap = fmt.Sprintf("%s %d", u.vpn.maps[0].cfg.Name, u.vpn.maps[0].cfg.Seq)
+		}
+		for _, c := range r.Children {
+			sa.Children = append(sa.Children, api.ChildSA{InSPI: fmt.Sprintf("%08x", c.InSPI), OutSPI: fmt.Sprintf("%08x", c.OutSPI),
+				Suite: c.Suite.String(), LocalTS: ts(c.LocalTS), RemoteTS: ts(c.RemoteTS)})
+		}
+		out.IKE = append(out.IKE, sa)
+	}
+	ranges := func(rs []firewall.AddrRange) []string {
+		var o []string
+		for _, r := range rs {
+			o = append(o, r.From.String()+"-"+r.To.String())
+		}
+		return o
+	}
+	for _, s := range u.fw.IPsecSAs() {
+		out.IPsec = append(out.IPsec, api.IPsecSA{Interface: s.Interface, Local: s.Local, Peer: s.Peer,
+			InSPI: fmt.Sprintf("%08x", s.InSPI), OutSPI: fmt.Sprintf("%08x", s.OutSPI), LocalTS: ranges(s.LocalTS), RemoteTS: ranges(s.RemoteTS),
+			Encaps: s.Encaps, Decaps: s.Decaps, EncapBytes: s.EncapBytes, DecapBytes: s.DecapBytes,
+			ReplayDrops: s.ReplayDrops, AuthDrops: s.AuthDrops, LeaseDrops: s.LeaseDrops, PolicyDrops: s.PolicyDrops,
+			NextSeq: s.NextSeq, LeaseLimit: s.LeaseLimit, ReplayTop: s.ReplayTop, ReplayWindow: s.ReplayWindow})
+	}
+	return out
 }

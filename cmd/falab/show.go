@@ -16,27 +16,44 @@ import (
 	"github.com/falab/falab/render"
 )
 
-var showWhat = []string{"conn", "xlate", "arp", "mac-address-table", "route", "interface", "asp-drop", "failover"}
+var showWhat = []string{"conn", "xlate", "arp", "mac-address-table", "route", "interface", "asp-drop", "failover", "crypto"}
+
+// cryptoWhat are the words after `show crypto`.
+var cryptoWhat = []string{"ikev2 sa", "ipsec sa"}
 
 // showOptions are the flags of `falab show`.
 type showOptions struct {
 	lab, unit     string
 	limit, offset int
+	crypto        string // after show crypto: ikev2 or ipsec
 }
 
 func newShowCmd(e *env) *cobra.Command {
 	var o showOptions
 	cmd := &cobra.Command{
-		Use:   "show conn|xlate|arp|mac-address-table|route|interface|asp-drop|failover [--unit U] [--lab LAB] [--json]",
+		Use:   "show conn|xlate|arp|mac-address-table|route|interface|asp-drop|failover|crypto ikev2 sa|crypto ipsec sa [--unit U] [--lab LAB] [--json]",
 		Short: "show a unit's tables, like an ASA's show commands",
 		Long: "A unit's tables the way an ASA's show commands print them (default: the active unit; --unit fw-b\n" +
 			"shows the standby's copy). Large tables (conn, xlate) are paged with --offset and --limit.\n" +
 			"mac-address-table is the transparent mode's bridge table. failover shows the unit asked as\n" +
 			"\"This host\" and its peer as \"Other host\".",
-		ValidArgs:   showWhat,
-		Args:        exactArgs(1, "one of: "+strings.Join(showWhat, ", ")),
+		ValidArgs: showWhat,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 && args[0] == "crypto" {
+				if len(args) != 3 || !slices.Contains(cryptoWhat, args[1]+" "+args[2]) {
+					return usageError{"show crypto takes: " + strings.Join(cryptoWhat, " | ")}
+				}
+				return nil
+			}
+			return exactArgs(1, "one of: "+strings.Join(showWhat, ", "))(cmd, args)
+		},
 		Annotations: rootNeeded(),
-		RunE:        func(cmd *cobra.Command, args []string) error { return e.show(cmd.Context(), o, args[0]) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] == "crypto" {
+				o.crypto = args[1]
+			}
+			return e.show(cmd.Context(), o, args[0])
+		},
 	}
 	labFlag(cmd, &o.lab)
 	cmd.Flags().StringVar(&o.unit, "unit", "", "the unit to ask (default: the active one)")
@@ -74,6 +91,14 @@ func (e *env) show(ctx context.Context, o showOptions, what string) error {
 		return e.print(p, err, func(w io.Writer) error {
 			fmt.Fprintf(w, "%s: ", u)
 			return render.ShowConn(w, p)
+		})
+	case "crypto":
+		cr, err := c.Crypto(ctx)
+		return e.print(cr, err, func(w io.Writer) error {
+			if o.crypto == "ikev2" {
+				return render.ShowCryptoIKEv2SA(w, cr)
+			}
+			return render.ShowCryptoIPsecSA(w, cr)
 		})
 	case "xlate":
 		p, err := c.Xlates(ctx, o.offset, o.limit)
