@@ -270,6 +270,10 @@ func (f *fakeSource) Interfaces(_ context.Context, name string) ([]api.Interface
 	}, nil
 }
 
+func (f *fakeSource) Crypto(_ context.Context, name string) (api.Crypto, error) {
+	return api.Crypto{Unit: name}, nil
+}
+
 func (f *fakeSource) Drops(_ context.Context, name string) (map[string]uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

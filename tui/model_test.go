@@ -329,7 +329,7 @@ func TestFilterAndSort(t *testing.T) {
 
 func TestHostMACChangeFlashes(t *testing.T) {
 	hs := newHarness(t, newFakeSource(0, 0), 80, 24)
-	hs.press("8")
+	hs.press("9") // Hosts, after the eight table tabs
 	hs.tick(100 * time.Millisecond)
 	gw := netip.MustParseAddr("198.18.1.1")
 	hs.src.setHostMAC("client1", gw, "02:00:00:00:0b:01")

@@ -64,6 +64,8 @@ type Source interface {
 	Interfaces(ctx context.Context, unitName string) ([]api.Interface, error)
 	// Drops returns a unit's drop counters by reason.
 	Drops(ctx context.Context, unitName string) (map[string]uint64, error)
+	// Crypto returns a unit's IKE and IPsec SAs.
+	Crypto(ctx context.Context, unitName string) (api.Crypto, error)
 	// HostARP returns a host's ARP cache, read from its namespace.
 	HostARP(ctx context.Context, host string) ([]topo.Neighbor, error)
 	// UnitEvents returns a unit's events after seq.
@@ -204,6 +206,15 @@ func (s *LabSource) Interfaces(ctx context.Context, u string) ([]api.Interface, 
 		return nil, err
 	}
 	return c.Interfaces(ctx)
+}
+
+// Crypto implements Source.
+func (s *LabSource) Crypto(ctx context.Context, u string) (api.Crypto, error) {
+	c, err := s.client(u)
+	if err != nil {
+		return api.Crypto{}, err
+	}
+	return c.Crypto(ctx)
 }
 
 // Drops implements Source.

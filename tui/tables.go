@@ -19,6 +19,7 @@ const (
 	tabRoutes = "routes"
 	tabIfaces = "interfaces"
 	tabDrops  = "drops"
+	tabVPN    = "vpn"
 )
 
 // wholeLimit is the largest table fetched whole, so that filter and sort
@@ -39,6 +40,8 @@ func newTableTabs() []*tableTab {
 			note: "counters are each unit's own", cols: columns(render.Interfaces.PairColumns())},
 		{id: tabDrops, title: "Drops", short: "Drops", sortCol: -1,
 			note: "drop counters are each unit's own", cols: columns(render.Drops.PairColumns())},
+		{id: tabVPN, title: "VPN", short: "VPN", replicated: true, sortCol: -1,
+			note: "IKE SAs and their child SAs; the standby's are its replicated copy (show crypto ipsec sa for counters)", cols: columns(render.IKESAs.PairColumns())},
 	}
 }
 
@@ -144,6 +147,11 @@ func fetchTable(ctx context.Context, src Source, r tableReq) tableData {
 		for i := range d.rows {
 			d.rows[i].mark = markNone
 		}
+	case tabVPN:
+		a, aerr := src.Crypto(ctx, r.active)
+		s, serr := fetchStandby(ctx, r.standby, src.Crypto)
+		d.fill(len(a.IKE), len(s.IKE), aerr, serr, r.standby)
+		d.rows = merge(a.IKE, s.IKE, d.standbyTotal >= 0, false, render.IKESAs.Key, render.IKESAs.PairCells)
 	case tabDrops:
 		a, aerr := src.Drops(ctx, r.active)
 		s, serr := fetchStandby(ctx, r.standby, src.Drops)
