@@ -8,6 +8,7 @@ import (
 
 	"github.com/falab/falab/esp"
 	"github.com/falab/falab/firewall/header"
+	"github.com/falab/falab/firewall/memport"
 	"github.com/falab/falab/fwconfig"
 	"github.com/google/go-cmp/cmp"
 )
@@ -196,4 +197,39 @@ func fixUDP(frame []byte) {
 	u := header.UDP(ip.Payload())
 	u.SetChecksum(0)
 	u.SetChecksum(u.CalculateChecksum(ip.SourceAddress(), ip.DestinationAddress()))
+}
+
+// TestIPsecPathAllocatesNothing: an established flow through the tunnel,
+// encapsulated one way and decapsulated in place the other, allocates
+// nothing per packet.
+func TestIPsecPathAllocatesNothing(t *testing.T) {
+	l, peer := vpnLab(t)
+	l.fw.GrantIPsecLease(0x1000, 1<<20)
+	only(t, l.in(ifInside, icmpFrame(client.mac, fwInsideMAC, client.ip, farServer, header.ICMPv4Echo, 7, 1)), ifOutside, 1)
+	for _, it := range l.fw.ifs {
+		it.port = memport.NewDiscard()
+	}
+	const n = 500
+	replies := make([][]byte, n+1)
+	for i := range replies {
+		replies[i] = peer.espFrame(t, icmpFrame(zeroMAC, zeroMAC, farServer, client.ip, header.ICMPv4EchoReply, 7, 1))
+	}
+	out := icmpFrame(client.mac, fwInsideMAC, client.ip, farServer, header.ICMPv4Echo, 7, 1)
+	frame := make([]byte, 2048)
+	i := 0
+	allocs := testing.AllocsPerRun(n, func() {
+		f := frame[:len(out)]
+		copy(f, out)
+		l.fw.HandleFrame(ifInside, f)
+		f = frame[:len(replies[i])]
+		copy(f, replies[i])
+		l.fw.HandleFrame(ifOutside, f)
+		i++
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per round trip through the tunnel, want 0", allocs)
+	}
+	if s := l.fw.IPsecSAs()[0]; s.Encaps < n || s.Decaps < n {
+		t.Errorf("encaps %d decaps %d: the tunnel was not exercised (drops %v)", s.Encaps, s.Decaps, l.fw.Drops())
+	}
 }
