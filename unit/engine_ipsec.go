@@ -66,9 +66,15 @@ type ipsecEntry struct {
 	hash    uint64
 }
 
+// pendingLease is a lease record on its way to the standby: queued (the
+// table's queued count after it), then written (the table's sent count
+// reached queued; the stream position is read a tick later, once the
+// writer has stored it), then acknowledged (the standby's ack passed it).
 type pendingLease struct {
-	limit uint64
-	seq   uint64
+	limit   uint64
+	queued  uint64
+	seq     uint64
+	written bool
 }
 
 // cryptoMap is one crypto map entry with its responder.
@@ -476,14 +482,17 @@ func (e *ipsecEngine) tick(syncReplay bool) {
 	defer e.mu.Unlock()
 	for _, sa := range sas {
 		if p, ok := e.pending[sa.InSPI]; ok {
-			if e.acknowledged(p.seq) {
+			if e.acknowledged(&p) {
 				e.u.fw.GrantIPsecLease(sa.InSPI, p.limit)
 				delete(e.pending, sa.InSPI)
+			} else {
+				e.pending[sa.InSPI] = p
 			}
 		} else if sa.NeedGrant {
 			limit := max(sa.LeaseLimit, sa.NextSeq) + leaseBlock
 			e.storeLocked(string(childKey('L', sa.InSPI)), binary.BigEndian.AppendUint64(childKey('L', sa.InSPI), limit), true)
-			e.pending[sa.InSPI] = pendingLease{limit: limit, seq: e.streamSeq()}
+			queued, _ := e.tableCounts()
+			e.pending[sa.InSPI] = pendingLease{limit: limit, queued: queued}
 		}
 		if syncReplay && e.synced[sa.InSPI] != sa.ReplayTop {
 			e.storeLocked(string(childKey('R', sa.InSPI)), binary.BigEndian.AppendUint32(childKey('R', sa.InSPI), sa.ReplayTop), true)
@@ -492,17 +501,33 @@ func (e *ipsecEngine) tick(syncReplay bool) {
 	}
 }
 
-// streamSeq is the stream position after the records emitted so far.
-func (e *ipsecEngine) streamSeq() uint64 {
-	if s := e.u.sender.Load(); s != nil {
-		return s.Stats().RecordSeq
+// tableCounts returns the sender's queued and sent counts of this table.
+func (e *ipsecEngine) tableCounts() (queued, sent uint64) {
+	s := e.u.sender.Load()
+	if s == nil {
+		return 0, 0
 	}
-	return 0
+	id := uint8(0)
+	for _, t := range e.u.engines {
+		if t.EngineTable == EngineTable(e) {
+			id = t.id
+		}
+	}
+	for _, t := range s.Stats().Tables {
+		if t.Table == id {
+			return t.Queued, t.Sent
+		}
+	}
+	return 0, 0
 }
 
-// acknowledged reports whether the standby has the stream up to seq, or
-// there is no standby to take over (no session, or replication is off).
-func (e *ipsecEngine) acknowledged(seq uint64) bool {
+// acknowledged advances a pending lease and reports whether the standby
+// holds it, or there is no standby to take over (no session, or
+// replication is off). A record is known written once the table's sent
+// count reaches the queued count taken after it; the stream position is
+// read on the next tick, after the writer stored it for that batch; the
+// standby's ack must then pass it.
+func (e *ipsecEngine) acknowledged(p *pendingLease) bool {
 	if e.u.cfg.NoIPsecReplication {
 		return true
 	}
@@ -511,7 +536,19 @@ func (e *ipsecEngine) acknowledged(seq uint64) bool {
 		return true
 	}
 	st := s.Stats()
-	return !st.Connected || st.AckedSeq >= seq
+	if !st.Connected {
+		return true
+	}
+	switch {
+	case p.seq != 0:
+		return st.AckedSeq >= p.seq
+	case p.written:
+		p.seq = max(st.RecordSeq, 1)
+	default:
+		_, sent := e.tableCounts()
+		p.written = sent >= p.queued
+	}
+	return false
 }
 
 // IKESAs returns the IKE SA records this unit holds (the active's own, or
