@@ -99,7 +99,26 @@ func (e *env) prepare(cmd *cobra.Command) error {
 }
 
 func main() {
+	closeInheritedOnExec()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// closeInheritedOnExec marks every descriptor falab inherited beyond
+// stdin, stdout and stderr close-on-exec, so that the processes it leaves
+// running (units, daemons, traffic agents) do not keep them: `flock
+// /work/lab.lock falab up --detach` otherwise hands the lock to the lab's
+// units, which hold it until the lab goes down.
+func closeInheritedOnExec() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		var fd int
+		if _, err := fmt.Sscan(e.Name(), &fd); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }
 
 // run executes one command line and returns its exit status.
