@@ -226,7 +226,7 @@ func TestIPsecPathAllocatesNothing(t *testing.T) {
 		l.fw.HandleFrame(ifOutside, f)
 		i++
 	})
-	if allocs != 0 {
+	if allocs != 0 && !raceEnabled {
 		t.Errorf("%v allocations per round trip through the tunnel, want 0", allocs)
 	}
 	if s := l.fw.IPsecSAs()[0]; s.Encaps < n || s.Decaps < n {
