@@ -129,15 +129,20 @@ func TestGoldenTabs(t *testing.T) {
 		name string
 		w, h int
 	}{{"80x24", 80, 24}, {"120x40", 120, 40}}
-	// In tab order: key 1 is the first, 0 the tenth.
-	tabs := []string{"conns", "xlate", "arp", "bridge", "routes", "interfaces", "drops", "hosts", "timeline", "traffic"}
+	// In tab order: key 1 is the first, 0 the tenth; the eleventh is
+	// reached with tab from the tenth.
+	tabs := []string{"conns", "xlate", "arp", "bridge", "routes", "interfaces", "drops", "vpn", "hosts", "timeline", "traffic"}
 	for _, sz := range sizes {
 		hs := newHarness(t, newFakeSource(12, 2), sz.w, sz.h)
 		hs.tick(100 * time.Millisecond)
 		for i, tab := range tabs {
 			t.Run(sz.name+"/"+tab, func(t *testing.T) {
 				hs.t = t
-				hs.press(fmt.Sprint((i + 1) % 10))
+				if i < 10 {
+					hs.press(fmt.Sprint((i + 1) % 10))
+				} else {
+					hs.press("tab")
+				}
 				hs.tick(100 * time.Millisecond)
 				hs.golden(tab + "-" + sz.name)
 			})
