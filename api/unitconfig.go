@@ -48,6 +48,13 @@ type UnitConfig struct {
 	// NoReplicate names engine tables the lab does not replicate
 	// (failover.replicate: a negative control), e.g. gtp-pdp.
 	NoReplicate []string `json:"no_replicate,omitempty"`
+	// NoIPsecReplication keeps the IKE and IPsec SA table off the state
+	// link (a negative control).
+	NoIPsecReplication bool `json:"no_ipsec_replication,omitempty"`
+	// BoxTCPPorts are the TCP ports the unit's own stack listens on (the
+	// management policy of the box admits them; ICMP echo and UDP 500/4500
+	// always).
+	BoxTCPPorts []uint16 `json:"box_tcp_ports,omitempty"`
 	// KeyFile holds the failover key (mode 0600).
 	KeyFile string `json:"key_file"`
 

@@ -26,6 +26,11 @@ func TestBuiltinScenarios(t *testing.T) {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
+			if strings.HasPrefix(name, "vpn") {
+				if _, err := os.Stat("/usr/lib/ipsec/charon"); err != nil {
+					t.Skip("strongSwan missing: apt-get install strongswan-charon strongswan-swanctl libstrongswan-standard-plugins libcharon-extra-plugins (.ci/run does)")
+				}
+			}
 			runDir := t.TempDir()
 			t.Cleanup(func() { downRecorded(t, runDir) })
 			r := falab(t, runDir, "run", name, "--json")

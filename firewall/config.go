@@ -83,6 +83,7 @@ type iface struct {
 	hasACL     bool
 	proxyARP   [][4]byte // NAT mapped addresses answered for while active
 	mtu        int       // largest IPv4 packet sent, header included
+	crypto     bool      // a crypto map is bound here (ipsec.go)
 	frags      fragQueue // datagrams awaiting reassembly (fragment.go)
 
 	port Port // set by Attach before Run; read-only afterwards
@@ -177,6 +178,7 @@ func (f *Firewall) compile(cfg Config) error {
 	f.randomSeq = !cfg.NoRandomSequence
 	f.limits = compileLimits(cfg.Limits)
 	f.compileSanity(cfg)
+	f.compileCrypto(cfg)
 	return nil
 }
 

@@ -75,6 +75,12 @@ const (
 	DropIPSReassemblyFull                // the service module's out-of-order buffer is full; the sender resends
 	DropUAuthSteerFull                   // too many flows steered to the authentication listener at once
 	DropUAuthListener                    // the unit's stack refused a segment steered to the authentication listener
+	DropBoxError                         // the unit's own IP stack (box) refused a packet addressed to the unit
+	DropESPNoSA                          // ESP (UDP 4500) to the unit with an SPI of no inbound SA
+	DropESPAuth                          // ESP whose integrity check fails, or malformed (short, bad padding, not tunnel mode)
+	DropESPReplay                        // ESP sequence number replayed or left of the anti-replay window
+	DropESPPolicy                        // a decrypted packet outside its SA's traffic selectors
+	DropESPLease                         // outbound ESP sequence lease exhausted (the standby has not acknowledged the next block)
 	numDropReasons
 )
 
@@ -146,6 +152,12 @@ var dropNames = [numDropReasons]string{
 	DropIPSReassemblyFull:     "ips-reassembly-full",
 	DropUAuthSteerFull:        "uauth-steer-full",
 	DropUAuthListener:         "uauth-listener-error",
+	DropBoxError:              "to-box-error",
+	DropESPNoSA:               "ipsec-spi-unknown",
+	DropESPAuth:               "ipsec-auth-failed",
+	DropESPReplay:             "ipsec-replay",
+	DropESPPolicy:             "ipsec-selector-mismatch",
+	DropESPLease:              "ipsec-seq-lease-exhausted",
 }
 
 // String returns the reason's name as "show asp drop" would print it.

@@ -90,6 +90,14 @@ type Firewall struct {
 	bridge    bridgeTable
 
 	inspection inspection // inspection engines and their pinholes (inspect.go)
+	box        *boxState  // the unit's own IP stack (box.go); nil: none. Set before Run
+
+	// IPsec (ipsec.go): the crypto ACLs are immutable after New; the SA
+	// table is a snapshot swapped under ipsecMu.
+	cryptoRules []cryptoRule
+	ipsec       atomic.Pointer[ipsecTable]
+	ipsecMu     sync.Mutex
+	ipsecID     atomic.Uint32 // IP id of outer ESP headers
 
 	module      ServiceModule // the service module, or nil (module.go); set before Run
 	moduleClass []ace         // the connections diverted to it
@@ -285,6 +293,14 @@ func (f *Firewall) Run(ctx context.Context) error {
 			})
 		}
 	}
+	if f.box != nil {
+		wg.Go(func() {
+			if err := f.boxLoop(); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("box: %w", err)
+				cancel()
+			}
+		})
+	}
 	wg.Go(func() {
 		t := time.NewTicker(f.maintain)
 		defer t.Stop()
@@ -298,6 +314,11 @@ func (f *Firewall) Run(ctx context.Context) error {
 		}
 	})
 	<-ctx.Done()
+	if f.box != nil {
+		if err := f.box.dev.Close(); err != nil {
+			f.log.Warn("closing box", "err", err)
+		}
+	}
 	for _, it := range f.ifs {
 		for _, p := range []Port{it.port, it.arpPort} {
 			if p != nil {

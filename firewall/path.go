@@ -71,6 +71,12 @@ func (w *worker) dispatch(in *iface, frame []byte) DropReason {
 	if next == linkDone {
 		return r
 	}
+	return w.network(in, next, frame)
+}
+
+// network is the path of an IPv4 frame from the parse step on: what the
+// link step passed on, and the inner packet of an ESP tunnel (ipsec.go).
+func (w *worker) network(in *iface, next linkNext, frame []byte) DropReason {
 	ip, frame, r := ipv4Of(frame)
 	if r != dropNone {
 		return r
@@ -96,7 +102,7 @@ func (w *worker) dispatch(in *iface, frame []byte) DropReason {
 		if !in.hasStandby || dst != in.standby {
 			return w.f.notForwarding()
 		}
-		return w.answer(in, ip, frame)
+		return w.answerUnit(in, ip, frame)
 	}
 	if r := w.parse(ip); r != dropNone {
 		return r
@@ -403,7 +409,12 @@ func (w *worker) unitAddressed(in *iface, frame []byte) (r DropReason, mine bool
 	}
 	switch dst := w.p.tuple.Dst; {
 	case dst == in.addr:
-		return w.local(in, frame), true
+		if in.crypto && w.p.tuple.Proto == header.ProtocolUDP && w.p.tuple.DstPort == PortIKENATT {
+			if r, done := w.decapESP(in, frame); done {
+				return r, true
+			}
+		}
+		return w.toUnit(in, frame), true
 	case f.isOwnAddr(dst):
 		return DropToSelf, true
 	case f.isPATAddr(in, dst):
@@ -589,6 +600,9 @@ func (f *Firewall) permits(in, out *iface, t Tuple) DropReason {
 func (w *worker) sourceNAT(in *iface, out int) (src [4]byte, port uint16, isPAT bool, r DropReason) {
 	f := w.f
 	t := w.p.tuple
+	if f.cryptoRules != nil && f.cryptoMatch(out, t.Src, t.Dst) {
+		return t.Src, t.SrcPort, false, dropNone // exempt: it goes through the tunnel
+	}
 	for i := range f.statics {
 		if s := &f.statics[i]; s.realIf == in.idx && s.mappedIf == out && s.real == t.Src {
 			return s.mapped, t.SrcPort, false, dropNone
@@ -645,6 +659,7 @@ func (w *worker) forward(in *iface, c *conn, dir int, frame []byte, first bool) 
 		w.flood(frame)
 	case f.transparent:
 		w.queue(out, frame, nil)
+	case f.ifs[out].crypto && w.tunnelled(out, frame, &r):
 	case big:
 		r = w.fragmentOut(f.ifs[out], c.nextHop(dir), frame, nil)
 	default:
@@ -784,6 +799,11 @@ func (w *worker) send(c *conn, dir, out int, big bool, frame []byte) DropReason 
 			w.queue(out, frame, nil)
 		}
 		return dropNone
+	}
+	if f.ifs[out].crypto {
+		if r, done := w.encapESP(out, frame); done {
+			return r
+		}
 	}
 	if big {
 		return w.fragmentOut(f.ifs[out], c.nextHop(dir), frame, nil)

@@ -19,6 +19,8 @@ type worker struct {
 	insp      Inspection // handed to a connection's engine (inspect.go)
 	// fromARPPort: this worker reads an interface's ARP port (AttachARP).
 	fromARPPort bool
+	// inTunnel: the packet at hand came out of an ESP tunnel (ipsec.go).
+	inTunnel bool
 
 	frag fragWork // reassembly state of the datagram being released (fragment.go)
 }

@@ -29,6 +29,9 @@ type Config struct {
 	Limits   Limits         `json:"limits"`
 	// Inspect turns on application inspection engines (inspect.go).
 	Inspect Inspect `json:"inspect"`
+	// CryptoMaps are the site-to-site IPsec peers (crypto.go); routed
+	// mode only.
+	CryptoMaps []CryptoMap `json:"crypto_maps,omitempty"`
 
 	// Mode is ModeRouted (the default when empty) or ModeTransparent.
 	// In transparent mode the unit bridges its data interfaces inside one

@@ -57,6 +57,7 @@ func Check(c Config) []Problem {
 	if !v.transparent() { // else reported whole by mode
 		v.routes()
 		v.nat()
+		v.cryptoMaps()
 	}
 	v.accessLists()
 	v.accessGroups()

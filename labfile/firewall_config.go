@@ -46,6 +46,7 @@ func (l *Lab) FirewallConfig(u Unit) fwconfig.Config {
 	}
 	fw.Module = l.Firewall.Module
 	fw.UAuth = l.Firewall.UAuth
+	fw.CryptoMaps = l.Firewall.CryptoMaps
 	t := l.Firewall.Timeouts
 	fw.Timeouts = fwconfig.Timeouts{Conn: t.Conn, HalfClosed: t.HalfClosed, Embryonic: t.Embryonic, UDP: t.UDP, ICMP: t.ICMP, Xlate: t.Xlate, ARP: t.ARP, MACAddress: t.MACAddress}
 	fw.Inspect = l.Firewall.Inspect

@@ -115,7 +115,8 @@ type Firewall struct {
 	// Module is the service module; nil when the lab has none.
 	Module *fwconfig.ModuleConfig
 	// UAuth is cut-through proxy authentication; nil when the lab has none.
-	UAuth *fwconfig.UAuthConfig
+	UAuth      *fwconfig.UAuthConfig
+	CryptoMaps []fwconfig.CryptoMap
 }
 
 // FirewallInterface is a data interface (ASA nameif).
@@ -196,6 +197,9 @@ type Failover struct {
 	Key               string // a passphrase or 64 hex digits (see FailoverKey); empty: a random key is made per lab at up
 	// NoReplicate names engine tables not replicated (failover.replicate), sorted.
 	NoReplicate []string
+	// NoIPsecReplication: failover.replicate.ipsec is false (a negative
+	// control: the peer must re-establish its tunnel after a failover).
+	NoIPsecReplication bool
 }
 
 // FailoverLink is the failover or state link.

@@ -134,6 +134,35 @@ type FirewallSpec struct {
 	Module *ModuleSpec `yaml:"module"`
 	// AAA is cut-through proxy authentication (validate_uauth.go).
 	AAA *AAASpec `yaml:"aaa"`
+	// CryptoMaps are site-to-site IPsec peers (ASA crypto map, tunnel-group,
+	// crypto ikev2 policy, ipsec-proposal; see fwconfig.CryptoMap).
+	CryptoMaps []*CryptoMapSpec `yaml:"crypto_maps"`
+}
+
+// CryptoMapSpec is one crypto map entry with its peer's tunnel group.
+type CryptoMapSpec struct {
+	Name          string             `yaml:"name"`
+	Seq           int                `yaml:"seq"`
+	Interface     string             `yaml:"interface"`
+	Peer          string             `yaml:"peer"`
+	PreSharedKey  string             `yaml:"pre_shared_key"`
+	IKEv2Policies []*IKEv2PolicySpec `yaml:"ikev2_policies"`
+	IPsecProposal []string           `yaml:"ipsec_proposal"`
+	MatchAddress  []*CryptoACESpec   `yaml:"match_address"`
+}
+
+// IKEv2PolicySpec is one "crypto ikev2 policy".
+type IKEv2PolicySpec struct {
+	Encryption string `yaml:"encryption"`
+	Integrity  string `yaml:"integrity"`
+	PRF        string `yaml:"prf"`
+	Group      int    `yaml:"group"`
+}
+
+// CryptoACESpec is one "permit ip SOURCE DESTINATION" of a crypto ACL.
+type CryptoACESpec struct {
+	Source      string `yaml:"source"`
+	Destination string `yaml:"destination"`
 }
 
 // FirewallInterfaceSpec is a data interface of the firewall (ASA nameif).

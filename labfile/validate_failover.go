@@ -34,6 +34,9 @@ func (v *validator) failover(s *Spec, l *Lab) Failover {
 	if fs.HTTPReplication != nil {
 		fo.HTTPReplication = *fs.HTTPReplication
 	}
+	if r := fs.Replicate; r != nil && r.IPsec != nil {
+		fo.NoIPsecReplication = !*r.IPsec
+	}
 	switch k := fs.Key; {
 	case k == "" || IsRawKey(k):
 	case len(k) >= 2*minRawKeyHex && isHex(k):

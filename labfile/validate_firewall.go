@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/falab/falab/fwconfig"
 )
 
 // firewall resolves the firewall section both units run: data interfaces,
@@ -42,7 +44,40 @@ func (v *validator) firewall(s *Spec, l *Lab) Firewall {
 	fw.Inspect = v.inspect(fs.Inspect)
 	fw.Module = v.module(fs.Module)
 	fw.UAuth = v.uauth(fs.AAA)
+	fw.CryptoMaps = v.cryptoMaps(fs)
 	return fw
+}
+
+// cryptoMaps parses the crypto maps' addresses; fwconfig.Check judges
+// the rest (reported at the lab file's lines through firewallConfig).
+func (v *validator) cryptoMaps(fs *FirewallSpec) []fwconfig.CryptoMap {
+	var out []fwconfig.CryptoMap
+	for i, m := range fs.CryptoMaps {
+		f := fmt.Sprintf("firewall.crypto_maps[%d]", i)
+		if m == nil {
+			v.errf(f, "empty crypto map; expected name, interface, peer, pre_shared_key, ikev2_policies, ipsec_proposal, match_address")
+			continue
+		}
+		cm := fwconfig.CryptoMap{Name: m.Name, Seq: m.Seq, Interface: m.Interface, PreSharedKey: m.PreSharedKey,
+			IPsecProposal: m.IPsecProposal}
+		if m.Peer != "" {
+			cm.Peer = v.addr(f+".peer", m.Peer)
+		}
+		for _, p := range m.IKEv2Policies {
+			if p != nil {
+				cm.IKEv2Policies = append(cm.IKEv2Policies, fwconfig.IKEv2Policy{Encryption: p.Encryption, Integrity: p.Integrity, PRF: p.PRF, Group: p.Group})
+			}
+		}
+		for j, a := range m.MatchAddress {
+			if a == nil {
+				continue
+			}
+			g := fmt.Sprintf("%s.match_address[%d]", f, j)
+			cm.MatchAddress = append(cm.MatchAddress, fwconfig.CryptoACE{Source: v.prefix(g+".source", a.Source), Destination: v.prefix(g+".destination", a.Destination)})
+		}
+		out = append(out, cm)
+	}
+	return out
 }
 
 // firewallInterface resolves data interface is (at field f): name, security

@@ -47,6 +47,8 @@ const (
 type ReplicateSpec struct {
 	// GTP is the PDP context database (table gtp-pdp).
 	GTP *bool `yaml:"gtp"`
+	// IPsec is the IKE and IPsec SA table (ipsec-sa).
+	IPsec *bool `yaml:"ipsec"`
 }
 
 // inspect resolves firewall.inspect.
@@ -85,6 +87,9 @@ func (v *validator) inspect(is *InspectSpec) fwconfig.Inspect {
 // failover` and the unit config.
 const TableGTP = "gtp-pdp"
 
+// TableIPsec is the IKE and IPsec SA table's name (unit's engine_ipsec.go).
+const TableIPsec = "ipsec-sa"
+
 // replicate resolves failover.replicate into the tables not replicated.
 func (v *validator) replicate(rs *ReplicateSpec) []string { return NoReplicate(rs) }
 
@@ -97,6 +102,9 @@ func NoReplicate(rs *ReplicateSpec) []string {
 	}
 	if rs.GTP != nil && !*rs.GTP {
 		off = append(off, TableGTP)
+	}
+	if rs.IPsec != nil && !*rs.IPsec {
+		off = append(off, TableIPsec)
 	}
 	slices.Sort(off)
 	return off

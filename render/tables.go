@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/falab/falab/api"
@@ -182,4 +183,24 @@ func Duration(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
+}
+
+// IKESAs is the VPN tab: one IKE SA a row with its child SAs' SPIs and the
+// message ID the peer's next request must carry, which the standby's
+// replicated copy must match for a takeover to go unnoticed.
+var IKESAs = Spec[api.IKESA]{
+	Columns: []Column{
+		{Title: "Peer", Width: 21}, {Title: "IKE SPI i/r", Width: 33}, {Title: "Suite", Width: 28, Wide: true},
+		{Title: "Child SPIs in/out", Width: 17},
+		{Title: "Next msg", Width: 8, Right: true, PerUnit: true},
+	},
+	Key: func(s *api.IKESA) string { return s.SPIi + "/" + s.SPIr },
+	Cells: func(s *api.IKESA) []string {
+		var ch []string
+		for _, c := range s.Children {
+			ch = append(ch, c.InSPI+"/"+c.OutSPI)
+		}
+		return []string{s.Remote.String(), s.SPIi + "/" + s.SPIr, s.Suite, strings.Join(ch, " "), strconv.FormatUint(uint64(s.NextMessageID), 10)}
+	},
+	Standby: []StandbyColumn{{Column: Column{Title: "Standby", Width: 8, Right: true}, From: 4, After: 4}},
 }

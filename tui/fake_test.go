@@ -270,6 +270,13 @@ func (f *fakeSource) Interfaces(_ context.Context, name string) ([]api.Interface
 	}, nil
 }
 
+func (f *fakeSource) Crypto(_ context.Context, name string) (api.Crypto, error) {
+	sa := api.IKESA{Remote: netip.MustParseAddrPort("198.18.2.50:4500"), SPIi: "5c1f2a3b4c5d6e7f", SPIr: "a1b2c3d4e5f60718",
+		Suite: "aes256gcm16-prfsha256-ecp256", NextMessageID: 4,
+		Children: []api.ChildSA{{InSPI: "c1000001", OutSPI: "d2000002"}}}
+	return api.Crypto{Unit: name, Replicated: true, IKE: []api.IKESA{sa}}, nil
+}
+
 func (f *fakeSource) Drops(_ context.Context, name string) (map[string]uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -68,6 +68,8 @@ type Source interface {
 	// PDPContexts returns a unit's GTP PDP contexts (an error when the
 	// unit does not inspect GTP).
 	PDPContexts(ctx context.Context, unitName string) (api.PDPContexts, error)
+	// Crypto returns a unit's IKE and IPsec SAs.
+	Crypto(ctx context.Context, unitName string) (api.Crypto, error)
 	// HostARP returns a host's ARP cache, read from its namespace.
 	HostARP(ctx context.Context, host string) ([]topo.Neighbor, error)
 	// UnitEvents returns a unit's events after seq.
@@ -208,6 +210,15 @@ func (s *LabSource) Interfaces(ctx context.Context, u string) ([]api.Interface, 
 		return nil, err
 	}
 	return c.Interfaces(ctx)
+}
+
+// Crypto implements Source.
+func (s *LabSource) Crypto(ctx context.Context, u string) (api.Crypto, error) {
+	c, err := s.client(u)
+	if err != nil {
+		return api.Crypto{}, err
+	}
+	return c.Crypto(ctx)
 }
 
 // Drops implements Source.

@@ -20,6 +20,7 @@ const (
 	tabIfaces = "interfaces"
 	tabDrops  = "drops"
 	tabGTP    = "gtp"
+	tabVPN    = "vpn"
 )
 
 // wholeLimit is the largest table fetched whole, so that filter and sort
@@ -42,6 +43,8 @@ func newTableTabs() []*tableTab {
 			note: "drop counters are each unit's own", cols: columns(render.Drops.PairColumns())},
 		{id: tabGTP, title: "GTP", short: "GTP", replicated: true, sortCol: -1,
 			note: "inspect gtp's PDP contexts (empty unless the lab inspects GTP)", cols: columns(render.PDPContexts.PairColumns())},
+		{id: tabVPN, title: "VPN", short: "VPN", replicated: true, sortCol: -1,
+			note: "IKE SAs and their child SAs; the standby's are its replicated copy (show crypto ipsec sa for counters)", cols: columns(render.IKESAs.PairColumns())},
 	}
 }
 
@@ -153,6 +156,11 @@ func fetchTable(ctx context.Context, src Source, r tableReq) tableData {
 		s, serr := fetchStandby(ctx, r.standby, src.PDPContexts)
 		d.fill(len(a.Contexts), len(s.Contexts), aerr, serr, r.standby)
 		d.rows = merge(a.Contexts, s.Contexts, d.standbyTotal >= 0, false, render.PDPContexts.Key, render.PDPContexts.PairCells)
+	case tabVPN:
+		a, aerr := src.Crypto(ctx, r.active)
+		s, serr := fetchStandby(ctx, r.standby, src.Crypto)
+		d.fill(len(a.IKE), len(s.IKE), aerr, serr, r.standby)
+		d.rows = merge(a.IKE, s.IKE, d.standbyTotal >= 0, false, render.IKESAs.Key, render.IKESAs.PairCells)
 	case tabDrops:
 		a, aerr := src.Drops(ctx, r.active)
 		s, serr := fetchStandby(ctx, r.standby, src.Drops)

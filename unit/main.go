@@ -74,6 +74,10 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 	}
+	if err := u.OpenBox(); err != nil {
+		// Without it the data plane still answers ping to the unit.
+		log.Warn("no box: the unit's own sockets are unreachable", "err", err)
+	}
 	return u.Run(ctx)
 }
 

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,8 @@ type Unit struct {
 	uauth         *uauth.Table          // cut-through proxy authentication, or nil (engine_uauth.go)
 	uauthCfg      *fwconfig.UAuthConfig // its configuration
 	uauthSteering bool                  // the firewall steers to the listener (the unit has its own stack)
+	box           *box                  // the unit's own IP stack (box.go); nil: none
+	vpn           *ipsecEngine          // the crypto maps' IKE responders (engine_ipsec.go); nil: none
 
 	machine *failover.Machine // owned by drive
 	evq     *eventQueue
@@ -210,6 +213,14 @@ func New(cfg *Config, key replicate.Key, ports map[string]firewall.Port, log *sl
 		return nil, err
 	}
 	u.machine = m
+	if u.vpn, err = newIPsecEngine(u); err != nil {
+		return nil, err
+	}
+	if u.vpn != nil && !u.noIPsecReplication() {
+		if err := u.AddEngineTable(u.vpn); err != nil {
+			return nil, err
+		}
+	}
 	u.probes = newProber(u)
 	fw.SetControlHandler(probeEtherType, u.probes.handle)
 	return u, nil
@@ -312,6 +323,11 @@ func (u *Unit) Run(ctx context.Context) error {
 
 	fwErr := make(chan error, 1)
 	u.spawn(func(ctx context.Context) { fwErr <- u.fw.Run(ctx) })
+	if u.vpn != nil {
+		if err := u.vpn.start(); err != nil {
+			u.log.Error("IKE responder not started", "err", err)
+		}
+	}
 	u.spawn(u.readHellos)
 	for name, cp := range u.control {
 		u.spawn(func(ctx context.Context) { u.probes.readControl(ctx, name, cp.port) })
@@ -568,6 +584,11 @@ func (u *Unit) becomeActive(a failover.BecomeActive) {
 	u.fw.RenewLease(time.Now().Add(u.leaseFor()).UnixNano())
 	u.fw.SetActive(true)
 	u.active.Store(true)
+	u.setBoxRole(true)
+	if u.vpn != nil {
+		n := u.vpn.takeover()
+		u.events.Add("ipsec", fmt.Sprintf("%d child SAs installed from the replicated IKE/IPsec table", n))
+	}
 	if u.sender.Load() == nil {
 		var s *replicate.Sender
 		s, err := replicate.NewSender(replicate.SenderConfig{
@@ -624,6 +645,10 @@ func (u *Unit) announce() {
 func (u *Unit) becomeStandby(reason string) {
 	wasActive := u.active.Swap(false)
 	u.fw.SetActive(false)
+	u.setBoxRole(false)
+	if u.vpn != nil {
+		u.vpn.stepDown()
+	}
 	if s := u.sender.Swap(nil); s != nil {
 		// Ends the session; never block the driver. If Run is already
 		// stopping, Run closes nothing it no longer holds: close here.
@@ -831,4 +856,11 @@ func (u *Unit) tableName(t uint8) string {
 		return e.Name()
 	}
 	return strings.ToLower(firewall.Table(t).String())
+}
+
+// noIPsecReplication says whether the lab keeps the IKE and IPsec SA table
+// off the state link (failover.replicate.ipsec false, in the lab file or a
+// scenario's override).
+func (u *Unit) noIPsecReplication() bool {
+	return u.cfg.NoIPsecReplication || slices.Contains(u.cfg.NoReplicate, "ipsec-sa")
 }

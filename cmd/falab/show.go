@@ -16,29 +16,47 @@ import (
 	"github.com/falab/falab/render"
 )
 
-var showWhat = []string{"conn", "xlate", "arp", "mac-address-table", "route", "interface", "asp-drop", "failover", "module", "uauth"}
+var showWhat = []string{"conn", "xlate", "arp", "mac-address-table", "route", "interface", "asp-drop", "failover", "module", "uauth", "crypto"}
+
+// cryptoWhat are the words after `show crypto`.
+var cryptoWhat = []string{"ikev2 sa", "ipsec sa"}
 
 // showOptions are the flags of `falab show`.
 type showOptions struct {
 	lab, unit     string
 	limit, offset int
+	crypto        string // after show crypto: ikev2 or ipsec
 }
 
 func newShowCmd(e *env) *cobra.Command {
 	var o showOptions
 	cmd := &cobra.Command{
-		Use:   "show conn|xlate|arp|mac-address-table|route|interface|asp-drop|failover|module|uauth|" + servicePolicyUsage + " [--unit U] [--lab LAB] [--json]",
+		Use:   "show conn|xlate|arp|mac-address-table|route|interface|asp-drop|failover|module|uauth|crypto ikev2 sa|crypto ipsec sa|" + servicePolicyUsage + " [--unit U] [--lab LAB] [--json]",
 		Short: "show a unit's tables, like an ASA's show commands",
 		Long: "A unit's tables the way an ASA's show commands print them (default: the active unit; --unit fw-b\n" +
 			"shows the standby's copy). Large tables (conn, xlate) are paged with --offset and --limit.\n" +
 			"mac-address-table is the transparent mode's bridge table. failover shows the unit asked as\n" +
 			"\"This host\" and its peer as \"Other host\". module shows each unit's service module (or --unit's);\n" +
 			"uauth each unit's authenticated users (never replicated). service-policy inspect gtp pdp-context\n" +
-			"[detail] lists the GTP PDP contexts (a lab with firewall.inspect.gtp).",
-		ValidArgs:   showWhat,
-		Args:        func(_ *cobra.Command, args []string) error { return showArgs(args) },
+			"[detail] lists the GTP PDP contexts (a lab with firewall.inspect.gtp). crypto ikev2 sa and crypto\n" +
+			"ipsec sa list the IKE and IPsec SAs (a lab with firewall.crypto_maps).",
+		ValidArgs: showWhat,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 && args[0] == "crypto" {
+				if len(args) != 3 || !slices.Contains(cryptoWhat, args[1]+" "+args[2]) {
+					return usageError{"show crypto takes: " + strings.Join(cryptoWhat, " | ")}
+				}
+				return nil
+			}
+			return showArgs(args)
+		},
 		Annotations: rootNeeded(),
-		RunE:        func(cmd *cobra.Command, args []string) error { return e.show(cmd.Context(), o, args) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] == "crypto" {
+				o.crypto = args[1]
+			}
+			return e.show(cmd.Context(), o, args)
+		},
 	}
 	labFlag(cmd, &o.lab)
 	cmd.Flags().StringVar(&o.unit, "unit", "", "the unit to ask (default: the active one)")
@@ -89,6 +107,14 @@ func (e *env) show(ctx context.Context, o showOptions, args []string) error {
 		return e.print(p, err, func(w io.Writer) error {
 			fmt.Fprintf(w, "%s: ", u)
 			return render.ShowConn(w, p)
+		})
+	case "crypto":
+		cr, err := c.Crypto(ctx)
+		return e.print(cr, err, func(w io.Writer) error {
+			if o.crypto == "ikev2" {
+				return render.ShowCryptoIKEv2SA(w, cr)
+			}
+			return render.ShowCryptoIPsecSA(w, cr)
 		})
 	case "xlate":
 		p, err := c.Xlates(ctx, o.offset, o.limit)
