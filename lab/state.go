@@ -43,6 +43,7 @@ type State struct {
 	Namespaces []string        `json:"namespaces"` // recorded before any is made
 	Units      map[string]Proc `json:"units,omitempty"`
 	Procs      []Proc          `json:"procs,omitempty"` // other processes falab started (traffic, servers)
+	Daemons    []DaemonProc    `json:"daemons,omitempty"`
 	// Failover settings a scenario put over the lab file's, so that every
 	// command sees the lab as it runs, not as the file says.
 	MACMode         string `json:"mac_mode,omitempty"`
@@ -55,6 +56,17 @@ type Proc struct {
 	Name      string `json:"name"`
 	PID       int    `json:"pid"`
 	StartTime uint64 `json:"start_time"`
+}
+
+// DaemonProc is a host daemon falab started (labfile.Daemon), recorded as
+// soon as it runs so that `down` kills it by PID even after a crash.
+type DaemonProc struct {
+	Node string `json:"node"`
+	Name string `json:"name"`
+	// PrivateRun: the daemon holds the node's private /run (its mount
+	// namespace), which `falab exec` enters.
+	PrivateRun bool `json:"private_run,omitempty"`
+	Proc       Proc `json:"proc"`
 }
 
 // Dir is the state directory of the lab called name.

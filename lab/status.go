@@ -32,6 +32,33 @@ type NodeStatus struct {
 	Kind      string `json:"kind"`
 	Namespace string `json:"namespace"`
 	Present   bool   `json:"present"`
+	// Daemons are the host's daemons, in lab file order.
+	Daemons []DaemonStatus `json:"daemons,omitempty"`
+}
+
+// DaemonStatus is one host daemon: PID 0 when it was never started.
+type DaemonStatus struct {
+	Name       string `json:"name"`
+	PID        int    `json:"pid"`
+	Alive      bool   `json:"alive"`
+	PrivateRun bool   `json:"private_run,omitempty"`
+}
+
+// DaemonSummary says in a few words how node's daemons are, for the STATE
+// column of `falab status`: ", charon pid 1234, ggsn pid 99 DEAD".
+func (n NodeStatus) DaemonSummary() string {
+	var b strings.Builder
+	for _, d := range n.Daemons {
+		switch {
+		case d.PID == 0:
+			fmt.Fprintf(&b, ", %s not started", d.Name)
+		case d.Alive:
+			fmt.Fprintf(&b, ", %s pid %d", d.Name, d.PID)
+		default:
+			fmt.Fprintf(&b, ", %s pid %d DEAD", d.Name, d.PID)
+		}
+	}
+	return b.String()
 }
 
 // UnitStatus is one unit process.
@@ -99,6 +126,9 @@ func GetStatus(name string) (*Status, error) {
 			s.Problems = append(s.Problems, "namespace "+ns+" is missing")
 		}
 	}
+	for i := range s.Nodes {
+		s.Nodes[i].Daemons, s.Problems = daemonStatus(l, st, s.Nodes[i].Name, s.Problems)
+	}
 	for _, u := range l.Units {
 		p, started := st.Units[u.Name]
 		us := UnitStatus{Name: u.Name, Role: u.Role, PID: p.PID, Alive: p.Alive()}
@@ -108,6 +138,30 @@ func GetStatus(name string) (*Status, error) {
 		s.Units = append(s.Units, us)
 	}
 	return s, nil
+}
+
+// daemonStatus reports node's daemons from the record, adding a problem
+// for each one that died while the lab is up. Liveness comes from
+// /proc/PID/stat: a zombie is dead.
+func daemonStatus(l *labfile.Lab, st *State, node string, problems []string) ([]DaemonStatus, []string) {
+	h, ok := l.Host(node)
+	if !ok {
+		return nil, problems
+	}
+	var out []DaemonStatus
+	for _, d := range h.Daemons {
+		ds := DaemonStatus{Name: d.Name, PrivateRun: d.PrivateRun}
+		for _, rec := range st.Daemons {
+			if rec.Node == node && rec.Name == d.Name {
+				ds.PID, ds.Alive = rec.Proc.PID, rec.Proc.Alive()
+			}
+		}
+		if st.Phase == PhaseUp && !ds.Alive {
+			problems = append(problems, fmt.Sprintf("daemon %s on %s (pid %d) is not running; see %s", d.Name, node, ds.PID, DaemonLog(l.Name, node, d.Name)))
+		}
+		out = append(out, ds)
+	}
+	return out, problems
 }
 
 // ErrNoLab says that no lab is running at all.
@@ -160,7 +214,7 @@ func ExecIn(ns string, argv []string, extraEnv ...string) error {
 	if err != nil {
 		return err
 	}
-	env := append(os.Environ(), extraEnv...)
+	env := mergeEnv(os.Environ(), extraEnv...)
 	return topo.Do(ns, func() error {
 		// execve from this thread: the new program is born in ns.
 		return syscall.Exec(path, argv, env)

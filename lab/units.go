@@ -158,25 +158,32 @@ func startUnitProcs(ctx context.Context, l *labfile.Lab, st *State, opt UpOption
 // The fork happens on a thread switched into ns, so the child and every
 // thread it ever makes live in ns.
 func spawnIn(ns, name, logPath, exe string, args ...string) (Proc, error) {
+	cmd := exec.Command(exe, args...)
+	return startDetached(cmd, name, logPath, func() error { return topo.Do(ns, cmd.Start) })
+}
+
+// startDetached starts cmd through start (which forks it from a thread in
+// the right namespaces) in its own session, stdin from /dev/null and
+// output appended to logPath, and returns its record.
+func startDetached(cmd *exec.Cmd, name, logPath string, start func() error) (Proc, error) {
 	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return Proc{}, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(exe, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := topo.Do(ns, cmd.Start); err != nil {
+	if err := start(); err != nil {
 		return Proc{}, err
 	}
 	pid := cmd.Process.Pid
 	// The child is detached; we never Wait for it, so release it.
 	_ = cmd.Process.Release()
-	start, err := StartTimeOf(pid)
+	st, err := StartTimeOf(pid)
 	if err != nil {
 		return Proc{}, fmt.Errorf("%s exited at once; see %s", name, logPath)
 	}
-	return Proc{Name: name, PID: pid, StartTime: start}, nil
+	return Proc{Name: name, PID: pid, StartTime: st}, nil
 }
 
 // waitReady waits until the unit's API socket accepts a connection, or the

@@ -58,8 +58,8 @@ var ErrAlreadyUp = errors.New("lab is already up")
 
 // Up builds the lab: it records the lab's namespaces in its state
 // directory first (so that `falab down` can always undo a crashed up),
-// deploys the topology, then starts the units. On failure it undoes what it
-// made and returns the error.
+// deploys the topology, then starts the units, then the hosts' daemons.
+// On failure it undoes what it made and returns the error.
 func Up(ctx context.Context, l *labfile.Lab, data []byte, opt UpOptions) (st *State, err error) {
 	log := opt.Logger
 	if log == nil {
@@ -71,6 +71,10 @@ func Up(ctx context.Context, l *labfile.Lab, data []byte, opt UpOptions) (st *St
 		}
 		return nil, fmt.Errorf("%w: %s has been up since %s; `falab down %s` first", ErrAlreadyUp, l.Name, prev.CreatedAt.Format(time.DateTime), l.Name)
 	} else if !errors.Is(err, ErrNotRunning) {
+		return nil, err
+	}
+	// A missing program is found before anything is touched.
+	if err := CheckDaemonPrograms(l); err != nil {
 		return nil, err
 	}
 	plan := Plan(l)
@@ -123,6 +127,12 @@ func Up(ctx context.Context, l *labfile.Lab, data []byte, opt UpOptions) (st *St
 			return nil, err
 		}
 	}
+	// Daemons start once the units forward, so that a daemon that talks
+	// at once (an IKE initiator, an SGSN) finds the path through the pair
+	// up; daemons that only listen do not mind either way.
+	if err := startDaemons(ctx, l, st, log); err != nil {
+		return nil, err
+	}
 	st.Phase = PhaseUp
 	if err := WriteState(st); err != nil {
 		return nil, err
@@ -150,6 +160,14 @@ func Down(name string, log *slog.Logger) (DownReport, error) {
 		names = st.Namespaces
 		for _, p := range st.Units {
 			if p.Alive() {
+				if err := p.Kill(2 * time.Second); err != nil {
+					return rep, err
+				}
+				rep.Killed = append(rep.Killed, p.PID)
+			}
+		}
+		for _, d := range st.Daemons {
+			if p := d.Proc; p.Alive() {
 				if err := p.Kill(2 * time.Second); err != nil {
 					return rep, err
 				}

@@ -29,7 +29,37 @@ type Host struct {
 	Interfaces []HostInterface
 	Gateway    netip.Addr // zero when none
 	Routes     []HostRoute
+	Daemons    []Daemon
 }
+
+// Daemon is a program a host runs while the lab is up (see DaemonSpec).
+// Placeholders ({dir}, {lab}, {node}) are kept as written: the lab
+// runtime, which knows the state directory, expands them.
+type Daemon struct {
+	Name       string
+	Command    []string
+	Package    string       // the Debian package with the program, if given
+	Files      []DaemonFile // in name order
+	Env        []string     // KEY=VALUE, sorted by key
+	PrivateRun bool
+	ReadyLog   string        // a regular expression, valid; empty when none
+	ReadyWait  time.Duration // a fixed delay; 0 when none
+	// ReadyTimeout bounds the wait for ReadyLog.
+	ReadyTimeout time.Duration
+	// Field and Line say where the daemon is written, for problems found
+	// when the lab comes up (a program missing from PATH).
+	Field string
+	Line  int
+}
+
+// DaemonFile is a file written into the node's directory for a daemon.
+type DaemonFile struct {
+	Name    string // relative, clean, without ".."
+	Content string
+}
+
+// DefaultDaemonReadyTimeout bounds the wait for a daemon's ready line.
+const DefaultDaemonReadyTimeout = 10 * time.Second
 
 // HostInterface is one kernel interface of a host.
 type HostInterface struct {

@@ -44,6 +44,56 @@ type NodeSpec struct {
 	Gateway string `yaml:"gateway"`
 	// Routes are a host's extra static routes.
 	Routes []*HostRouteSpec `yaml:"routes"`
+	// Daemons are programs falab runs in a host for as long as the lab is
+	// up (a GGSN, an IKE daemon): started by `falab up` after the units,
+	// killed by `falab down` by their recorded PID. Hosts only.
+	Daemons []*DaemonSpec `yaml:"daemons"`
+}
+
+// DaemonSpec is one program a host runs while the lab is up. In command,
+// env values and file contents, {dir} stands for the node's directory in
+// the lab's state directory (/run/falab/LAB/NODE), {lab} for the lab's
+// name and {node} for the host's; any other brace is left alone, so that
+// config files with braces need no escaping.
+type DaemonSpec struct {
+	// Name names the daemon; unique within its host. Its output goes to
+	// /run/falab/LAB/NODE-NAME.log.
+	Name string `yaml:"name"`
+	// Command is the argv; the program (Command[0]) must be on PATH, or a
+	// path, when `falab up` runs.
+	Command []string `yaml:"command"`
+	// Package names the Debian package that ships the program, for the
+	// error `falab up` gives when the program is missing.
+	Package string `yaml:"package"`
+	// Files are written into {dir} (mode 0600) before the daemon starts,
+	// by relative name (subdirectories allowed, no "..").
+	Files map[string]string `yaml:"files"`
+	// Env is added to the daemon's environment, and to that of commands
+	// run by `falab exec` and `falab shell` in the host, so that a control
+	// tool finds the daemon's config as the daemon did.
+	Env map[string]string `yaml:"env"`
+	// PrivateRun gives the daemon a private mount namespace with an empty
+	// tmpfs on /run (the host's /run is untouched; falab's run directory,
+	// with {dir}, stays visible),
+	// so two daemons of the same program on two hosts do not share pid
+	// files and control sockets. The private_run daemons of one host share
+	// one such namespace, and `falab exec` enters it too.
+	PrivateRun bool `yaml:"private_run"`
+	// Ready says when the daemon counts as started; without it, as soon
+	// as it runs.
+	Ready *DaemonReadySpec `yaml:"ready"`
+}
+
+// DaemonReadySpec says when a daemon is ready: once a line of its output
+// matches Log, or after Wait; one of the two. If the daemon exits first,
+// `falab up` fails with the tail of its log.
+type DaemonReadySpec struct {
+	// Log is a regular expression (Go syntax) matched against the output.
+	Log string `yaml:"log"`
+	// Timeout bounds the wait for Log (default 10s).
+	Timeout *Duration `yaml:"timeout"`
+	// Wait is a fixed delay after which a still-running daemon is ready.
+	Wait *Duration `yaml:"wait"`
 }
 
 // HostInterfaceSpec is one kernel interface of a host.

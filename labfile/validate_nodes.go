@@ -45,8 +45,10 @@ func (v *validator) nodes(s *Spec, l *Lab) (hostIfaces map[string]map[string]boo
 				v.errf(f+".gateway", "a switch has no gateway")
 			}
 			v.noUnitFields(f, n)
+			v.noDaemons(f, n)
 		case KindUnit:
 			l.Units = append(l.Units, v.unit(f, name, n))
+			v.noDaemons(f, n)
 		case "":
 			v.errf(f+".kind", "missing; expected host, switch or unit")
 		default:
@@ -103,6 +105,7 @@ func (v *validator) host(s *Spec, f, name string, n *NodeSpec, ifaces map[string
 		}
 		h.Routes = append(h.Routes, hr)
 	}
+	h.Daemons = v.daemons(f, name, n.Daemons)
 	return h
 }
 
@@ -150,5 +153,12 @@ func (v *validator) unit(f, name string, n *NodeSpec) Unit {
 func (v *validator) noUnitFields(f string, n *NodeSpec) {
 	if n.Role != "" {
 		v.errf(f+".role", "only units have a role")
+	}
+}
+
+// noDaemons reports daemons on a switch or unit: only hosts run programs.
+func (v *validator) noDaemons(f string, n *NodeSpec) {
+	if len(n.Daemons) > 0 {
+		v.errf(f+".daemons", "only hosts run daemons (expected them on a host node)")
 	}
 }

@@ -52,6 +52,14 @@ func describeExpect(e *ExpectSpec) string {
 	if e.MaxTerm > 0 {
 		parts = append(parts, fmt.Sprintf("max term %d", e.MaxTerm))
 	}
+	for _, n := range keys(e.Run) {
+		parts = append(parts, "run "+n)
+	}
+	for _, le := range e.Log {
+		if le != nil {
+			parts = append(parts, "log "+le.File+" /"+le.Pattern+"/")
+		}
+	}
 	if e.Within != nil {
 		parts = append(parts, "within "+e.Within.D(0).String())
 	}
@@ -124,6 +132,9 @@ func (r *runner) check(ctx context.Context, e *ExpectSpec) []string {
 	}
 	if len(e.Drops) > 0 {
 		problems = append(problems, r.checkDrops(ctx, e)...)
+	}
+	if len(e.Run) > 0 || len(e.Log) > 0 {
+		problems = append(problems, r.checkRuns(e)...)
 	}
 	return problems
 }

@@ -45,6 +45,7 @@ type StepSpec struct {
 	Repeat      *RepeatSpec       `yaml:"repeat"`
 	Mark        string            `yaml:"mark"`
 	Chaos       *ChaosSpec        `yaml:"chaos"`
+	Run         *RunSpec          `yaml:"run"`
 }
 
 // ChaosSpec injects random faults, one after another, each followed by its
@@ -127,6 +128,10 @@ type ExpectSpec struct {
 	// raises the term: a cut link that made a needless takeover shows).
 	MaxTerm int               `yaml:"max_term"`
 	Drops   map[string]string `yaml:"drops"` // reason: ">0", "0", ">=N"
+	// Run checks run steps' programs by name; Log counts matching lines
+	// of files in the lab's state dir (see run_step.go).
+	Run map[string]*RunExpect `yaml:"run"`
+	Log []*LogExpect          `yaml:"log"`
 }
 
 // TrafficExpect checks a generator's client report.
@@ -167,6 +172,7 @@ type validator struct {
 	file  string
 	pos   labfile.Positions
 	probs labfile.Problems
+	runs  map[string]bool // run steps named so far
 }
 
 func (v *validator) errf(field, format string, args ...any) {
@@ -272,17 +278,17 @@ func (v *validator) steps(sc *Scenario, path string, steps []*StepSpec, traffics
 	for i, st := range steps {
 		f := fmt.Sprintf("%s[%d]", path, i)
 		if st == nil {
-			v.errf(f, "empty step; expected one of wait, wait_for, expect, traffic, stop_traffic, fault, repeat, mark, chaos")
+			v.errf(f, "empty step; expected one of wait, wait_for, expect, traffic, stop_traffic, fault, repeat, mark, chaos, run")
 			continue
 		}
 		n := 0
-		for _, set := range []bool{st.Wait != nil, st.WaitFor != nil, st.Expect != nil, st.Traffic != nil, st.StopTraffic != nil, st.Fault != nil, st.Repeat != nil, st.Mark != "", st.Chaos != nil} {
+		for _, set := range []bool{st.Wait != nil, st.WaitFor != nil, st.Expect != nil, st.Traffic != nil, st.StopTraffic != nil, st.Fault != nil, st.Repeat != nil, st.Mark != "", st.Chaos != nil, st.Run != nil} {
 			if set {
 				n++
 			}
 		}
 		if n != 1 {
-			v.errf(f, "a step does exactly one thing; found %d (expected one of wait, wait_for, expect, traffic, stop_traffic, fault, repeat, mark, chaos)", n)
+			v.errf(f, "a step does exactly one thing; found %d (expected one of wait, wait_for, expect, traffic, stop_traffic, fault, repeat, mark, chaos, run)", n)
 			continue
 		}
 		switch {
@@ -316,6 +322,11 @@ func (v *validator) steps(sc *Scenario, path string, steps []*StepSpec, traffics
 			}
 		case st.Fault != nil:
 			v.fault(sc, f+".fault", st.Fault)
+		case st.Run != nil:
+			if v.runs == nil {
+				v.runs = map[string]bool{}
+			}
+			v.run(sc, f+".run", st.Run, v.runs)
 		case st.Repeat != nil:
 			if st.Repeat.Times < 1 || st.Repeat.Times > 1000 {
 				v.errf(f+".repeat.times", "%d is out of range (expected 1 to 1000)", st.Repeat.Times)
@@ -428,6 +439,7 @@ func (v *validator) fault(sc *Scenario, f string, fs *FaultSpec) {
 var stateNames = []string{"Active", "Standby Ready", "Bulk Sync", "Negotiation", "Failed", "Just Active", "Disabled", "Down"}
 
 func (v *validator) expect(sc *Scenario, f string, e *ExpectSpec, traffics map[string]bool) {
+	v.runExpect(f, e, v.runs)
 	v.unitRef(sc, f+".active", e.Active)
 	v.unitRef(sc, f+".standby_ready", e.StandbyReady)
 	for u, s := range e.State {

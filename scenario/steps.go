@@ -76,6 +76,8 @@ func (r *runner) step(ctx context.Context, st *StepSpec, prefix string) (desc, d
 		r.snapshotARP()
 		msg, err := r.inject(ctx, f)
 		return "fault " + f.String(), msg, err
+	case st.Run != nil:
+		return r.run(st.Run)
 	case st.Chaos != nil:
 		desc = fmt.Sprintf("chaos: %d random faults", st.Chaos.Faults)
 		detail, err = r.chaos(ctx, st.Chaos)

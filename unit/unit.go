@@ -615,7 +615,7 @@ func (u *Unit) startReceiver(reason string) {
 		Key:       u.key,
 		Store:     fwStore{u},
 		Logger:    u.log.With("component", "replicate"),
-		TableName: tableName,
+		TableName: u.tableName,
 		// Events of a receiver this unit has since retired (it became
 		// active) say nothing about the peer.
 		OnEvent: func(ev replicate.Event) { u.onReceiverEvent(ev, u.receiver.Load() == r) },

@@ -333,11 +333,7 @@ func execNode(labName, node string, argv []string) error {
 	if err != nil {
 		return err
 	}
-	ns, err := lab.NodeNamespace(name, node)
-	if err != nil {
-		return err
-	}
-	return lab.ExecIn(ns, argv, "FALAB_LAB="+name, "FALAB_NODE="+node)
+	return lab.ExecCommand(name, node, argv)
 }
 
 func newVersionCmd(e *env) *cobra.Command {

@@ -69,7 +69,7 @@ func printStatus(w io.Writer, s labStatus) {
 				state = unitState(u, n.Present)
 			}
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", n.Name, n.Kind, n.Namespace, state)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", n.Name, n.Kind, n.Namespace, state+n.DaemonSummary())
 	}
 	tw.Flush()
 	for _, p := range s.Problems {
