@@ -63,6 +63,13 @@ const (
 	DropICMPRedirect                    // ICMP redirects are never forwarded across the firewall
 	DropLeaseExpired                    // active, but its forwarding lease lapsed: the process was frozen and its role is not yet confirmed
 	DropInspect                         // an application inspection engine refused the packet
+	DropSIPMalformed                    // SIP inspection: not a SIP message its parser accepts
+	DropSIPUnexpected                   // SIP inspection: a response, ACK, BYE or CANCEL matching no transaction or session
+	DropSIPTableFull                    // SIP inspection: session, transaction or pinhole table full
+	DropCTIQBENoSession                 // CTIQBE inspection (lab model): a message needing a session record this unit lacks (not replicated)
+	DropCTIQBEMalformed                 // CTIQBE inspection (lab model): a message that does not decode or contradicts the session
+	DropCTIQBEOutOfOrder                // CTIQBE inspection (lab model): a segment past a gap in the stream
+	DropCTIQBETableFull                 // CTIQBE inspection (lab model): connection or call table full
 	numDropReasons
 )
 
@@ -122,6 +129,13 @@ var dropNames = [numDropReasons]string{
 	DropICMPRedirect:         "icmp-redirect",
 	DropLeaseExpired:         "failover-lease-expired",
 	DropInspect:              "inspect-drop",
+	DropSIPMalformed:         "sip-malformed",
+	DropSIPUnexpected:        "sip-unexpected",
+	DropSIPTableFull:         "sip-table-full",
+	DropCTIQBENoSession:      "ctiqbe-no-session",
+	DropCTIQBEMalformed:      "ctiqbe-malformed",
+	DropCTIQBEOutOfOrder:     "ctiqbe-out-of-order",
+	DropCTIQBETableFull:      "ctiqbe-table-full",
 }
 
 // String returns the reason's name as "show asp drop" would print it.

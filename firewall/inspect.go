@@ -58,7 +58,7 @@ type Verdict uint8
 
 const (
 	VerdictPass Verdict = iota // forward the packet
-	VerdictDrop                // drop it, counted as DropInspect
+	VerdictDrop                // drop it, counted as Inspection.Drop (DropInspect if unset)
 )
 
 // Inspection is one packet as an engine sees it.
@@ -68,6 +68,11 @@ type Inspection struct {
 	Payload       []byte // the TCP or UDP payload; the engine may read it, not change it in place
 	Seq           uint32 // TCP: the sequence number of Payload's first byte, as the sender wrote it
 	Now           time.Time
+	// Drop is the reason a VerdictDrop is counted under, so that "show
+	// asp-drop" names the engine's reason (gtp-unknown-teid rather than
+	// inspect-drop). The engine sets it when it drops; zero means
+	// DropInspect.
+	Drop DropReason
 
 	f           *Firewall
 	from, to    int    // interface indexes the packet arrives on and leaves by
@@ -245,6 +250,9 @@ func (w *worker) inspect(c *conn, dir int, frame []byte) ([]byte, DropReason) {
 	repl := x.replacement
 	x.Payload, x.replacement = nil, nil
 	if v == VerdictDrop {
+		if x.Drop > dropNone && x.Drop < numDropReasons {
+			return frame, x.Drop
+		}
 		return frame, DropInspect
 	}
 	if repl != nil {

@@ -43,6 +43,9 @@ func (e *natEngine) Inspect(x *Inspection) Verdict {
 	case "CLOSE":
 		port, _ := strconv.Atoi(arg)
 		x.Close(Pinhole{Proto: header.ProtocolUDP, Src: peer, Dst: sender, DstPort: uint16(port)})
+	case "NOSESSION":
+		x.Drop = DropCTIQBENoSession
+		return VerdictDrop
 	case "GROW":
 		x.Replace([]byte(msg + msg))
 	case "UNMAP":
@@ -152,8 +155,9 @@ func TestPinholeClose(t *testing.T) {
 }
 
 // TestInspectionSeqAndUnmap: the engine sees each TCP segment's sequence
-// number as the sender wrote it, and UnmapAddr turns the mapped endpoint
-// the outside party addresses back into the real one.
+// number as the sender wrote it, UnmapAddr turns the mapped endpoint the
+// outside party addresses back into the real one, and Inspection.Drop
+// counts the engine's own reason.
 func TestInspectionSeqAndUnmap(t *testing.T) {
 	l := resolvedLab(t, labConfig())
 	e := &natEngine{}
@@ -177,6 +181,10 @@ func TestInspectionSeqAndUnmap(t *testing.T) {
 	}
 	only(t, l.in(ifInside, udpFrame(staticHost.mac, fwInsideMAC, staticHost.ip, server.ip, 5060, 5060, "x")), ifOutside, 1)
 	only(t, l.in(ifOutside, udpFrame(server.mac, fwOutsideMAC, server.ip, staticMapped, 5060, 5060, "UNMAP")), ifInside, 1)
+	nothing(t, l.in(ifOutside, udpFrame(server.mac, fwOutsideMAC, server.ip, staticMapped, 5060, 5060, "NOSESSION")))
+	if d := cmp.Diff(map[string]uint64{"ctiqbe-no-session": 1}, l.drops()); d != "" {
+		t.Errorf("drops (-want +got):\n%s", d)
+	}
 	if d := cmp.Diff([]string{ap(staticHost.ip, 5060) + " true"}, e.said); d != "" {
 		t.Errorf("UnmapAddr (-want +got):\n%s", d)
 	}
