@@ -45,6 +45,9 @@ type UnitConfig struct {
 	// firewall config's MACs; kept for display).
 	MACMode         string `json:"mac_mode"`
 	HTTPReplication bool   `json:"http_replication"`
+	// NoReplicate names engine tables the lab does not replicate
+	// (failover.replicate: a negative control), e.g. gtp-pdp.
+	NoReplicate []string `json:"no_replicate,omitempty"`
 	// KeyFile holds the failover key (mode 0600).
 	KeyFile string `json:"key_file"`
 

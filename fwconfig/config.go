@@ -27,6 +27,8 @@ type Config struct {
 	// the same for every interface.
 	Fragment FragmentLimits `json:"fragment"`
 	Limits   Limits         `json:"limits"`
+	// Inspect turns on application inspection engines (inspect.go).
+	Inspect Inspect `json:"inspect"`
 
 	// Mode is ModeRouted (the default when empty) or ModeTransparent.
 	// In transparent mode the unit bridges its data interfaces inside one

@@ -39,9 +39,10 @@ func UnitConfig(l *labfile.Lab, name string, keyFile string) (*api.UnitConfig, e
 		InterfacePoll: l.Failover.InterfacePoll, InterfaceHold: l.Failover.InterfaceHold,
 		NegotiationWindow: l.Failover.NegotiationWindow,
 		MACMode:           l.Failover.MACMode, HTTPReplication: l.Failover.HTTPReplication,
-		KeyFile: keyFile,
-		Socket:  filepath.Join(Dir(l.Name), u.Name+".sock"),
-		Log:     filepath.Join(Dir(l.Name), u.Name+".log"),
+		NoReplicate: l.Failover.NoReplicate,
+		KeyFile:     keyFile,
+		Socket:      filepath.Join(Dir(l.Name), u.Name+".sock"),
+		Log:         filepath.Join(Dir(l.Name), u.Name+".log"),
 	}
 	c.LocalAddr, c.PeerAddr = linkAddrs(l.Failover.Link, u.Role)
 	if sl := l.Failover.StateLink; sl != nil {

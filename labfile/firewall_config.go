@@ -46,5 +46,6 @@ func (l *Lab) FirewallConfig(u Unit) fwconfig.Config {
 	}
 	t := l.Firewall.Timeouts
 	fw.Timeouts = fwconfig.Timeouts{Conn: t.Conn, HalfClosed: t.HalfClosed, Embryonic: t.Embryonic, UDP: t.UDP, ICMP: t.ICMP, Xlate: t.Xlate, ARP: t.ARP, MACAddress: t.MACAddress}
+	fw.Inspect = l.Firewall.Inspect
 	return fw
 }

@@ -1,6 +1,7 @@
 package labfile
 
 import (
+	"github.com/falab/falab/fwconfig"
 	"net"
 	"net/netip"
 	"time"
@@ -108,6 +109,8 @@ type Firewall struct {
 	// Management addresses (transparent mode only).
 	ManagementAddr        netip.Prefix
 	ManagementStandbyAddr netip.Addr
+	// Inspect are the inspection engines turned on, with their settings.
+	Inspect fwconfig.Inspect
 }
 
 // FirewallInterface is a data interface (ASA nameif).
@@ -186,6 +189,8 @@ type Failover struct {
 	MACMode           string
 	HTTPReplication   bool
 	Key               string // a passphrase or 64 hex digits (see FailoverKey); empty: a random key is made per lab at up
+	// NoReplicate names engine tables not replicated (failover.replicate), sorted.
+	NoReplicate []string
 }
 
 // FailoverLink is the failover or state link.

@@ -127,6 +127,8 @@ type FirewallSpec struct {
 	AccessGroups []*AccessGroupSpec       `yaml:"access_groups"`
 	Timeouts     *TimeoutsSpec            `yaml:"timeouts"`
 	Management   *ManagementInterfaceSpec `yaml:"management"`
+	// Inspect turns on application inspection engines (validate_inspect.go).
+	Inspect *InspectSpec `yaml:"inspect"`
 }
 
 // FirewallInterfaceSpec is a data interface of the firewall (ASA nameif).
@@ -215,6 +217,8 @@ type FailoverSpec struct {
 	HTTPReplication   *bool             `yaml:"http_replication"`
 	Key               string            `yaml:"key"`
 	NegotiationWindow *Duration         `yaml:"negotiation_window"`
+	// Replicate turns an engine table's replication off (negative controls).
+	Replicate *ReplicateSpec `yaml:"replicate"`
 }
 
 // FailoverLinkSpec is the failover or state link between the units.

@@ -42,6 +42,7 @@ func (v *validator) failover(s *Spec, l *Lab) Failover {
 		v.errf("failover.key", "too short (expected a passphrase of at least 8 characters, a raw key of 64 hex digits, or leave it out for a random per-lab key)")
 	}
 	fo.Key = fs.Key
+	fo.NoReplicate = v.replicate(fs.Replicate)
 	if fs.Link == nil {
 		v.errf("failover.link", "missing; every unit needs a failover link (expected interface, primary_address and secondary_address)")
 	} else {

@@ -39,6 +39,7 @@ func (v *validator) firewall(s *Spec, l *Lab) Firewall {
 	if t := fs.Timeouts; t != nil {
 		fw.Timeouts = v.timeouts(t)
 	}
+	fw.Inspect = v.inspect(fs.Inspect)
 	return fw
 }
 

@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/falab/falab/ctiqbe"
 	"github.com/falab/falab/failover"
 	"github.com/falab/falab/firewall"
 	"github.com/falab/falab/replicate"
@@ -43,8 +44,10 @@ type Unit struct {
 	events  *EventLog
 	fw      *firewall.Firewall
 	key     replicate.Key
-	tables  []uint8       // replicated table ids in bulk order: the firewall's, then engines'
-	engines []engineTable // inspection engines' replicated tables (AddEngineTable)
+	tables  []uint8        // replicated table ids in bulk order: the firewall's, then engines'
+	engines []engineTable  // inspection engines' replicated tables (AddEngineTable)
+	sip     *sipEngine     // SIP inspection (engine_sip.go); nil when off
+	ctiqbe  *ctiqbe.Engine // CTIQBE inspection, the lab model (engine_ctiqbe.go); nil when off
 
 	machine *failover.Machine // owned by drive
 	evq     *eventQueue
@@ -160,6 +163,12 @@ func New(cfg *Config, key replicate.Key, ports map[string]firewall.Port, log *sl
 		return nil, fmt.Errorf("firewall config: %w", err)
 	}
 	u.fw = fw
+	if err := u.addSIP(); err != nil {
+		return nil, err
+	}
+	if err := u.addCTIQBE(); err != nil {
+		return nil, err
+	}
 	for name, p := range ports {
 		if err := fw.Attach(name, p); err != nil {
 			return nil, err
@@ -291,6 +300,12 @@ func (u *Unit) Run(ctx context.Context) error {
 	u.spawn(u.acceptState)
 	u.spawn(u.watchLinks)
 	u.spawn(u.digestLoop)
+	if u.sip != nil {
+		u.spawn(u.sweepSIP)
+	}
+	if u.ctiqbe != nil {
+		u.spawn(u.sweepCTIQBE)
+	}
 	u.spawn(u.drive)
 
 	var runErr error
