@@ -48,6 +48,9 @@ type State struct {
 	// command sees the lab as it runs, not as the file says.
 	MACMode         string `json:"mac_mode,omitempty"`
 	HTTPReplication *bool  `json:"http_replication,omitempty"`
+	// NoReplicate is the scenario's failover.replicate override (the engine
+	// tables not replicated); nil: the lab file's.
+	NoReplicate []string `json:"no_replicate,omitempty"`
 }
 
 // Proc is a process falab started. StartTime (clock ticks after boot, from

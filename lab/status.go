@@ -90,6 +90,9 @@ func LoadRunning(name string) (*State, *labfile.Lab, error) {
 	if st.HTTPReplication != nil {
 		l.Failover.HTTPReplication = *st.HTTPReplication
 	}
+	if st.NoReplicate != nil {
+		l.Failover.NoReplicate = st.NoReplicate
+	}
 	return st, l, nil
 }
 

@@ -101,6 +101,9 @@ func Up(ctx context.Context, l *labfile.Lab, data []byte, opt UpOptions) (st *St
 			h := l.Failover.HTTPReplication
 			st.HTTPReplication = &h
 		}
+		if !slices.Equal(asFile.Failover.NoReplicate, l.Failover.NoReplicate) {
+			st.NoReplicate = append([]string{}, l.Failover.NoReplicate...)
+		}
 	}
 	if err := WriteState(st); err != nil {
 		return nil, fmt.Errorf("record lab %s: %w", l.Name, err)

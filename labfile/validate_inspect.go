@@ -51,7 +51,11 @@ func (v *validator) inspect(is *InspectSpec) fwconfig.Inspect {
 }
 
 // replicate resolves failover.replicate into the tables not replicated.
-func (v *validator) replicate(rs *ReplicateSpec) []string {
+func (v *validator) replicate(rs *ReplicateSpec) []string { return rs.Off() }
+
+// Off returns the engine tables rs turns off, sorted (a scenario's
+// replicate: override uses it too).
+func (rs *ReplicateSpec) Off() []string {
 	if rs == nil {
 		return nil
 	}

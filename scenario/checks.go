@@ -136,6 +136,9 @@ func (r *runner) check(ctx context.Context, e *ExpectSpec) []string {
 	if len(e.Run) > 0 || len(e.Log) > 0 {
 		problems = append(problems, r.checkRuns(e)...)
 	}
+	if len(e.Voice) > 0 {
+		problems = append(problems, r.checkVoices(e)...)
+	}
 	return problems
 }
 

@@ -29,9 +29,12 @@ type ScenarioSpec struct {
 	// the scenario file).
 	Lab string `yaml:"lab"`
 	// MACMode and HTTPReplication override the lab's failover settings.
-	MACMode         string      `yaml:"mac_mode"`
-	HTTPReplication *bool       `yaml:"http_replication"`
-	Steps           []*StepSpec `yaml:"steps"`
+	MACMode         string `yaml:"mac_mode"`
+	HTTPReplication *bool  `yaml:"http_replication"`
+	// Replicate overrides the lab's failover.replicate (engine tables not
+	// replicated: negative controls), e.g. {sip: false}.
+	Replicate *labfile.ReplicateSpec `yaml:"replicate"`
+	Steps     []*StepSpec            `yaml:"steps"`
 }
 
 // StepSpec is one step; exactly one of its fields is set.
@@ -132,6 +135,8 @@ type ExpectSpec struct {
 	// of files in the lab's state dir (see run_step.go).
 	Run map[string]*RunExpect `yaml:"run"`
 	Log []*LogExpect          `yaml:"log"`
+	// Voice checks softphone traffic's VoiceReport (voice_checks.go).
+	Voice map[string]*VoiceExpect `yaml:"voice"`
 }
 
 // TrafficExpect checks a generator's client report.
@@ -260,6 +265,9 @@ func ParseScenario(file string, data []byte) (*Scenario, error) {
 			}
 			if spec.HTTPReplication != nil {
 				l.Failover.HTTPReplication = *spec.HTTPReplication
+			}
+			if spec.Replicate != nil {
+				l.Failover.NoReplicate = spec.Replicate.Off()
 			}
 		}
 	}
