@@ -87,6 +87,7 @@ func (u *Unit) serveAPI() (*http.Server, error) {
 	mux.HandleFunc("GET /v1/interfaces", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, convert(u.fw.InterfaceStats(), wireInterface))
 	})
+	mux.HandleFunc("GET /v1/voice", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, u.voiceView(time.Now())) })
 	mux.HandleFunc("GET /v1/drops", func(w http.ResponseWriter, r *http.Request) {
 		out := api.Drops{}
 		for reason, n := range u.fw.Drops() {

@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/falab/falab/api"
 	"github.com/falab/falab/firewall"
 	"github.com/falab/falab/firewall/header"
 	"github.com/falab/falab/firewall/memport"
 	"github.com/falab/falab/fwconfig"
+	"github.com/falab/falab/render"
 	"github.com/falab/falab/replicate"
 )
 
@@ -237,6 +239,42 @@ func TestSIPTablesReplicate(t *testing.T) {
 	for cr, fr := range ctiqbeDrops {
 		if cr.String() != fr.String() {
 			t.Errorf("ctiqbe %v counted as firewall %v: the names differ", cr, fr)
+		}
+	}
+}
+
+// TestVoiceView: what `falab show sip`, `show service-policy inspect sip`
+// and `show ctiqbe` print from the wire: the call in the ASA's words, the
+// replication said plainly, and CTIQBE labelled as a lab model.
+func TestVoiceView(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		var no []string
+		if off {
+			no = []string{SIPTable}
+		}
+		a := newVoiceUnit(t, "fw-a", no...)
+		a.fw.HandleFrame(0, udpDatagram(phoneMAC, fwInMAC, phone, peerPhone, 5060, 5060, invite))
+		v := a.voiceView(time.Now())
+		var b strings.Builder
+		for _, f := range []func(io.Writer, api.Voice) error{render.ShowSIP, render.ShowSIPServicePolicy, render.ShowCTIQBE} {
+			if err := f(&b, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out := b.String()
+		want := []string{"Total: 1\ncall-id call-1@198.18.1.10\n   state Call init, idle 0:00:0", "Inspect: sip , packet 1,", "lab model", "Total: 0"}
+		if off {
+			want = append(want, "NOT replicated")
+		} else {
+			want = append(want, "replicated to the standby")
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("replication off %v: output lacks %q:\n%s", off, w, out)
+			}
+		}
+		if v.SIP.Replicated == off || len(v.SIP.Sessions) != 1 || v.SIP.Pinholes != 2 {
+			t.Errorf("replication off %v: wire %+v", off, v.SIP)
 		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/falab/falab/render"
 )
 
-var showWhat = []string{"conn", "xlate", "arp", "mac-address-table", "route", "interface", "asp-drop", "failover"}
+var showWhat = []string{"conn", "xlate", "arp", "mac-address-table", "route", "interface", "asp-drop", "failover", "sip", "ctiqbe", "service-policy"}
 
 // showOptions are the flags of `falab show`.
 type showOptions struct {
@@ -27,16 +27,21 @@ type showOptions struct {
 func newShowCmd(e *env) *cobra.Command {
 	var o showOptions
 	cmd := &cobra.Command{
-		Use:   "show conn|xlate|arp|mac-address-table|route|interface|asp-drop|failover [--unit U] [--lab LAB] [--json]",
+		Use:   "show conn|xlate|arp|mac-address-table|route|interface|asp-drop|failover|sip|ctiqbe|service-policy inspect sip [--unit U] [--lab LAB] [--json]",
 		Short: "show a unit's tables, like an ASA's show commands",
 		Long: "A unit's tables the way an ASA's show commands print them (default: the active unit; --unit fw-b\n" +
 			"shows the standby's copy). Large tables (conn, xlate) are paged with --offset and --limit.\n" +
 			"mac-address-table is the transparent mode's bridge table. failover shows the unit asked as\n" +
 			"\"This host\" and its peer as \"Other host\".",
 		ValidArgs:   showWhat,
-		Args:        exactArgs(1, "one of: "+strings.Join(showWhat, ", ")),
+		Args:        showArgs,
 		Annotations: rootNeeded(),
-		RunE:        func(cmd *cobra.Command, args []string) error { return e.show(cmd.Context(), o, args[0]) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 { // service-policy inspect ENGINE (show_voice.go)
+				return e.showServicePolicy(cmd.Context(), o, args[1:])
+			}
+			return e.show(cmd.Context(), o, args[0])
+		},
 	}
 	labFlag(cmd, &o.lab)
 	cmd.Flags().StringVar(&o.unit, "unit", "", "the unit to ask (default: the active one)")
@@ -67,6 +72,9 @@ func (e *env) show(ctx context.Context, o showOptions, what string) error {
 	c, err := lab.UnitClient(name, u)
 	if err != nil {
 		return err
+	}
+	if what == "sip" || what == "ctiqbe" {
+		return e.showVoice(ctx, c, u, what)
 	}
 	switch what {
 	case "conn":
