@@ -49,3 +49,45 @@ func replicatedLine(w io.Writer, on bool) error {
 	_, err := fmt.Fprint(w, s)
 	return err
 }
+
+// VoiceRow is one row of the voice tables: a SIP session or a CTIQBE
+// session, with whether its table is replicated.
+type VoiceRow struct {
+	Engine     string // SIP, or CTIQBE (lab model)
+	Session    string // Call-ID, or phone -> CallManager
+	State      string
+	Replicated string
+}
+
+// VoiceRows lists a unit's SIP and CTIQBE sessions, SIP first.
+func VoiceRows(v api.Voice) []VoiceRow {
+	var out []VoiceRow
+	if s := v.SIP; s != nil {
+		repl := "replicated"
+		if !s.Replicated {
+			repl = "NOT replicated (lab knob)"
+		}
+		for _, se := range s.Sessions {
+			out = append(out, VoiceRow{Engine: "SIP", Session: se.CallID, State: se.State, Replicated: repl})
+		}
+	}
+	if c := v.CTIQBE; c != nil {
+		for _, se := range c.Sessions {
+			out = append(out, VoiceRow{Engine: "CTIQBE (lab model)", Session: se.Phone + " -> " + se.Manager,
+				State: fmt.Sprintf("%s, %d call(s)", se.State, se.Calls), Replicated: "NOT replicated (as on an ASA)"})
+		}
+	}
+	return out
+}
+
+// Voice is the Voice tab's table: SIP sessions (replicated) and CTIQBE
+// sessions (never replicated) of both units side by side.
+var Voice = Spec[VoiceRow]{
+	Columns: []Column{
+		{Title: "Engine", Width: 18}, {Title: "Session", Width: 44}, {Title: "State", Width: 22, PerUnit: true},
+		{Title: "Table", Width: 29},
+	},
+	Key:     func(r *VoiceRow) string { return r.Engine + " " + r.Session },
+	Cells:   func(r *VoiceRow) []string { return []string{r.Engine, r.Session, r.State, r.Replicated} },
+	Standby: []StandbyColumn{{Column: Column{Title: "Standby", Width: 22}, From: 2, After: 2}},
+}

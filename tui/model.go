@@ -16,10 +16,10 @@ import (
 
 // Tab order. The table tabs come first, in the order of newTableTabs.
 const (
-	tabIndexHosts    = 7
-	tabIndexTimeline = 8
-	tabIndexTraffic  = 9
-	numTabs          = 10
+	tabIndexHosts    = 8
+	tabIndexTimeline = 9
+	tabIndexTraffic  = 10
+	numTabs          = 11
 )
 
 // Timeouts of the commands. A frozen unit's API does not answer at all, so

@@ -64,6 +64,8 @@ type Source interface {
 	Interfaces(ctx context.Context, unitName string) ([]api.Interface, error)
 	// Drops returns a unit's drop counters by reason.
 	Drops(ctx context.Context, unitName string) (map[string]uint64, error)
+	// Voice returns a unit's SIP and CTIQBE inspection tables.
+	Voice(ctx context.Context, unitName string) (api.Voice, error)
 	// HostARP returns a host's ARP cache, read from its namespace.
 	HostARP(ctx context.Context, host string) ([]topo.Neighbor, error)
 	// UnitEvents returns a unit's events after seq.
@@ -207,6 +209,14 @@ func (s *LabSource) Interfaces(ctx context.Context, u string) ([]api.Interface, 
 }
 
 // Drops implements Source.
+func (s *LabSource) Voice(ctx context.Context, u string) (api.Voice, error) {
+	c, err := s.client(u)
+	if err != nil {
+		return api.Voice{}, err
+	}
+	return c.Voice(ctx)
+}
+
 func (s *LabSource) Drops(ctx context.Context, u string) (map[string]uint64, error) {
 	c, err := s.client(u)
 	if err != nil {

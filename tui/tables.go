@@ -19,6 +19,7 @@ const (
 	tabRoutes = "routes"
 	tabIfaces = "interfaces"
 	tabDrops  = "drops"
+	tabVoice  = "voice"
 )
 
 // wholeLimit is the largest table fetched whole, so that filter and sort
@@ -39,6 +40,9 @@ func newTableTabs() []*tableTab {
 			note: "counters are each unit's own", cols: columns(render.Interfaces.PairColumns())},
 		{id: tabDrops, title: "Drops", short: "Drops", sortCol: -1,
 			note: "drop counters are each unit's own", cols: columns(render.Drops.PairColumns())},
+		{id: tabVoice, title: "Voice", short: "Voice", sortCol: -1,
+			note: "SIP tables replicated; CTIQBE (a lab model, not wire-compatible): session table NOT replicated, as on an ASA",
+			cols: columns(render.Voice.PairColumns())},
 	}
 }
 
@@ -164,6 +168,8 @@ func fetchTable(ctx context.Context, src Source, r tableReq) tableData {
 		for i := range d.rows {
 			d.rows[i].mark = markNone
 		}
+	case tabVoice:
+		d.rows = fetchVoice(ctx, src, r, &d)
 	}
 	return d
 }
