@@ -4,8 +4,8 @@
 // API's client, the unit process's config file schema and the failover key
 // file format.
 //
-// It imports no data-plane package (firewall, failover, replicate, unit,
-// afpacket): the unit process converts its data-plane values into these
+// It must not import a data-plane package (firewall, failover, replicate,
+// unit, afpacket): the unit process converts its data-plane values into these
 // types, so a change inside the data plane does not change the wire, and a
 // client never links the data plane in.
 package api

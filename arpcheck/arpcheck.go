@@ -1,6 +1,8 @@
 // Package arpcheck checks on the wire that exactly one unit answers ARP for
 // an address: a host sends ARP requests for each gateway and counts every
 // reply and the distinct MACs that sent them.
+// It must not import firewall, unit or lab: it judges the units from the
+// wire, as an outsider on a host's segment.
 //
 // Two firewall units that both believe they are active both answer ARP for
 // the shared addresses, and a host's cache then flips between them. The

@@ -1,5 +1,7 @@
 // Package capture records the frames crossing one interface of a lab node to
 // a pcapng file, as `falab capture NODE IFACE` does:
+// It must not import firewall, unit or lab: it records a link as any capture
+// tool would.
 //
 //	falab capture fw-b outside | wireshark -k -i -
 //

@@ -25,7 +25,7 @@
 // such as the hang-up, is dropped and counted as ctiqbe-no-session. That
 // is the mission's SoftPhone story.
 //
-// The package is pure: it must not import falab's data plane (firewall,
+// The package is pure. It must not import falab's data plane (firewall,
 // afpacket, replicate, unit) nor open sockets of its own. A firewall
 // adapts its packets to [Packet] and the engine's [Pinhole]s to its own.
 package ctiqbe

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,8 +17,13 @@ import (
 var falabBin string
 
 func TestMain(m *testing.M) {
+	flag.Parse() // for testing.Short
 	if os.Geteuid() != 0 {
 		fmt.Println("e2e: skipping the end-to-end suite: it needs root to create network namespaces (run as root, as CI does)")
+		os.Exit(m.Run())
+	}
+	if testing.Short() {
+		fmt.Println("e2e: skipping the end-to-end suite in -short mode (it builds falab and creates network namespaces)")
 		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "falab-e2e-bin-")
@@ -41,7 +47,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// needRoot skips a test that builds namespaces when not root.
+// needRoot skips a test that builds namespaces when not root, or in -short
+// mode (TestMain then builds no binary either).
 func needRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {

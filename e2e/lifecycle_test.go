@@ -134,6 +134,9 @@ func TestNeedsRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run falab as another user")
 	}
+	if testing.Short() {
+		t.Skip("skipping in -short mode: runs the falab binary, which -short does not build")
+	}
 	cmd := exec.Command(falabBin, "up", "--detach")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()

@@ -4,8 +4,8 @@
 // outbound sequence numbers only inside a lease the caller grants.
 //
 // It does no I/O and knows nothing of IKE: keys, salts and SPIs come in as
-// plain values (from ike.ChildRecord, but this package must not import ike,
-// nor falab's data plane, which imports it).
+// plain values (from ike.ChildRecord). It must not import ike, nor falab's
+// data plane, which imports it.
 //
 // # Sequence numbers by lease
 //

@@ -1,5 +1,7 @@
 // Package failover is the role state machine of an ASA-style Active/Standby
 // failover pair.
+// It must not import any other falab package, nor anything that does I/O
+// (net, os): it is pure.
 //
 // It is pure in the way etcd's raft is: it does no I/O, starts no goroutines
 // and never reads the wall clock. The unit process feeds a Machine events

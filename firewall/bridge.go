@@ -45,8 +45,8 @@ const (
 	// EtherTypeRARP is the EtherType of the reverse-ARP frames that
 	// AnnounceBridge sends.
 	EtherTypeRARP      uint16 = 0x8035
-	rarpRequestReverse        = 3
-	minEthernetFrame          = 60 // without the FCS
+	rarpRequestReverse uint16 = 3
+	minEthernetFrame   int    = 60 // without the FCS
 )
 
 // errBridgeFull is returned by ApplyChange when the bridge table is full.

@@ -300,8 +300,3 @@ func aclPermits(list []ace, proto uint8, src, dst [4]byte, dport uint16) bool {
 	}
 	return false
 }
-
-func (f *Firewall) hasInterface(name string) bool {
-	_, ok := f.byName[name]
-	return ok
-}

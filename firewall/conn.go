@@ -211,15 +211,9 @@ func (f *Firewall) insertConn(rec ConnRecord, heldXlate bool) (c *conn, existing
 	return c, false, dropNone
 }
 
-// setConnState moves a TCP connection to a new state and close flags and
-// records the change. It is the one way a connection's state changes.
-func (f *Firewall) setConnState(c *conn, st TCPState, closeFlags uint8) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	f.setConnStateLocked(c, st, closeFlags)
-}
-
-// setConnStateLocked is setConnState for a caller holding c.mu.
+// setConnStateLocked moves a TCP connection to a new state and close flags
+// and records the change; the caller holds c.mu. It is the one way a
+// connection's state changes.
 func (f *Firewall) setConnStateLocked(c *conn, st TCPState, closeFlags uint8) {
 	if c.dead {
 		return

@@ -1,5 +1,8 @@
 // Package firewall is the data plane of one falab unit: a userspace,
 // stateful IPv4 firewall, routed or transparent, modelled on the Cisco ASA.
+// It must not import failover, replicate, unit, lab or afpacket: it knows
+// nothing of roles, the peer, lab files or sockets (frames come and go
+// through the Port interface).
 //
 // Frames arrive on named data interfaces (Ports), are parsed into one
 // summary per packet (package header provides the zero-copy views), and go

@@ -257,14 +257,14 @@ func (f *Firewall) Run(ctx context.Context) error {
 			continue
 		}
 		wg.Go(func() {
-			if err := f.readLoop(it, it.port, false); err != nil && ctx.Err() == nil {
+			if err := f.readLoop(it, it.port, false); ctx.Err() == nil {
 				errc <- fmt.Errorf("interface %s: %w", it.name, err)
 				cancel()
 			}
 		})
 		if it.arpPort != nil {
 			wg.Go(func() {
-				if err := f.readLoop(it, it.arpPort, true); err != nil && ctx.Err() == nil {
+				if err := f.readLoop(it, it.arpPort, true); ctx.Err() == nil {
 					errc <- fmt.Errorf("interface %s ARP port: %w", it.name, err)
 					cancel()
 				}
@@ -303,7 +303,8 @@ func (f *Firewall) Run(ctx context.Context) error {
 }
 
 // readLoop is the reader goroutine of one port: read a batch, run each
-// frame through the packet path in place, write what it produced.
+// frame through the packet path in place, write what it produced. It
+// returns only when a read fails (a closed port included), with that error.
 func (f *Firewall) readLoop(it *iface, port Port, arpOnly bool) error {
 	bufs := make([][]byte, readBatchSize)
 	for i := range bufs {

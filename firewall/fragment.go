@@ -76,10 +76,9 @@ type fragQueue struct {
 // fragWork is a worker's reassembly scratch: set while the first fragment
 // of a complete datagram runs through dispatch.
 type fragWork struct {
-	releasing bool        // the fragment hooks let the packet through
-	udpLen    int         // the datagram's L4 length, which its UDP header must state
-	pieces    []fragPiece // the datagram being released
-	outLens   []int       // per interface: frames queued before the release
+	releasing bool  // the fragment hooks let the packet through
+	udpLen    int   // the datagram's L4 length, which its UDP header must state
+	outLens   []int // per interface: frames queued before the release
 }
 
 // maxFragFree bounds a queue's spare datagrams.

@@ -7,6 +7,6 @@
 //
 // The data plane (package firewall) compiles a Config that Validate passed;
 // the lab validates the config it resolves from a lab file with the same
-// function and maps each path to the file's line. It is pure data, no I/O,
-// and imports nothing of falab.
+// function and maps each path to the file's line. It is pure data, no I/O.
+// It must not import any other falab package.
 package fwconfig

@@ -64,8 +64,7 @@ func TestParseChangeRejects(t *testing.T) {
 func TestReplicationRoundTrip(t *testing.T) {
 	standby := New(Config{})
 	var sent int
-	var active *Inspector
-	active = New(Config{OnChange: func(c Change) {
+	active := New(Config{OnChange: func(c Change) {
 		b, _ := c.MarshalBinary()
 		var got Change
 		if err := got.UnmarshalBinary(b); err != nil {

@@ -28,7 +28,7 @@
 // GSN addresses are IPv4 (falab's data plane is IPv4 only); a message that
 // names an IPv6 GSN is dropped as malformed.
 //
-// This package must not import falab's data plane (firewall, unit,
+// It must not import falab's data plane (firewall, unit,
 // replicate) or anything that opens sockets; the lead wires it into the
 // units' data plane.
 package gtp

@@ -15,7 +15,7 @@
 // the peer's next DPD, rekey or Delete with the right message ID and keys,
 // without the peer noticing.
 //
-// The package uses the standard library only and must not import falab's
+// The package uses the standard library only. It must not import falab's
 // data plane (firewall, afpacket, replicate, unit) nor the esp package:
 // child SAs leave it as plain key records that the caller installs.
 package ike

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"sync"
 
 	"github.com/falab/falab/arpcheck"
@@ -74,13 +73,4 @@ func WireProblems(answers []WireAnswer) []string {
 		}
 	}
 	return p
-}
-
-// describeWire says the answers in one line.
-func describeWire(answers []WireAnswer) string {
-	var s []string
-	for _, a := range answers {
-		s = append(s, a.Host+" "+a.Verdict())
-	}
-	return strings.Join(s, "; ")
 }

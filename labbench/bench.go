@@ -161,8 +161,6 @@ func pick[T any](b *bench, quick, full T) T {
 	return full
 }
 
-var defaultNameRE = regexp.MustCompile(`(?m)^name:\s*default\s*$`)
-
 // labFile writes a copy of the default lab named name and returns its path.
 func (b *bench) labFile(name string) (string, error) { return b.labFileOf(labs.Default, name) }
 

@@ -3,6 +3,8 @@
 // per second, memory per connection, failover gaps, TCP resume, bulk-sync
 // time, replication lag) and prints each beside its target and, where one
 // exists, beside the Linux kernel's figure on the same topology.
+// It must not import tui or cmd/falab, nor any test fake (firewall/memport):
+// its figures come from real labs on real ports.
 //
 // Every figure is measured, never estimated: a figure that cannot be
 // measured is reported as n/a with the reason. Each measurement brings up

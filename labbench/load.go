@@ -604,16 +604,3 @@ func waitListening(ctx context.Context, ns string, port int, timeout time.Durati
 		}
 	}
 }
-
-func iperfError(out []byte) string {
-	var res struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal(out, &res) == nil && res.Error != "" {
-		return res.Error
-	}
-	if len(out) > 200 {
-		out = out[:200]
-	}
-	return string(out)
-}

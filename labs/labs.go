@@ -1,6 +1,7 @@
 // Package labs holds falab's built-in lab files (*.yaml) and scenario files
 // (scenarios/*.yaml), embedded in the
 // binary so that `falab up` with no argument needs no file on disk.
+// It must not import any other falab package: it is data.
 package labs
 
 import (

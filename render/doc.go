@@ -7,6 +7,6 @@
 // It also writes the ASA-format text of `falab show` (asa.go, failover.go):
 // the lines an ASA prints, which an operator compares with a real one.
 //
-// It imports only package api (and the standard library): no data plane,
-// no terminal library.
+// It must not import anything but package api and the standard library: no
+// data plane, no terminal library.
 package render

@@ -2,6 +2,8 @@
 // Sender streams every change of its replicated tables to the standby's
 // Receiver over one TCP connection (any net.Conn), authenticated and
 // encrypted with the lab's failover key.
+// It must not import firewall, failover or unit: it knows tables only as ids
+// and records only as opaque bytes.
 //
 // The package knows tables only as ids (uint8) and records only as opaque
 // payload bytes with an op (upsert or delete); the unit package adapts the

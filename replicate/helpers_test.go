@@ -120,6 +120,20 @@ func (f *fakeFirewall) MarkDigests(mark func(map[uint8]uint64)) {
 	mark(maps.Clone(f.digests))
 }
 
+// largestChunk returns the most records one Snapshot call emits: the
+// largest bucket of any table.
+func (f *fakeFirewall) largestChunk() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, tb := range f.tables {
+		for _, b := range tb {
+			n = max(n, len(b))
+		}
+	}
+	return n
+}
+
 // contents returns every table as a flat map, for cmp.Diff.
 func (f *fakeFirewall) contents(skip ...uint8) map[uint8]map[uint64]string {
 	f.mu.Lock()

@@ -160,6 +160,7 @@ func (r *Receiver) Close() error {
 	}
 	r.mu.Unlock()
 	r.serveMu.Lock() // wait for the session to finish
+	//lint:ignore SA2001 taking serveMu is the wait; nothing is guarded here
 	r.serveMu.Unlock()
 	return nil
 }
@@ -340,6 +341,22 @@ func (r *Receiver) compare(c *conn, st *recvState, m *DigestMarker) error {
 	slices.Sort(bad)
 	match := len(bad) == 0
 	r.c.synced.Store(match)
+	// Count a mismatch before the events about it, so that whoever waits
+	// for an event reads counters that include it.
+	var reason string
+	deferred := false
+	if !match {
+		r.c.digestMismatches.Add(1)
+		reason = fmt.Sprintf("digest mismatch at record %d in tables %v", m.RecordSeq, bad)
+		r.c.setErr(errors.New(reason))
+		now := r.cfg.Now()
+		deferred = !r.lastResync.IsZero() && now.Sub(r.lastResync) < r.cfg.MinResyncInterval
+		if deferred {
+			r.c.resyncsDeferred.Add(1)
+		} else {
+			r.lastResync = now
+		}
+	}
 	r.cfg.OnEvent(DigestChecked{RecordSeq: m.RecordSeq, Match: match, Mismatched: bad})
 	if st.pendingDone {
 		st.pendingDone = false
@@ -349,16 +366,10 @@ func (r *Receiver) compare(c *conn, st *recvState, m *DigestMarker) error {
 	if match {
 		return nil
 	}
-	r.c.digestMismatches.Add(1)
-	reason := fmt.Sprintf("digest mismatch at record %d in tables %v", m.RecordSeq, bad)
-	r.c.setErr(errors.New(reason))
-	now := r.cfg.Now()
-	if !r.lastResync.IsZero() && now.Sub(r.lastResync) < r.cfg.MinResyncInterval {
-		r.c.resyncsDeferred.Add(1)
+	if deferred {
 		r.log.Warn("replication out of sync: resync deferred", "reason", reason, "last_request", r.lastResync)
 		return nil
 	}
-	r.lastResync = now
 	r.log.Warn("replication out of sync: asking for resync", "reason", reason)
 	st.awaitResync = true
 	r.cfg.OnEvent(Resync{Reason: reason})

@@ -507,6 +507,22 @@ func (s *Sender) Stats() Stats {
 	return st
 }
 
+// takeBulkLocked picks up the current bulk for the bulk goroutine, once:
+// ok is false when that bulk was already taken. A wakeup can outlive its
+// bulk: a resync that bumps bulkGen after the goroutine took the previous
+// wakeup but before it read bulkGen leaves a signal for the bulk it then
+// runs, and running that bulk a second time would queue a second BulkEnd,
+// which the receiver rejects as out of place, ending the session. s.mu is
+// held.
+func (ss *senderSession) takeBulkLocked() (gen uint32, reason string, first, ok bool) {
+	if ss.bulkGen == ss.bulkTaken {
+		return 0, "", false, false
+	}
+	first = ss.bulkTaken == 0
+	ss.bulkTaken = ss.bulkGen
+	return ss.bulkGen, ss.reason, first, true
+}
+
 // bulkLoop runs a bulk sync each time one is wanted, until the session ends.
 func (s *Sender) bulkLoop(ss *senderSession) {
 	for {
@@ -516,10 +532,11 @@ func (s *Sender) bulkLoop(ss *senderSession) {
 		case <-ss.bulkWanted:
 		}
 		s.mu.Lock()
-		gen, reason := ss.bulkGen, ss.reason
-		first := ss.bulkTaken == 0
-		ss.bulkTaken = gen
+		gen, reason, first, ok := ss.takeBulkLocked()
 		s.mu.Unlock()
+		if !ok {
+			continue
+		}
 		s.c.bulkSyncs.Add(1)
 		if !first {
 			s.c.resyncs.Add(1)

@@ -45,7 +45,7 @@
 // an IPv6 address is dropped as malformed. Over TCP, one payload must hold
 // whole messages: the caller does no stream reassembly for SIP yet.
 //
-// This package must not import falab's data plane (firewall, unit,
-// replicate) or anything that opens sockets; the lead wires it into the
+// It must not import falab's data plane (firewall, unit,
+// replicate) or anything that opens sockets; it reaches the packets through the
 // firewall's inspection hook.
 package sip

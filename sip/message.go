@@ -33,7 +33,6 @@ type span struct{ off, end int }
 
 func (s span) ok() bool           { return s.end > 0 }
 func (s span) of(b []byte) []byte { return b[s.off:s.end] }
-func (s span) shift(n int) span   { return span{s.off + n, s.end + n} }
 
 // HostPort is a host[:port] in a Via sent-by, a Contact or a Request-URI.
 type HostPort struct {

@@ -1,6 +1,8 @@
 // Package topo builds and tears down the lab's wiring: network namespaces,
 // veth pairs, Linux bridges, addresses, offload settings, sysctls and routes,
 // and reads them back (interfaces, counters, ARP caches) for status views.
+// It must not import any other falab package: it is the wiring only, and
+// knows no lab file and no firewall.
 //
 // topo knows nothing of lab files or firewalls. The lab package resolves a
 // lab file into a [Plan]; [Deploy] builds it, [Remove] and [RemovePrefix]
@@ -239,7 +241,7 @@ func (p Plan) Validate() error {
 			if e.MAC != nil && len(e.MAC) != 6 {
 				bad("%s: MAC %s is %d bytes, want 6", where, e.MAC, len(e.MAC))
 			}
-			if e.MAC != nil && len(e.MAC) == 6 && e.MAC[0]&1 == 1 {
+			if len(e.MAC) == 6 && e.MAC[0]&1 == 1 {
 				bad("%s: MAC %s is a multicast address", where, e.MAC)
 			}
 			if e.MTU != 0 && (e.MTU < 68 || e.MTU > 65535) {

@@ -133,47 +133,18 @@ func drive(ctx context.Context, cfg agentConfig, r runner, out io.Writer, now fu
 // --port says otherwise.
 var defaultPorts = map[string]int{KindTCPStream: 5201, KindUDPProbe: 5202, KindHTTP: 80, KindSoftphone: 2748, KindCallManager: 2748}
 
+// parseAgentFlags parses `falab agent KIND [flags]` into a checked
+// configuration.
 func parseAgentFlags(args []string) (agentConfig, error) {
 	if len(args) == 0 {
 		return agentConfig{}, errors.New("agent: missing kind (one of tcp-stream, udp-probe, http, ping)")
 	}
 	cfg := agentConfig{kind: args[0], resetFlow: -1}
-	fs := flag.NewFlagSet("agent "+cfg.kind, flag.ContinueOnError)
 	var usage strings.Builder
-	fs.SetOutput(&usage)
-	fs.StringVar(&cfg.role, "role", "", "server or client (required)")
-	fs.DurationVar(&cfg.duration, "duration", 0, "stop after this long (0: until cancelled)")
-	fs.DurationVar(&cfg.reportEvery, "report-every", 100*time.Millisecond, "write a report this often")
-	fs.DurationVar(&cfg.stall, "stall", time.Second, "a flow with no progress for this long is stalled")
-	switch cfg.kind {
-	case KindTCPStream, KindUDPProbe, KindHTTP, KindSoftphone, KindCallManager:
-		fs.IntVar(&cfg.port, "port", defaultPorts[cfg.kind], "port the server listens on and the client connects to")
-		fs.StringVar(&cfg.bind, "bind", "", "server: address to listen on (default: all)")
-		fs.StringVar(&cfg.target, "target", "", "client: server host or host:port (required for clients)")
-	case KindPing:
-		fs.StringVar(&cfg.target, "target", "", "address to ping (required)")
-	default:
-		return agentConfig{}, fmt.Errorf("agent: unknown kind %q (one of tcp-stream, udp-probe, http, ping, softphone, callmanager)", cfg.kind)
-	}
-	cfg.voice.flags(fs, cfg.kind)
 	dir := "both"
-	switch cfg.kind {
-	case KindTCPStream:
-		fs.IntVar(&cfg.flows, "flows", 20, "client: number of connections")
-		fs.StringVar(&dir, "direction", dir, "client: c2s, s2c or both")
-		fs.Int64Var(&cfg.rate, "rate", 1_000_000, "bytes per second per flow and direction")
-		fs.IntVar(&cfg.resetFlow, "reset-flow", -1, "server: abort this flow id with a TCP RST (to prove the checks catch it)")
-		fs.DurationVar(&cfg.resetAfter, "reset-after", 0, "server: how long after accepting --reset-flow to abort it")
-	case KindUDPProbe:
-		fs.DurationVar(&cfg.interval, "interval", time.Millisecond, "client: time between probes")
-		fs.DurationVar(&cfg.grace, "grace", 200*time.Millisecond, "client: how long to wait for an echo before counting it lost")
-	case KindPing:
-		fs.DurationVar(&cfg.interval, "interval", 10*time.Millisecond, "time between echo requests")
-		fs.DurationVar(&cfg.grace, "grace", 500*time.Millisecond, "how long to wait for a reply before counting it lost")
-	case KindHTTP:
-		fs.IntVar(&cfg.flows, "flows", 1, "client: parallel downloads")
-		fs.Int64Var(&cfg.size, "size", 1<<30, "server: body size in bytes")
-		fs.Int64Var(&cfg.rate, "rate", 1_000_000, "client: bytes per second per download")
+	fs, err := cfg.flagSet(&usage, &dir)
+	if err != nil {
+		return agentConfig{}, err
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -187,75 +158,127 @@ func parseAgentFlags(args []string) (agentConfig, error) {
 	if fs.NArg() > 0 {
 		return agentConfig{}, fmt.Errorf("agent %s: unexpected argument %q", cfg.kind, fs.Arg(0))
 	}
-	bad := func(format string, a ...any) (agentConfig, error) {
-		return agentConfig{}, fmt.Errorf("agent %s: "+format, append([]any{cfg.kind}, a...)...)
+	if err := cfg.check(dir); err != nil {
+		return agentConfig{}, fmt.Errorf("agent %s: %w", cfg.kind, err)
 	}
-	switch cfg.role {
+	return cfg, nil
+}
+
+// flagSet returns the flags of c's kind, bound to c's fields (and
+// --direction to dir), writing its usage to usage.
+func (c *agentConfig) flagSet(usage *strings.Builder, dir *string) (*flag.FlagSet, error) {
+	fs := flag.NewFlagSet("agent "+c.kind, flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.StringVar(&c.role, "role", "", "server or client (required)")
+	fs.DurationVar(&c.duration, "duration", 0, "stop after this long (0: until cancelled)")
+	fs.DurationVar(&c.reportEvery, "report-every", 100*time.Millisecond, "write a report this often")
+	fs.DurationVar(&c.stall, "stall", time.Second, "a flow with no progress for this long is stalled")
+	switch c.kind {
+	case KindTCPStream, KindUDPProbe, KindHTTP, KindSoftphone, KindCallManager:
+		fs.IntVar(&c.port, "port", defaultPorts[c.kind], "port the server listens on and the client connects to")
+		fs.StringVar(&c.bind, "bind", "", "server: address to listen on (default: all)")
+		fs.StringVar(&c.target, "target", "", "client: server host or host:port (required for clients)")
+	case KindPing:
+		fs.StringVar(&c.target, "target", "", "address to ping (required)")
+	default:
+		return nil, fmt.Errorf("agent: unknown kind %q (one of tcp-stream, udp-probe, http, ping, softphone, callmanager)", c.kind)
+	}
+	c.voice.flags(fs, c.kind)
+	switch c.kind {
+	case KindTCPStream:
+		fs.IntVar(&c.flows, "flows", 20, "client: number of connections")
+		fs.StringVar(dir, "direction", "both", "client: c2s, s2c or both")
+		fs.Int64Var(&c.rate, "rate", 1_000_000, "bytes per second per flow and direction")
+		fs.IntVar(&c.resetFlow, "reset-flow", -1, "server: abort this flow id with a TCP RST (to prove the checks catch it)")
+		fs.DurationVar(&c.resetAfter, "reset-after", 0, "server: how long after accepting --reset-flow to abort it")
+	case KindUDPProbe:
+		fs.DurationVar(&c.interval, "interval", time.Millisecond, "client: time between probes")
+		fs.DurationVar(&c.grace, "grace", 200*time.Millisecond, "client: how long to wait for an echo before counting it lost")
+	case KindPing:
+		fs.DurationVar(&c.interval, "interval", 10*time.Millisecond, "time between echo requests")
+		fs.DurationVar(&c.grace, "grace", 500*time.Millisecond, "how long to wait for a reply before counting it lost")
+	case KindHTTP:
+		fs.IntVar(&c.flows, "flows", 1, "client: parallel downloads")
+		fs.Int64Var(&c.size, "size", 1<<30, "server: body size in bytes")
+		fs.Int64Var(&c.rate, "rate", 1_000_000, "client: bytes per second per download")
+	}
+	return fs, nil
+}
+
+// check says what is wrong with a parsed configuration: the flags every
+// kind has, then checkKind.
+func (c *agentConfig) check(dir string) error {
+	switch c.role {
 	case RoleServer, RoleClient:
 	case "":
-		return bad("--role is required (server or client)")
+		return errors.New("--role is required (server or client)")
 	default:
-		return bad("--role %q is not server or client", cfg.role)
+		return fmt.Errorf("--role %q is not server or client", c.role)
 	}
-	if cfg.kind == KindPing && cfg.role != RoleClient {
-		return bad("ping has only a client role (the target's kernel answers echo requests)")
+	if c.kind == KindPing && c.role != RoleClient {
+		return errors.New("ping has only a client role (the target's kernel answers echo requests)")
 	}
-	if cfg.role == RoleClient && cfg.target == "" {
-		return bad("--target is required for a client")
+	if c.role == RoleClient && c.target == "" {
+		return errors.New("--target is required for a client")
 	}
-	if cfg.role == RoleServer && cfg.target != "" {
-		return bad("--target is for clients; a server listens on --bind and --port")
+	if c.role == RoleServer && c.target != "" {
+		return errors.New("--target is for clients; a server listens on --bind and --port")
 	}
-	if cfg.kind != KindPing && (cfg.port <= 0 || cfg.port > 65535) {
-		return bad("--port %d is not in 1..65535", cfg.port)
+	if c.kind != KindPing && (c.port <= 0 || c.port > 65535) {
+		return fmt.Errorf("--port %d is not in 1..65535", c.port)
 	}
-	if cfg.reportEvery <= 0 {
-		return bad("--report-every must be positive, got %s", cfg.reportEvery)
+	if c.reportEvery <= 0 {
+		return fmt.Errorf("--report-every must be positive, got %s", c.reportEvery)
 	}
-	if cfg.stall <= 0 {
-		return bad("--stall must be positive, got %s", cfg.stall)
+	if c.stall <= 0 {
+		return fmt.Errorf("--stall must be positive, got %s", c.stall)
 	}
-	if cfg.duration < 0 {
-		return bad("--duration must not be negative, got %s", cfg.duration)
+	if c.duration < 0 {
+		return fmt.Errorf("--duration must not be negative, got %s", c.duration)
 	}
-	if err := cfg.voice.check(cfg.kind, cfg.role); err != nil {
-		return bad("%v", err)
+	if err := c.voice.check(c.kind, c.role); err != nil {
+		return err
 	}
-	switch cfg.kind {
+	return c.checkKind(dir)
+}
+
+// checkKind checks the flags of c's kind; dir is --direction as given.
+func (c *agentConfig) checkKind(dir string) error {
+	switch c.kind {
 	case KindTCPStream:
 		d, err := ParseDirection(dir)
 		if err != nil {
-			return bad("--direction: %v", err)
+			return fmt.Errorf("--direction: %v", err)
 		}
-		cfg.direction = d
-		if cfg.flows < 1 || cfg.flows > 10000 {
-			return bad("--flows %d is not in 1..10000", cfg.flows)
+		c.direction = d
+		if c.flows < 1 || c.flows > 10000 {
+			return fmt.Errorf("--flows %d is not in 1..10000", c.flows)
 		}
-		if cfg.rate <= 0 {
-			return bad("--rate must be positive bytes/s, got %d", cfg.rate)
+		if c.rate <= 0 {
+			return fmt.Errorf("--rate must be positive bytes/s, got %d", c.rate)
 		}
-		if cfg.resetAfter < 0 {
-			return bad("--reset-after must not be negative, got %s", cfg.resetAfter)
+		if c.resetAfter < 0 {
+			return fmt.Errorf("--reset-after must not be negative, got %s", c.resetAfter)
 		}
 	case KindUDPProbe, KindPing:
-		if cfg.interval <= 0 {
-			return bad("--interval must be positive, got %s", cfg.interval)
+		if c.interval <= 0 {
+			return fmt.Errorf("--interval must be positive, got %s", c.interval)
 		}
-		if cfg.grace <= 0 {
-			return bad("--grace must be positive, got %s", cfg.grace)
+		if c.grace <= 0 {
+			return fmt.Errorf("--grace must be positive, got %s", c.grace)
 		}
 	case KindHTTP:
-		if cfg.flows < 1 || cfg.flows > 10000 {
-			return bad("--flows %d is not in 1..10000", cfg.flows)
+		if c.flows < 1 || c.flows > 10000 {
+			return fmt.Errorf("--flows %d is not in 1..10000", c.flows)
 		}
-		if cfg.rate <= 0 {
-			return bad("--rate must be positive bytes/s, got %d", cfg.rate)
+		if c.rate <= 0 {
+			return fmt.Errorf("--rate must be positive bytes/s, got %d", c.rate)
 		}
-		if cfg.size <= 0 {
-			return bad("--size must be positive, got %d", cfg.size)
+		if c.size <= 0 {
+			return fmt.Errorf("--size must be positive, got %d", c.size)
 		}
 	}
-	return cfg, nil
+	return nil
 }
 
 // listenAddr is the server's host:port.

@@ -1,6 +1,8 @@
 // Package traffic holds falab's traffic generators: the programs that run
 // inside the lab's host namespaces during a scenario and measure, exactly,
 // what survived a fault (a killed or frozen firewall unit).
+// It must not import any other falab package: its agents run inside the
+// hosts' namespaces and see the firewall only as the network does.
 //
 // Each kind has a server side and a client side, run as separate processes
 // by `falab agent <kind> --role server|client ...` (see [RunAgent]):

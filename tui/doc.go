@@ -6,6 +6,9 @@
 // what the wire says: whether exactly one unit answers each host's ARP for
 // its gateway (checked every 2s, and at once after a fault or role
 // change), which the units' own reports cannot show.
+// It must not import the data plane or the unit process (firewall, afpacket,
+// failover, replicate, unit): it reads the units only through the unit API's
+// client and types.
 //
 // It is a Bubble Tea program. Everything it reads or does goes through a
 // [Source] (the real one is [LabSource]); every read runs in a tea.Cmd and

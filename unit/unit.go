@@ -4,6 +4,8 @@
 // machine's actions (hellos on the failover link, takeover, gratuitous ARP,
 // data-interface probes), and serves the unit's local API on a Unix socket
 // in package api's wire types (the client is api.Client).
+// It must not import lab, scenario, tui or cmd/falab: a unit is started by
+// them and knows nothing of lab files or screens.
 package unit
 
 import (

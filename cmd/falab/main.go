@@ -1,5 +1,8 @@
 // Command falab builds and runs stateful-failover labs: two firewall units
 // in Linux network namespaces, switches and hosts, real traffic, real faults.
+// It must not import the data plane (firewall, afpacket, failover,
+// replicate): it reaches a running unit only through the unit API's client
+// and types.
 //
 // The command is thin: it parses flags (with cobra, which also gives every
 // verb its --help and the shell completions) and calls packages lab,

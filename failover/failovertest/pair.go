@@ -2,6 +2,8 @@
 // by a fake failover link and fake data interfaces, driven by a manual clock,
 // so whole scenarios (crash, freeze, link cut, interface failure, manual
 // failover) run deterministically and in no wall-clock time.
+// It must not import any falab package but failover: it tests the machines
+// alone, without the unit process.
 //
 // The simulator plays the unit process: it performs each action the machines
 // return (hellos go through the wire codec and across the link, probes are

@@ -3,6 +3,8 @@
 // pkg/tcpip/header: each view is a byte slice type with offset constants
 // laid out under the RFC diagram, getters, setters and one validity check
 // that must pass before any other method is called.
+// It must not import any other falab package, firewall included: it is bytes
+// and RFCs only.
 //
 // Addresses are handled as [4]byte and MAC addresses as byte slices into
 // the frame so that reading or rewriting a header never allocates.

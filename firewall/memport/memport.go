@@ -2,6 +2,9 @@
 // tests that need no root and no real interfaces: a Pair of connected
 // ports (a virtual cable) and a Recorder that keeps what the firewall
 // writes and lets a test inject what it reads.
+// It must not import any falab package (it meets firewall.Port by its method
+// set alone), and no package that ships in the falab binary may import it:
+// it is a test fake.
 package memport
 
 import (

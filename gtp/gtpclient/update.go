@@ -5,7 +5,7 @@
 // context with SendDelete from the new SGSN; both are built on go-gtp's
 // message encoding.
 //
-// It is a test and lab tool, not part of the data plane: it must not import
+// It is a test and lab tool, not part of the data plane. It must not import
 // falab's data plane packages (firewall, unit, replicate).
 package gtpclient
 
