@@ -60,6 +60,9 @@ func describeExpect(e *ExpectSpec) string {
 			parts = append(parts, "log "+le.File+" /"+le.Pattern+"/")
 		}
 	}
+	for _, n := range keys(e.Voice) {
+		parts = append(parts, "voice "+n)
+	}
 	if e.Within != nil {
 		parts = append(parts, "within "+e.Within.D(0).String())
 	}
