@@ -295,7 +295,7 @@ func (f *Firewall) Run(ctx context.Context) error {
 	}
 	if f.box != nil {
 		wg.Go(func() {
-			if err := f.boxLoop(); err != nil && ctx.Err() == nil {
+			if err := f.boxLoop(); ctx.Err() == nil { // boxLoop ends only with an error (the box closed)
 				errc <- fmt.Errorf("box: %w", err)
 				cancel()
 			}
