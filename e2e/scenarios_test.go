@@ -31,6 +31,7 @@ func TestBuiltinScenarios(t *testing.T) {
 					t.Skip("strongSwan missing: apt-get install strongswan-charon strongswan-swanctl libstrongswan-standard-plugins libcharon-extra-plugins (.ci/run does)")
 				}
 			}
+			needScenarioTools(t, name)
 			runDir := t.TempDir()
 			t.Cleanup(func() { downRecorded(t, runDir) })
 			r := falab(t, runDir, "run", name, "--json")
@@ -186,3 +187,23 @@ func alive(pid int) bool {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// scenarioTools are the third-party programs a built-in scenario runs.
+var scenarioTools = map[string][]string{
+	"sip-crash":              {"sipp"},
+	"sip-crash-unreplicated": {"sipp"},
+	"softphone":              {"sipp"}, // lab voice's UAS daemon
+}
+
+// needScenarioTools skips a scenario whose programs are missing, except in
+// CI, whose .ci/run installs them (sip-tester for sipp).
+func needScenarioTools(t *testing.T, name string) {
+	for _, tool := range scenarioTools[name] {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("scenario %s needs %s (.ci/run installs it)", name, tool)
+			}
+			t.Skipf("scenario %s needs %s (apt-get install sip-tester)", name, tool)
+		}
+	}
+}

@@ -156,7 +156,8 @@ func TestTUIBurnedInMACFlash(t *testing.T) {
 	}
 	s := newTmux(t, 120, 40, []string{"FALAB_RUN_DIR=" + runDir}, bin, "tui", name)
 	s.waitFor(regexp.MustCompile(`fw-a primary\s+Active\s+fw-b secondary\s+Standby Ready`), 15*time.Second)
-	s.keys("0") // Hosts, the tenth tab
+	s.keys("0")   // Voice, the tenth tab
+	s.keys("Tab") // Hosts, the eleventh
 	s.waitFor(regexp.MustCompile(`198\.18\.1\.1\s+\S+\s+\S+\s+eth0\s+gateway`), 10*time.Second)
 	s.keys("K")
 	s.waitFor(regexp.MustCompile(`kill fw-a \(SIGKILL\)\? y yes`), 5*time.Second)

@@ -81,6 +81,13 @@ const (
 	DropESPReplay                        // ESP sequence number replayed or left of the anti-replay window
 	DropESPPolicy                        // a decrypted packet outside its SA's traffic selectors
 	DropESPLease                         // outbound ESP sequence lease exhausted (the standby has not acknowledged the next block)
+	DropSIPMalformed                     // SIP inspection: not a SIP message its parser accepts
+	DropSIPUnexpected                    // SIP inspection: a response, ACK, BYE or CANCEL matching no transaction or session
+	DropSIPTableFull                     // SIP inspection: session, transaction or pinhole table full
+	DropCTIQBENoSession                  // CTIQBE inspection (lab model): a message needing a session record this unit lacks (not replicated)
+	DropCTIQBEMalformed                  // CTIQBE inspection (lab model): a message that does not decode or contradicts the session
+	DropCTIQBEOutOfOrder                 // CTIQBE inspection (lab model): a segment past a gap in the stream
+	DropCTIQBETableFull                  // CTIQBE inspection (lab model): connection or call table full
 	numDropReasons
 )
 
@@ -158,6 +165,13 @@ var dropNames = [numDropReasons]string{
 	DropESPReplay:             "ipsec-replay",
 	DropESPPolicy:             "ipsec-selector-mismatch",
 	DropESPLease:              "ipsec-seq-lease-exhausted",
+	DropSIPMalformed:          "sip-malformed",
+	DropSIPUnexpected:         "sip-unexpected",
+	DropSIPTableFull:          "sip-table-full",
+	DropCTIQBENoSession:       "ctiqbe-no-session",
+	DropCTIQBEMalformed:       "ctiqbe-malformed",
+	DropCTIQBEOutOfOrder:      "ctiqbe-out-of-order",
+	DropCTIQBETableFull:       "ctiqbe-table-full",
 }
 
 // String returns the reason's name as "show asp drop" would print it.

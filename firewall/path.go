@@ -407,6 +407,9 @@ func (w *worker) unitAddressed(in *iface, frame []byte) (r DropReason, mine bool
 	if f.transparent {
 		return dropNone, false
 	}
+	if _, _, ok := f.pinholeBehindPAT(in, w.p.tuple); ok {
+		return dropNone, false // media a pinhole expects behind a PAT port (inspect_nat.go)
+	}
 	switch dst := w.p.tuple.Dst; {
 	case dst == in.addr:
 		if in.crypto && w.p.tuple.Proto == header.ProtocolUDP && w.p.tuple.DstPort == PortIKENATT {
@@ -458,7 +461,7 @@ func (w *worker) newFlow(in *iface) (*conn, DropReason) {
 	pt, out := t, w.l2.out // the policy reads real addresses (ASA 8.3+)
 	if !f.transparent {
 		var r DropReason
-		if pt.Dst, out, r = w.route(in); r != dropNone {
+		if pt.Dst, pt.DstPort, out, r = w.route(in); r != dropNone {
 			return nil, r
 		}
 	}
@@ -481,7 +484,7 @@ func (w *worker) newFlow(in *iface) (*conn, DropReason) {
 		if r != dropNone {
 			return nil, r
 		}
-		rec.Reply, held = replyOf(t, pt.Dst, xSrc, xPort), isPAT
+		rec.Reply, held = replyOf(pt, pt.Dst, xSrc, xPort), isPAT
 	}
 	if t.Proto == header.ProtocolTCP {
 		rec.State = TCPStateSynSent
@@ -521,27 +524,32 @@ func replyOf(t Tuple, dst, src [4]byte, port uint16) Tuple {
 }
 
 // route is the egress decision of a routed new flow: the real destination
-// (a static NAT's mapped address untranslated) and the interface its
-// route leaves by, which must not be the one the packet came in on.
-func (w *worker) route(in *iface) (realDst [4]byte, out int, r DropReason) {
+// (a static NAT's mapped address untranslated, or a PAT mapped port an
+// inspection pinhole expects: inspect_nat.go) and the interface its route
+// leaves by, which must not be the one the packet came in on.
+func (w *worker) route(in *iface) (realDst [4]byte, realPort uint16, out int, r DropReason) {
 	f := w.f
 	t := w.p.tuple
-	realDst = t.Dst
+	realDst, realPort = t.Dst, t.DstPort
+	static := false
 	for i := range f.statics {
 		if s := &f.statics[i]; s.mappedIf == in.idx && s.mapped == t.Dst {
-			realDst = s.real
+			realDst, static = s.real, true
 			break
 		}
+	}
+	if !static {
+		realDst, realPort, _ = f.pinholeBehindPAT(in, t)
 	}
 	out, _, ok := f.lookupRoute(realDst)
 	if !ok {
 		w.icmpError(in, header.ICMPv4DstUnreachable, header.ICMPv4NetUnreachable)
-		return realDst, -1, DropNoRoute
+		return realDst, realPort, -1, DropNoRoute
 	}
 	if out == in.idx {
-		return realDst, -1, DropIntraInterface
+		return realDst, realPort, -1, DropIntraInterface
 	}
-	return realDst, out, dropNone
+	return realDst, realPort, out, dropNone
 }
 
 // policy decides whether a new flow t from in may leave by out: the
@@ -639,8 +647,13 @@ func (w *worker) forward(in *iface, c *conn, dir int, frame []byte, first bool) 
 		}
 	}
 	if c.engine != nil {
-		if r := w.inspect(c, dir); r != dropNone {
+		if frame, r = w.inspect(c, dir, frame); r != dropNone {
 			return r
+		}
+		if !f.transparent && len(w.p.ip) > f.ifs[out].mtu { // a replaced payload may have grown
+			if big = true; w.p.ip.DontFragment() {
+				return w.fragNeeded(c, dir)
+			}
 		}
 	}
 	if c.diverted() {

@@ -8,7 +8,20 @@ type Inspect struct {
 	// GTP is "inspect gtp" with its gtp-map: the PDP context database and
 	// the GTP-U filter on UDP 2123 and 2152.
 	GTP *GTPInspect `json:"gtp,omitempty"`
+	// SIP is "inspect sip" on UDP and TCP 5060: sessions, transactions and
+	// media pinholes, and NAT of the addresses SIP and SDP carry. Its
+	// timeouts are the ASA's defaults (package sip).
+	SIP *SIPInspect `json:"sip,omitempty"`
+	// CTIQBE is "inspect ctiqbe" on TCP 2748, falab's lab model of the
+	// protocol (package ctiqbe): not wire-compatible with Cisco's.
+	CTIQBE *CTIQBEInspect `json:"ctiqbe,omitempty"`
 }
+
+// SIPInspect is inspect sip's settings; none yet beyond being on.
+type SIPInspect struct{}
+
+// CTIQBEInspect is inspect ctiqbe's settings; none yet beyond being on.
+type CTIQBEInspect struct{}
 
 // GTPInspect is a gtp-map. Zero fields take the ASA's defaults (request
 // queue 200, tunnel limit 500, pdp-context and gsn timeouts 30 minutes,

@@ -41,7 +41,16 @@ type Traffic struct {
 // TrafficKinds are the generators falab has. iperf3 is load, not a check:
 // a real iperf3 client saturating the data path (TCP, one stream, as long
 // as it runs); it writes no report falab reads.
-var TrafficKinds = []string{traffic.KindTCPStream, traffic.KindUDPProbe, traffic.KindHTTP, "ping", KindIperf3}
+var TrafficKinds = []string{traffic.KindTCPStream, traffic.KindUDPProbe, traffic.KindHTTP, "ping", KindIperf3, traffic.KindSoftphone}
+
+// serverKind is the agent kind a traffic kind's server runs: a softphone
+// talks to a callmanager (the CTIQBE lab model); the others to their own.
+func serverKind(kind string) string {
+	if kind == traffic.KindSoftphone {
+		return traffic.KindCallManager
+	}
+	return kind
+}
 
 // KindIperf3 is the saturating load generator: the iperf3 program itself.
 const KindIperf3 = "iperf3"
@@ -108,7 +117,7 @@ func StartTraffic(ctx context.Context, labName string, t Traffic) error {
 			clientArgs = append(clientArgs, "--interval", t.Interval.String())
 		}
 	default:
-		serverArgs = append([]string{"agent", t.Kind, "--role", "server"}, common...)
+		serverArgs = append([]string{"agent", serverKind(t.Kind), "--role", "server"}, common...)
 		target := t.Target
 		if t.Port != 0 {
 			serverArgs = append(serverArgs, "--port", strconv.Itoa(t.Port))

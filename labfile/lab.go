@@ -1,11 +1,11 @@
 package labfile
 
 import (
+	"github.com/falab/falab/fwconfig"
 	"net"
 	"net/netip"
 	"time"
 
-	"github.com/falab/falab/fwconfig"
 )
 
 // Lab is a validated, resolved lab: every default filled in, every name

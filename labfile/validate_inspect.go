@@ -10,8 +10,20 @@ import (
 // InspectSpec turns on application inspection engines (the ASA's
 // "inspect" lines under the global policy).
 type InspectSpec struct {
-	GTP *GTPInspectSpec `yaml:"gtp"`
+	GTP    *GTPInspectSpec `yaml:"gtp"`
+	SIP    *EngineSpec     `yaml:"sip"`
+	CTIQBE *EngineSpec     `yaml:"ctiqbe"`
 }
+
+// EngineSpec turns on an inspection engine that has no settings of its
+// own (the ASA's defaults apply).
+type EngineSpec struct {
+	// Enable turns the engine on (default true once the section is there).
+	Enable *bool `yaml:"enable"`
+}
+
+// on reports whether the engine's section turns it on.
+func (e *EngineSpec) on() bool { return e != nil && (e.Enable == nil || *e.Enable) }
 
 // GTPInspectSpec is "inspect gtp" and its gtp-map. Omitted values take the
 // ASA's defaults: request_queue 200, tunnel_limit 500, timeouts
@@ -49,12 +61,28 @@ type ReplicateSpec struct {
 	GTP *bool `yaml:"gtp"`
 	// IPsec is the IKE and IPsec SA table (ipsec-sa).
 	IPsec *bool `yaml:"ipsec"`
+	// SIP is SIP inspection's session, transaction and pinhole tables
+	// (table sip).
+	SIP *bool `yaml:"sip"`
 }
+
+// TableSIP is SIP inspection's replicated table in `show failover` and
+// the unit config.
+const TableSIP = "sip"
 
 // inspect resolves firewall.inspect.
 func (v *validator) inspect(is *InspectSpec) fwconfig.Inspect {
 	var out fwconfig.Inspect
-	if is == nil || is.GTP == nil || (is.GTP.Enable != nil && !*is.GTP.Enable) {
+	if is == nil {
+		return out
+	}
+	if is.SIP.on() {
+		out.SIP = &fwconfig.SIPInspect{}
+	}
+	if is.CTIQBE.on() {
+		out.CTIQBE = &fwconfig.CTIQBEInspect{}
+	}
+	if is.GTP == nil || (is.GTP.Enable != nil && !*is.GTP.Enable) {
 		return out
 	}
 	g := is.GTP
@@ -106,6 +134,12 @@ func NoReplicate(rs *ReplicateSpec) []string {
 	if rs.IPsec != nil && !*rs.IPsec {
 		off = append(off, TableIPsec)
 	}
+	if rs.SIP != nil && !*rs.SIP {
+		off = append(off, TableSIP)
+	}
 	slices.Sort(off)
 	return off
 }
+
+// Off returns the engine tables rs turns off, sorted (NoReplicate).
+func (rs *ReplicateSpec) Off() []string { return NoReplicate(rs) }

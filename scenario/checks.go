@@ -66,6 +66,9 @@ func describeExpect(e *ExpectSpec) string {
 			parts = append(parts, "log "+le.File+" /"+le.Pattern+"/")
 		}
 	}
+	for _, n := range keys(e.Voice) {
+		parts = append(parts, "voice "+n)
+	}
 	if e.Within != nil {
 		parts = append(parts, "within "+e.Within.D(0).String())
 	}
@@ -157,6 +160,9 @@ func (r *runner) check(ctx context.Context, e *ExpectSpec) []string {
 	}
 	if len(e.Run) > 0 || len(e.Log) > 0 {
 		problems = append(problems, r.checkRuns(e)...)
+	}
+	if len(e.Voice) > 0 {
+		problems = append(problems, r.checkVoices(e)...)
 	}
 	return problems
 }

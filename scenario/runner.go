@@ -73,6 +73,9 @@ type runner struct {
 	rep     *RunReport
 	opt     RunOptions
 	lastARP map[string][]topo.Neighbor // host -> cache before the last fault
+	// lastFault is when the last fault was injected (voice checks: media
+	// across the failover).
+	lastFault time.Time
 
 	pullMu sync.Mutex // one pullEvents at a time: two would fetch and append the same events
 	evMu   sync.Mutex

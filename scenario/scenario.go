@@ -141,6 +141,8 @@ type ExpectSpec struct {
 	// of files in the lab's state dir (see run_step.go).
 	Run map[string]*RunExpect `yaml:"run"`
 	Log []*LogExpect          `yaml:"log"`
+	// Voice checks softphone traffic's VoiceReport (voice_checks.go).
+	Voice map[string]*VoiceExpect `yaml:"voice"`
 }
 
 // TrafficExpect checks a generator's client report.

@@ -101,6 +101,7 @@ func (r *runner) step(ctx context.Context, st *StepSpec, prefix string) (desc, d
 // then skipped the new process's first events.)
 func (r *runner) inject(ctx context.Context, f lab.Fault) (string, error) {
 	r.pullEvents()
+	r.lastFault = time.Now()
 	msg, err := lab.Inject(ctx, r.name, f)
 	if f.Kind == lab.FaultRestart && err == nil {
 		r.evMu.Lock()

@@ -304,6 +304,24 @@ func (f *fakeSource) PDPContexts(_ context.Context, name string) (api.PDPContext
 	return api.PDPContexts{InUse: 1, MostUsed: 1, Timeout: 30 * time.Minute, Contexts: []api.PDPContext{c}}, nil
 }
 
+// Voice: both units hold the SIP call (replicated); only fw-a, which saw
+// the phone register, holds the CTIQBE session (never replicated).
+func (f *fakeSource) Voice(_ context.Context, name string) (api.Voice, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.alive(name); err != nil {
+		return api.Voice{}, err
+	}
+	v := api.Voice{
+		SIP:    &api.SIPInspection{Replicated: true, Sessions: []api.SIPSession{{CallID: "1-2@198.18.1.11", State: "Active", Idle: time.Second}}},
+		CTIQBE: &api.CTIQBEInspection{Model: "lab model", Sessions: []api.CTIQBESession{}},
+	}
+	if name == "fw-a" {
+		v.CTIQBE.Sessions = append(v.CTIQBE.Sessions, api.CTIQBESession{Phone: "198.18.1.11:41000", Manager: "198.18.2.11:2748", Device: "SEP-falab", State: "in call", Calls: 1})
+	}
+	return v, nil
+}
+
 func (f *fakeSource) HostARP(_ context.Context, host string) ([]topo.Neighbor, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

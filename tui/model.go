@@ -14,10 +14,10 @@ import (
 
 // Tab order. The table tabs come first, in the order of newTableTabs.
 const (
-	tabIndexHosts    = 9
-	tabIndexTimeline = 10
-	tabIndexTraffic  = 11
-	numTabs          = 12
+	tabIndexHosts    = 10
+	tabIndexTimeline = 11
+	tabIndexTraffic  = 12
+	numTabs          = 13
 )
 
 // Timeouts of the commands. A frozen unit's API does not answer at all, so

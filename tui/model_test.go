@@ -130,7 +130,7 @@ func TestGoldenTabs(t *testing.T) {
 		w, h int
 	}{{"80x24", 80, 24}, {"120x40", 120, 40}}
 	// In tab order: key 1 is the first, 0 the tenth, tab the next.
-	tabs := []string{"conns", "xlate", "arp", "bridge", "routes", "interfaces", "drops", "gtp", "vpn", "hosts", "timeline", "traffic"}
+	tabs := []string{"conns", "xlate", "arp", "bridge", "routes", "interfaces", "drops", "gtp", "vpn", "voice", "hosts", "timeline", "traffic"}
 	for _, sz := range sizes {
 		hs := newHarness(t, newFakeSource(12, 2), sz.w, sz.h)
 		hs.tick(100 * time.Millisecond)
@@ -333,7 +333,7 @@ func TestFilterAndSort(t *testing.T) {
 
 func TestHostMACChangeFlashes(t *testing.T) {
 	hs := newHarness(t, newFakeSource(0, 0), 80, 24)
-	hs.press("0") // Hosts, the tenth tab
+	hs.press("0", "tab") // Hosts, the eleventh tab
 	hs.tick(100 * time.Millisecond)
 	gw := netip.MustParseAddr("198.18.1.1")
 	hs.src.setHostMAC("client1", gw, "02:00:00:00:0b:01")

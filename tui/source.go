@@ -70,6 +70,8 @@ type Source interface {
 	PDPContexts(ctx context.Context, unitName string) (api.PDPContexts, error)
 	// Crypto returns a unit's IKE and IPsec SAs.
 	Crypto(ctx context.Context, unitName string) (api.Crypto, error)
+	// Voice returns a unit's SIP and CTIQBE inspection tables.
+	Voice(ctx context.Context, unitName string) (api.Voice, error)
 	// HostARP returns a host's ARP cache, read from its namespace.
 	HostARP(ctx context.Context, host string) ([]topo.Neighbor, error)
 	// UnitEvents returns a unit's events after seq.
@@ -222,6 +224,14 @@ func (s *LabSource) Crypto(ctx context.Context, u string) (api.Crypto, error) {
 }
 
 // Drops implements Source.
+func (s *LabSource) Voice(ctx context.Context, u string) (api.Voice, error) {
+	c, err := s.client(u)
+	if err != nil {
+		return api.Voice{}, err
+	}
+	return c.Voice(ctx)
+}
+
 func (s *LabSource) Drops(ctx context.Context, u string) (map[string]uint64, error) {
 	c, err := s.client(u)
 	if err != nil {

@@ -21,6 +21,7 @@ const (
 	tabDrops  = "drops"
 	tabGTP    = "gtp"
 	tabVPN    = "vpn"
+	tabVoice  = "voice"
 )
 
 // wholeLimit is the largest table fetched whole, so that filter and sort
@@ -45,6 +46,9 @@ func newTableTabs() []*tableTab {
 			note: "inspect gtp's PDP contexts (empty unless the lab inspects GTP)", cols: columns(render.PDPContexts.PairColumns())},
 		{id: tabVPN, title: "VPN", short: "VPN", replicated: true, sortCol: -1,
 			note: "IKE SAs and their child SAs; the standby's are its replicated copy (show crypto ipsec sa for counters)", cols: columns(render.IKESAs.PairColumns())},
+		{id: tabVoice, title: "Voice", short: "Voice", sortCol: -1,
+			note: "SIP tables replicated; CTIQBE (a lab model, not wire-compatible): session table NOT replicated, as on an ASA",
+			cols: columns(render.Voice.PairColumns())},
 	}
 }
 
@@ -181,6 +185,8 @@ func fetchTable(ctx context.Context, src Source, r tableReq) tableData {
 		for i := range d.rows {
 			d.rows[i].mark = markNone
 		}
+	case tabVoice:
+		d.rows = fetchVoice(ctx, src, r, &d)
 	}
 	return d
 }

@@ -272,7 +272,7 @@ func TestGoldenHostsWire(t *testing.T) {
 		answer("server1", "198.18.2.1", 3, 0, arpcheck.MACCount{MAC: "00:00:0c:9f:f0:02", Count: 3}),
 	}, nil)
 	hs := newHarness(t, src, 80, 24)
-	hs.press("0") // Hosts, the tenth tab
+	hs.press("0", "tab") // Hosts, the eleventh tab
 	hs.tick(100 * time.Millisecond)
 	hs.tick(300 * time.Millisecond)
 	for _, want := range []string{

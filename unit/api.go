@@ -93,6 +93,7 @@ func (u *Unit) serveAPI() (*http.Server, error) {
 	mux.HandleFunc("GET /v1/uauth", u.serveUAuth)
 	mux.HandleFunc("POST /v1/uauth/clear", u.serveClearUAuth)
 	mux.HandleFunc("GET /v1/crypto", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, u.Crypto()) })
+	mux.HandleFunc("GET /v1/voice", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, u.voiceView(time.Now())) })
 	mux.HandleFunc("GET /v1/drops", func(w http.ResponseWriter, r *http.Request) {
 		out := api.Drops{}
 		for reason, n := range u.fw.Drops() {

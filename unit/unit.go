@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/falab/falab/api"
+	"github.com/falab/falab/ctiqbe"
 	"github.com/falab/falab/failover"
 	"github.com/falab/falab/firewall"
 	"github.com/falab/falab/fwconfig"
@@ -66,6 +67,8 @@ type Unit struct {
 	uauthSteering bool                  // the firewall steers to the listener (the unit has its own stack)
 	box           *box                  // the unit's own IP stack (box.go); nil: none
 	vpn           *ipsecEngine          // the crypto maps' IKE responders (engine_ipsec.go); nil: none
+	sip           *sipEngine            // SIP inspection (engine_sip.go); nil when off
+	ctiqbe        *ctiqbe.Engine        // CTIQBE inspection, the lab model (engine_ctiqbe.go); nil when off
 
 	machine *failover.Machine // owned by drive
 	evq     *eventQueue
@@ -189,6 +192,12 @@ func New(cfg *Config, key replicate.Key, ports map[string]firewall.Port, log *sl
 	}
 	if err := u.newUAuth(cfg.Firewall.UAuth); err != nil {
 		return nil, fmt.Errorf("cut-through proxy: %w", err)
+	}
+	if err := u.addSIP(); err != nil {
+		return nil, err
+	}
+	if err := u.addCTIQBE(); err != nil {
+		return nil, err
 	}
 	for name, p := range ports {
 		if err := fw.Attach(name, p); err != nil {
@@ -340,6 +349,12 @@ func (u *Unit) Run(ctx context.Context) error {
 	}
 	u.spawn(u.moduleLoop)
 	u.spawn(u.uauthLoop)
+	if u.sip != nil {
+		u.spawn(u.sweepSIP)
+	}
+	if u.ctiqbe != nil {
+		u.spawn(u.sweepCTIQBE)
+	}
 	u.spawn(u.drive)
 
 	var runErr error

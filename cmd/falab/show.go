@@ -16,7 +16,7 @@ import (
 	"github.com/falab/falab/render"
 )
 
-var showWhat = []string{"conn", "xlate", "arp", "mac-address-table", "route", "interface", "asp-drop", "failover", "module", "uauth", "crypto"}
+var showWhat = []string{"conn", "xlate", "arp", "mac-address-table", "route", "interface", "asp-drop", "failover", "module", "uauth", "crypto", "sip", "ctiqbe"}
 
 // cryptoWhat are the words after `show crypto`.
 var cryptoWhat = []string{"ikev2 sa", "ipsec sa"}
@@ -31,7 +31,7 @@ type showOptions struct {
 func newShowCmd(e *env) *cobra.Command {
 	var o showOptions
 	cmd := &cobra.Command{
-		Use:   "show conn|xlate|arp|mac-address-table|route|interface|asp-drop|failover|module|uauth|crypto ikev2 sa|crypto ipsec sa|" + servicePolicyUsage + " [--unit U] [--lab LAB] [--json]",
+		Use:   "show conn|xlate|arp|mac-address-table|route|interface|asp-drop|failover|module|uauth|crypto ikev2 sa|crypto ipsec sa|sip|ctiqbe|service-policy inspect sip|" + servicePolicyUsage + " [--unit U] [--lab LAB] [--json]",
 		Short: "show a unit's tables, like an ASA's show commands",
 		Long: "A unit's tables the way an ASA's show commands print them (default: the active unit; --unit fw-b\n" +
 			"shows the standby's copy). Large tables (conn, xlate) are paged with --offset and --limit.\n" +
@@ -39,7 +39,8 @@ func newShowCmd(e *env) *cobra.Command {
 			"\"This host\" and its peer as \"Other host\". module shows each unit's service module (or --unit's);\n" +
 			"uauth each unit's authenticated users (never replicated). service-policy inspect gtp pdp-context\n" +
 			"[detail] lists the GTP PDP contexts (a lab with firewall.inspect.gtp). crypto ikev2 sa and crypto\n" +
-			"ipsec sa list the IKE and IPsec SAs (a lab with firewall.crypto_maps).",
+			"ipsec sa list the IKE and IPsec SAs (a lab with firewall.crypto_maps). sip, ctiqbe and\n" +
+			"service-policy inspect sip show the voice inspection tables (a lab with firewall.inspect.sip/ctiqbe).",
 		ValidArgs: showWhat,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 && args[0] == "crypto" {
@@ -48,12 +49,18 @@ func newShowCmd(e *env) *cobra.Command {
 				}
 				return nil
 			}
+			if isSIPServicePolicy(args) {
+				return nil
+			}
 			return showArgs(args)
 		},
 		Annotations: rootNeeded(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if args[0] == "crypto" {
 				o.crypto = args[1]
+			}
+			if isSIPServicePolicy(args) { // show_voice.go
+				return e.showServicePolicy(cmd.Context(), o, args[1:])
 			}
 			return e.show(cmd.Context(), o, args)
 		},
@@ -98,6 +105,9 @@ func (e *env) show(ctx context.Context, o showOptions, args []string) error {
 	c, err := lab.UnitClient(name, u)
 	if err != nil {
 		return err
+	}
+	if what == "sip" || what == "ctiqbe" {
+		return e.showVoice(ctx, c, u, what)
 	}
 	switch what {
 	case "service-policy":
