@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"time"
-
 )
 
 // Lab is a validated, resolved lab: every default filled in, every name

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 
-
 	"github.com/falab/falab/api"
 	"github.com/falab/falab/lab"
 	"github.com/falab/falab/render"
