@@ -59,6 +59,9 @@ func openTUN(name string) (*os.File, error) {
 // smallest data-interface MTU, and gives it the standby addresses (a unit
 // starts in negotiation, not active).
 func openBox(fw *firewall.Firewall, cfg *Config) (*box, error) {
+	if err := silenceKernelARP(cfg); err != nil {
+		return nil, err
+	}
 	f, err := openTUN(BoxName)
 	if err != nil {
 		return nil, err
@@ -193,4 +196,30 @@ func (u *Unit) setBoxRole(active bool) {
 	if err := u.box.setRole(active); err != nil {
 		u.log.Error("box addresses", "active", active, "err", err)
 	}
+}
+
+// silenceKernelARP keeps the unit's kernel off the data interfaces: the
+// frames there are the data plane's, and the kernel only ever talks
+// through box0. With the unit's addresses on box0 the kernel would
+// otherwise
+//   - answer an ARP request arriving on inside or outside for them with
+//     that interface's own MAC, beside the data plane (a standby would
+//     answer for the active's address; under the virtual MAC two MACs
+//     would answer for one gateway): arp_ignore 8, never answer;
+//   - take a transit packet whose destination is a PAT address (the
+//     interface's own address) as its own when the frame is addressed to
+//     the interface's MAC (burned-in MAC mode), and answer it with a RST
+//     that the data plane then forwards: strict reverse-path filtering
+//     (rp_filter 1) drops every packet arriving on a data interface,
+//     since the kernel's routes all lead to box0.
+func silenceKernelARP(cfg *Config) error {
+	for _, ic := range cfg.Firewall.Interfaces {
+		for key, v := range map[string]string{"arp_ignore": "8", "rp_filter": "1"} {
+			path := "/proc/sys/net/ipv4/conf/" + ic.Name + "/" + key
+			if err := os.WriteFile(path, []byte(v), 0o644); err != nil {
+				return fmt.Errorf("keeping the kernel off %s (%s): %w", ic.Name, key, err)
+			}
+		}
+	}
+	return nil
 }
