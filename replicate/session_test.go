@@ -534,6 +534,11 @@ func TestStatsAndLag(t *testing.T) {
 	}
 	p.mark()
 	p.rev.waitFor(t, pos, "digest match", isDigest(true))
+	// The receiver matched the digest; the sender learns the lag from the
+	// acks, which may still be on their way (seen under -race).
+	for deadline := time.Now().Add(5 * time.Second); p.s.Stats().LagSamples == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	p.close(t)
 	st := p.s.Stats()
 	if st.RecordSeq != 100 || st.LagSamples == 0 || st.LagP99 < st.LagP50 || st.LagMax < st.LagP99 {
