@@ -788,8 +788,11 @@ func (h *hostile) synFloods(t *testing.T) {
 			t.Errorf("%s holds %d connections after a flood from one client, want at most %d", u, total, 20+1024+16)
 		}
 	}
-	if half["fw-a"] == 0 || half["fw-b"] == 0 || half["fw-a"]-half["fw-b"] > 16 || half["fw-b"]-half["fw-a"] > 16 {
-		t.Errorf("half-open connections from client2: fw-a %d, fw-b %d: want both near the limit and in step", half["fw-a"], half["fw-b"])
+	// A connection is replicated from SYN_RCVD on: the flood's SYNs,
+	// never answered (port 8443 is blackholed), fill the active's
+	// embryonic limit and never reach the state link.
+	if half["fw-a"] < 1000 || half["fw-b"] != 0 {
+		t.Errorf("half-open connections from client2: fw-a %d, fw-b %d: want the active at its limit (1024) and none on the standby (unanswered SYNs are not replicated)", half["fw-a"], half["fw-b"])
 	}
 	h.logFlood(t, "client2's own address", rssA, rssB)
 	h.streamsAlive(t)
