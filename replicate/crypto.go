@@ -5,10 +5,8 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,35 +17,10 @@ import (
 const KeyLen = 32
 
 // Key is the lab's failover key, shared by both units. It is never sent: the
-// session keys are derived from it and both sides' nonces.
+// session keys are derived from it and both sides' nonces. Making it and its
+// file form belong to package api (api.Key, api.ReadKeyFile); the unit
+// hands it over as a replicate.Key.
 type Key [KeyLen]byte
-
-// NewKey returns a fresh random key (one per lab).
-func NewKey() (Key, error) {
-	var k Key
-	if _, err := io.ReadFull(rand.Reader, k[:]); err != nil {
-		return Key{}, fmt.Errorf("replicate: generating failover key: %w", err)
-	}
-	return k, nil
-}
-
-// ErrBadKey reports a key string that is not 64 hex digits.
-var ErrBadKey = errors.New("replicate: failover key must be 64 hex digits")
-
-// ParseKey decodes a key written by Key.Hex.
-func ParseKey(s string) (Key, error) {
-	var k Key
-	if len(s) != 2*KeyLen {
-		return Key{}, fmt.Errorf("%w: got %d characters", ErrBadKey, len(s))
-	}
-	if _, err := hex.Decode(k[:], []byte(s)); err != nil {
-		return Key{}, fmt.Errorf("%w: %v", ErrBadKey, err)
-	}
-	return k, nil
-}
-
-// Hex returns the key as 64 hex digits, for the lab's state files.
-func (k Key) Hex() string { return hex.EncodeToString(k[:]) }
 
 // String redacts the key so it never lands in a log by accident.
 func (k Key) String() string { return "replicate.Key(redacted)" }

@@ -1,6 +1,7 @@
 package replicate_test
 
 import (
+	"crypto/rand"
 	"log/slog"
 	"net"
 	"time"
@@ -26,7 +27,8 @@ func (tables) MarkDigests(mark func(map[uint8]uint64)) {
 // the firewall's change hook calling Emit, a periodic digest marker, and a
 // loop accepting the standby's connections on the failover link.
 func Example() {
-	key, _ := replicate.NewKey() // in a lab: replicate.ParseKey(from the lab's state dir)
+	var key replicate.Key // in a lab: api.ReadKeyFile(the unit config's KeyFile)
+	rand.Read(key[:])
 	src := tables{}
 	s, err := replicate.NewSender(replicate.SenderConfig{
 		Key:    key,

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,28 +40,13 @@ func TestConfigRequired(t *testing.T) {
 	}
 }
 
-func TestKeyHexRoundTripAndRedaction(t *testing.T) {
-	k, err := NewKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestKeyRedaction(t *testing.T) {
+	k := testKey
 	if k.IsZero() {
-		t.Fatal("NewKey returned the zero key")
+		t.Fatal("test key is the zero key")
 	}
-	got, err := ParseKey(k.Hex())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != k {
-		t.Error("ParseKey(Hex()) differs")
-	}
-	if s := fmt.Sprint(k); strings.Contains(s, k.Hex()[:8]) {
+	if s := fmt.Sprint(k); strings.Contains(s, hex.EncodeToString(k[:4])) {
 		t.Errorf("key printed in the clear: %s", s)
-	}
-	for _, bad := range []string{"", "zz" + k.Hex()[2:], k.Hex()[1:]} {
-		if _, err := ParseKey(bad); !errors.Is(err, ErrBadKey) {
-			t.Errorf("ParseKey(%q) err = %v, want ErrBadKey", bad, err)
-		}
 	}
 }
 
