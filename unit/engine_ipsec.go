@@ -409,6 +409,11 @@ func (e *ipsecEngine) takeover() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	n := 0
+	type lease struct {
+		inSPI uint32
+		next  uint64
+	}
+	var installed []lease
 	for k, en := range e.entries {
 		if k[0] != 'S' {
 			continue
@@ -430,11 +435,18 @@ func (e *ipsecEngine) takeover() int {
 				e.u.log.Error("ipsec-sa: takeover install", "err", err)
 				continue
 			}
+			installed = append(installed, lease{c.InSPI, next})
 			n++
 		}
 	}
 	clear(e.pending)
 	clear(e.synced)
+	// The first lease now, not at the next tick: a takeover usually has no
+	// standby to wait for, and every packet sent before the grant would be
+	// dropped (ipsec-seq-lease-exhausted) on top of the failover's gap.
+	for _, l := range installed {
+		e.requestLeaseLocked(l.inSPI, l.next+leaseBlock)
+	}
 	return n
 }
 
@@ -489,16 +501,28 @@ func (e *ipsecEngine) tick(syncReplay bool) {
 				e.pending[sa.InSPI] = p
 			}
 		} else if sa.NeedGrant {
-			limit := max(sa.LeaseLimit, sa.NextSeq) + leaseBlock
-			e.storeLocked(string(childKey('L', sa.InSPI)), binary.BigEndian.AppendUint64(childKey('L', sa.InSPI), limit), true)
-			queued, _ := e.tableCounts()
-			e.pending[sa.InSPI] = pendingLease{limit: limit, queued: queued}
+			e.requestLeaseLocked(sa.InSPI, max(sa.LeaseLimit, sa.NextSeq)+leaseBlock)
 		}
 		if syncReplay && e.synced[sa.InSPI] != sa.ReplayTop {
 			e.storeLocked(string(childKey('R', sa.InSPI)), binary.BigEndian.AppendUint32(childKey('R', sa.InSPI), sa.ReplayTop), true)
 			e.synced[sa.InSPI] = sa.ReplayTop
 		}
 	}
+}
+
+// requestLeaseLocked records the next lease of SA inSPI (sequence numbers
+// below limit) for the standby and grants it at once when no standby
+// needs to hold it first (acknowledged without a session); else it is
+// pending until the standby's ack passes it.
+func (e *ipsecEngine) requestLeaseLocked(inSPI uint32, limit uint64) {
+	e.storeLocked(string(childKey('L', inSPI)), binary.BigEndian.AppendUint64(childKey('L', inSPI), limit), true)
+	queued, _ := e.tableCounts()
+	p := pendingLease{limit: limit, queued: queued}
+	if e.acknowledged(&p) {
+		e.u.fw.GrantIPsecLease(inSPI, limit)
+		return
+	}
+	e.pending[inSPI] = p
 }
 
 // tableCounts returns the sender's queued and sent counts of this table.
