@@ -63,6 +63,60 @@ func (w *Window) Accept(seq uint32) {
 	*w.word(seq) |= 1 << (seq % 64)
 }
 
+// Snapshot appends to dst the window's state below and at the top, one
+// word of 64 sequence numbers each, the top's word first: word i holds
+// numbers (Top/64-i)*64 .. +63, bit s%64 set if s was received or is left
+// of the window (refused either way). With Top it is what a standby needs
+// to Restore the window exactly.
+func (w *Window) Snapshot(dst []uint64) []uint64 {
+	n := uint32(len(w.bits))
+	var left uint32 // numbers below left are left of the window
+	if w.top >= w.size {
+		left = w.top - w.size + 1
+	}
+	for i := uint32(0); i < n; i++ {
+		if i > w.top/64 {
+			dst = append(dst, 0)
+			continue
+		}
+		base := (w.top/64 - i) * 64
+		v := w.bits[(w.top/64-i)%n]
+		switch {
+		case base+63 < left:
+			v = ^uint64(0)
+		case base < left:
+			v |= 1<<(left-base) - 1
+		}
+		dst = append(dst, v)
+	}
+	return dst
+}
+
+// Restore sets the window to a Snapshot taken on the active: top and the
+// received bits below it, so that a packet the active accepted inside the
+// window is refused as a replay while one it never saw is still accepted
+// (RFC 4303 §3.4.3). It only moves forward: a window already at or past
+// top is left alone. Numbers inside this window that words does not
+// cover (a smaller window on the active) count as received.
+func (w *Window) Restore(top uint32, words []uint64) {
+	if top <= w.top {
+		return
+	}
+	n := uint32(len(w.bits))
+	w.top = top
+	clear(w.bits)
+	for i := uint32(0); i < n && i <= top/64; i++ {
+		v := ^uint64(0)
+		if int(i) < len(words) {
+			v = words[i]
+		}
+		if i == 0 {
+			v &= 1<<(top%64+1) - 1 // the invariant: nothing above the top
+		}
+		w.bits[(top/64-i)%n] = v
+	}
+}
+
 // Advance applies a top synced from the active: everything up to top is
 // treated as received. After a takeover the new active thus accepts only
 // numbers above the last synced top and can never accept twice a packet

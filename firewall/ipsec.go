@@ -72,6 +72,11 @@ type IPsecSA struct {
 	NextSeq uint64
 	// ReplayTop is the inbound window's synced top (0 for a new SA).
 	ReplayTop uint32
+	// ReplayBitmap is the synced window below ReplayTop, as
+	// IPsecReplayWindow returns it: numbers received there stay refused,
+	// the others are accepted. Nil: everything up to ReplayTop counts as
+	// received.
+	ReplayBitmap []uint64
 	// ReplayWindow is the window in packets (0: 1024).
 	ReplayWindow int
 }
@@ -152,7 +157,11 @@ func (f *Firewall) InstallIPsecSA(c IPsecSA) error {
 	if err != nil {
 		return fmt.Errorf("install IPsec SA %08x: %w", c.InSPI, err)
 	}
-	in.Window().Advance(c.ReplayTop)
+	if c.ReplayBitmap != nil {
+		in.Window().Restore(c.ReplayTop, c.ReplayBitmap)
+	} else {
+		in.Window().Advance(c.ReplayTop)
+	}
 	out, err := esp.NewOutbound(c.OutSPI, c.OutKey, c.OutSalt, c.NextSeq)
 	if err != nil {
 		return fmt.Errorf("install IPsec SA %08x: %w", c.InSPI, err)
@@ -211,6 +220,20 @@ func (f *Firewall) GrantIPsecLease(inSPI uint32, upTo uint64) {
 	sa.outMu.Lock()
 	sa.out.Grant(upTo)
 	sa.outMu.Unlock()
+}
+
+// IPsecReplayWindow appends SA inSPI's inbound replay window to dst (see
+// esp.Window.Snapshot) and returns it with the window's top, for the
+// standby; ok is false if there is no such SA.
+func (f *Firewall) IPsecReplayWindow(inSPI uint32, dst []uint64) (top uint32, words []uint64, ok bool) {
+	t := f.ipsec.Load()
+	if t == nil || t.byIn[inSPI] == nil {
+		return 0, dst, false
+	}
+	sa := t.byIn[inSPI]
+	sa.inMu.Lock()
+	defer sa.inMu.Unlock()
+	return sa.in.Window().Top(), sa.in.Window().Snapshot(dst), true
 }
 
 // IPsecSAInfo is an installed SA's state and counters (show crypto ipsec sa).

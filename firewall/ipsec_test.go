@@ -233,3 +233,43 @@ func TestIPsecPathAllocatesNothing(t *testing.T) {
 		t.Errorf("encaps %d decaps %d: the tunnel was not exercised (drops %v)", s.Encaps, s.Decaps, l.fw.Drops())
 	}
 }
+
+// TestIPsecReplayWindowTakeover: an SA installed with the window the old
+// active synced (top and bitmap) refuses, as a replay, a packet the old
+// active had received inside the window, and accepts one inside the
+// window that the old active never saw (a top alone would refuse it) and
+// one above the top.
+func TestIPsecReplayWindowTakeover(t *testing.T) {
+	l, peer := vpnLab(t)
+	only(t, l.in(ifInside, icmpFrame(client.mac, fwInsideMAC, client.ip, farServer, header.ICMPv4Echo, 7, 1)), ifOutside, 1)
+	var frames [][]byte // frames[i] carries sequence number i+1
+	for range 11 {
+		frames = append(frames, peer.espFrame(t, icmpFrame(zeroMAC, zeroMAC, farServer, client.ip, header.ICMPv4EchoReply, 7, 1)))
+	}
+	in := func(l *lab, seq int) [][][]byte { return l.in(ifOutside, append([]byte(nil), frames[seq-1]...)) }
+	for seq := 1; seq <= 10; seq++ {
+		if seq != 4 {
+			only(t, in(l, seq), ifInside, 1)
+		}
+	}
+	top, words, ok := l.fw.IPsecReplayWindow(0x1000, nil)
+	if !ok || top != 10 {
+		t.Fatalf("replay window of the old active: top %d ok %v", top, ok)
+	}
+
+	l2 := resolvedLab(t, vpnConfig())
+	sa := l.fw.ipsec.Load().byIn[0x1000].cfg
+	sa.NextSeq, sa.ReplayTop, sa.ReplayBitmap = 100, top, words
+	if err := l2.fw.InstallIPsecSA(sa); err != nil {
+		t.Fatal(err)
+	}
+	l2.fw.GrantIPsecLease(0x1000, 200)
+	only(t, l2.in(ifInside, icmpFrame(client.mac, fwInsideMAC, client.ip, farServer, header.ICMPv4Echo, 7, 1)), ifOutside, 1)
+	nothing(t, in(l2, 3))            // received before the failover: a replay
+	only(t, in(l2, 4), ifInside, 1)  // never received, inside the window
+	nothing(t, in(l2, 4))            // and now received
+	only(t, in(l2, 11), ifInside, 1) // above the top
+	if d := cmp.Diff(map[string]uint64{"ipsec-replay": 2}, l2.drops()); d != "" {
+		t.Errorf("drops on the new active (-want +got):\n%s", d)
+	}
+}

@@ -9,7 +9,7 @@ package unit
 //
 //	'S' map(1) SPIr(8) JSON(ike.Record)  an IKE SA with its children, after every change
 //	'L' inSPI(4) limit(8)                 the outbound sequence lease of a child SA
-//	'R' inSPI(4) top(4)                   the inbound replay window's top, synced every replayEvery
+//	'R' inSPI(4) top(4) words(8 each)     the inbound replay window, synced every replayEvery when it changed
 //
 // The active exports an IKE SA after every request that changed it, before
 // sending the reply (ike.Result), so the standby always holds the message
@@ -18,10 +18,15 @@ package unit
 // to the data plane only once the standby acknowledged the stream past
 // that record (or when there is no standby session), so a new active,
 // which starts each SA at its last 'L' limit, never reuses a number (a
-// GCM nonce). The replay window's top is synced periodically: after a
-// takeover, packets up to it are refused as replays.
+// GCM nonce). The inbound replay window (top and bitmap, esp.Window
+// Snapshot) is synced every replayEvery when it changed: after a takeover
+// a packet the old active received up to that sync is refused as a
+// replay, and one it never saw inside the window is still accepted. What
+// the old active received after the last sync is not known to the new
+// one (see docs/architecture.md, IPsec).
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -58,7 +63,7 @@ type ipsecEngine struct {
 	// pending leases: the limit asked for per inbound SPI and the stream
 	// position of that record; granted once acknowledged.
 	pending map[uint32]pendingLease
-	synced  map[uint32]uint32 // replay tops last sent
+	scratch []uint64 // replay window words, reused by tick
 }
 
 type ipsecEntry struct {
@@ -92,7 +97,7 @@ func newIPsecEngine(u *Unit) (*ipsecEngine, error) {
 	if len(u.cfg.Firewall.CryptoMaps) == 0 {
 		return nil, nil
 	}
-	e := &ipsecEngine{u: u, entries: map[string]ipsecEntry{}, pending: map[uint32]pendingLease{}, synced: map[uint32]uint32{}}
+	e := &ipsecEngine{u: u, entries: map[string]ipsecEntry{}, pending: map[uint32]pendingLease{}}
 	for i, m := range u.cfg.Firewall.CryptoMaps {
 		var local netip.Addr
 		for _, ic := range u.cfg.Firewall.Interfaces {
@@ -220,7 +225,7 @@ func recordKey(p []byte) (string, error) {
 	if len(p) > 0 {
 		n = map[byte]int{'S': 10, 'L': 5, 'R': 5}[p[0]]
 	}
-	if n == 0 || len(p) < n || p[0] == 'L' && len(p) != 13 || p[0] == 'R' && len(p) != 9 {
+	if n == 0 || len(p) < n || p[0] == 'L' && len(p) != 13 || p[0] == 'R' && (len(p) < 9 || (len(p)-9)%8 != 0 || len(p) > 9+8*maxReplayWords) {
 		return "", fmt.Errorf("ipsec-sa: malformed record of %d bytes", len(p))
 	}
 	return string(p[:n]), nil
@@ -382,7 +387,6 @@ func (e *ipsecEngine) applyEventLocked(m *cryptoMap, ev ike.Event) {
 		e.dropLocked(string(childKey('L', ev.Child.InSPI)), true)
 		e.dropLocked(string(childKey('R', ev.Child.InSPI)), true)
 		delete(e.pending, ev.Child.InSPI)
-		delete(e.synced, ev.Child.InSPI)
 	}
 }
 
@@ -424,14 +428,15 @@ func (e *ipsecEngine) takeover() int {
 			continue
 		}
 		for _, c := range rec.Children {
-			next, top := uint64(1), uint32(0)
+			next := uint64(1)
 			if l, ok := e.entries[string(childKey('L', c.InSPI))]; ok {
 				next = binary.BigEndian.Uint64(l.payload[5:])
 			}
+			fsa := e.childSA(m, c, rec.Peer, next, 0)
 			if r, ok := e.entries[string(childKey('R', c.InSPI))]; ok {
-				top = binary.BigEndian.Uint32(r.payload[5:])
+				fsa.ReplayTop, fsa.ReplayBitmap = decodeReplay(r.payload)
 			}
-			if err := e.u.fw.InstallIPsecSA(e.childSA(m, c, rec.Peer, next, top)); err != nil {
+			if err := e.u.fw.InstallIPsecSA(fsa); err != nil {
 				e.u.log.Error("ipsec-sa: takeover install", "err", err)
 				continue
 			}
@@ -440,7 +445,6 @@ func (e *ipsecEngine) takeover() int {
 		}
 	}
 	clear(e.pending)
-	clear(e.synced)
 	// The first lease now, not at the next tick: a takeover usually has no
 	// standby to wait for, and every packet sent before the grant would be
 	// dropped (ipsec-seq-lease-exhausted) on top of the failover's gap.
@@ -456,13 +460,12 @@ func (e *ipsecEngine) stepDown() {
 	e.u.fw.RemoveAllIPsecSAs()
 	e.mu.Lock()
 	clear(e.pending)
-	clear(e.synced)
 	e.mu.Unlock()
 }
 
 // leases runs on the active: it asks for the next block of sequence
 // numbers of each SA that needs one, grants blocks the standby has
-// acknowledged, and syncs replay tops.
+// acknowledged, and syncs replay windows.
 func (e *ipsecEngine) leases(ctx context.Context) {
 	t := time.NewTicker(leaseEvery)
 	defer t.Stop()
@@ -503,11 +506,45 @@ func (e *ipsecEngine) tick(syncReplay bool) {
 		} else if sa.NeedGrant {
 			e.requestLeaseLocked(sa.InSPI, max(sa.LeaseLimit, sa.NextSeq)+leaseBlock)
 		}
-		if syncReplay && e.synced[sa.InSPI] != sa.ReplayTop {
-			e.storeLocked(string(childKey('R', sa.InSPI)), binary.BigEndian.AppendUint32(childKey('R', sa.InSPI), sa.ReplayTop), true)
-			e.synced[sa.InSPI] = sa.ReplayTop
+		if syncReplay {
+			e.syncReplayLocked(sa.InSPI)
 		}
 	}
+}
+
+// maxReplayWords bounds a replay record: a window of 65536 (esp's most)
+// in 64-bit words, plus the ring's spare.
+const maxReplayWords = 1<<16/64 + 1
+
+// syncReplayLocked sends SA inSPI's replay window to the standby if it
+// changed since the last record (the top moved, or a late packet filled
+// a hole below it).
+func (e *ipsecEngine) syncReplayLocked(inSPI uint32) {
+	top, words, ok := e.u.fw.IPsecReplayWindow(inSPI, e.scratch[:0])
+	e.scratch = words
+	if !ok || top == 0 {
+		return
+	}
+	k := childKey('R', inSPI)
+	p := binary.BigEndian.AppendUint32(k, top)
+	for _, w := range words {
+		p = binary.BigEndian.AppendUint64(p, w)
+	}
+	if old, ok := e.entries[string(k)]; ok && bytes.Equal(old.payload, p) {
+		return
+	}
+	e.storeLocked(string(k), p, true)
+}
+
+// decodeReplay reads a replay record (checked by recordKey): the top and
+// the window's words; a record of the top alone gives nil words, which
+// count everything up to the top as received.
+func decodeReplay(p []byte) (top uint32, words []uint64) {
+	top = binary.BigEndian.Uint32(p[5:])
+	for b := p[9:]; len(b) >= 8; b = b[8:] {
+		words = append(words, binary.BigEndian.Uint64(b))
+	}
+	return top, words
 }
 
 // requestLeaseLocked records the next lease of SA inSPI (sequence numbers

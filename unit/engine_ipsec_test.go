@@ -6,8 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"testing"
 
+	"github.com/falab/falab/esp"
 	"github.com/falab/falab/fwconfig"
 	"github.com/falab/falab/ike"
 	"github.com/falab/falab/replicate"
@@ -63,7 +65,18 @@ func TestIPsecTableTakeover(t *testing.T) {
 	e.syncSALocked(e.maps[0], rec.SPIr)
 	in := rec.Children[0].InSPI
 	e.storeLocked(string(childKey('L', in)), binary.BigEndian.AppendUint64(childKey('L', in), 70000), true)
-	e.storeLocked(string(childKey('R', in)), binary.BigEndian.AppendUint32(childKey('R', in), 4242), true)
+	// The active's data plane holds the child with a window: received
+	// 4242 (the top), 4240 and 4000; the tick's sync makes it a record.
+	w, _ := esp.NewWindow(1024)
+	for _, s := range []uint32{4000, 4240, 4242} {
+		w.Accept(s)
+	}
+	fsa := e.childSA(e.maps[0], rec.Children[0], rec.Peer, 1, 4242)
+	fsa.ReplayBitmap = w.Snapshot(nil)
+	if err := a.fw.InstallIPsecSA(fsa); err != nil {
+		t.Fatal(err)
+	}
+	e.syncReplayLocked(in)
 	e.mu.Unlock()
 
 	id := a.engines[0].id
@@ -88,6 +101,11 @@ func TestIPsecTableTakeover(t *testing.T) {
 	if n := b.vpn.takeover(); n != 1 {
 		t.Fatalf("takeover installed %d child SAs, want 1", n)
 	}
+	topA, wordsA, _ := a.fw.IPsecReplayWindow(in, nil)
+	topB, wordsB, _ := b.fw.IPsecReplayWindow(in, nil)
+	if topB != topA || !slices.Equal(wordsA, wordsB) {
+		t.Errorf("replay window after takeover: top %d %x, the active's %d %x", topB, wordsB, topA, wordsA)
+	}
 	sas := b.fw.IPsecSAs()
 	if len(sas) != 1 || sas[0].InSPI != in || sas[0].OutSPI != 0xd2000002 || sas[0].NextSeq != 70000 || sas[0].ReplayTop != 4242 ||
 		sas[0].Peer != rec.Peer {
@@ -104,7 +122,7 @@ func TestIPsecTableTakeover(t *testing.T) {
 	if b.vpn.maps[0].resp.SA(rec.SPIr) != nil || len(b.vpn.IKESAs()) != 0 {
 		t.Error("a delete left the IKE SA")
 	}
-	for _, bad := range [][]byte{nil, {'S', 0}, {'L', 0, 0, 0, 1}, {'X', 1, 2, 3, 4}} {
+	for _, bad := range [][]byte{nil, {'S', 0}, {'L', 0, 0, 0, 1}, {'X', 1, 2, 3, 4}, {'R', 0, 0, 0, 1, 0, 0, 0, 9, 1, 2, 3}} {
 		if err := (fwStore{b}).Apply(id, replicate.OpUpsert, bad); err == nil {
 			t.Errorf("malformed record %x accepted", bad)
 		}
