@@ -81,6 +81,7 @@ const (
 	DropESPReplay                        // ESP sequence number replayed or left of the anti-replay window
 	DropESPPolicy                        // a decrypted packet outside its SA's traffic selectors
 	DropESPLease                         // outbound ESP sequence lease exhausted (the standby has not acknowledged the next block)
+	DropESPFragTooLarge                  // fragmented UDP 4500 to the unit whose whole datagram exceeds a frame buffer (MaxFrameSize)
 	DropSIPMalformed                     // SIP inspection: not a SIP message its parser accepts
 	DropSIPUnexpected                    // SIP inspection: a response, ACK, BYE or CANCEL matching no transaction or session
 	DropSIPTableFull                     // SIP inspection: session, transaction or pinhole table full
@@ -165,6 +166,7 @@ var dropNames = [numDropReasons]string{
 	DropESPReplay:             "ipsec-replay",
 	DropESPPolicy:             "ipsec-selector-mismatch",
 	DropESPLease:              "ipsec-seq-lease-exhausted",
+	DropESPFragTooLarge:       "ipsec-fragments-too-large",
 	DropSIPMalformed:          "sip-malformed",
 	DropSIPUnexpected:         "sip-unexpected",
 	DropSIPTableFull:          "sip-table-full",

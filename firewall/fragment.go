@@ -266,6 +266,9 @@ func (w *worker) release(in *iface, d *fragDatagram, total int) DropReason {
 			r = DropUnsupportedProtocol
 		}
 	}
+	if r == dropNone && w.espToUnit(in, ip) {
+		return w.releaseJoined(in, d, total)
+	}
 	var lens []int
 	if r == dropNone {
 		if f.transparent {
@@ -319,6 +322,55 @@ func (w *worker) release(in *iface, d *fragDatagram, total int) DropReason {
 		}
 	}
 	return dropNone
+}
+
+// espToUnit reports whether the datagram whose first fragment's IP
+// header is ip is UDP 4500 to the unit's own address on a crypto-map
+// interface: ESP (or IKE) for the unit itself, which must be whole to be
+// decrypted (or handed to the unit's stack).
+func (w *worker) espToUnit(in *iface, ip header.IPv4) bool {
+	return !w.f.transparent && in.crypto && ip.Protocol() == header.ProtocolUDP &&
+		ip.DestinationAddress() == in.addr && header.UDP(ip.Payload()).DestinationPort() == PortIKENATT
+}
+
+// releaseJoined copies the complete datagram d (payload length total)
+// into one buffer and runs it through the path as an unfragmented packet:
+// the one place reassembly is not virtual, because ESP is decrypted as a
+// whole (a peer with a smaller path MTU fragments its ESP datagrams). It
+// takes the buffers of d's pieces; a datagram larger than a frame buffer
+// is dropped, each fragment counted.
+func (w *worker) releaseJoined(in *iface, d *fragDatagram, total int) DropReason {
+	f := w.f
+	first := d.pieces[0].frame
+	hl := header.IPv4(first[header.EthernetLen:]).HeaderLength()
+	size := header.EthernetLen + hl + total
+	var b *packetBuf
+	if size <= MaxFrameSize {
+		b = f.getBufFor(size)
+		copy(b.data, first[:header.EthernetLen+hl])
+		for _, p := range d.pieces {
+			copy(b.data[header.EthernetLen+hl+p.off:], header.IPv4(p.frame[header.EthernetLen:]).Payload())
+		}
+	}
+	for _, p := range d.pieces {
+		if p.buf != nil {
+			f.putBuf(p.buf)
+		}
+	}
+	if b == nil {
+		f.countDrops(in, DropESPFragTooLarge, len(d.pieces)-1)
+		return DropESPFragTooLarge
+	}
+	b.n = size
+	ip := header.IPv4(b.data[header.EthernetLen:size])
+	ip.SetTotalLength(uint16(hl + total))
+	ip.SetFlagsFragmentOffset(0)
+	ip.SetChecksum(0)
+	ip.SetChecksum(ip.CalculateChecksum())
+	r := w.dispatch(in, b.data[:size])
+	// The decrypted packet lies in b and may be queued by reference until flush.
+	w.held = append(w.held, b)
+	return r
 }
 
 // releaseBridged queues the fragments rest after the first on every

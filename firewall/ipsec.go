@@ -19,10 +19,10 @@ package firewall
 // The SAs come from the unit (InstallIPsecSA), which negotiates them with
 // IKE and replicates them; the outbound sequence numbers are leased
 // (GrantIPsecLease, see package esp). An ESP datagram that arrives in
-// fragments is dropped (ipsec-auth-failed): reassembly here is virtual and
-// never makes one buffer; peers keep ESP under the path MTU (strongSwan's
-// libipsec has a 1400-byte tunnel MTU). Outbound ESP larger than the
-// egress MTU is fragmented (the outer header never has DF).
+// fragments (a peer behind a smaller MTU) is reassembled into one buffer
+// once whole (releaseJoined in fragment.go; elsewhere reassembly is
+// virtual) and then decrypted like any other. Outbound ESP larger than
+// the egress MTU is fragmented (the outer header never has DF).
 
 import (
 	"encoding/binary"
@@ -295,7 +295,9 @@ func (w *worker) decapESP(in *iface, frame []byte) (r DropReason, done bool) {
 		return dropNone, false
 	}
 	if w.inTunnel || w.frag.releasing || p.ip.IsFragment() {
-		return DropESPAuth, true // ESP in ESP, or a fragment: never a whole datagram here
+		// ESP in ESP, or a fragment, which releaseJoined never lets through:
+		// never a whole datagram here.
+		return DropESPAuth, true
 	}
 	t := f.ipsec.Load()
 	if t == nil || len(payload) < 4 {

@@ -273,3 +273,38 @@ func TestIPsecReplayWindowTakeover(t *testing.T) {
 		t.Errorf("drops on the new active (-want +got):\n%s", d)
 	}
 }
+
+// TestIPsecFragmentedESP: an ESP datagram the peer sent in outer IP
+// fragments (out of order) is reassembled and decrypted once whole, its
+// inner packet forwarded; fragments of a datagram too large for a frame
+// buffer are dropped by reason, each one.
+func TestIPsecFragmentedESP(t *testing.T) {
+	l, peer := vpnLab(t)
+	only(t, l.in(ifInside, bigEcho(client.mac, fwInsideMAC, client.ip, farServer, header.ICMPv4Echo, 7, 1400)), ifOutside, 1)
+	reply := bigEcho(zeroMAC, zeroMAC, farServer, client.ip, header.ICMPv4EchoReply, 7, 1400)
+	frags := fragmentsOf(t, withoutDF(peer.espFrame(t, reply)), 576)
+	if len(frags) != 3 {
+		t.Fatalf("%d fragments, want 3", len(frags))
+	}
+	nothing(t, l.in(ifOutside, frags[2]))
+	nothing(t, l.in(ifOutside, frags[0]))
+	out := only(t, l.in(ifOutside, frags[1]), ifInside, 1)
+	if got := decode(t, out[0]); got.Type != "icmp" || got.Src != ap(farServer, 7) || got.Dst != ap(client.ip, 0) || len(out[0]) != header.EthernetLen+1400 {
+		t.Errorf("decrypted reply: %+v (%d bytes)", got, len(out[0]))
+	}
+	if s := l.fw.IPsecSAs()[0]; s.Decaps != 1 || s.AuthDrops != 0 {
+		t.Errorf("SA after the fragmented ESP: %+v", s)
+	}
+	if len(l.drops()) != 0 {
+		t.Errorf("drops %v", l.drops())
+	}
+
+	huge := withoutDF(udpFrame(router.mac, fwOutsideMAC, router.ip, outsideIP, 4500, 4500, pattern(MaxFrameSize)))
+	frags = fragmentsOf(t, huge, 1500)
+	for _, fr := range frags {
+		nothing(t, l.in(ifOutside, fr))
+	}
+	if d := cmp.Diff(map[string]uint64{"ipsec-fragments-too-large": uint64(len(frags))}, l.drops()); d != "" {
+		t.Errorf("drops (-want +got):\n%s", d)
+	}
+}
