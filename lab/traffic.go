@@ -108,35 +108,7 @@ func StartTraffic(ctx context.Context, labName string, t Traffic) error {
 	if err != nil {
 		return err
 	}
-	common := []string{"--report-every", "100ms"}
-	var serverArgs, clientArgs []string
-	switch t.Kind {
-	case "ping":
-		clientArgs = append([]string{"agent", "ping", "--role", "client", "--target", t.Target}, common...)
-		if t.Interval > 0 {
-			clientArgs = append(clientArgs, "--interval", t.Interval.String())
-		}
-	default:
-		serverArgs = append([]string{"agent", serverKind(t.Kind), "--role", "server"}, common...)
-		target := t.Target
-		if t.Port != 0 {
-			serverArgs = append(serverArgs, "--port", strconv.Itoa(t.Port))
-			target = fmt.Sprintf("%s:%d", t.Target, t.Port)
-		}
-		clientArgs = append([]string{"agent", t.Kind, "--role", "client", "--target", target}, common...)
-		if t.Flows > 0 {
-			clientArgs = append(clientArgs, "--flows", strconv.Itoa(t.Flows))
-		}
-		if t.Direction != "" {
-			clientArgs = append(clientArgs, "--direction", t.Direction)
-		}
-		if t.Rate > 0 {
-			clientArgs = append(clientArgs, "--rate", strconv.FormatInt(t.Rate, 10))
-		}
-		if t.Interval > 0 {
-			clientArgs = append(clientArgs, "--interval", t.Interval.String())
-		}
-	}
+	serverArgs, clientArgs := agentArgs(t)
 	if serverArgs != nil {
 		p, err := spawnIn(l.Namespace(t.Server), "traffic "+t.Name+" server", trafficPath(labName, t.Name, "server"), exe, serverArgs...)
 		if err != nil {
@@ -165,6 +137,44 @@ func StartTraffic(ctx context.Context, labName string, t Traffic) error {
 	}
 	RecordEvent(labName, "traffic", fmt.Sprintf("traffic %s started: %s %s -> %s (%s)", t.Name, t.Kind, t.Client, t.Server, t.Target))
 	return nil
+}
+
+// agentArgs are the command lines of t's server agent (nil for ping,
+// which has none) and client agent.
+func agentArgs(t Traffic) (serverArgs, clientArgs []string) {
+	common := []string{"--report-every", "100ms"}
+	switch t.Kind {
+	case "ping":
+		clientArgs = append([]string{"agent", "ping", "--role", "client", "--target", t.Target}, common...)
+		if t.Interval > 0 {
+			clientArgs = append(clientArgs, "--interval", t.Interval.String())
+		}
+	default:
+		serverArgs = append([]string{"agent", serverKind(t.Kind), "--role", "server"}, common...)
+		target := t.Target
+		if t.Port != 0 {
+			serverArgs = append(serverArgs, "--port", strconv.Itoa(t.Port))
+			target = fmt.Sprintf("%s:%d", t.Target, t.Port)
+		}
+		clientArgs = append([]string{"agent", t.Kind, "--role", "client", "--target", target}, common...)
+		if t.Flows > 0 {
+			clientArgs = append(clientArgs, "--flows", strconv.Itoa(t.Flows))
+		}
+		if t.Direction != "" {
+			clientArgs = append(clientArgs, "--direction", t.Direction)
+		}
+		if t.Rate > 0 {
+			clientArgs = append(clientArgs, "--rate", strconv.FormatInt(t.Rate, 10))
+			if t.Kind == traffic.KindTCPStream {
+				// The server paces the s2c half: a rate is per flow and direction.
+				serverArgs = append(serverArgs, "--rate", strconv.FormatInt(t.Rate, 10))
+			}
+		}
+		if t.Interval > 0 {
+			clientArgs = append(clientArgs, "--interval", t.Interval.String())
+		}
+	}
+	return serverArgs, clientArgs
 }
 
 // startIperf3 starts `iperf3 -s` in the server's namespace and a client

@@ -1,0 +1,22 @@
+package lab
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestAgentArgsRate: a tcp-stream's rate paces both directions, so the
+// server agent (which sends the s2c half) gets it as well as the client;
+// other kinds leave the server alone.
+func TestAgentArgsRate(t *testing.T) {
+	srv, cli := agentArgs(Traffic{Name: "s", Kind: "tcp-stream", Target: "198.18.1.11", Flows: 10, Direction: "both", Rate: 200000})
+	for _, args := range [][]string{srv, cli} {
+		if i := slices.Index(args, "--rate"); i < 0 || i+1 >= len(args) || args[i+1] != "200000" {
+			t.Errorf("tcp-stream agent without the rate: %q", args)
+		}
+	}
+	srv, _ = agentArgs(Traffic{Name: "h", Kind: "http", Target: "198.18.1.11", Rate: 200000})
+	if slices.Contains(srv, "--rate") {
+		t.Errorf("http server given a rate it has no flag for: %q", srv)
+	}
+}
