@@ -259,8 +259,10 @@ func (u *pairUnit) start() error {
 	if err := startLogged(u.ns, u.conntrackd, u.dir+"/conntrackd.out"); err != nil {
 		return fmt.Errorf("conntrackd on %s: %w", u.name, err)
 	}
+	// Both routers share the mount namespace: each keepalived needs its
+	// own pid files, or the second would find the first running.
 	u.keepalived = exec.Command("keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp",
-		"-f", u.dir+"/keepalived.conf", "-p", u.dir+"/keepalived.pid", "-r", u.dir+"/vrrp.pid")
+		"-f", u.dir+"/keepalived.conf", "-p", u.dir+"/keepalived.pid", "-r", u.dir+"/vrrp.pid", "-c", u.dir+"/checkers.pid")
 	if err := startLogged(u.ns, u.keepalived, u.dir+"/keepalived.out"); err != nil {
 		return fmt.Errorf("keepalived on %s: %w", u.name, err)
 	}
