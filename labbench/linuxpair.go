@@ -66,6 +66,7 @@ type pairUnit struct {
 // linuxPair is the pair, running in a topology-only copy of the lab.
 type linuxPair struct {
 	units           [2]*pairUnit
+	hasVIP          func(*pairUnit) bool // holdsVIP; a test's stand-in
 	vipIn, vipOut   netip.Prefix
 	insideNet       netip.Prefix
 	insideIf, outIf string
@@ -92,6 +93,7 @@ func newLinuxPair(l *labfile.Lab, dir string) (*linuxPair, error) {
 		return nil, errors.New("the lab has no pair with inside and outside interfaces")
 	}
 	p := &linuxPair{vipIn: in.Addr, vipOut: out.Addr, insideNet: in.Addr.Masked(), insideIf: in.Name, outIf: out.Name}
+	p.hasVIP = p.holdsVIP
 	fl := l.Failover.Link
 	for i, u := range []labfile.Unit{l.Primary(), l.Secondary()} {
 		pu := &pairUnit{name: u.Name, ns: l.Namespace(u.Name), dir: filepath.Join(dir, u.Name), prio: 150 - 50*i,
@@ -361,7 +363,7 @@ func (p *linuxPair) master() *pairUnit { return p.takeover(nil) }
 // nil: after a fault of old, the unit that took its place.
 func (p *linuxPair) takeover(old *pairUnit) *pairUnit {
 	for _, u := range p.units {
-		if u != old && !u.crashed && p.holdsVIP(u) {
+		if u != old && !u.crashed && p.hasVIP(u) {
 			return u
 		}
 	}
@@ -371,14 +373,7 @@ func (p *linuxPair) takeover(old *pairUnit) *pairUnit {
 // noTakeover says that no unit took old's place, with the last lines of
 // the others' keepalived logs.
 func (p *linuxPair) noTakeover(old *pairUnit, fault string) error {
-	var logs []string
-	for _, u := range p.units {
-		if u != old {
-			b, _ := os.ReadFile(u.dir + "/keepalived.out")
-			logs = append(logs, fmt.Sprintf("%s keepalived: %q", u.name, lastLines(string(b), 5)))
-		}
-	}
-	return fmt.Errorf("after %s of %s no other unit holds the VIP (%s)", fault, old.name, strings.Join(logs, "; "))
+	return fmt.Errorf("after %s of %s no other unit holds the VIP (%s)", fault, old.name, p.logTails(old))
 }
 
 // startLinuxPair configures both routers and starts their daemons, and
@@ -407,7 +402,43 @@ func startLinuxPair(ctx context.Context, l *labfile.Lab, dir string) (*linuxPair
 			return p, err
 		}
 	}
-	return p, nil
+	return p, p.settle(ctx)
+}
+
+// settle waits until one router alone holds the VIP on two polls 50 ms
+// (five adverts) apart. Two holders for 2 s mean the adverts (multicast
+// 224.0.0.18) do not reach the peer, and every figure would be of two
+// masters; a moment of two is a backup that missed three adverts (a
+// loaded machine) and became master until the next advert sent it back.
+func (p *linuxPair) settle(ctx context.Context) error {
+	alone := 0
+	for deadline := time.Now().Add(2 * time.Second); alone < 2; {
+		if m := p.master(); m != nil && p.takeover(m) == nil {
+			alone++
+		} else {
+			alone = 0
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no single VIP holder for 2 s (%s)", p.logTails(nil))
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// logTails returns the last lines of the keepalived log of every router
+// but except.
+func (p *linuxPair) logTails(except *pairUnit) string {
+	var logs []string
+	for _, u := range p.units {
+		if u != except {
+			b, _ := os.ReadFile(u.dir + "/keepalived.out")
+			logs = append(logs, fmt.Sprintf("%s keepalived: %q", u.name, lastLines(string(b), 5)))
+		}
+	}
+	return strings.Join(logs, "; ")
 }
 
 func (p *linuxPair) stop() {
@@ -422,4 +453,17 @@ func (p *linuxPair) stop() {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], " | ")
+}
+
+// masterTransitions counts how often the routers' keepalived entered
+// MASTER for the inside VIP: one after a clean start, two after a
+// takeover; more is a backup that missed adverts and took the VIP for a
+// moment.
+func (p *linuxPair) masterTransitions() int {
+	n := 0
+	for _, u := range p.units {
+		b, _ := os.ReadFile(u.dir + "/keepalived.out")
+		n += strings.Count(string(b), "(VI_IN) Entering MASTER STATE")
+	}
+	return n
 }

@@ -139,3 +139,29 @@ func TestLagOf(t *testing.T) {
 		t.Error("no error when the backup never held a flow")
 	}
 }
+
+// TestTakeover: a crashed router's down links keep their addresses, so it
+// still "holds" the VIP, yet it is never the master nor the one that took
+// over; a frozen router (not crashed) keeps counting as a holder, but
+// takeover looks only at the others.
+func TestTakeover(t *testing.T) {
+	a, b := &pairUnit{name: "fw-a"}, &pairUnit{name: "fw-b"}
+	holds := map[*pairUnit]bool{a: true}
+	p := &linuxPair{units: [2]*pairUnit{a, b}, hasVIP: func(u *pairUnit) bool { return holds[u] }}
+	if p.master() != a || p.takeover(a) != nil {
+		t.Fatalf("before the fault: master %v, takeover %v; want fw-a, none", p.master(), p.takeover(a))
+	}
+	holds[b] = true // the frozen fw-a still has it; fw-b took it too
+	if p.takeover(a) != b {
+		t.Errorf("after freezing fw-a, takeover = %v; want fw-b", p.takeover(a))
+	}
+	holds[b] = false
+	a.crashed = true
+	if p.master() != nil || p.takeover(a) != nil {
+		t.Errorf("fw-a crashed, fw-b without the VIP: master %v, takeover %v; want none", p.master(), p.takeover(a))
+	}
+	holds[b] = true
+	if p.master() != b || p.takeover(a) != b {
+		t.Errorf("fw-a crashed, fw-b holds the VIP: master %v, takeover %v; want fw-b", p.master(), p.takeover(a))
+	}
+}
