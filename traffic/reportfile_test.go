@@ -2,8 +2,10 @@ package traffic
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -135,5 +137,46 @@ func TestReportFileReplaces(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("dir holds %d files, want only the report", len(ents))
+	}
+}
+
+// idleRunner has one alive flow and works until ctx ends.
+type idleRunner struct{}
+
+func (idleRunner) run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (idleRunner) snapshot(time.Time) Report {
+	return Report{Detail: []FlowReport{{ID: 0, State: StateAlive}}}
+}
+
+// TestDriveWritesOverReportFile: with --report-file the agent's loop
+// leaves one report in the file, the final one, and writes nothing to its
+// output stream.
+func TestDriveWritesOverReportFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.jsonl")
+	cfg, err := parseAgentFlags([]string{"udp-probe", "--role", "server", "--report-every", "2ms", "--duration", "30ms", "--report-file", path})
+	if err != nil || cfg.reportFile != path {
+		t.Fatalf("parse: %v, report file %q", err, cfg.reportFile)
+	}
+	if err := drive(context.Background(), cfg, idleRunner{}, NewReportFile(path), time.Now); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	rep, err := ParseReport(bytes.TrimRight(b, "\n"))
+	if err != nil || !rep.Final || rep.Alive != 1 || bytes.Count(b, []byte("\n")) != 1 {
+		t.Errorf("file = %q (%v); want the final report alone", b, err)
+	}
+}
+
+// TestProbeServerPeersCapped: a session seen from ever new source ports
+// lists at most maxPeers of them (still more than one: re-mapped), so its
+// report stays bounded.
+func TestProbeServerPeersCapped(t *testing.T) {
+	s := newProbeServer(agentConfig{stall: time.Second}, slog.New(slog.DiscardHandler))
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	for port := range uint16(3 * maxPeers) {
+		s.record(7, netip.AddrPortFrom(netip.MustParseAddr("198.18.0.10"), 40000+port), at)
+	}
+	if got := s.snapshot(at).Detail[0].Peers; len(got) != maxPeers {
+		t.Errorf("%d peers listed, want %d", len(got), maxPeers)
 	}
 }
