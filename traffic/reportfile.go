@@ -32,7 +32,7 @@ func (s streamSink) write(rep Report) error { return s.enc.Encode(rep) }
 // times, its loss runs), while ten flows reporting every 100 ms appended
 // about 290 MB an hour. A report's size is bounded by its flows (each
 // keeps at most maxGaps gaps, maxLossRuns loss runs and maxPeers peers),
-// so the file is too: under 2.5 KB a flow (TestReportFileBoundedOverAnHour).
+// so the file is too: under 8 KB a flow (TestReportFileBoundedOverAnHour).
 // The rename makes each write atomic: a reader never sees half a report.
 //
 // A ReportFile is not safe for concurrent use; the agent's report loop

@@ -13,8 +13,8 @@ import (
 )
 
 // reportFileBound is the stated bound for ten flows (README, "Traffic
-// reports"): the file holds one report of at most 2.5 KB a flow.
-const reportFileBound = 10 * 2560
+// reports"): the file holds one report of at most 8 KB a flow.
+const reportFileBound = 10 * 8192
 
 // TestReportFileBoundedOverAnHour drives a tcp-stream client's reporting
 // for a simulated hour of 10 flows (a chunk every 10 ms, a jitter gap of
