@@ -239,8 +239,16 @@ func merge[T any](active, standby []T, standbyOK, window bool, key func(*T) stri
 	}
 	seen := make([]bool, len(standby))
 	rows := make([]row, 0, len(active)+len(standby))
-	add := func(k string, m mark, c []string) {
-		rows = append(rows, row{key: k, mark: m, cells: c, hay: strings.ToLower(strings.Join(c, " "))})
+	add := func(k string, m mark, a, s *T) {
+		c := cells(a, s)
+		r := row{key: k, mark: m, cells: c, hay: strings.ToLower(strings.Join(c, " "))}
+		if a != nil {
+			r.active = a
+		}
+		if s != nil {
+			r.standby = s
+		}
+		rows = append(rows, r)
 	}
 	for i := range active {
 		a := &active[i]
@@ -259,13 +267,13 @@ func merge[T any](active, standby []T, standbyOK, window bool, key func(*T) stri
 		default:
 			m = markMissing
 		}
-		add(k, m, cells(a, s))
+		add(k, m, a, s)
 	}
 	if standbyOK && !window {
 		for j := range standby {
 			if !seen[j] {
 				s := &standby[j]
-				add(key(s), markExtra, cells(nil, s))
+				add(key(s), markExtra, nil, s)
 			}
 		}
 	}
