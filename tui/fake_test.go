@@ -74,6 +74,8 @@ func newFakeSource(n, missing int) *fakeSource {
 				{Name: "server1", Gateway: netip.MustParseAddr("198.18.2.1")},
 			},
 			Links: []string{"fw-a:inside", "fw-a:outside", "fw-b:inside", "fw-b:outside", "client1:eth0"},
+			MACs: map[string]string{"02:00:00:00:01:11": "client1 eth0", "02:00:00:00:02:11": "server1 eth0",
+				"00:00:0c:9f:f0:01": "virtual inside (active)"},
 		},
 		units: map[string]*fakeUnit{}, conns: map[string][]api.Conn{},
 		xlates: map[string][]api.Xlate{}, arp: map[string][]api.ARPEntry{},
@@ -224,13 +226,18 @@ func (f *fakeSource) Xlates(_ context.Context, name string, off, lim int) (api.P
 	return page(f.xlates[name], off, lim), nil
 }
 
+// Bridge: two stations of the lab and one the lab did not give out.
 func (f *fakeSource) Bridge(_ context.Context, name string) ([]api.BridgeEntry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, err := f.alive(name); err != nil {
 		return nil, err
 	}
-	return nil, nil
+	return []api.BridgeEntry{
+		{MAC: "02:00:00:00:01:11", Interface: "inside", Age: 2 * time.Second},
+		{MAC: "02:00:00:00:02:11", Interface: "outside", Age: time.Second},
+		{MAC: "0A:BB:CC:00:00:01", Interface: "outside", Age: 30 * time.Second},
+	}, nil
 }
 
 func (f *fakeSource) ARP(_ context.Context, name string) ([]api.ARPEntry, error) {

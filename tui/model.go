@@ -563,7 +563,7 @@ func (m *Model) trafficCmd() tea.Cmd {
 // fetchTab reads the table a tab shows, of the active and the standby.
 func (m *Model) fetchTab(t *tableTab) tea.Cmd {
 	ai := m.activeIdx()
-	req := tableReq{tab: t.id, active: m.units[ai].name, standby: m.units[1-ai].name}
+	req := tableReq{tab: t.id, active: m.units[ai].name, standby: m.units[1-ai].name, macs: m.info.MACs}
 	if !m.units[ai].ok && m.units[1-ai].ok {
 		// Nobody active answers (both dead or between roles): show what
 		// the living unit holds.
