@@ -17,6 +17,11 @@ const (
 	maxLossRuns = 16
 )
 
+// maxPeers bounds the source addresses a udp-probe server lists for one
+// session: two already say NAT re-mapped the flow, and a path that re-maps
+// on every probe must not grow the report without end.
+const maxPeers = 16
+
 // Gap is one silence of a flow: nothing arrived from Start for Ms
 // milliseconds. The gaps carry their times so a reader can tell the
 // start-up gap from the one across a fault.

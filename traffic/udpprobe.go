@@ -264,7 +264,7 @@ func (s *probeServer) record(session uint64, src netip.AddrPort, now time.Time) 
 		for _, p := range ss.peers {
 			known = known || p == src
 		}
-		if !known {
+		if !known && len(ss.peers) < maxPeers {
 			ss.peers = append(ss.peers, src)
 		}
 	}

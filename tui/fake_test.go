@@ -40,7 +40,8 @@ type fakeSource struct {
 	hostARP   map[string][]topo.Neighbor
 	labEvents []api.Event
 	injected  []lab.Fault
-	maxLimit  map[string]int // largest page asked of each unit's conns
+	traffic   []TrafficFlowSummary // what Traffic returns
+	maxLimit  map[string]int       // largest page asked of each unit's conns
 
 	// The wire check: by default every host's gateway is answered by
 	// each living active unit (see GatewayAnswers); wireAnswers and
@@ -473,7 +474,11 @@ func (f *fakeSource) Failover(_ context.Context, name, do string) (string, error
 	return "ok", nil
 }
 
-func (f *fakeSource) Traffic(context.Context) ([]TrafficFlowSummary, error) { return nil, nil }
+func (f *fakeSource) Traffic(context.Context) ([]TrafficFlowSummary, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.traffic, nil
+}
 
 // GatewayAnswers models the wire: each host's gateway is answered by every
 // living active unit, all with the virtual MAC in the host's cache, so two

@@ -48,6 +48,10 @@ type TrafficFlowSummary struct {
 	RateBps    float64        // bits per second at the last report
 	LongestGap time.Duration  // longest pause seen by any flow
 	Faults     []TrafficFault // the figures across each fault (hosts.go)
+	// At is the time of the client's latest report; Traces its flows for
+	// the gap chart (gapchart.go).
+	At     time.Time
+	Traces []FlowTrace
 }
 
 // Source is everything the TUI reads from a lab or does to it. Each method
