@@ -65,8 +65,12 @@ type pairUnit struct {
 
 // linuxPair is the pair, running in a topology-only copy of the lab.
 type linuxPair struct {
-	units           [2]*pairUnit
-	hasVIP          func(*pairUnit) bool // holdsVIP; a test's stand-in
+	units  [2]*pairUnit
+	hasVIP func(*pairUnit) bool // holdsVIP; a test's stand-in
+	// inputDrop adds the hardening the plain pair lacks: TCP arriving on
+	// the outside that has no state is dropped on INPUT, instead of
+	// reaching the VIP's own stack, which answers it with a RST.
+	inputDrop       bool
 	vipIn, vipOut   netip.Prefix
 	insideNet       netip.Prefix
 	insideIf, outIf string
@@ -145,6 +149,17 @@ func (p *linuxPair) route(u *pairUnit, failoverIf string, fl labfile.FailoverLin
 	if err != nil {
 		return err
 	}
+	script := p.ruleset()
+	if _, err := topo.Nft(u.ns, script, "-f", "-"); err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	return nil
+}
+
+// ruleset is each router's nftables: forward drop but established and new
+// from the inside, SNAT of the inside to the outside VIP, and with
+// inputDrop the INPUT hardening.
+func (p *linuxPair) ruleset() string {
 	script := fmt.Sprintf(`table ip linuxpair {
 	chain forward {
 		type filter hook forward priority filter; policy drop;
@@ -157,10 +172,16 @@ func (p *linuxPair) route(u *pairUnit, failoverIf string, fl labfile.FailoverLin
 	}
 }
 `, p.insideIf, p.outIf, p.outIf, p.insideNet, p.vipOut.Addr())
-	if _, err := topo.Nft(u.ns, script, "-f", "-"); err != nil {
-		return fmt.Errorf("nftables: %w", err)
+	if p.inputDrop {
+		script += fmt.Sprintf(`table ip linuxpair {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		iifname "%s" meta l4proto tcp ct state new,invalid drop
 	}
-	return nil
+}
+`, p.outIf)
+	}
+	return script
 }
 
 // writeConfigs writes u's conntrackd.conf, its copy of primary-backup.sh
@@ -378,11 +399,12 @@ func (p *linuxPair) noTakeover(old *pairUnit, fault string) error {
 
 // startLinuxPair configures both routers and starts their daemons, and
 // waits for a master.
-func startLinuxPair(ctx context.Context, l *labfile.Lab, dir string) (*linuxPair, error) {
+func startLinuxPair(ctx context.Context, l *labfile.Lab, dir string, inputDrop bool) (*linuxPair, error) {
 	p, err := newLinuxPair(l, dir)
 	if err != nil {
 		return nil, err
 	}
+	p.inputDrop = inputDrop
 	for _, u := range p.units {
 		if err := p.route(u, l.Failover.Link.Interface, l.Failover.Link); err != nil {
 			return p, fmt.Errorf("%s: %w", u.name, err)

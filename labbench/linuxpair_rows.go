@@ -28,7 +28,7 @@ const lpHow = "the default lab's topology; fw-a and fw-b Linux routers (nftables
 
 // withLinuxPair brings up a topology-only copy of the default lab with the
 // Linux pair on it, runs f, and stops the daemons and tears the lab down.
-func (b *bench) withLinuxPair(ctx context.Context, f func(bl *benchLab, p *linuxPair) error) error {
+func (b *bench) withLinuxPair(ctx context.Context, inputDrop bool, f func(bl *benchLab, p *linuxPair) error) error {
 	bl, down, err := b.up(ctx, "lp", true)
 	if err != nil {
 		return err
@@ -38,7 +38,7 @@ func (b *bench) withLinuxPair(ctx context.Context, f func(bl *benchLab, p *linux
 	if err != nil {
 		return err
 	}
-	p, err := startLinuxPair(ctx, bl.Lab, dir)
+	p, err := startLinuxPair(ctx, bl.Lab, dir, inputDrop)
 	if p != nil {
 		defer p.stop() // before down: the daemons die before their namespaces
 	}
@@ -74,7 +74,8 @@ func (b *bench) linuxPair(ctx context.Context) []Figure {
 			figs[i].Detail = lpHow + "; " + figs[i].Detail
 		}
 	}
-	return append(figs, b.lpStreams(ctx)...)
+	figs = append(figs, b.lpStreams(ctx, plainStreams)...)
+	return append(figs, b.lpStreams(ctx, dropStreams)...)
 }
 
 // lpFigureIDs are the Linux pair's rows, in the report's order.
@@ -82,6 +83,7 @@ var lpFigureIDs = []string{
 	"lp-conn-rate", "lp-tcp", "lp-repl-lag-p99",
 	"lp-gap-crash", "lp-gap-freeze",
 	"lp-tcp-resume-c2s", "lp-tcp-survived-c2s", "lp-tcp-resume-s2c", "lp-tcp-survived-s2c", "lp-tcp-resume-both", "lp-tcp-survived-both",
+	"lp-drop-tcp-resume-c2s", "lp-drop-tcp-survived-c2s", "lp-drop-tcp-resume-s2c", "lp-drop-tcp-survived-s2c", "lp-drop-tcp-resume-both", "lp-drop-tcp-survived-both",
 }
 
 var lpNames = map[string]string{
@@ -96,9 +98,11 @@ var lpUnits = map[string]string{"lp-conn-rate": "conn/s", "lp-tcp": "Gbit/s"}
 
 func init() {
 	for _, d := range streamDirs {
-		lpNames["lp-tcp-resume-"+d] = "Linux pair: TCP resume after crash, " + d
-		lpNames["lp-tcp-survived-"+d] = "Linux pair: TCP sessions survived, " + d
-		lpUnits["lp-tcp-survived-"+d] = "%"
+		for prefix, name := range map[string]string{"lp-": "Linux pair", "lp-drop-": "Linux pair + INPUT drop"} {
+			lpNames[prefix+"tcp-resume-"+d] = name + ": TCP resume after crash, " + d
+			lpNames[prefix+"tcp-survived-"+d] = name + ": TCP sessions survived, " + d
+			lpUnits[prefix+"tcp-survived-"+d] = "%"
+		}
 	}
 	for _, id := range lpFigureIDs {
 		if lpUnits[id] == "" {
@@ -157,7 +161,7 @@ func (b *bench) lpLoad(ctx context.Context) []Figure {
 		if ctx.Err() != nil {
 			break
 		}
-		err := b.withLinuxPair(ctx, func(bl *benchLab, p *linuxPair) error {
+		err := b.withLinuxPair(ctx, false, func(bl *benchLab, p *linuxPair) error {
 			clientNS, serverNS, server, err := hostsOf(bl.Lab)
 			if err != nil {
 				return err
@@ -206,7 +210,7 @@ func (b *bench) lpLoad(ctx context.Context) []Figure {
 // client1->server1 through the pair, the fault injected into the master.
 func (b *bench) lpGapOnce(ctx context.Context, fault string) (gapResult, error) {
 	var res gapResult
-	err := b.withLinuxPair(ctx, func(bl *benchLab, p *linuxPair) error {
+	err := b.withLinuxPair(ctx, false, func(bl *benchLab, p *linuxPair) error {
 		const probe = "lp-probe"
 		if err := lab.StartTraffic(ctx, bl.Name, lab.Traffic{Name: probe, Kind: traffic.KindUDPProbe, Client: "client1", Server: "server1", Interval: time.Millisecond}); err != nil {
 			return err
@@ -249,9 +253,21 @@ func (b *bench) lpGapOnce(ctx context.Context, fault string) (gapResult, error) 
 	return res, err
 }
 
+// streamVariant is one set of the Linux pair's TCP rows.
+type streamVariant struct {
+	prefix    string // of the rows' ids
+	inputDrop bool
+	how       string
+}
+
+var (
+	plainStreams = streamVariant{"lp-", false, ""}
+	dropStreams  = streamVariant{"lp-drop-", true, "; nft input on every router: iifname outside tcp ct state new,invalid drop"}
+)
+
 // lpStreams is figure 7 for the Linux pair: tcp-stream generators c2s,
 // s2c and both through the master, the master crashed; repeated.
-func (b *bench) lpStreams(ctx context.Context) []Figure {
+func (b *bench) lpStreams(ctx context.Context, v streamVariant) []Figure {
 	gaps := map[string]*samples{}
 	surv := map[string]*samples{}
 	for _, d := range streamDirs {
@@ -263,7 +279,7 @@ func (b *bench) lpStreams(ctx context.Context) []Figure {
 			break
 		}
 		var res []streamResult
-		err := b.withLinuxPair(ctx, func(bl *benchLab, p *linuxPair) error {
+		err := b.withLinuxPair(ctx, v.inputDrop, func(bl *benchLab, p *linuxPair) error {
 			m := p.master()
 			if m == nil {
 				return errors.New("no master before the crash")
@@ -290,10 +306,10 @@ func (b *bench) lpStreams(ctx context.Context) []Figure {
 	}
 	var figs []Figure
 	for _, d := range streamDirs {
-		how := fmt.Sprintf("tcp-stream %s, %d flows at 1 MB/s each way they send, master crashed", d, flows)
+		how := fmt.Sprintf("tcp-stream %s, %d flows at 1 MB/s each way they send, master crashed%s", d, flows, v.how)
 		figs = append(figs,
-			gaps[d].figure("lp-tcp-resume-"+d, n, how+"; longest gap of any flow, client or server side"),
-			surv[d].figure("lp-tcp-survived-"+d, n, how+"; flows alive or completed after the crash"))
+			gaps[d].figure(v.prefix+"tcp-resume-"+d, n, how+"; longest gap of any flow, client or server side"),
+			surv[d].figure(v.prefix+"tcp-survived-"+d, n, how+"; flows alive or completed after the crash"))
 	}
 	return figs
 }

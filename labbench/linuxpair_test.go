@@ -165,3 +165,32 @@ func TestTakeover(t *testing.T) {
 		t.Errorf("fw-a crashed, fw-b holds the VIP: master %v, takeover %v; want fw-b", p.master(), p.takeover(a))
 	}
 }
+
+// TestRuleset: forward drop with established and inside-to-outside new,
+// SNAT to the outside VIP; the INPUT drop of stateless outside TCP only in
+// the hardened variant.
+func TestRuleset(t *testing.T) {
+	data, _ := labs.Get(labs.Default)
+	l, err := labfile.Load("default.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newLinuxPair(l, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := p.ruleset()
+	for _, want := range []string{"policy drop", "ct state established,related accept", `iifname "inside" oifname "outside" ct state new accept`,
+		"snat to " + p.vipOut.Addr().String()} {
+		if !strings.Contains(plain, want) {
+			t.Errorf("ruleset lacks %q:\n%s", want, plain)
+		}
+	}
+	if strings.Contains(plain, "hook input") {
+		t.Errorf("the plain pair has an input chain:\n%s", plain)
+	}
+	p.inputDrop = true
+	if hard := p.ruleset(); !strings.Contains(hard, `iifname "outside" meta l4proto tcp ct state new,invalid drop`) {
+		t.Errorf("the hardened ruleset lacks the INPUT drop:\n%s", hard)
+	}
+}
