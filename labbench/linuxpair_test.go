@@ -194,3 +194,20 @@ func TestRuleset(t *testing.T) {
 		t.Errorf("the hardened ruleset lacks the INPUT drop:\n%s", hard)
 	}
 }
+
+// TestLinuxPairWithoutTools: with neither keepalived nor conntrackd on the
+// PATH every Linux pair row is n/a and says which packages are missing,
+// before any lab is brought up (no root needed).
+func TestLinuxPairWithoutTools(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	b := &bench{log: slog.New(slog.DiscardHandler)}
+	figs := b.linuxPair(context.Background())
+	if len(figs) != len(lpFigureIDs) {
+		t.Fatalf("%d rows, want %d", len(figs), len(lpFigureIDs))
+	}
+	for i, f := range figs {
+		if f.ID != lpFigureIDs[i] || f.Value != nil || !strings.Contains(f.NA, "keepalived and conntrackd not installed") {
+			t.Errorf("row %d = %s value %v, n/a %q; want %s n/a naming the missing packages", i, f.ID, f.Value, f.NA, lpFigureIDs[i])
+		}
+	}
+}
