@@ -40,6 +40,11 @@ func (r *Responder) handleAuth(sa *SA, m *Message, inner []Payload) ([]Payload, 
 		{Type: PayloadIDr, Body: r.cfg.LocalID.body()},
 		{Type: PayloadAuth, Body: appendAuth(nil, Auth{Method: AuthMethodPSK, Data: ours})},
 	}
+	if hasNotify(inner, NotifyMessageIDSyncSupported) {
+		// RFC 6311 §3: announced by both, or not used.
+		reply = append(reply, notifyPayload(NotifyMessageIDSyncSupported, nil))
+		sa.midSync = true
+	}
 	sa.state, sa.peerID = stateEstablished, id.String()
 	delete(r.halfOpen, halfOpenKey{sa.spii, sa.initPeer})
 	events = append(events, Event{Kind: EventIKEUp, IKE: sa.spir})

@@ -24,6 +24,7 @@ type testInitiator struct {
 	addr, peer netip.AddrPort
 	send       func(Packet) Result
 	natFake    bool // send a NAT_DETECTION_SOURCE_IP that never matches
+	midSync    bool // announce RFC 6311 message ID sync in IKE_AUTH
 
 	spii, spir uint64
 	keys       Keys
@@ -177,6 +178,9 @@ func (in *testInitiator) auth() ([]Payload, Result) {
 		{Type: PayloadIDi, Body: append([]byte{in.id.Type, 0, 0, 0}, in.id.Data...)},
 		{Type: PayloadAuth, Body: append([]byte{AuthMethodPSK, 0, 0, 0}, authData...)},
 		notifyPayload(NotifyInitialContact, nil),
+	}
+	if in.midSync {
+		ps = append(ps, notifyPayload(NotifyMessageIDSyncSupported, nil))
 	}
 	ps = append(ps, in.childProposal(in.childSPI, DHNone)...)
 	initRsp := in.lastRsp

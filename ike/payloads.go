@@ -277,6 +277,9 @@ const (
 	NotifyUseTransportMode    NotifyType = 16391
 	NotifyRekeySA             NotifyType = 16393
 	NotifyESPTFCNotSupported  NotifyType = 16394
+	// RFC 6311: IKEv2 message ID synchronization for high availability.
+	NotifyMessageIDSyncSupported NotifyType = 16420
+	NotifyMessageIDSync          NotifyType = 16422
 )
 
 // Notify is a Notify payload body.

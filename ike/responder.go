@@ -87,7 +87,7 @@ type Result struct {
 
 // Errors for dropped requests.
 var (
-	ErrResponse   = errors.New("ike: a response; this responder initiates nothing")
+	ErrResponse   = errors.New("ike: a response to no request of ours")
 	ErrUnknownSA  = errors.New("ike: no IKE SA with these SPIs")
 	ErrMessageID  = errors.New("ike: message ID out of window")
 	ErrExchange   = errors.New("ike: exchange not valid in this state")
@@ -159,7 +159,7 @@ func (r *Responder) Handle(p Packet) Result {
 		return Result{Err: err}
 	}
 	if m.IsResponse() {
-		return Result{Err: ErrResponse}
+		return r.handleMIDSyncResponse(m)
 	}
 	if m.Flags&FlagInitiator == 0 {
 		// We only ever answer the original initiator of an SA; requests

@@ -66,9 +66,12 @@ type Record struct {
 	PeerID   string `json:"peer_id"`
 	// NextMessageID is the ID the next new request must carry;
 	// LastResponse answers a retransmission of NextMessageID-1.
-	NextMessageID uint32        `json:"next_message_id"`
-	LastResponse  []byte        `json:"last_response,omitempty"`
-	Children      []ChildRecord `json:"children"`
+	NextMessageID uint32 `json:"next_message_id"`
+	// MIDSync: both sides announced RFC 6311 message ID sync in IKE_AUTH,
+	// so a new active may ask the peer which message IDs it expects.
+	MIDSync      bool          `json:"mid_sync,omitempty"`
+	LastResponse []byte        `json:"last_response,omitempty"`
+	Children     []ChildRecord `json:"children"`
 }
 
 type saState uint8
@@ -93,6 +96,8 @@ type SA struct {
 	nextID     uint32
 	lastResp   []byte
 	children   []ChildRecord
+	midSync    bool   // RFC 6311 negotiated
+	syncNonce  []byte // the nonce of our outstanding MID sync request (not replicated)
 
 	// Half-open only: what IKE_AUTH signs.
 	ni, nr           []byte
@@ -120,6 +125,7 @@ func (sa *SA) Export() Record {
 		Local: sa.local, Peer: sa.peer, NATLocal: sa.natLocal, NATPeer: sa.natPeer,
 		PeerID:        sa.peerID,
 		NextMessageID: sa.nextID,
+		MIDSync:       sa.midSync,
 		LastResponse:  append([]byte(nil), sa.lastResp...),
 		Children:      sa.Children(),
 	}
@@ -131,7 +137,7 @@ func saFromRecord(r Record) (*SA, error) {
 		state: stateEstablished, spii: r.SPIi, spir: r.SPIr, suite: r.Suite,
 		keys:  Keys{D: r.SKd, Ai: r.SKai, Ar: r.SKar, Ei: r.SKei, Er: r.SKer, Pi: r.SKpi, Pr: r.SKpr},
 		local: r.Local, peer: r.Peer, natLocal: r.NATLocal, natPeer: r.NATPeer,
-		peerID: r.PeerID, nextID: r.NextMessageID,
+		peerID: r.PeerID, nextID: r.NextMessageID, midSync: r.MIDSync,
 		lastResp: append([]byte(nil), r.LastResponse...),
 		children: append([]ChildRecord(nil), r.Children...),
 	}
