@@ -64,6 +64,7 @@ type ipsecEngine struct {
 	// position of that record; granted once acknowledged.
 	pending map[uint32]pendingLease
 	scratch []uint64 // replay window words, reused by tick
+	natT    *net.UDPConn // the IKE socket on UDP 4500 (nil until start)
 }
 
 type ipsecEntry struct {
@@ -451,7 +452,39 @@ func (e *ipsecEngine) takeover() int {
 	for _, l := range installed {
 		e.requestLeaseLocked(l.inSPI, l.next+leaseBlock)
 	}
+	e.midSyncLocked()
 	return n
+}
+
+// midSyncLocked asks the peer of every IKE SA that negotiated RFC 6311 to
+// confirm the message IDs (ike/midsync.go): if the old active answered a
+// request whose record never arrived, the peer's answer moves ours up, so
+// its next request is not refused as out of window. One datagram per SA;
+// the answer comes back through serve like a request.
+func (e *ipsecEngine) midSyncLocked() {
+	if e.natT == nil {
+		return
+	}
+	for _, m := range e.maps {
+		for _, spir := range m.resp.SAs() {
+			req, err := m.resp.MIDSyncRequest(spir)
+			if req == nil {
+				if err != nil {
+					e.u.log.Error("ipsec-sa: MID sync request", "err", err)
+				}
+				continue
+			}
+			peer := m.resp.SA(spir).Export().Peer
+			if peer.Port() != 4500 {
+				continue // not floated to NAT-T: the 500 socket would have to carry it; libipsec always floats
+			}
+			if _, err := e.natT.WriteToUDPAddrPort(append([]byte{0, 0, 0, 0}, req...), peer); err != nil {
+				e.u.log.Error("ipsec-sa: MID sync request", "peer", peer, "err", err)
+				continue
+			}
+			e.u.events.Add("ipsec", fmt.Sprintf("RFC 6311 message ID sync sent to %s for IKE SA %016x", peer, spir))
+		}
+	}
 }
 
 // stepDown forgets the data plane's SAs: a later takeover reinstalls them
@@ -640,6 +673,11 @@ func (e *ipsecEngine) start() error {
 		})
 		if err != nil {
 			return fmt.Errorf("IKE socket on UDP %d: %w", port, err)
+		}
+		if port == 4500 {
+			e.mu.Lock()
+			e.natT = c
+			e.mu.Unlock()
 		}
 		u.spawn(func(ctx context.Context) {
 			<-ctx.Done()
