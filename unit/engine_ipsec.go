@@ -63,7 +63,7 @@ type ipsecEngine struct {
 	// pending leases: the limit asked for per inbound SPI and the stream
 	// position of that record; granted once acknowledged.
 	pending map[uint32]pendingLease
-	scratch []uint64 // replay window words, reused by tick
+	scratch []uint64     // replay window words, reused by tick
 	natT    *net.UDPConn // the IKE socket on UDP 4500 (nil until start)
 }
 
