@@ -436,7 +436,8 @@ func lagP99(ctx context.Context, labName, active string) (float64, string, error
 	}
 	rs := st.Replication
 	if rs.LagSamples == 0 {
-		return 0, "", errors.New("the active reports no lag samples (no acks from the standby)")
+		return 0, "", fmt.Errorf("the active reports no lag samples (no acks from the standby): %s is %s, replication role %q, connected %v, sessions %d, records sent %d, acked %d, frames received %d, last error %q",
+			active, st.State, rs.Role, rs.Connected, rs.Sessions, rs.RecordSeq, rs.AckedSeq, rs.FramesReceived, rs.LastError)
 	}
 	return ms(rs.LagP99), fmt.Sprintf("p50 %.3f, p99 %.3f, max %.3f ms over %d acks, queue high %d, overflows %d, active %d conns",
 		ms(rs.LagP50), ms(rs.LagP99), ms(rs.LagMax), rs.LagSamples, rs.QueueHigh, rs.Overflows, st.Counts.Conns), nil
