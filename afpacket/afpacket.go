@@ -240,7 +240,37 @@ func (p *Port) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 	if p.closed.Load() {
 		return 0, ErrClosed
 	}
-	got, err := p.rx.read(p, bufs[:n], sizes[:n])
+	return p.read(bufs[:n], sizes[:n], nil)
+}
+
+// ReadBatchVNet is ReadBatch for a Port opened with Options.VNetHdr, with
+// each frame's virtio_net_hdr apart: frame i is bufs[i][:sizes[i]] and its
+// header is copied into hdrs[i], which must hold VNetHdrLen bytes. A
+// forwarder then reads frames and headers into buffers of its own layout.
+func (p *Port) ReadBatchVNet(bufs [][]byte, sizes []int, hdrs [][]byte) (int, error) {
+	if !p.opts.VNetHdr {
+		return 0, errNoVNetHdr
+	}
+	n := min(len(bufs), len(sizes), len(hdrs), p.opts.BatchSize)
+	if n == 0 {
+		return 0, nil
+	}
+	p.rxMu.Lock()
+	defer p.rxMu.Unlock()
+	if p.closed.Load() {
+		return 0, ErrClosed
+	}
+	return p.read(bufs[:n], sizes[:n], hdrs[:n])
+}
+
+var errNoVNetHdr = fmt.Errorf("afpacket: port opened without Options.VNetHdr")
+
+// VNetHdr reports whether the Port was opened with Options.VNetHdr.
+func (p *Port) VNetHdr() bool { return p.opts.VNetHdr }
+
+// read drains the ring and counts; called with rxMu held.
+func (p *Port) read(bufs [][]byte, sizes []int, hdrs [][]byte) (int, error) {
+	got, err := p.rx.read(p, bufs, sizes, hdrs)
 	if got > 0 {
 		var total uint64
 		for _, s := range sizes[:got] {
@@ -266,7 +296,31 @@ func (p *Port) WriteBatch(frames [][]byte) (int, error) {
 	if p.closed.Load() {
 		return 0, ErrClosed
 	}
-	sent, err := p.tx.write(p, frames)
+	sent, err := p.tx.write(p, frames, nil)
+	return sent, p.fixErr(err)
+}
+
+// WriteBatchVNet is WriteBatch for a Port opened with Options.VNetHdr, with
+// each frame's virtio_net_hdr apart: hdrs[i] (VNetHdrLen bytes) goes in
+// front of frames[i], in the same message (a second iovec), so neither is
+// copied. A header with GSO set hands the kernel a super-frame to cut into
+// segments (or to pass whole to a peer that takes it).
+func (p *Port) WriteBatchVNet(frames, hdrs [][]byte) (int, error) {
+	if !p.opts.VNetHdr {
+		return 0, errNoVNetHdr
+	}
+	if len(hdrs) < len(frames) {
+		return 0, fmt.Errorf("afpacket: %d headers for %d frames", len(hdrs), len(frames))
+	}
+	if len(frames) == 0 {
+		return 0, nil
+	}
+	p.txMu.Lock()
+	defer p.txMu.Unlock()
+	if p.closed.Load() {
+		return 0, ErrClosed
+	}
+	sent, err := p.tx.write(p, frames, hdrs)
 	return sent, p.fixErr(err)
 }
 
