@@ -238,6 +238,9 @@ func (f *Firewall) Attach(name string, p Port) error {
 		return fmt.Errorf("attach %q: firewall already running", name)
 	}
 	f.ifs[i].port = p
+	if op, ok := p.(OffloadPort); ok && op.VNetHdr() {
+		f.ifs[i].offload = op
+	}
 	return nil
 }
 
@@ -341,6 +344,9 @@ func (f *Firewall) Run(ctx context.Context) error {
 // frame through the packet path in place, write what it produced. It
 // returns only when a read fails (a closed port included), with that error.
 func (f *Firewall) readLoop(it *iface, port Port, arpOnly bool) error {
+	if it.offload != nil && !arpOnly {
+		return f.readOffloadLoop(it)
+	}
 	bufs := make([][]byte, readBatchSize)
 	for i := range bufs {
 		bufs[i] = make([]byte, MaxFrameSize)
@@ -356,6 +362,30 @@ func (f *Firewall) readLoop(it *iface, port Port, arpOnly bool) error {
 		w.now = f.now()
 		for i := range n {
 			w.handle(it.idx, bufs[i][:sizes[i]])
+		}
+		w.flush()
+	}
+}
+
+// readOffloadLoop is readLoop for an OffloadPort: each frame comes with
+// its virtio_net_hdr, and may be a super-frame.
+func (f *Firewall) readOffloadLoop(it *iface) error {
+	bufs := make([][]byte, readBatchSize)
+	hdrs := make([][]byte, readBatchSize)
+	for i := range bufs {
+		bufs[i] = make([]byte, MaxOffloadFrameSize)
+		hdrs[i] = make([]byte, vnetHdrLen)
+	}
+	sizes := make([]int, readBatchSize)
+	w := f.workers.New().(*worker)
+	for {
+		n, err := it.offload.ReadBatchVNet(bufs, sizes, hdrs)
+		if err != nil {
+			return err
+		}
+		w.now = f.now()
+		for i := range n {
+			w.handleOffload(it.idx, hdrs[i], bufs[i][:sizes[i]])
 		}
 		w.flush()
 	}
