@@ -43,8 +43,10 @@
 // Options.VNetHdr turns on PACKET_VNET_HDR: every frame then starts with a
 // struct virtio_net_hdr (VNetHdr), so GSO super-frames (up to 64 KiB) and
 // frames whose checksum is still to be done travel whole, in both
-// directions. It is off by default: the lab disables offloads on the units'
-// interfaces, and the firewall does not yet read the header.
+// directions. It is off by default; a lab with offloads on opens the units'
+// data interfaces with it (ReadBatchVNet and WriteBatchVNet keep the header
+// apart from the frame, for the firewall's OffloadPort). The TPACKET_V2
+// ring takes the header too: tpacket_rcv writes it just before the frame.
 package afpacket
 
 import (
