@@ -176,6 +176,12 @@ func (w *worker) keepsWhole(c *conn, dir int) bool {
 	return f.transparent || w.off.segLen <= it.mtu || w.p.ip.DontFragment()
 }
 
+// carriesOffload reports whether frame is the offloaded frame at hand,
+// kept whole: it must leave with its virtio_net_hdr.
+func (w *worker) carriesOffload(frame []byte) bool {
+	return w.off.set() && len(frame) > 0 && &frame[0] == w.off.frame0
+}
+
 // wireLen returns the IPv4 length the packet at hand has on the wire: a
 // super-frame's segments', else its own.
 func (w *worker) wireLen() int {

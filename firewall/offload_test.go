@@ -367,3 +367,24 @@ func BenchmarkSuperFrame(b *testing.B) {
 		l.inOffload(ifInside, hdr, frame)
 	}
 }
+
+// TestSuperFrameToUnresolvedNextHop: a super-frame kept whole is not
+// queued while the next hop's ARP is pending (the queue keeps neither its
+// header nor its size); it is dropped, and the sender resends.
+func TestSuperFrameToUnresolvedNextHop(t *testing.T) {
+	l, recs := offloadLab(t, ifInside, ifOutside)
+	l.fw.arp.mu.Lock()
+	l.fw.deleteARPLocked(arpKey{uint8(ifOutside), server.ip})
+	l.fw.arp.mu.Unlock()
+	hdr, frame := superFrame(l, 20000)
+	if r := l.inOffload(ifInside, hdr, frame); r != DropNoAdjacency {
+		t.Errorf("got %v, want %v", r, DropNoAdjacency)
+	}
+	l.fw.arp.mu.Lock()
+	queued := len(l.fw.arp.pending)
+	l.fw.arp.mu.Unlock()
+	if queued != 0 {
+		t.Errorf("%d next hops with frames pending", queued)
+	}
+	recs[ifOutside].take()
+}

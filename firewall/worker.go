@@ -79,7 +79,7 @@ func (w *worker) queue(ifIdx int, frame []byte, buf *packetBuf) {
 	w.out[ifIdx] = append(w.out[ifIdx], frame)
 	if w.f.ifs[ifIdx].offload != nil {
 		hdr := noOffload[:]
-		if w.off.set() && len(frame) > 0 && &frame[0] == w.off.frame0 {
+		if w.carriesOffload(frame) {
 			hdr = w.off.hdr
 		}
 		w.outHdr[ifIdx] = append(w.outHdr[ifIdx], hdr)
