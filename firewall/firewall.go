@@ -556,7 +556,13 @@ func (f *Firewall) SendControl(iface string, dst net.HardwareAddr, ethertype uin
 	e.SetSource(f.ourMAC(it)[:])
 	e.SetEtherType(ethertype)
 	copy(e.Payload(), payload)
-	n, err := it.port.WriteBatch([][]byte{fr})
+	var n int
+	var err error
+	if it.offload != nil {
+		n, err = it.offload.WriteBatchVNet([][]byte{fr}, [][]byte{noOffload[:]})
+	} else {
+		n, err = it.port.WriteBatch([][]byte{fr})
+	}
 	if err == nil && n != 1 {
 		err = errors.New("port accepted no frame")
 	}

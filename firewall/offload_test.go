@@ -10,7 +10,8 @@ import (
 )
 
 // offloadRecorder is an OffloadPort that keeps copies of what is written,
-// each frame with its virtio_net_hdr (an empty one through WriteBatch).
+// each frame with its virtio_net_hdr (nil through WriteBatch, which on a
+// real socket would take the frame's first bytes for the header).
 type offloadRecorder struct {
 	frames, hdrs [][]byte
 	discard      bool // keep nothing (allocation tests)
@@ -33,12 +34,12 @@ func (r *offloadRecorder) WriteBatchVNet(frames, hdrs [][]byte) (int, error) {
 		return len(frames), nil
 	}
 	for i, f := range frames {
-		h := noOffload[:]
+		var h []byte
 		if hdrs != nil {
-			h = hdrs[i]
+			h = bytes.Clone(hdrs[i])
 		}
 		r.frames = append(r.frames, bytes.Clone(f))
-		r.hdrs = append(r.hdrs, bytes.Clone(h))
+		r.hdrs = append(r.hdrs, h)
 	}
 	return len(frames), nil
 }
@@ -387,4 +388,28 @@ func TestSuperFrameToUnresolvedNextHop(t *testing.T) {
 		t.Errorf("%d next hops with frames pending", queued)
 	}
 	recs[ifOutside].take()
+}
+
+// TestOffloadPortsWriteWithHeaders: every frame the firewall sends on an
+// OffloadPort goes with a header (an empty one when it is not a kept-whole
+// super-frame): generated frames, control frames, segments.
+func TestOffloadPortsWriteWithHeaders(t *testing.T) {
+	l, recs := offloadLab(t, ifInside, ifOutside)
+	if err := l.fw.SendControl("outside", server.mac[:], 0x88b5, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	l.fw.ifs[ifOutside].mtu = 1400
+	hdr, frame := superFrame(l, 5000)
+	l.inOffload(ifInside, hdr, frame) // refused: an ICMP error to the client
+	for i, rec := range recs {
+		frames, hdrs := rec.take()
+		for j := range frames {
+			if !bytes.Equal(hdrs[j], noOffload[:]) {
+				t.Errorf("interface %d frame %d: header %x, want an empty one", i, j, hdrs[j])
+			}
+		}
+		if want := map[int]int{ifInside: 1, ifOutside: 1}[i]; len(frames) != want {
+			t.Errorf("interface %d: %d frames, want %d", i, len(frames), want)
+		}
+	}
 }
