@@ -146,8 +146,9 @@ type Stats struct {
 	VLANTagged uint64
 	// ChecksumPending counts frames whose TCP/UDP checksum was not yet
 	// filled in (TP_STATUS_CSUMNOTREADY): a sender in this machine with
-	// checksum offload on. Forwarded as they are, they arrive with a
-	// wrong checksum; the cure is offloads off on the sending interface.
+	// checksum offload on. Forwarded as they are without VNetHdr, they
+	// arrive with a wrong checksum (the cure is offloads off on the
+	// sending interface); with VNetHdr their header says NEEDS_CSUM.
 	ChecksumPending uint64
 }
 
