@@ -16,7 +16,7 @@ type Lab struct {
 	// Offloads: offloads on on every veth, super-frames through the units
 	// (Spec.Offloads).
 	Offloads bool
-	File        string // where it was read from ("builtin:default" for embedded labs)
+	File     string // where it was read from ("builtin:default" for embedded labs)
 
 	Hosts    []Host
 	Switches []Switch
