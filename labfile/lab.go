@@ -13,10 +13,11 @@ type Lab struct {
 	Name        string
 	Description string
 	Mode        string // "routed" or "transparent"
+	File        string // where it was read from ("builtin:default" for embedded labs)
+
 	// Offloads: offloads on on every veth, super-frames through the units
 	// (Spec.Offloads).
 	Offloads bool
-	File     string // where it was read from ("builtin:default" for embedded labs)
 
 	Hosts    []Host
 	Switches []Switch
