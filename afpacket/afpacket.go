@@ -266,6 +266,52 @@ func (p *Port) ReadBatchVNet(bufs [][]byte, sizes []int, hdrs [][]byte) (int, er
 	return p.read(bufs[:n], sizes[:n], hdrs[:n])
 }
 
+// ReadInPlace is ReadBatchVNet without the copy, for a forwarder that is
+// done with each batch before it reads the next: frames[i] and hdrs[i]
+// are the receive ring's own memory (writable; frames[i] may grow up to
+// its capacity, the end of its slot). They stay valid, and their slots
+// withheld from the kernel, until Release, which the caller must call
+// after each successful ReadInPlace and before the next; until then the
+// Port's reading is locked (Close waits for it). Saves copying every
+// frame once (16% of a unit's CPU forwarding 64 KiB super-frames).
+func (p *Port) ReadInPlace(frames, hdrs [][]byte) (int, error) {
+	if !p.opts.VNetHdr {
+		return 0, errNoVNetHdr
+	}
+	n := min(len(frames), len(hdrs), p.opts.BatchSize)
+	if n == 0 {
+		return 0, nil
+	}
+	p.rxMu.Lock()
+	if p.closed.Load() {
+		p.rxMu.Unlock()
+		return 0, ErrClosed
+	}
+	for {
+		if got := p.rx.drainInPlace(p, frames[:n], hdrs[:n]); got > 0 {
+			var total uint64
+			for _, f := range frames[:got] {
+				total += uint64(len(f))
+			}
+			p.rxFrames.Add(uint64(got))
+			p.rxBytes.Add(total)
+			return got, nil // rxMu stays locked until Release
+		}
+		p.rx.release() // slots of dropped frames only
+		if err := p.wait(p.rx.readyFn); err != nil {
+			p.rxMu.Unlock()
+			return 0, err
+		}
+	}
+}
+
+// Release gives back the slots of the frames the last ReadInPlace
+// returned, which must no longer be used, and unlocks reading.
+func (p *Port) Release() {
+	p.rx.release()
+	p.rxMu.Unlock()
+}
+
 var errNoVNetHdr = fmt.Errorf("afpacket: port opened without Options.VNetHdr")
 
 // VNetHdr reports whether the Port was opened with Options.VNetHdr.

@@ -22,6 +22,9 @@ type ring struct {
 	slotSize  int
 	slotCount int
 	head      int // next slot to read, guarded by socket.rxMu
+	// held counts the slots before head that ReadInPlace handed out and
+	// Release has not yet given back; guarded by socket.rxMu.
+	held int
 
 	readyFn func(fd uintptr) bool
 }
@@ -101,6 +104,69 @@ func (r *ring) drain(p *Port, bufs [][]byte, sizes []int, hdrs [][]byte) int {
 		}
 	}
 	return n
+}
+
+// drainInPlace is drain without the copy: frames[i] and hdrs[i] are the
+// slots' own memory, and the slots stay the reader's (held) until release.
+// A dropped frame's slot is held too, so that release gives back one run.
+func (r *ring) drainInPlace(p *Port, frames, hdrs [][]byte) int {
+	n := 0
+	for n < len(frames) && r.held < r.slotCount {
+		status := atomic.LoadUint32(r.status(r.head))
+		if status&unix.TP_STATUS_USER == 0 {
+			break
+		}
+		slot := r.mem[r.head*r.slotSize : (r.head+1)*r.slotSize]
+		hdr := (*unix.Tpacket2Hdr)(unsafe.Pointer(&slot[0]))
+		if start, size, ok := r.locate(p, slot, hdr, status); ok && start >= VNetHdrLen {
+			// Capacity to the slot's end: room the frame may grow into.
+			frames[n] = slot[start : start+size : len(slot)]
+			hdrs[n] = slot[start-VNetHdrLen : start : start]
+			n++
+		} else if ok {
+			p.truncated.Add(1)
+		}
+		r.held++
+		r.head++
+		if r.head == r.slotCount {
+			r.head = 0
+		}
+	}
+	return n
+}
+
+// release gives the held slots back to the kernel, oldest first.
+func (r *ring) release() {
+	i := r.head - r.held
+	if i < 0 {
+		i += r.slotCount
+	}
+	for range r.held {
+		atomic.StoreUint32(r.status(i), unix.TP_STATUS_KERNEL)
+		if i++; i == r.slotCount {
+			i = 0
+		}
+	}
+	r.held = 0
+}
+
+// locate finds the frame in slot: its offset and length. It returns
+// false, counting the drop, when the frame did not fit the slot or
+// arrived with a VLAN tag.
+func (r *ring) locate(p *Port, slot []byte, hdr *unix.Tpacket2Hdr, status uint32) (start, size int, ok bool) {
+	if wasTagged(status, hdr.Vlan_tci) {
+		p.vlanTagged.Add(1)
+		return 0, 0, false
+	}
+	start, size = int(hdr.Mac), int(hdr.Snaplen)
+	if int(hdr.Snaplen) < int(hdr.Len) || start < 0 || start+size > len(slot) {
+		p.truncated.Add(1)
+		return 0, 0, false
+	}
+	if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
+		p.checksumPending.Add(1)
+	}
+	return start, size, true
 }
 
 // copyOut copies the frame in slot into buf, and its virtio_net_hdr into
