@@ -368,8 +368,12 @@ func (f *Firewall) readLoop(it *iface, port Port, arpOnly bool) error {
 }
 
 // readOffloadLoop is readLoop for an OffloadPort: each frame comes with
-// its virtio_net_hdr, and may be a super-frame.
+// its virtio_net_hdr, and may be a super-frame. A port that lends its
+// receive memory (inPlaceReader) is read without copying.
 func (f *Firewall) readOffloadLoop(it *iface) error {
+	if ip, ok := it.offload.(inPlaceReader); ok {
+		return f.readInPlaceLoop(it, ip)
+	}
 	bufs := make([][]byte, readBatchSize)
 	hdrs := make([][]byte, readBatchSize)
 	for i := range bufs {
@@ -388,6 +392,35 @@ func (f *Firewall) readOffloadLoop(it *iface) error {
 			w.handleOffload(it.idx, hdrs[i], bufs[i][:sizes[i]])
 		}
 		w.flush()
+	}
+}
+
+// inPlaceReader is an OffloadPort that lends its receive memory
+// (afpacket.Port.ReadInPlace): frames[i] and hdrs[i] are valid, and
+// writable, until Release, which is called once the batch is written.
+type inPlaceReader interface {
+	ReadInPlace(frames, hdrs [][]byte) (int, error)
+	Release()
+}
+
+// readInPlaceLoop is readOffloadLoop on frames in the port's own memory.
+// Nothing in the path keeps a frame past flush (what waits, for ARP or
+// reassembly, is copied), so Release after flush is safe.
+func (f *Firewall) readInPlaceLoop(it *iface, port inPlaceReader) error {
+	frames := make([][]byte, readBatchSize)
+	hdrs := make([][]byte, readBatchSize)
+	w := f.workers.New().(*worker)
+	for {
+		n, err := port.ReadInPlace(frames, hdrs)
+		if err != nil {
+			return err
+		}
+		w.now = f.now()
+		for i := range n {
+			w.handleOffload(it.idx, hdrs[i], frames[i])
+		}
+		w.flush()
+		port.Release()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/falab/falab/firewall/header"
@@ -411,5 +412,55 @@ func TestOffloadPortsWriteWithHeaders(t *testing.T) {
 		if want := map[int]int{ifInside: 1, ifOutside: 1}[i]; len(frames) != want {
 			t.Errorf("interface %d: %d frames, want %d", i, len(frames), want)
 		}
+	}
+}
+
+// inPlacePort lends frames (one batch, then errDone) and logs the order of
+// writes and releases.
+type inPlacePort struct {
+	*offloadRecorder
+	batch [][2][]byte // header, frame
+	log   *[]string
+}
+
+var errDone = errors.New("done")
+
+func (p *inPlacePort) ReadInPlace(frames, hdrs [][]byte) (int, error) {
+	if p.batch == nil {
+		return 0, errDone
+	}
+	for i, b := range p.batch {
+		hdrs[i], frames[i] = b[0], b[1]
+	}
+	n := len(p.batch)
+	p.batch = nil
+	return n, nil
+}
+
+func (p *inPlacePort) Release() { *p.log = append(*p.log, "release") }
+
+func (p *inPlacePort) WriteBatchVNet(frames, hdrs [][]byte) (int, error) {
+	*p.log = append(*p.log, "write")
+	return p.offloadRecorder.WriteBatchVNet(frames, hdrs)
+}
+
+// TestReadInPlaceLoop: frames read in the port's memory run the path, and
+// the port gets them back (Release) only after the batch is written.
+func TestReadInPlaceLoop(t *testing.T) {
+	l, recs := offloadLab(t, ifInside, ifOutside)
+	var log []string
+	out := &inPlacePort{offloadRecorder: recs[ifOutside], log: &log}
+	l.fw.ifs[ifOutside].port, l.fw.ifs[ifOutside].offload = out, out
+	hdr, frame := superFrame(l, 5000)
+	in := &inPlacePort{offloadRecorder: recs[ifInside], batch: [][2][]byte{{hdr, frame}}, log: &log}
+	l.fw.ifs[ifInside].port, l.fw.ifs[ifInside].offload = in, in
+	if err := l.fw.readLoop(l.fw.ifs[ifInside], in, false); err != errDone {
+		t.Fatalf("readLoop: %v", err)
+	}
+	if frames, _ := recs[ifOutside].take(); len(frames) != 1 {
+		t.Errorf("%d frames out, want the super-frame", len(frames))
+	}
+	if got := strings.Join(log, ","); got != "write,release" {
+		t.Errorf("port calls %s, want write,release", got)
 	}
 }
