@@ -45,7 +45,8 @@
 // frames whose checksum is still to be done travel whole, in both
 // directions. It is off by default; a lab with offloads on opens the units'
 // data interfaces with it (ReadBatchVNet and WriteBatchVNet keep the header
-// apart from the frame, for the firewall's OffloadPort). The TPACKET_V2
+// apart from the frame, for the firewall's OffloadPort; ReadInPlace lends
+// the ring's slots without copying, until Release). The TPACKET_V2
 // ring takes the header too: tpacket_rcv writes it just before the frame.
 package afpacket
 
