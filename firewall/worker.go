@@ -10,7 +10,7 @@ type worker struct {
 	f   *Firewall
 	out [][][]byte // per interface index: frames awaiting WriteBatch
 	// outHdr holds, per OffloadPort interface, the virtio_net_hdr of each
-	// frame in out (offload.go).
+	// frame in out (offload.go); made on first use.
 	outHdr [][][]byte
 	off    offload      // the virtio_net_hdr of the frame at hand (offload.go)
 	held   []*packetBuf // pool buffers referenced by out, returned after flush
@@ -30,7 +30,7 @@ type worker struct {
 }
 
 func newWorker(f *Firewall) *worker {
-	return &worker{f: f, out: make([][][]byte, len(f.ifs)), outHdr: make([][][]byte, len(f.ifs))}
+	return &worker{f: f, out: make([][][]byte, len(f.ifs))}
 }
 
 // ifSet is a set of interface indexes (at most 255 interfaces), held in
@@ -78,6 +78,9 @@ type bridged struct {
 func (w *worker) queue(ifIdx int, frame []byte, buf *packetBuf) {
 	w.out[ifIdx] = append(w.out[ifIdx], frame)
 	if w.f.ifs[ifIdx].offload != nil {
+		if w.outHdr == nil {
+			w.outHdr = make([][][]byte, len(w.f.ifs))
+		}
 		hdr := noOffload[:]
 		if w.carriesOffload(frame) {
 			hdr = w.off.hdr
