@@ -466,3 +466,29 @@ func TestReadInPlaceLoop(t *testing.T) {
 		t.Errorf("port calls %s, want write,release", got)
 	}
 }
+
+// TestBridgedSuperFrameWhole: a transparent unit bridges a super-frame of
+// an established connection whole, bytes and header unchanged.
+func TestBridgedSuperFrameWhole(t *testing.T) {
+	l := bridgeLab(t, transparentConfig())
+	l.bseg(true, SYN, "")
+	l.bseg(false, SYN|ACK, "")
+	l.bseg(true, ACK, "")
+	recs := make([]*offloadRecorder, len(l.fw.ifs))
+	for i, it := range l.fw.ifs {
+		recs[i] = &offloadRecorder{}
+		it.port, it.offload = recs[i], recs[i]
+	}
+	frame := l.tcpFrame(stA.mac, stB.mac, stA.ip, stB.ip, 40000, 80, ACK|PSH, string(make([]byte, 5000)))
+	tcp := header.TCP(header.IPv4(frame[header.EthernetLen:]).Payload())
+	tcp.SetChecksum(header.PseudoHeaderChecksum(header.ProtocolTCP, stA.ip, stB.ip, uint16(len(tcp))))
+	hdr := vnetHdr(vnetNeedsCsum, vnetGSOTCPv4, testGSOSize, 34, 16)
+	sent := bytes.Clone(frame)
+	if r := l.inOffload(ifInside, hdr, frame); r != dropNone {
+		t.Fatalf("dropped: %v", r)
+	}
+	frames, hdrs := recs[ifOutside].take()
+	if len(frames) != 1 || !bytes.Equal(frames[0], sent) || !bytes.Equal(hdrs[0], hdr) {
+		t.Errorf("%d frames out; want the super-frame as it came, with its header", len(frames))
+	}
+}
