@@ -78,9 +78,6 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Report, error) {
 		return rep, err
 	}
 	rep.Figures = append(b.upDownFigures(), figs...)
-	if b.wants(10) {
-		rep.Figures = append(rep.Figures, referenceFigures()...)
-	}
 	order(rep.Figures)
 	for i := range rep.Figures {
 		rep.Figures[i].finish()
@@ -287,19 +284,6 @@ func (b *bench) upDownFigures() []Figure {
 	down := repeated(item, "lab-down", "lab down (lab.Down)", "ms", b.downs, downT,
 		fmt.Sprintf("lab.Down (kill units and agents, remove namespaces), %d labs", len(b.downs)))
 	return []Figure{up, down}
-}
-
-// referenceFigures are the standard Linux pair's figures (nftables SNAT +
-// conntrackd + keepalived), quoted: they are not measured here.
-func referenceFigures() []Figure {
-	return []Figure{
-		{ID: "ref-crash-gap", Item: 10, Name: "Linux pair: crash gap (keepalived VRRP)", Unit: "ms",
-			Reference: "2.7-3.3 s with 1 s adverts; 25-54 ms with 10 ms VRRPv3 adverts"},
-		{ID: "ref-conntrackd-lag", Item: 10, Name: "Linux pair: conntrackd replication lag", Unit: "ms",
-			Reference: "~12 ms at 2k new flows/s"},
-		{ID: "ref-tcp-survive", Item: 10, Name: "Linux pair: TCP sessions surviving failover", Unit: "%",
-			Reference: "0-2 of 20 s2c/bidirectional streams survive"},
-	}
 }
 
 // errText flattens an error for a one-line n/a reason.

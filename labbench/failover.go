@@ -138,15 +138,23 @@ func (b *bench) gapOnce(ctx context.Context, fault string) (gapResult, error) {
 	return res, nil
 }
 
+// gapCase is one fault of a gap row.
+type gapCase struct {
+	fault, id, name string
+	target          *Target
+}
+
 // failoverGaps is figure 6: crash (SIGKILL) and freeze (SIGSTOP).
 func (b *bench) failoverGaps(ctx context.Context) []Figure {
-	cases := []struct {
-		fault, id, name string
-		target          *Target
-	}{
+	return b.gapFigures(ctx, 6, []gapCase{
 		{lab.FaultKill, "gap-crash", "failover gap, crash (SIGKILL active)", &Target{Op: "<", Value: 10, OnMax: true}},
 		{lab.FaultFreeze, "gap-freeze", "failover gap, freeze (SIGSTOP active)", &Target{Op: "<", Value: 110, OnMax: true}},
-	}
+	}, b.gapOnce)
+}
+
+// gapFigures repeats once for each case, three times (one in a quick
+// run), and makes each case's row from the runs that measured a gap.
+func (b *bench) gapFigures(ctx context.Context, item int, cases []gapCase, once func(context.Context, string) (gapResult, error)) []Figure {
 	var figs []Figure
 	for _, c := range cases {
 		var gaps []float64
@@ -157,9 +165,9 @@ func (b *bench) failoverGaps(ctx context.Context) []Figure {
 			if ctx.Err() != nil {
 				break
 			}
-			r, err := b.gapOnce(ctx, c.fault)
+			r, err := once(ctx, c.fault)
 			if err != nil {
-				b.log.Warn("bench: failover gap run failed", "fault", c.fault, "err", err)
+				b.log.Warn("bench: failover gap run failed", "row", c.id, "err", err)
 				errs = append(errs, err)
 				continue
 			}
@@ -171,7 +179,7 @@ func (b *bench) failoverGaps(ctx context.Context) []Figure {
 			if err == nil {
 				err = ctx.Err()
 			}
-			figs = append(figs, notMeasured(6, c.id, c.name, "ms", c.target, err))
+			figs = append(figs, notMeasured(item, c.id, c.name, "ms", c.target, err))
 			continue
 		}
 		detail := fmt.Sprintf("udp-probe every 1 ms client1->server1, longest echo gap; %d of %d runs; gaps %s ms; probes lost %v",
@@ -179,7 +187,7 @@ func (b *bench) failoverGaps(ctx context.Context) []Figure {
 		if len(errs) > 0 {
 			detail += fmt.Sprintf("; %d runs failed: %s", len(errs), errText(errors.Join(errs...)))
 		}
-		figs = append(figs, repeated(6, c.id, c.name, "ms", gaps, c.target, detail))
+		figs = append(figs, repeated(item, c.id, c.name, "ms", gaps, c.target, detail))
 	}
 	return figs
 }
@@ -195,95 +203,133 @@ func floats(xs []float64) string {
 	return s
 }
 
-// tcpResume is figure 7: tcp-stream generators c2s, s2c and both through
-// the active unit, the active killed, each direction's longest gap and the
-// sessions that survived.
-func (b *bench) tcpResume(ctx context.Context) []Figure {
-	dirs := []string{"c2s", "s2c", "both"}
-	var gapT *Target // the brief sets no target on the resume time itself
-	survT := &Target{Op: ">=", Value: 100}
-	fail := func(err error) []Figure {
-		var figs []Figure
-		for _, d := range dirs {
-			figs = append(figs,
-				notMeasured(7, "tcp-resume-"+d, "TCP resume after crash, "+d, "ms", gapT, err),
-				notMeasured(7, "tcp-survived-"+d, "TCP sessions survived, "+d, "%", survT, err))
-		}
-		return figs
-	}
-	bl, down, err := b.up(ctx, "tcp", false)
-	if err != nil {
-		return fail(err)
-	}
-	defer down()
-	active, err := waitPair(ctx, bl.Name, 10*time.Second)
-	if err != nil {
-		return fail(err)
-	}
-	flows := pick(b, 5, 10)
-	for i, d := range dirs {
+// streamDirs are the tcp-stream directions of the TCP resume rows.
+var streamDirs = []string{"c2s", "s2c", "both"}
+
+// streamResult is one direction's tcp-stream generator across a fault.
+type streamResult struct {
+	dir                  string
+	gapMs                float64 // longest gap of any flow, client or server side
+	survived, flows      int
+	clientResets, stalls int
+	serverResets         int
+	err                  error // the direction's report is missing
+}
+
+func (r streamResult) survivedPct() float64 { return 100 * float64(r.survived) / float64(r.flows) }
+
+// streamsAcross runs a tcp-stream generator per direction client1 ->
+// server1 in lab labName with flows flows each, calls fault once every
+// flow is up, and reads each direction's longest gap and survivors.
+func (b *bench) streamsAcross(ctx context.Context, labName string, flows int, fault func(context.Context) error) ([]streamResult, error) {
+	for i, d := range streamDirs {
 		t := lab.Traffic{Name: "tcp-" + d, Kind: traffic.KindTCPStream, Client: "client1", Server: "server1", Flows: flows, Direction: d, Port: 5301 + i}
-		if err := lab.StartTraffic(ctx, bl.Name, t); err != nil {
-			return fail(err)
+		if err := lab.StartTraffic(ctx, labName, t); err != nil {
+			return nil, err
 		}
 	}
 	// Every flow established before the fault.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		ready := 0
-		for _, d := range dirs {
-			if r, err := reportOf(bl.Name, "tcp-"+d); err == nil && r.Client != nil && r.Client.Alive == flows {
+		for _, d := range streamDirs {
+			if r, err := reportOf(labName, "tcp-"+d); err == nil && r.Client != nil && r.Client.Alive == flows {
 				ready++
 			}
 		}
-		if ready == len(dirs) {
+		if ready == len(streamDirs) {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fail(fmt.Errorf("only %d of %d tcp-stream generators had all %d flows alive after 5 s", ready, len(dirs), flows))
+			return nil, fmt.Errorf("only %d of %d tcp-stream generators had all %d flows alive after 5 s", ready, len(streamDirs), flows)
 		}
 		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
-			return fail(err)
+			return nil, err
 		}
 	}
 	if err := sleepCtx(ctx, 300*time.Millisecond); err != nil {
-		return fail(err)
+		return nil, err
 	}
-	fault := time.Now()
-	if _, err := lab.Inject(ctx, bl.Name, lab.Fault{Kind: lab.FaultKill, Target: active}); err != nil {
-		return fail(err)
+	at := time.Now()
+	if err := fault(ctx); err != nil {
+		return nil, err
 	}
 	if err := sleepCtx(ctx, pick(b, 1500*time.Millisecond, 2500*time.Millisecond)); err != nil {
-		return fail(err)
+		return nil, err
 	}
-	if err := lab.StopTraffic(bl.Name); err != nil {
-		return fail(err)
+	if err := lab.StopTraffic(labName); err != nil {
+		return nil, err
 	}
-	var figs []Figure
-	for _, d := range dirs {
-		r, err := reportOf(bl.Name, "tcp-"+d)
+	var out []streamResult
+	for _, d := range streamDirs {
+		res := streamResult{dir: d}
+		r, err := reportOf(labName, "tcp-"+d)
 		if err == nil && (r.Client == nil || r.Server == nil) {
 			err = errors.New("a tcp-stream agent wrote no report")
 		}
-		if err != nil {
-			figs = append(figs,
-				notMeasured(7, "tcp-resume-"+d, "TCP resume after crash, "+d, "ms", gapT, err),
-				notMeasured(7, "tcp-survived-"+d, "TCP sessions survived, "+d, "%", survT, err))
+		if res.err = err; err == nil {
+			for _, f := range r.Client.Detail {
+				if f.Survived(at) {
+					res.survived++
+				}
+			}
+			res.flows = len(r.Client.Detail)
+			res.gapMs = max(r.Client.LongestGapMs, r.Server.LongestGapMs)
+			res.clientResets, res.stalls, res.serverResets = r.Client.Reset, r.Client.Stalled, r.Server.Reset
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// tcpResume is figure 7: tcp-stream generators c2s, s2c and both through
+// the active unit, the active killed, each direction's longest gap and the
+// sessions that survived.
+func (b *bench) tcpResume(ctx context.Context) []Figure {
+	var gapT *Target // the brief sets no target on the resume time itself
+	survT := &Target{Op: ">=", Value: 100}
+	fail := func(d string, err error) []Figure {
+		return []Figure{
+			notMeasured(7, "tcp-resume-"+d, "TCP resume after crash, "+d, "ms", gapT, err),
+			notMeasured(7, "tcp-survived-"+d, "TCP sessions survived, "+d, "%", survT, err),
+		}
+	}
+	failAll := func(err error) []Figure {
+		var figs []Figure
+		for _, d := range streamDirs {
+			figs = append(figs, fail(d, err)...)
+		}
+		return figs
+	}
+	bl, down, err := b.up(ctx, "tcp", false)
+	if err != nil {
+		return failAll(err)
+	}
+	defer down()
+	active, err := waitPair(ctx, bl.Name, 10*time.Second)
+	if err != nil {
+		return failAll(err)
+	}
+	flows := pick(b, 5, 10)
+	res, err := b.streamsAcross(ctx, bl.Name, flows, func(ctx context.Context) error {
+		_, err := lab.Inject(ctx, bl.Name, lab.Fault{Kind: lab.FaultKill, Target: active})
+		return err
+	})
+	if err != nil {
+		return failAll(err)
+	}
+	var figs []Figure
+	for _, r := range res {
+		if r.err != nil {
+			figs = append(figs, fail(r.dir, r.err)...)
 			continue
 		}
-		survived := 0
-		for _, f := range r.Client.Detail {
-			if f.Survived(fault) {
-				survived++
-			}
-		}
-		gap := max(r.Client.LongestGapMs, r.Server.LongestGapMs)
 		figs = append(figs,
-			measured(7, "tcp-resume-"+d, "TCP resume after crash, "+d, "ms", gap, gapT,
-				fmt.Sprintf("tcp-stream %s, %d flows at 1 MB/s each way they send; longest gap of any flow, client or server side", d, flows)),
-			measured(7, "tcp-survived-"+d, "TCP sessions survived, "+d, "%", 100*float64(survived)/float64(len(r.Client.Detail)), survT,
+			measured(7, "tcp-resume-"+r.dir, "TCP resume after crash, "+r.dir, "ms", r.gapMs, gapT,
+				fmt.Sprintf("tcp-stream %s, %d flows at 1 MB/s each way they send; longest gap of any flow, client or server side", r.dir, flows)),
+			measured(7, "tcp-survived-"+r.dir, "TCP sessions survived, "+r.dir, "%", r.survivedPct(), survT,
 				fmt.Sprintf("%d of %d flows alive or completed after the kill (client resets %d, stalled %d; server resets %d)",
-					survived, len(r.Client.Detail), r.Client.Reset, r.Client.Stalled, r.Server.Reset)))
+					r.survived, r.flows, r.clientResets, r.stalls, r.serverResets)))
 	}
 	return figs
 }

@@ -103,8 +103,10 @@ var FigureIDs = []string{
 	"tcp-resume-c2s", "tcp-survived-c2s", "tcp-resume-s2c", "tcp-survived-s2c", "tcp-resume-both", "tcp-survived-both",
 	"bulk-sync",
 	"repl-lag-p99",
-	"lp-conn-rate", "lp-tcp", "lp-crash-gap",
-	"ref-crash-gap", "ref-conntrackd-lag", "ref-tcp-survive",
+	"lp-conn-rate", "lp-tcp", "lp-repl-lag-p99",
+	"lp-gap-crash", "lp-gap-freeze",
+	"lp-tcp-resume-c2s", "lp-tcp-survived-c2s", "lp-tcp-resume-s2c", "lp-tcp-survived-s2c", "lp-tcp-resume-both", "lp-tcp-survived-both",
+	"lp-drop-tcp-resume-c2s", "lp-drop-tcp-survived-c2s", "lp-drop-tcp-resume-s2c", "lp-drop-tcp-survived-s2c", "lp-drop-tcp-resume-both", "lp-drop-tcp-survived-both",
 	"transparent-pps",
 }
 
