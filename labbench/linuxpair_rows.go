@@ -111,44 +111,9 @@ func init() {
 	}
 }
 
-// samples collects one row's repetitions and the errors of those that
-// failed.
-type samples struct {
-	vals   []float64
-	errs   []error
-	detail []string
-}
-
-func (s *samples) add(v float64, err error, detail string) {
-	if err != nil {
-		s.errs = append(s.errs, err)
-		return
-	}
-	s.vals = append(s.vals, v)
-	if detail != "" {
-		s.detail = append(s.detail, detail)
-	}
-}
-
-// figure makes the row id from s: the repetitions it measured, or n/a
-// with why none was.
+// figure makes the Linux pair's row id from s, its detail led by lpHow.
 func (s *samples) figure(id string, runs int, how string) Figure {
-	name, unit := lpNames[id], lpUnits[id]
-	if len(s.vals) == 0 {
-		err := errors.Join(s.errs...)
-		if err == nil {
-			err = errors.New("not run")
-		}
-		return notMeasured(lpItem, id, name, unit, nil, err)
-	}
-	detail := fmt.Sprintf("%s; %s; %d of %d runs", lpHow, how, len(s.vals), runs)
-	if len(s.detail) > 0 {
-		detail += ": " + strings.Join(s.detail, "; ")
-	}
-	if len(s.errs) > 0 {
-		detail += fmt.Sprintf("; %d runs failed: %s", len(s.errs), errText(errors.Join(s.errs...)))
-	}
-	return repeated(lpItem, id, name, unit, s.vals, nil, detail)
+	return s.row(lpItem, id, lpNames[id], lpUnits[id], nil, runs, lpHow+"; "+how)
 }
 
 // lpLoad measures, on labs of their own, the pair's replication lag, one
@@ -268,11 +233,7 @@ var (
 // lpStreams is figure 7 for the Linux pair: tcp-stream generators c2s,
 // s2c and both through the master, the master crashed; repeated.
 func (b *bench) lpStreams(ctx context.Context, v streamVariant) []Figure {
-	gaps := map[string]*samples{}
-	surv := map[string]*samples{}
-	for _, d := range streamDirs {
-		gaps[d], surv[d] = &samples{}, &samples{}
-	}
+	s := newStreamSamples()
 	flows, n := pick(b, 5, 10), b.reps(3)
 	for range n {
 		if ctx.Err() != nil {
@@ -293,23 +254,15 @@ func (b *bench) lpStreams(ctx context.Context, v streamVariant) []Figure {
 		})
 		if err != nil {
 			b.log.Warn("bench: Linux pair TCP run failed", "err", err)
-			res = nil
-			for _, d := range streamDirs {
-				res = append(res, streamResult{dir: d, err: err})
-			}
 		}
-		for _, r := range res {
-			gaps[r.dir].add(r.gapMs, r.err, "")
-			surv[r.dir].add(r.survivedPct(), r.err, fmt.Sprintf("%d/%d (client resets %d, stalled %d; server resets %d)",
-				r.survived, r.flows, r.clientResets, r.stalls, r.serverResets))
-		}
+		s.add(res, err)
 	}
 	var figs []Figure
 	for _, d := range streamDirs {
 		how := fmt.Sprintf("tcp-stream %s, %d flows at 1 MB/s each way they send, master crashed%s", d, flows, v.how)
 		figs = append(figs,
-			gaps[d].figure(v.prefix+"tcp-resume-"+d, n, how+"; longest gap of any flow, client or server side"),
-			surv[d].figure(v.prefix+"tcp-survived-"+d, n, how+"; flows alive or completed after the crash"))
+			s.gaps[d].figure(v.prefix+"tcp-resume-"+d, n, how+"; longest gap of any flow, client or server side"),
+			s.surv[d].figure(v.prefix+"tcp-survived-"+d, n, how+"; flows alive or completed after the crash"))
 	}
 	return figs
 }

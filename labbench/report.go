@@ -35,6 +35,9 @@ type Target struct {
 	// OnMax applies the target to the worst repetition rather than the
 	// median.
 	OnMax bool `json:"on_max,omitempty"`
+	// OnMin applies the target to the lowest repetition: for a floor
+	// such as sessions survived, the worst run.
+	OnMin bool `json:"on_min,omitempty"`
 }
 
 // met reports whether v meets the target.
@@ -176,6 +179,8 @@ func (f *Figure) finish() {
 			v = *f.Ratio
 		} else if f.Target.OnMax && f.Max != nil {
 			v = *f.Max
+		} else if f.Target.OnMin && f.Min != nil {
+			v = *f.Min
 		}
 		f.Verdict = VerdictMissed
 		switch {
@@ -258,6 +263,9 @@ func formatTarget(t *Target, unit string) string {
 	}
 	if t.OnMax {
 		s += " (max)"
+	}
+	if t.OnMin {
+		s += " (min)"
 	}
 	return s
 }

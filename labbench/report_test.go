@@ -33,6 +33,8 @@ func TestVerdict(t *testing.T) {
 		{"ratio missed", measured(2, "x", "x", "pps", 200, &Target{Op: ">=", Value: 0.5, OnRatio: true}, "").withKernel(500), VerdictMissed},
 		{"ratio without a kernel figure", measured(2, "x", "x", "pps", 200, &Target{Op: ">=", Value: 0.5, OnRatio: true}, ""), VerdictNA},
 		{"median meets, max does not (target on max)", repeated(6, "x", "x", "ms", []float64{5, 6, 30}, &Target{Op: "<", Value: 10, OnMax: true}, ""), VerdictMissed},
+		{"one run of three loses a session (target on min)", repeated(7, "x", "x", "%", []float64{100, 90, 100}, &Target{Op: ">=", Value: 100, OnMin: true}, ""), VerdictMissed},
+		{"every run keeps every session (target on min)", repeated(7, "x", "x", "%", []float64{100, 100, 100}, &Target{Op: ">=", Value: 100, OnMin: true}, ""), VerdictMet},
 		{"median meets (target on median)", repeated(6, "x", "x", "ms", []float64{5, 6, 30}, &Target{Op: "<", Value: 10}, ""), VerdictMet},
 		{"no target", measured(7, "x", "x", "ms", 20, nil, ""), VerdictInfo},
 		{"not measured", notMeasured(3, "x", "x", "Gbit/s", &Target{Op: ">=", Value: 0.5}, errors.New("iperf3 is not installed")), VerdictNA},
@@ -89,6 +91,7 @@ func TestFormat(t *testing.T) {
 		{&Target{Op: "<", Value: 1000}, "< 1000 ms"},
 		{&Target{Op: ">=", Value: 0.5, OnRatio: true}, "ratio >= 0.5"},
 		{&Target{Op: "<", Value: 10, OnMax: true}, "< 10 ms (max)"},
+		{&Target{Op: ">=", Value: 100, OnMin: true}, ">= 100 ms (min)"},
 	} {
 		if got := formatTarget(tc.t, "ms"); got != tc.want {
 			t.Errorf("formatTarget(%+v) = %q, want %q", tc.t, got, tc.want)
