@@ -337,18 +337,7 @@ func (p *Port) read(bufs [][]byte, sizes []int, hdrs [][]byte) (int, error) {
 // skipped and counted in Stats.TXErrors; the rest are still sent, and the
 // first such refusal is returned as the error. A full send buffer is waited
 // out, not reported. After Close it returns ErrClosed.
-func (p *Port) WriteBatch(frames [][]byte) (int, error) {
-	if len(frames) == 0 {
-		return 0, nil
-	}
-	p.txMu.Lock()
-	defer p.txMu.Unlock()
-	if p.closed.Load() {
-		return 0, ErrClosed
-	}
-	sent, err := p.tx.write(p, frames, nil)
-	return sent, p.fixErr(err)
-}
+func (p *Port) WriteBatch(frames [][]byte) (int, error) { return p.writeBatch(frames, nil) }
 
 // WriteBatchVNet is WriteBatch for a Port opened with Options.VNetHdr, with
 // each frame's virtio_net_hdr apart: hdrs[i] (VNetHdrLen bytes) goes in
@@ -362,6 +351,11 @@ func (p *Port) WriteBatchVNet(frames, hdrs [][]byte) (int, error) {
 	if len(hdrs) < len(frames) {
 		return 0, fmt.Errorf("afpacket: %d headers for %d frames", len(hdrs), len(frames))
 	}
+	return p.writeBatch(frames, hdrs)
+}
+
+// writeBatch sends frames, each behind hdrs[i] when hdrs is not nil.
+func (p *Port) writeBatch(frames, hdrs [][]byte) (int, error) {
 	if len(frames) == 0 {
 		return 0, nil
 	}
