@@ -183,6 +183,10 @@ func (u *Unit) OpenBox() error {
 		return err
 	}
 	u.box = b
+	// The cut-through proxy steers to a listener in this stack.
+	if err := u.attachUAuthStack(u.fw.BoxStack()); err != nil {
+		u.log.Warn("cut-through proxy not steering", "err", err)
+	}
 	return nil
 }
 
