@@ -136,7 +136,7 @@ type Firewall struct {
 
 type controlHandler struct {
 	ethertype uint16
-	h         func(iface string, payload []byte)
+	h         func(iface string, src [6]byte, payload []byte)
 }
 
 // ifaceCounters are one interface's counters.
@@ -493,9 +493,10 @@ func (f *Firewall) SendGratuitousARP() {
 }
 
 // SetControlHandler delivers every frame of the given EtherType, whatever
-// the role and destination MAC, to h with the interface name and the
-// Ethernet payload (valid only during the call). A nil h removes it.
-func (f *Firewall) SetControlHandler(ethertype uint16, h func(iface string, payload []byte)) {
+// the role and destination MAC, to h with the interface name, the source
+// MAC and the Ethernet payload (valid only during the call). A nil h
+// removes it.
+func (f *Firewall) SetControlHandler(ethertype uint16, h func(iface string, src [6]byte, payload []byte)) {
 	if h == nil {
 		f.control.Store(nil)
 		return

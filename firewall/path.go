@@ -58,7 +58,7 @@ func (w *worker) dispatch(in *iface, frame []byte) DropReason {
 		return DropTruncated
 	}
 	if ch := w.f.control.Load(); ch != nil && eth.EtherType() == ch.ethertype {
-		ch.h(in.name, eth.Payload())
+		ch.h(in.name, [6]byte(eth.Source()), eth.Payload())
 		return dropNone
 	}
 	var next linkNext

@@ -117,7 +117,7 @@ func TestControlFrames(t *testing.T) {
 		Payload string
 	}
 	var gots []got
-	l.fw.SetControlHandler(EtherTypeFailover, func(iface string, payload []byte) {
+	l.fw.SetControlHandler(EtherTypeFailover, func(iface string, _ [6]byte, payload []byte) {
 		gots = append(gots, got{iface, string(payload)})
 	})
 	fr := make([]byte, header.EthernetLen+5)

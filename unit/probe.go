@@ -39,9 +39,13 @@ var broadcastMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 //
 // Every interface hello that reaches handle, from any host, would cost an
 // HMAC on a reader goroutine; so handle checks the cheap things first
-// (length, layout, the sender's name), then takes a token from the
-// interface's bucket, and only then opens the seal (which itself refuses
-// stale and replayed messages before hashing).
+// (length, layout, the sender's name), then takes a token from a bucket,
+// and only then opens the seal (which itself refuses stale and replayed
+// messages before hashing). The bucket is chosen by the frame's source
+// MAC (helloLimit): the pair's own MACs and any MAC whose hello has
+// authenticated get buckets of their own, every other source shares one,
+// so a host flooding forged hellos in the peer's name drains only the
+// strangers' bucket and never the peer's.
 //
 // Concurrency: start runs on the driver; handle on the control sockets' (or
 // the firewall's) reader goroutines; mu guards the round; sendMu keeps each
@@ -53,8 +57,8 @@ type prober struct {
 	out     *sealer
 	in      *opener
 	sendMu  sync.Mutex
-	buckets map[string]*tokenBucket // by interface; read-only after newProber
-	windows map[string]*window      // by interface: the peer's probe stream there
+	limits  map[string]*helloLimit // by interface; the map is read-only after newProber
+	windows map[string]*window     // by interface: the peer's probe stream there
 	rejects rejectCounters
 	now     func() time.Time // the buckets' clock
 
@@ -88,7 +92,90 @@ const (
 	probeBurst = 200
 )
 
-// tokenBucket is one interface's interface-hello rate limit.
+// helloLimit is one interface's interface-hello rate limit, a bucket per
+// trusted source MAC and one shared by all others. Trusted are the pair's
+// configured MACs on the interface (in virtual-MAC mode the peer sends
+// from one of them) and, learnt, the source of any hello that opened
+// under the failover key: the peer's burned-in MAC. Learning is bounded
+// (maxTrustedSources, the oldest learnt entry replaced), and only an
+// authenticated hello teaches, so a forger cannot buy a bucket of its own.
+// What it cannot stop is a forger sending from the peer's own MAC; that
+// moves the peer's MAC in the switches, an attack on the segment that the
+// limit does not pretend to answer.
+type helloLimit struct {
+	mu       sync.Mutex
+	trusted  [maxTrustedSources]trustedSource // guarded by mu
+	n        int                              // guarded by mu: slots in use
+	seeded   int                              // slots holding configured MACs, never replaced
+	next     int                              // guarded by mu: the learnt slot to replace next
+	stranger tokenBucket
+}
+
+type trustedSource struct {
+	mac    [6]byte
+	bucket tokenBucket
+}
+
+// maxTrustedSources: the pair's two configured MACs, the peer's burned-in
+// MAC and a spare for a peer replaced in place.
+const maxTrustedSources = 4
+
+func newHelloLimit(configured ...[]byte) *helloLimit {
+	l := &helloLimit{}
+	for _, m := range configured {
+		if len(m) == 6 && !l.knows([6]byte(m)) && l.n < maxTrustedSources {
+			l.trusted[l.n].mac = [6]byte(m)
+			l.n++
+		}
+	}
+	l.seeded, l.next = l.n, l.n
+	return l
+}
+
+// knows reports whether mac has a bucket of its own; mu held or l unshared.
+func (l *helloLimit) knows(mac [6]byte) bool {
+	for i := range l.n {
+		if l.trusted[i].mac == mac {
+			return true
+		}
+	}
+	return false
+}
+
+// bucketFor returns the bucket a hello from mac spends. The slots live in
+// a fixed array, so the pointer stays valid after mu is released.
+func (l *helloLimit) bucketFor(mac [6]byte) *tokenBucket {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range l.n {
+		if l.trusted[i].mac == mac {
+			return &l.trusted[i].bucket
+		}
+	}
+	return &l.stranger
+}
+
+// trust gives mac, whose hello just authenticated, a bucket of its own.
+func (l *helloLimit) trust(mac [6]byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.knows(mac) || l.seeded == maxTrustedSources {
+		return
+	}
+	if l.n < maxTrustedSources {
+		l.trusted[l.n].mac = mac
+		l.n++
+		return
+	}
+	// The replaced slot keeps its bucket's tokens: a reader may hold the
+	// bucket right now, and a fresh source starts no richer than it was.
+	l.trusted[l.next].mac = mac
+	if l.next++; l.next == maxTrustedSources {
+		l.next = l.seeded
+	}
+}
+
+// tokenBucket is one source's interface-hello rate limit.
 type tokenBucket struct {
 	mu     sync.Mutex
 	tokens float64 // guarded by mu
@@ -116,12 +203,12 @@ func newProber(u *Unit) *prober {
 		u:       u,
 		out:     newSealer(u.key, "probe"),
 		in:      newOpener(u.key, "probe"),
-		buckets: map[string]*tokenBucket{},
+		limits:  map[string]*helloLimit{},
 		windows: map[string]*window{},
 		now:     time.Now,
 	}
 	for _, ic := range u.cfg.Firewall.Interfaces {
-		p.buckets[ic.Name] = &tokenBucket{}
+		p.limits[ic.Name] = newHelloLimit(ic.ActiveMAC, ic.StandbyMAC)
 		p.windows[ic.Name] = &window{}
 	}
 	return p
@@ -250,7 +337,7 @@ func (p *prober) readControl(ctx context.Context, iface string, port firewall.Po
 			if len(f) < 14 || binary.BigEndian.Uint16(f[12:14]) != probeEtherType {
 				continue
 			}
-			p.handle(iface, f[14:])
+			p.handle(iface, [6]byte(f[6:12]), f[14:])
 		}
 	}
 }
@@ -273,8 +360,8 @@ func probeBody(kind byte, round uint64, name string, active bool) []byte {
 
 // handle takes an interface hello from a data interface: answer the peer's
 // questions in every state, and note the peer's answers to ours.
-func (p *prober) handle(iface string, payload []byte) {
-	body, r := p.check(iface, payload, p.now())
+func (p *prober) handle(iface string, src [6]byte, payload []byte) {
+	body, r := p.check(iface, src, payload, p.now())
 	if r != accepted {
 		p.rejects.add(r)
 		return
@@ -291,9 +378,10 @@ func (p *prober) handle(iface string, payload []byte) {
 	}
 }
 
-// check opens an interface hello from the peer, cheapest tests first, and
-// returns its body; a nil body and accepted for this unit's own hello.
-func (p *prober) check(iface string, payload []byte, now time.Time) ([]byte, rejectReason) {
+// check opens an interface hello from the peer, sent from MAC src,
+// cheapest tests first, and returns its body; a nil body and accepted for
+// this unit's own hello.
+func (p *prober) check(iface string, src [6]byte, payload []byte, now time.Time) ([]byte, rejectReason) {
 	if len(payload) < sealOverhead+probeBodyMin {
 		return nil, rejectMalformed
 	}
@@ -310,17 +398,18 @@ func (p *prober) check(iface string, payload []byte, now time.Time) ([]byte, rej
 		}
 		return nil, rejectMalformed
 	}
-	bucket, w := p.buckets[iface], p.windows[iface]
-	if bucket == nil || w == nil {
+	limit, w := p.limits[iface], p.windows[iface]
+	if limit == nil || w == nil {
 		return nil, rejectMalformed
 	}
-	if !bucket.take(now.UnixNano()) {
+	if !limit.bucketFor(src).take(now.UnixNano()) {
 		return nil, rejectRateLimited
 	}
 	body, r := p.in.open(w, payload)
 	if r != accepted {
 		return nil, r
 	}
+	limit.trust(src)
 	if body[0] != probeAsk && body[0] != probeAnswer {
 		return nil, rejectMalformed
 	}

@@ -175,8 +175,17 @@ func newTestUnit(t *testing.T, name, peer string, key replicate.Key) *Unit {
 	return u
 }
 
-// TestProbeRateLimit: a genuine probe round passes the interface's bucket;
-// a flood is capped before any HMAC, at the bucket's size.
+// Source MACs of the interface hello tests: the peer's burned-in MAC
+// (not configured, learnt from its first authenticated hello) and a host's.
+var (
+	peerUnitMAC = [6]byte{0x02, 0xfb, 0, 0, 0, 2}
+	hostMAC     = [6]byte{0x02, 0x11, 0, 0, 0, 0x11}
+)
+
+// TestProbeRateLimit: a genuine probe round passes its source's bucket; a
+// flood from a host is capped before any HMAC, at the bucket's size, and
+// leaves the peer's own bucket alone: a genuine round passes in the middle
+// of the flood.
 func TestProbeRateLimit(t *testing.T) {
 	c := newClock()
 	a := newTestUnit(t, "fw-a", "fw-b", testKey(7))
@@ -191,7 +200,7 @@ func TestProbeRateLimit(t *testing.T) {
 		for i := range 6 {
 			for _, iface := range []string{"inside", "outside"} {
 				msg := b.probes.out.seal(probeBody(kind, uint64(i+1), "fw-b", false))
-				if body, r := in.check(iface, msg, c.now()); r != accepted || body == nil {
+				if body, r := in.check(iface, peerUnitMAC, msg, c.now()); r != accepted || body == nil {
 					t.Fatalf("genuine hello %d on %s: %v", i, iface, r)
 				}
 			}
@@ -209,7 +218,7 @@ func TestProbeRateLimit(t *testing.T) {
 	macs := in.in.macs.Load()
 	const flood = 10000
 	for range flood {
-		in.handle("inside", forger.seal(probeBody(probeAnswer, 1, "fw-b", false)))
+		in.handle("inside", hostMAC, forger.seal(probeBody(probeAnswer, 1, "fw-b", false)))
 	}
 	if got := in.in.macs.Load() - macs; got > probeBurst {
 		t.Errorf("a flood of %d frames computed %d HMACs, want at most the burst (%d)", flood, got, probeBurst)
@@ -220,14 +229,25 @@ func TestProbeRateLimit(t *testing.T) {
 	}
 	// The flood's frames cost the data plane's reader no allocation.
 	junk := forger.seal(probeBody(probeAnswer, 1, "fw-b", false))
-	if n := testing.AllocsPerRun(1000, func() { in.handle("inside", junk) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { in.handle("inside", hostMAC, junk) }); n != 0 {
 		t.Errorf("a rate-limited interface hello allocates %v times", n)
 	}
-	// The other interface's bucket is its own; once the flood stops, the
-	// bucket refills and a genuine round passes again.
-	c.advance(time.Second)
+	// The strangers' bucket is dry, even for a hello that would open, but
+	// the peer's MAC has its own: a genuine round passes in the same
+	// instant as the flood.
+	if _, r := in.check("inside", hostMAC, b.probes.out.seal(probeBody(probeAsk, 9, "fw-b", false)), c.now()); r != rejectRateLimited {
+		t.Errorf("a host's hello during the flood: %v, want rate-limited", r)
+	}
 	round(probeAsk)
-
+	// A forged hello that fails the seal teaches nothing: its source
+	// stays a stranger.
+	c.advance(time.Second)
+	if _, r := in.check("inside", hostMAC, forger.seal(probeBody(probeAsk, 1, "fw-b", false)), c.now()); r != rejectAuth {
+		t.Errorf("a forged hello: %v, want bad auth", r)
+	}
+	if in.limits["inside"].knows(hostMAC) || !in.limits["inside"].knows(peerUnitMAC) {
+		t.Errorf("trusted sources: the host's MAC learnt or the peer's not")
+	}
 	// Cheap refusals: foreign names, bad lengths, own hellos.
 	for _, tc := range []struct {
 		name string
@@ -240,11 +260,11 @@ func TestProbeRateLimit(t *testing.T) {
 		{"bad kind", b.probes.out.seal(probeBody(9, 1, "fw-b", false)), rejectMalformed},
 		{"own", a.probes.out.seal(probeBody(probeAsk, 1, "fw-a", false)), accepted},
 	} {
-		if _, r := in.check("inside", tc.msg, c.now()); r != tc.want {
+		if _, r := in.check("inside", peerUnitMAC, tc.msg, c.now()); r != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, r, tc.want)
 		}
 	}
-	if _, r := in.check("nosuch", b.probes.out.seal(probeBody(probeAsk, 1, "fw-b", false)), c.now()); r != rejectMalformed {
+	if _, r := in.check("nosuch", peerUnitMAC, b.probes.out.seal(probeBody(probeAsk, 1, "fw-b", false)), c.now()); r != rejectMalformed {
 		t.Errorf("unknown interface: %v", r)
 	}
 }
@@ -255,10 +275,10 @@ func TestProbeReplay(t *testing.T) {
 	a := newTestUnit(t, "fw-a", "fw-b", testKey(7))
 	b := newTestUnit(t, "fw-b", "fw-a", testKey(7))
 	msg := b.probes.out.seal(probeBody(probeAnswer, 5, "fw-b", false))
-	if _, r := a.probes.check("inside", msg, time.Now()); r != accepted {
+	if _, r := a.probes.check("inside", peerUnitMAC, msg, time.Now()); r != accepted {
 		t.Fatalf("first: %v", r)
 	}
-	if _, r := a.probes.check("inside", msg, time.Now()); r != rejectReplay {
+	if _, r := a.probes.check("inside", peerUnitMAC, msg, time.Now()); r != rejectReplay {
 		t.Errorf("replayed: %v, want replay", r)
 	}
 }

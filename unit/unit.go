@@ -254,7 +254,7 @@ func (u *Unit) AttachControl(iface string, p interface {
 	}
 	u.control[iface] = &controlPort{port: p, mac: p.HardwareAddr()}
 	// The data ring sees the same frames: answered once, here.
-	u.fw.SetControlHandler(probeEtherType, func(string, []byte) {})
+	u.fw.SetControlHandler(probeEtherType, func(string, [6]byte, []byte) {})
 }
 
 // probeRounds sizes a confirmation on the data interfaces to half the unit
