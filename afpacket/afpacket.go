@@ -43,8 +43,11 @@
 // Options.VNetHdr turns on PACKET_VNET_HDR: every frame then starts with a
 // struct virtio_net_hdr (VNetHdr), so GSO super-frames (up to 64 KiB) and
 // frames whose checksum is still to be done travel whole, in both
-// directions. It is off by default: the lab disables offloads on the units'
-// interfaces, and the firewall does not yet read the header.
+// directions. It is off by default; a lab with offloads on opens the units'
+// data interfaces with it (ReadBatchVNet and WriteBatchVNet keep the header
+// apart from the frame, for the firewall's OffloadPort; ReadInPlace lends
+// the ring's slots without copying, until Release). The TPACKET_V2
+// ring takes the header too: tpacket_rcv writes it just before the frame.
 package afpacket
 
 import (
@@ -144,8 +147,9 @@ type Stats struct {
 	VLANTagged uint64
 	// ChecksumPending counts frames whose TCP/UDP checksum was not yet
 	// filled in (TP_STATUS_CSUMNOTREADY): a sender in this machine with
-	// checksum offload on. Forwarded as they are, they arrive with a
-	// wrong checksum; the cure is offloads off on the sending interface.
+	// checksum offload on. Forwarded as they are without VNetHdr, they
+	// arrive with a wrong checksum (the cure is offloads off on the
+	// sending interface); with VNetHdr their header says NEEDS_CSUM.
 	ChecksumPending uint64
 }
 
@@ -240,7 +244,83 @@ func (p *Port) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 	if p.closed.Load() {
 		return 0, ErrClosed
 	}
-	got, err := p.rx.read(p, bufs[:n], sizes[:n])
+	return p.read(bufs[:n], sizes[:n], nil)
+}
+
+// ReadBatchVNet is ReadBatch for a Port opened with Options.VNetHdr, with
+// each frame's virtio_net_hdr apart: frame i is bufs[i][:sizes[i]] and its
+// header is copied into hdrs[i], which must hold VNetHdrLen bytes. A
+// forwarder then reads frames and headers into buffers of its own layout.
+func (p *Port) ReadBatchVNet(bufs [][]byte, sizes []int, hdrs [][]byte) (int, error) {
+	if !p.opts.VNetHdr {
+		return 0, errNoVNetHdr
+	}
+	n := min(len(bufs), len(sizes), len(hdrs), p.opts.BatchSize)
+	if n == 0 {
+		return 0, nil
+	}
+	p.rxMu.Lock()
+	defer p.rxMu.Unlock()
+	if p.closed.Load() {
+		return 0, ErrClosed
+	}
+	return p.read(bufs[:n], sizes[:n], hdrs[:n])
+}
+
+// ReadInPlace is ReadBatchVNet without the copy, for a forwarder that is
+// done with each batch before it reads the next: frames[i] and hdrs[i]
+// are the receive ring's own memory (writable; frames[i] may grow up to
+// its capacity, the end of its slot). They stay valid, and their slots
+// withheld from the kernel, until Release, which the caller must call
+// after each successful ReadInPlace and before the next; until then the
+// Port's reading is locked (Close waits for it). Saves copying every
+// frame once (16% of a unit's CPU forwarding 64 KiB super-frames).
+func (p *Port) ReadInPlace(frames, hdrs [][]byte) (int, error) {
+	if !p.opts.VNetHdr {
+		return 0, errNoVNetHdr
+	}
+	n := min(len(frames), len(hdrs), p.opts.BatchSize)
+	if n == 0 {
+		return 0, nil
+	}
+	p.rxMu.Lock()
+	if p.closed.Load() {
+		p.rxMu.Unlock()
+		return 0, ErrClosed
+	}
+	for {
+		if got := p.rx.drainInPlace(p, frames[:n], hdrs[:n]); got > 0 {
+			var total uint64
+			for _, f := range frames[:got] {
+				total += uint64(len(f))
+			}
+			p.rxFrames.Add(uint64(got))
+			p.rxBytes.Add(total)
+			return got, nil // rxMu stays locked until Release
+		}
+		p.rx.release() // slots of dropped frames only
+		if err := p.wait(p.rx.readyFn); err != nil {
+			p.rxMu.Unlock()
+			return 0, err
+		}
+	}
+}
+
+// Release gives back the slots of the frames the last ReadInPlace
+// returned, which must no longer be used, and unlocks reading.
+func (p *Port) Release() {
+	p.rx.release()
+	p.rxMu.Unlock()
+}
+
+var errNoVNetHdr = fmt.Errorf("afpacket: port opened without Options.VNetHdr")
+
+// VNetHdr reports whether the Port was opened with Options.VNetHdr.
+func (p *Port) VNetHdr() bool { return p.opts.VNetHdr }
+
+// read drains the ring and counts; called with rxMu held.
+func (p *Port) read(bufs [][]byte, sizes []int, hdrs [][]byte) (int, error) {
+	got, err := p.rx.read(p, bufs, sizes, hdrs)
 	if got > 0 {
 		var total uint64
 		for _, s := range sizes[:got] {
@@ -266,7 +346,31 @@ func (p *Port) WriteBatch(frames [][]byte) (int, error) {
 	if p.closed.Load() {
 		return 0, ErrClosed
 	}
-	sent, err := p.tx.write(p, frames)
+	sent, err := p.tx.write(p, frames, nil)
+	return sent, p.fixErr(err)
+}
+
+// WriteBatchVNet is WriteBatch for a Port opened with Options.VNetHdr, with
+// each frame's virtio_net_hdr apart: hdrs[i] (VNetHdrLen bytes) goes in
+// front of frames[i], in the same message (a second iovec), so neither is
+// copied. A header with GSO set hands the kernel a super-frame to cut into
+// segments (or to pass whole to a peer that takes it).
+func (p *Port) WriteBatchVNet(frames, hdrs [][]byte) (int, error) {
+	if !p.opts.VNetHdr {
+		return 0, errNoVNetHdr
+	}
+	if len(hdrs) < len(frames) {
+		return 0, fmt.Errorf("afpacket: %d headers for %d frames", len(hdrs), len(frames))
+	}
+	if len(frames) == 0 {
+		return 0, nil
+	}
+	p.txMu.Lock()
+	defer p.txMu.Unlock()
+	if p.closed.Load() {
+		return 0, ErrClosed
+	}
+	sent, err := p.tx.write(p, frames, hdrs)
 	return sent, p.fixErr(err)
 }
 

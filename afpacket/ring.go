@@ -22,6 +22,9 @@ type ring struct {
 	slotSize  int
 	slotCount int
 	head      int // next slot to read, guarded by socket.rxMu
+	// held counts the slots before head that ReadInPlace handed out and
+	// Release has not yet given back; guarded by socket.rxMu.
+	held int
 
 	readyFn func(fd uintptr) bool
 }
@@ -59,9 +62,10 @@ func (r *ring) ready(uintptr) bool {
 	return atomic.LoadUint32(r.status(r.head))&unix.TP_STATUS_USER != 0
 }
 
-func (r *ring) read(p *Port, bufs [][]byte, sizes []int) (int, error) {
+// read fills bufs (and, if not nil, hdrs: see Port.ReadBatchVNet).
+func (r *ring) read(p *Port, bufs [][]byte, sizes []int, hdrs [][]byte) (int, error) {
 	for {
-		if n := r.drain(p, bufs, sizes); n > 0 {
+		if n := r.drain(p, bufs, sizes, hdrs); n > 0 {
 			return n, nil
 		}
 		// The ring is empty (or held only dropped frames). The poller
@@ -73,8 +77,9 @@ func (r *ring) read(p *Port, bufs [][]byte, sizes []int) (int, error) {
 	}
 }
 
-// drain copies ready frames into bufs and gives their slots back.
-func (r *ring) drain(p *Port, bufs [][]byte, sizes []int) int {
+// drain copies ready frames into bufs (their virtio_net_hdr into hdrs,
+// when not nil) and gives their slots back.
+func (r *ring) drain(p *Port, bufs [][]byte, sizes []int, hdrs [][]byte) int {
 	n := 0
 	for n < len(bufs) {
 		st := r.status(r.head)
@@ -84,7 +89,11 @@ func (r *ring) drain(p *Port, bufs [][]byte, sizes []int) int {
 		}
 		slot := r.mem[r.head*r.slotSize : (r.head+1)*r.slotSize]
 		hdr := (*unix.Tpacket2Hdr)(unsafe.Pointer(&slot[0]))
-		if size, ok := r.copyOut(p, slot, hdr, status, bufs[n]); ok {
+		var vnet []byte
+		if hdrs != nil {
+			vnet = hdrs[n]
+		}
+		if size, ok := r.copyOut(p, slot, hdr, status, bufs[n], vnet); ok {
 			sizes[n] = size
 			n++
 		}
@@ -97,16 +106,80 @@ func (r *ring) drain(p *Port, bufs [][]byte, sizes []int) int {
 	return n
 }
 
-// copyOut copies the frame in slot into buf. It returns false, counting
-// the drop, when the frame did not fit the slot or does not fit buf, or
+// drainInPlace is drain without the copy: frames[i] and hdrs[i] are the
+// slots' own memory, and the slots stay the reader's (held) until release.
+// A dropped frame's slot is held too, so that release gives back one run.
+func (r *ring) drainInPlace(p *Port, frames, hdrs [][]byte) int {
+	n := 0
+	for n < len(frames) && r.held < r.slotCount {
+		status := atomic.LoadUint32(r.status(r.head))
+		if status&unix.TP_STATUS_USER == 0 {
+			break
+		}
+		slot := r.mem[r.head*r.slotSize : (r.head+1)*r.slotSize]
+		hdr := (*unix.Tpacket2Hdr)(unsafe.Pointer(&slot[0]))
+		if start, size, ok := r.locate(p, slot, hdr, status); ok && start >= VNetHdrLen {
+			// Capacity to the slot's end: room the frame may grow into.
+			frames[n] = slot[start : start+size : len(slot)]
+			hdrs[n] = slot[start-VNetHdrLen : start : start]
+			n++
+		} else if ok {
+			p.truncated.Add(1)
+		}
+		r.held++
+		r.head++
+		if r.head == r.slotCount {
+			r.head = 0
+		}
+	}
+	return n
+}
+
+// release gives the held slots back to the kernel, oldest first.
+func (r *ring) release() {
+	i := r.head - r.held
+	if i < 0 {
+		i += r.slotCount
+	}
+	for range r.held {
+		atomic.StoreUint32(r.status(i), unix.TP_STATUS_KERNEL)
+		if i++; i == r.slotCount {
+			i = 0
+		}
+	}
+	r.held = 0
+}
+
+// locate finds the frame in slot: its offset and length. It returns
+// false, counting the drop, when the frame did not fit the slot or
 // arrived with a VLAN tag.
-func (r *ring) copyOut(p *Port, slot []byte, hdr *unix.Tpacket2Hdr, status uint32, buf []byte) (int, bool) {
+func (r *ring) locate(p *Port, slot []byte, hdr *unix.Tpacket2Hdr, status uint32) (start, size int, ok bool) {
+	if wasTagged(status, hdr.Vlan_tci) {
+		p.vlanTagged.Add(1)
+		return 0, 0, false
+	}
+	start, size = int(hdr.Mac), int(hdr.Snaplen)
+	if int(hdr.Snaplen) < int(hdr.Len) || start < 0 || start+size > len(slot) {
+		p.truncated.Add(1)
+		return 0, 0, false
+	}
+	if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
+		p.checksumPending.Add(1)
+	}
+	return start, size, true
+}
+
+// copyOut copies the frame in slot into buf, and its virtio_net_hdr into
+// vnet if that is not nil (else in front of the frame in buf). It returns
+// false, counting the drop, when the frame did not fit the slot or does
+// not fit buf, or arrived with a VLAN tag.
+func (r *ring) copyOut(p *Port, slot []byte, hdr *unix.Tpacket2Hdr, status uint32, buf, vnet []byte) (int, bool) {
 	if wasTagged(status, hdr.Vlan_tci) {
 		p.vlanTagged.Add(1)
 		return 0, false
 	}
 	start, snap := int(hdr.Mac), int(hdr.Snaplen)
-	if p.opts.VNetHdr {
+	if p.opts.VNetHdr && vnet == nil {
 		// The kernel writes the virtio_net_hdr just before the frame.
 		start -= VNetHdrLen
 		snap += VNetHdrLen
@@ -114,6 +187,13 @@ func (r *ring) copyOut(p *Port, slot []byte, hdr *unix.Tpacket2Hdr, status uint3
 	if int(hdr.Snaplen) < int(hdr.Len) || start < 0 || start+snap > len(slot) || snap > len(buf) {
 		p.truncated.Add(1)
 		return 0, false
+	}
+	if vnet != nil {
+		if start < VNetHdrLen || len(vnet) < VNetHdrLen {
+			p.truncated.Add(1)
+			return 0, false
+		}
+		copy(vnet, slot[start-VNetHdrLen:start])
 	}
 	size := copy(buf, slot[start:start+snap])
 	if status&unix.TP_STATUS_CSUMNOTREADY != 0 {

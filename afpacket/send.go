@@ -23,7 +23,7 @@ type sender struct {
 func newSender(batch int) *sender {
 	s := &sender{
 		msgs: make([]unix.Mmsghdr, batch),
-		iovs: make([]unix.Iovec, batch),
+		iovs: make([]unix.Iovec, 2*batch), // a header and a frame per message
 	}
 	s.sendFn = s.send
 	return s
@@ -49,21 +49,24 @@ func (s *sender) send(fd uintptr) bool {
 	}
 }
 
-func (s *sender) write(p *Port, frames [][]byte) (int, error) {
+// write sends frames, each after its hdrs[i] in the same message when
+// hdrs is not nil.
+func (s *sender) write(p *Port, frames, hdrs [][]byte) (int, error) {
 	accepted := 0
 	var first error
 	for len(frames) > 0 {
 		n := min(len(frames), len(s.msgs))
 		for i, f := range frames[:n] {
-			iov := &s.iovs[i]
-			iov.Base = nil
-			if len(f) > 0 {
-				iov.Base = &f[0]
+			iov := s.iovs[2*i : 2*i+2]
+			parts := 1
+			if hdrs != nil {
+				setIovec(&iov[0], hdrs[i])
+				parts = 2
 			}
-			iov.SetLen(len(f))
+			setIovec(&iov[parts-1], f)
 			h := &s.msgs[i].Hdr
-			h.Iov = iov
-			h.SetIovlen(1)
+			h.Iov = &iov[0]
+			h.SetIovlen(parts)
 		}
 		s.want, s.sent, s.errno = n, 0, 0
 		if err := p.raw.Write(s.sendFn); err != nil {
@@ -77,13 +80,27 @@ func (s *sender) write(p *Port, frames [][]byte) (int, error) {
 		p.txBytes.Add(bytes)
 		accepted += s.sent
 		frames = frames[s.sent:]
+		if hdrs != nil {
+			hdrs = hdrs[s.sent:]
+		}
 		if s.errno != 0 {
 			p.txErrors.Add(1)
 			if first == nil {
 				first = fmt.Errorf("afpacket: %q: sending a %d-byte frame: %w", p.name, len(frames[0]), os.NewSyscallError("sendmmsg", s.errno))
 			}
 			frames = frames[1:]
+			if hdrs != nil {
+				hdrs = hdrs[1:]
+			}
 		}
 	}
 	return accepted, first
+}
+
+func setIovec(iov *unix.Iovec, b []byte) {
+	iov.Base = nil
+	if len(b) > 0 {
+		iov.Base = &b[0]
+	}
+	iov.SetLen(len(b))
 }

@@ -88,6 +88,28 @@ type Interface struct {
 	TxPackets     uint64       `json:"tx_packets"`
 	TxBytes       uint64       `json:"tx_bytes"`
 	Drops         uint64       `json:"drops"`
+
+	// What the unit knows of the interface beyond its data plane (empty
+	// from a unit that predates them).
+	//
+	// ActiveMAC and StandbyMAC are the MACs the interface answers with
+	// while its unit is active and while it is standby (MAC is the one in
+	// use now): under mac_mode virtual they are the pair's virtual MACs,
+	// which move with the role (VirtualMAC says so); under burned-in both
+	// are the unit's own. BurnedInMAC is the NIC's own MAC ("" unknown).
+	ActiveMAC   string `json:"active_mac,omitempty"`
+	StandbyMAC  string `json:"standby_mac,omitempty"`
+	VirtualMAC  bool   `json:"virtual_mac,omitempty"`
+	BurnedInMAC string `json:"burned_in_mac,omitempty"`
+	// LinkKnown says AdminUp and Carrier were read from the kernel: the
+	// interface is administratively up, and it has carrier.
+	LinkKnown bool `json:"link_known,omitempty"`
+	AdminUp   bool `json:"admin_up,omitempty"`
+	Carrier   bool `json:"carrier,omitempty"`
+	// Monitored: failover watches the interface (monitor-interface), and
+	// MonitorUp is its state there: Normal (true) or Link Down.
+	Monitored bool `json:"monitored,omitempty"`
+	MonitorUp bool `json:"monitor_up,omitempty"`
 }
 
 // Drops counts dropped frames by reason, under `show asp-drop` names; only

@@ -55,6 +55,9 @@ type UnitConfig struct {
 	// management policy of the box admits them; ICMP echo and UDP 500/4500
 	// always).
 	BoxTCPPorts []uint16 `json:"box_tcp_ports,omitempty"`
+	// Offloads: the lab leaves offloads on, so the unit opens its data
+	// interfaces with virtio_net_hdrs and forwards GSO super-frames whole.
+	Offloads bool `json:"offloads,omitempty"`
 	// KeyFile holds the failover key (mode 0600).
 	KeyFile string `json:"key_file"`
 

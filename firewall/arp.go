@@ -418,6 +418,11 @@ func (w *worker) enqueueUnresolved(out *iface, nextHop [4]byte, frame []byte, bu
 	if !neighbourAddr(out, nextHop) || unitAddr(out, nextHop) {
 		return drop(DropInvalidNextHop)
 	}
+	if w.carriesOffload(frame) {
+		// A super-frame kept whole needs its virtio_net_hdr, which the
+		// queue does not keep (nor a buffer its size): the sender resends.
+		return drop(DropNoAdjacency)
+	}
 	k := arpKey{uint8(out.idx), nextHop}
 	f.arp.mu.Lock()
 	q := f.arp.pending[k]

@@ -174,6 +174,11 @@ func (w *worker) answerUnit(in *iface, ip header.IPv4, frame []byte) DropReason 
 	if r := w.parse(ip); r != dropNone {
 		return r
 	}
+	if w.off.set() {
+		if r, done := w.plain(in, frame); done {
+			return r
+		}
+	}
 	return w.toUnit(in, frame)
 }
 

@@ -87,6 +87,9 @@ type iface struct {
 	frags      fragQueue // datagrams awaiting reassembly (fragment.go)
 
 	port Port // set by Attach before Run; read-only afterwards
+	// offload is port as an OffloadPort when it carries virtio_net_hdrs
+	// (offload.go), else nil; set with port.
+	offload OffloadPort
 	// arpPort, when attached (AttachARP), receives this interface's ARP
 	// apart from the data: the data port's ARP frames are then ignored.
 	arpPort Port

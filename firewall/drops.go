@@ -88,6 +88,7 @@ const (
 	DropCTIQBEMalformed                  // CTIQBE inspection (lab model): a message that does not decode or contradicts the session
 	DropCTIQBEOutOfOrder                 // CTIQBE inspection (lab model): a segment past a gap in the stream
 	DropCTIQBETableFull                  // CTIQBE inspection (lab model): connection or call table full
+	DropBadOffload                       // a virtio_net_hdr (GSO, checksum offload) the frame contradicts or the firewall cannot honour
 	numDropReasons
 )
 
@@ -172,6 +173,7 @@ var dropNames = [numDropReasons]string{
 	DropCTIQBEMalformed:       "ctiqbe-malformed",
 	DropCTIQBEOutOfOrder:      "ctiqbe-out-of-order",
 	DropCTIQBETableFull:       "ctiqbe-table-full",
+	DropBadOffload:            "bad-offload-header",
 }
 
 // String returns the reason's name as "show asp drop" would print it.

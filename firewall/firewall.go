@@ -238,6 +238,9 @@ func (f *Firewall) Attach(name string, p Port) error {
 		return fmt.Errorf("attach %q: firewall already running", name)
 	}
 	f.ifs[i].port = p
+	if op, ok := p.(OffloadPort); ok && op.VNetHdr() {
+		f.ifs[i].offload = op
+	}
 	return nil
 }
 
@@ -341,6 +344,9 @@ func (f *Firewall) Run(ctx context.Context) error {
 // frame through the packet path in place, write what it produced. It
 // returns only when a read fails (a closed port included), with that error.
 func (f *Firewall) readLoop(it *iface, port Port, arpOnly bool) error {
+	if it.offload != nil && !arpOnly {
+		return f.readOffloadLoop(it)
+	}
 	bufs := make([][]byte, readBatchSize)
 	for i := range bufs {
 		bufs[i] = make([]byte, MaxFrameSize)
@@ -358,6 +364,63 @@ func (f *Firewall) readLoop(it *iface, port Port, arpOnly bool) error {
 			w.handle(it.idx, bufs[i][:sizes[i]])
 		}
 		w.flush()
+	}
+}
+
+// readOffloadLoop is readLoop for an OffloadPort: each frame comes with
+// its virtio_net_hdr, and may be a super-frame. A port that lends its
+// receive memory (inPlaceReader) is read without copying.
+func (f *Firewall) readOffloadLoop(it *iface) error {
+	if ip, ok := it.offload.(inPlaceReader); ok {
+		return f.readInPlaceLoop(it, ip)
+	}
+	bufs := make([][]byte, readBatchSize)
+	hdrs := make([][]byte, readBatchSize)
+	for i := range bufs {
+		bufs[i] = make([]byte, MaxOffloadFrameSize)
+		hdrs[i] = make([]byte, vnetHdrLen)
+	}
+	sizes := make([]int, readBatchSize)
+	w := f.workers.New().(*worker)
+	for {
+		n, err := it.offload.ReadBatchVNet(bufs, sizes, hdrs)
+		if err != nil {
+			return err
+		}
+		w.now = f.now()
+		for i := range n {
+			w.handleOffload(it.idx, hdrs[i], bufs[i][:sizes[i]])
+		}
+		w.flush()
+	}
+}
+
+// inPlaceReader is an OffloadPort that lends its receive memory
+// (afpacket.Port.ReadInPlace): frames[i] and hdrs[i] are valid, and
+// writable, until Release, which is called once the batch is written.
+type inPlaceReader interface {
+	ReadInPlace(frames, hdrs [][]byte) (int, error)
+	Release()
+}
+
+// readInPlaceLoop is readOffloadLoop on frames in the port's own memory.
+// Nothing in the path keeps a frame past flush (what waits, for ARP or
+// reassembly, is copied), so Release after flush is safe.
+func (f *Firewall) readInPlaceLoop(it *iface, port inPlaceReader) error {
+	frames := make([][]byte, readBatchSize)
+	hdrs := make([][]byte, readBatchSize)
+	w := f.workers.New().(*worker)
+	for {
+		n, err := port.ReadInPlace(frames, hdrs)
+		if err != nil {
+			return err
+		}
+		w.now = f.now()
+		for i := range n {
+			w.handleOffload(it.idx, hdrs[i], frames[i])
+		}
+		w.flush()
+		port.Release()
 	}
 }
 
@@ -527,7 +590,13 @@ func (f *Firewall) SendControl(iface string, dst net.HardwareAddr, ethertype uin
 	e.SetSource(f.ourMAC(it)[:])
 	e.SetEtherType(ethertype)
 	copy(e.Payload(), payload)
-	n, err := it.port.WriteBatch([][]byte{fr})
+	var n int
+	var err error
+	if it.offload != nil {
+		n, err = it.offload.WriteBatchVNet([][]byte{fr}, [][]byte{noOffload[:]})
+	} else {
+		n, err = it.port.WriteBatch([][]byte{fr})
+	}
 	if err == nil && n != 1 {
 		err = errors.New("port accepted no frame")
 	}

@@ -34,11 +34,26 @@ func (w *worker) handle(inIdx int, frame []byte) DropReason {
 	in := f.ifs[inIdx]
 	in.stats.rxPackets.Add(1)
 	in.stats.rxBytes.Add(uint64(len(frame)))
-	r := w.dispatch(in, frame)
+	r := w.off.bad // an unusable virtio_net_hdr (offload.go)
+	if r == dropNone {
+		r = w.dispatch(in, frame)
+	}
 	if r != dropNone {
 		f.drops[r].Add(1)
 		in.stats.drops.Add(1)
 	}
+	return r
+}
+
+// handleOffload is handle for a frame that came with the virtio_net_hdr
+// hdr (offload.go), which it carries out if the frame leaves whole.
+func (w *worker) handleOffload(inIdx int, hdr, frame []byte) DropReason {
+	w.off = parseOffload(hdr)
+	if w.off.set() && len(frame) > 0 {
+		w.off.frame0 = &frame[0]
+	}
+	r := w.handle(inIdx, frame)
+	w.off = offload{}
 	return r
 }
 
@@ -89,6 +104,11 @@ func (w *worker) network(in *iface, next linkNext, frame []byte) DropReason {
 	if r != dropNone {
 		return r
 	}
+	if w.off.set() {
+		if r := w.off.check(ip); r != dropNone {
+			return r
+		}
+	}
 	if ip.IsFragment() && !w.frag.releasing {
 		return w.fragment(in, ip, frame)
 	}
@@ -113,6 +133,11 @@ func (w *worker) network(in *iface, next linkNext, frame []byte) DropReason {
 	c, dir, r := w.lookup(in)
 	if r != dropNone {
 		return r
+	}
+	if w.off.set() && !w.keepsWhole(c, dir) {
+		if r, done := w.plain(in, frame); done {
+			return r
+		}
 	}
 	first := c == nil
 	if first {
@@ -394,6 +419,11 @@ func (w *worker) answer(in *iface, ip header.IPv4, frame []byte) DropReason {
 	if r := w.parse(ip); r != dropNone {
 		return r
 	}
+	if w.off.set() {
+		if r, done := w.plain(in, frame); done {
+			return r
+		}
+	}
 	return w.local(in, frame)
 }
 
@@ -665,7 +695,7 @@ func (w *worker) forward(in *iface, c *conn, dir int, frame []byte, first bool) 
 		w.translate(c, dir)
 	}
 	c.lastSeen.Store(w.now)
-	c.packets.Add(1)
+	c.packets.Add(max(1, w.off.segs)) // a super-frame counts as its segments
 	c.bytes.Add(uint64(len(w.p.ip)))
 	switch { // send, spelled out: one call less on the established path
 	case f.transparent && out < 0:
@@ -713,7 +743,7 @@ func (w *worker) egress(in *iface, c *conn, dir int, first bool) (out int, big b
 		return -1, false, DropTTLExpired
 	}
 	out = w.peerSide(c, dir)
-	big = len(ip) > f.ifs[out].mtu
+	big = w.wireLen() > f.ifs[out].mtu
 	if big && ip.DontFragment() {
 		return -1, false, w.fragNeeded(c, dir)
 	}
@@ -744,7 +774,7 @@ func (w *worker) translate(c *conn, dir int) {
 	p := &w.p
 	t := p.tuple
 	if t.Proto == header.ProtocolTCP {
-		c.applySeqOffset(header.TCP(p.l4), dir, t.Src, t.Dst)
+		c.applySeqOffset(header.TCP(p.l4), dir, t.Src, t.Dst, w.off.partial)
 	}
 	other := &c.reply // the tuple the packet leaves with, reversed
 	if dir == dirReply {
@@ -761,6 +791,10 @@ func (w *worker) translate(c *conn, dir int) {
 	}
 	if dst != t.Dst {
 		ip.SetDestinationAddressWithChecksumUpdate(dst)
+	}
+	if w.off.partial {
+		translatePartial(header.TCP(p.l4), t, src, dst, sport, dport)
+		return
 	}
 	switch t.Proto {
 	case header.ProtocolTCP:

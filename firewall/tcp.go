@@ -362,11 +362,16 @@ func (f *Firewall) tcpTransition(c *conn, dir int, s *tcpSeg, st TCPState, cf ui
 // the responder's ack and SACK blocks, which speak of the initiator's
 // numbers, lose it. src and dst are the segment's current IPv4 addresses
 // (needed only to recompute the checksum when a SACK block is not 16-bit
-// aligned). Checksums are updated incrementally (RFC 1624).
-func (c *conn) applySeqOffset(t header.TCP, dir int, src, dst [4]byte) {
+// aligned). Checksums are updated incrementally (RFC 1624), unless partial:
+// then the checksum field holds only the pseudo-header sum, which the
+// numbers are not part of (offload.go), and it is left as it is.
+func (c *conn) applySeqOffset(t header.TCP, dir int, src, dst [4]byte, partial bool) {
 	off := c.seqOff
 	if off == 0 {
 		return
+	}
+	if partial {
+		defer t.SetChecksum(t.Checksum())
 	}
 	if dir == dirOrig {
 		t.SetSequenceNumberWithChecksumUpdate(t.SequenceNumber() + off)
@@ -401,7 +406,7 @@ func (c *conn) applySeqOffset(t header.TCP, dir int, src, dst [4]byte) {
 		pos += len(opt)
 		opts = rest
 	}
-	if recompute {
+	if recompute && !partial {
 		t.SetChecksum(t.CalculateChecksum(src, dst))
 	}
 }

@@ -7,12 +7,16 @@ import "github.com/falab/falab/firewall/header"
 // egress interface, written in one batch by flush. A worker is used by
 // one goroutine at a time.
 type worker struct {
-	f    *Firewall
-	out  [][][]byte   // per interface index: frames awaiting WriteBatch
-	held []*packetBuf // pool buffers referenced by out, returned after flush
-	now  int64        // unix nanoseconds, read once per batch
-	p    parsed
-	l2   bridged // transparent mode: the frame's link-layer facts (bridgedLink)
+	f   *Firewall
+	out [][][]byte // per interface index: frames awaiting WriteBatch
+	// outHdr holds, per OffloadPort interface, the virtio_net_hdr of each
+	// frame in out (offload.go); made on first use.
+	outHdr [][][]byte
+	off    offload      // the virtio_net_hdr of the frame at hand (offload.go)
+	held   []*packetBuf // pool buffers referenced by out, returned after flush
+	now    int64        // unix nanoseconds, read once per batch
+	p      parsed
+	l2     bridged // transparent mode: the frame's link-layer facts (bridgedLink)
 	// permitted marks, per interface index, where the policy lets a
 	// bridged new flow to an unknown MAC be flooded (see policy).
 	permitted ifSet
@@ -69,8 +73,20 @@ type bridged struct {
 
 // queue schedules frame for writing on interface ifIdx; buf, if not nil,
 // is the pool buffer holding it.
+// On an OffloadPort the frame at hand, if it stays whole, carries its
+// virtio_net_hdr out; every other frame an empty one.
 func (w *worker) queue(ifIdx int, frame []byte, buf *packetBuf) {
 	w.out[ifIdx] = append(w.out[ifIdx], frame)
+	if w.f.ifs[ifIdx].offload != nil {
+		if w.outHdr == nil {
+			w.outHdr = make([][][]byte, len(w.f.ifs))
+		}
+		hdr := noOffload[:]
+		if w.carriesOffload(frame) {
+			hdr = w.off.hdr
+		}
+		w.outHdr[ifIdx] = append(w.outHdr[ifIdx], hdr)
+	}
 	if buf != nil {
 		w.held = append(w.held, buf)
 	}
@@ -85,8 +101,14 @@ func (w *worker) flush() {
 		}
 		it := f.ifs[i]
 		n := 0
-		if it.port != nil {
+		if it.offload != nil {
+			n, _ = it.offload.WriteBatchVNet(frames, w.outHdr[i])
+			clear(w.outHdr[i])
+			w.outHdr[i] = w.outHdr[i][:0]
+		} else if it.port != nil {
 			n, _ = it.port.WriteBatch(frames)
+		}
+		if it.port != nil {
 			n = max(0, min(n, len(frames)))
 			var bytes uint64
 			for _, fr := range frames[:n] {

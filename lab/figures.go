@@ -45,6 +45,12 @@ type FaultTraffic struct {
 	// Lost counts probes sent in the window never echoed (udp-probe and
 	// ping only).
 	Lost uint64 `json:"lost"`
+	// GapUpToMs, when set, says the flows' reports dropped notable gaps up
+	// to that long (each keeps its longest): the real gap lies between
+	// GapMs and GapUpToMs. LostAtLeast: Lost is a floor, loss runs were
+	// dropped.
+	GapUpToMs   float64 `json:"gap_up_to_ms,omitempty"`
+	LostAtLeast bool    `json:"lost_at_least,omitempty"`
 }
 
 // IsTakeover reports whether e is a unit's transition to Active.
@@ -130,13 +136,20 @@ func takeoverIn(timeline []api.Event, w traffic.FaultWindow) (api.Event, bool) {
 func trafficAcross(r TrafficReport, w traffic.FaultWindow) FaultTraffic {
 	c := traffic.FiguresAcross(r.Client.Detail, w)
 	out := FaultTraffic{Name: r.Traffic.Name, Kind: r.Traffic.Kind, Flows: c.Flows, Survived: c.Survived,
-		SurvivedPct: c.SurvivedPct(), GapMs: durMs(c.Gap), GapAt: c.GapStart, GapFlow: c.GapFlow, Lost: c.Lost}
+		SurvivedPct: c.SurvivedPct(), GapMs: durMs(c.Gap), GapAt: c.GapStart, GapFlow: c.GapFlow, Lost: c.Lost,
+		LostAtLeast: c.LostAtLeast}
+	upTo := c.GapUpTo
 	if r.Server != nil {
 		// The server receives too (the other direction, or the probes
 		// on their way in): its silences count.
-		if s := traffic.FiguresAcross(r.Server.Detail, w); s.Gap > c.Gap {
+		s := traffic.FiguresAcross(r.Server.Detail, w)
+		if s.Gap > c.Gap {
 			out.GapMs, out.GapAt, out.GapFlow = durMs(s.Gap), s.GapStart, s.GapFlow
 		}
+		upTo = max(upTo, s.GapUpTo)
+	}
+	if ms := durMs(upTo); ms > out.GapMs {
+		out.GapUpToMs = ms
 	}
 	return out
 }

@@ -51,7 +51,7 @@ func Plan(l *labfile.Lab) topo.Plan {
 
 // endpoint makes the topo end for e, whose cable goes to other.
 func endpoint(l *labfile.Lab, e, other labfile.Endpoint, ports map[string]int) topo.Endpoint {
-	te := topo.Endpoint{Namespace: l.Namespace(e.Node), Ifname: e.Iface, OffloadsOff: true}
+	te := topo.Endpoint{Namespace: l.Namespace(e.Node), Ifname: e.Iface, OffloadsOff: !l.Offloads}
 	if e.Iface == "" { // a switch: make a port named after what it faces
 		te.Master = bridgeName
 		te.Ifname = SwitchPort(other)

@@ -66,8 +66,17 @@ type TrafficReport struct {
 	Faults []FaultTraffic `json:"faults,omitempty"`
 }
 
+// trafficPath is the file holding the latest report of a generator's
+// agent: the agent writes it over with each report (--report-file), so it
+// stays one report long however long the traffic runs.
 func trafficPath(labName, name, role string) string {
 	return filepath.Join(Dir(labName), "traffic-"+name+"-"+role+".jsonl")
+}
+
+// trafficLog is where an agent's own output (its log, a crash) goes, apart
+// from its reports.
+func trafficLog(labName, name, role string) string {
+	return filepath.Join(Dir(labName), "traffic-"+name+"-"+role+".log")
 }
 
 // StartTraffic starts a generator's server (unless ping) and client, and
@@ -108,22 +117,29 @@ func StartTraffic(ctx context.Context, labName string, t Traffic) error {
 	if err != nil {
 		return err
 	}
-	common := []string{"--report-every", "100ms"}
+	// A report left from an earlier run of this name must not pass for
+	// the new agents' first.
+	for _, role := range []string{"server", "client"} {
+		_ = os.Remove(trafficPath(labName, t.Name, role))
+	}
+	common := func(role string) []string {
+		return []string{"--report-every", "100ms", "--report-file", trafficPath(labName, t.Name, role)}
+	}
 	var serverArgs, clientArgs []string
 	switch t.Kind {
 	case "ping":
-		clientArgs = append([]string{"agent", "ping", "--role", "client", "--target", t.Target}, common...)
+		clientArgs = append([]string{"agent", "ping", "--role", "client", "--target", t.Target}, common("client")...)
 		if t.Interval > 0 {
 			clientArgs = append(clientArgs, "--interval", t.Interval.String())
 		}
 	default:
-		serverArgs = append([]string{"agent", serverKind(t.Kind), "--role", "server"}, common...)
+		serverArgs = append([]string{"agent", serverKind(t.Kind), "--role", "server"}, common("server")...)
 		target := t.Target
 		if t.Port != 0 {
 			serverArgs = append(serverArgs, "--port", strconv.Itoa(t.Port))
 			target = fmt.Sprintf("%s:%d", t.Target, t.Port)
 		}
-		clientArgs = append([]string{"agent", t.Kind, "--role", "client", "--target", target}, common...)
+		clientArgs = append([]string{"agent", t.Kind, "--role", "client", "--target", target}, common("client")...)
 		if t.Flows > 0 {
 			clientArgs = append(clientArgs, "--flows", strconv.Itoa(t.Flows))
 		}
@@ -138,7 +154,7 @@ func StartTraffic(ctx context.Context, labName string, t Traffic) error {
 		}
 	}
 	if serverArgs != nil {
-		p, err := spawnIn(l.Namespace(t.Server), "traffic "+t.Name+" server", trafficPath(labName, t.Name, "server"), exe, serverArgs...)
+		p, err := spawnIn(l.Namespace(t.Server), "traffic "+t.Name+" server", trafficLog(labName, t.Name, "server"), exe, serverArgs...)
 		if err != nil {
 			return fmt.Errorf("traffic %s server: %w", t.Name, err)
 		}
@@ -148,11 +164,11 @@ func StartTraffic(ctx context.Context, labName string, t Traffic) error {
 		}
 		// The client must not race the server's listen: wait for its
 		// first report, written once it listens.
-		if err := waitForReport(ctx, p, trafficPath(labName, t.Name, "server")); err != nil {
+		if err := waitForReport(ctx, p, trafficPath(labName, t.Name, "server"), trafficLog(labName, t.Name, "server")); err != nil {
 			return fmt.Errorf("traffic %s server: %w", t.Name, err)
 		}
 	}
-	p, err := spawnIn(l.Namespace(t.Client), "traffic "+t.Name+" client", trafficPath(labName, t.Name, "client"), exe, clientArgs...)
+	p, err := spawnIn(l.Namespace(t.Client), "traffic "+t.Name+" client", trafficLog(labName, t.Name, "client"), exe, clientArgs...)
 	if err != nil {
 		return fmt.Errorf("traffic %s client: %w", t.Name, err)
 	}
@@ -219,17 +235,19 @@ func startIperf3(ctx context.Context, st *State, l *labfile.Lab, labName string,
 	return nil
 }
 
-func waitForReport(ctx context.Context, p Proc, path string) error {
+// waitForReport waits for the agent p's first report in path; its log
+// says why when none comes.
+func waitForReport(ctx context.Context, p Proc, path, log string) error {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if rep, _ := lastReport(path); rep != nil {
 			return nil
 		}
 		if !p.Alive() {
-			return fmt.Errorf("exited at once:\n%s", logTail(path, 5))
+			return fmt.Errorf("exited at once:\n%s", logTail(log, 5))
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no report after 5s:\n%s", logTail(path, 5))
+			return fmt.Errorf("no report after 5s:\n%s", logTail(log, 5))
 		}
 		select {
 		case <-ctx.Done():
@@ -322,7 +340,9 @@ func TrafficReports(labName string) ([]TrafficReport, error) {
 	return out, nil
 }
 
-// lastReport reads the last complete JSON report line of an agent's file.
+// lastReport reads the last complete JSON report line of an agent's file
+// (the only one, since agents write it over; the last of many in a file
+// appended by hand).
 func lastReport(path string) (*traffic.Report, error) {
 	f, err := os.Open(path)
 	if err != nil {

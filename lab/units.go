@@ -44,6 +44,7 @@ func UnitConfig(l *labfile.Lab, name string, keyFile string) (*api.UnitConfig, e
 		Socket:             filepath.Join(Dir(l.Name), u.Name+".sock"),
 		Log:                filepath.Join(Dir(l.Name), u.Name+".log"),
 		NoIPsecReplication: l.Failover.NoIPsecReplication,
+		Offloads:           l.Offloads,
 	}
 	c.LocalAddr, c.PeerAddr = linkAddrs(l.Failover.Link, u.Role)
 	if sl := l.Failover.StateLink; sl != nil {

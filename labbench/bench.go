@@ -78,9 +78,6 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Report, error) {
 		return rep, err
 	}
 	rep.Figures = append(b.upDownFigures(), figs...)
-	if b.wants(10) {
-		rep.Figures = append(rep.Figures, referenceFigures()...)
-	}
 	order(rep.Figures)
 	for i := range rep.Figures {
 		rep.Figures[i].finish()
@@ -180,6 +177,18 @@ func (b *bench) labFileOf(base, name string) (string, error) {
 	return path, os.WriteFile(path, data, 0o600)
 }
 
+func appendFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(text)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // benchLab is a lab this run brought up.
 type benchLab struct {
 	*labfile.Lab
@@ -195,12 +204,27 @@ func (b *bench) up(ctx context.Context, tag string, topologyOnly bool) (*benchLa
 
 // upOf is up for a copy of the built-in lab base.
 func (b *bench) upOf(ctx context.Context, base, tag string, topologyOnly bool) (*benchLab, func(), error) {
+	return b.upLab(ctx, base, tag, topologyOnly, false)
+}
+
+// upOffloads is up for a copy of the default lab with `offloads: true`:
+// offloads on on every veth, the units forwarding GSO super-frames whole.
+func (b *bench) upOffloads(ctx context.Context, tag string) (*benchLab, func(), error) {
+	return b.upLab(ctx, labs.Default, tag, false, true)
+}
+
+func (b *bench) upLab(ctx context.Context, base, tag string, topologyOnly, offloads bool) (*benchLab, func(), error) {
 	b.seq++
 	// Lab names are at most 20 characters: lb, the pid, the tag, a count.
 	name := fmt.Sprintf("lb%d-%s%d", os.Getpid()%100000, tag, b.seq)
 	path, err := b.labFileOf(base, name)
 	if err != nil {
 		return nil, nil, err
+	}
+	if offloads {
+		if err := appendFile(path, "\noffloads: true\n"); err != nil {
+			return nil, nil, err
+		}
 	}
 	l, data, err := lab.Resolve(path)
 	if err != nil {
@@ -260,19 +284,6 @@ func (b *bench) upDownFigures() []Figure {
 	down := repeated(item, "lab-down", "lab down (lab.Down)", "ms", b.downs, downT,
 		fmt.Sprintf("lab.Down (kill units and agents, remove namespaces), %d labs", len(b.downs)))
 	return []Figure{up, down}
-}
-
-// referenceFigures are the standard Linux pair's figures (nftables SNAT +
-// conntrackd + keepalived), quoted: they are not measured here.
-func referenceFigures() []Figure {
-	return []Figure{
-		{ID: "ref-crash-gap", Item: 10, Name: "Linux pair: crash gap (keepalived VRRP)", Unit: "ms",
-			Reference: "2.7-3.3 s with 1 s adverts; 25-54 ms with 10 ms VRRPv3 adverts"},
-		{ID: "ref-conntrackd-lag", Item: 10, Name: "Linux pair: conntrackd replication lag", Unit: "ms",
-			Reference: "~12 ms at 2k new flows/s"},
-		{ID: "ref-tcp-survive", Item: 10, Name: "Linux pair: TCP sessions surviving failover", Unit: "%",
-			Reference: "0-2 of 20 s2c/bidirectional streams survive"},
-	}
 }
 
 // errText flattens an error for a one-line n/a reason.

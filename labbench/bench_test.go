@@ -3,8 +3,10 @@ package labbench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -74,6 +76,45 @@ func itoa(n int) string {
 		n /= 10
 		if n == 0 {
 			return string(b)
+		}
+	}
+}
+
+// TestFailoverRowsRepeated runs items 7 to 9 of a quick bench alone (real
+// labs: root only, not in -short): every TCP resume and survival row, the
+// bulk sync and the replication lag come from failoverReps labs, each its
+// own fault, so each prints several samples and can carry a verdict.
+func TestFailoverRowsRepeated(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: brings up labs (network namespaces, veths, raw sockets)")
+	}
+	if testing.Short() {
+		t.Skip("brings up real labs; skipped in -short mode")
+	}
+	t.Setenv("FALAB_RUN_DIR", t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	rep, err := Run(ctx, Options{Quick: true, Logger: log, Only: []int{7, 9}}, &out)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+	t.Logf("report:\n%s", out.String())
+	ids := []string{"bulk-sync", "repl-lag-p99"}
+	for _, d := range streamDirs {
+		ids = append(ids, "tcp-resume-"+d, "tcp-survived-"+d)
+	}
+	runs := fmt.Sprintf("of %d runs", failoverReps)
+	for _, id := range ids {
+		f, ok := rep.Figure(id)
+		switch {
+		case !ok:
+			t.Errorf("figure %s is missing", id)
+		case f.Value == nil:
+			t.Errorf("figure %s not measured: %s", id, f.NA)
+		case f.N < 2 || len(f.Samples) != f.N || !strings.Contains(f.Detail, runs):
+			t.Errorf("figure %s: n=%d, samples %v, detail %q; want at least 2 samples %s", id, f.N, f.Samples, f.Detail, runs)
 		}
 	}
 }

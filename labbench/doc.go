@@ -13,6 +13,13 @@
 // built with lab.UpOptions{TopologyOnly: true}, with fw-a's kernel given
 // the firewall's addresses, forwarding and an nftables masquerade rule.
 //
+// Figure 10 is the standard Linux HA pair on the same topology (each
+// unit's namespace a kernel router with nftables, keepalived moving the
+// addresses, conntrackd replicating the connection table), measured in the
+// same run row for row like falab's pair: failover gaps, TCP resume and
+// survival per direction, replication lag. Its rows are n/a, saying why,
+// where keepalived or conntrackd is not installed.
+//
 // The machine the figures come from is usually shared, so the report
 // carries the CPU count and the load average at the start and the end of
 // the run; read the figures as noisy.

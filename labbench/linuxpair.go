@@ -18,7 +18,6 @@ import (
 	"github.com/falab/falab/lab"
 	"github.com/falab/falab/labfile"
 	"github.com/falab/falab/topo"
-	"github.com/falab/falab/traffic"
 )
 
 // The standard Linux HA pair, measured in the same run and the same
@@ -61,11 +60,17 @@ type pairUnit struct {
 	sync, peerSync netip.Addr // failover link addresses
 	keepalived     *exec.Cmd
 	conntrackd     *exec.Cmd
+	crashed        bool // its links are down: it holds its addresses but forwards nothing
 }
 
 // linuxPair is the pair, running in a topology-only copy of the lab.
 type linuxPair struct {
-	units           [2]*pairUnit
+	units  [2]*pairUnit
+	hasVIP func(*pairUnit) bool // holdsVIP; a test's stand-in
+	// inputDrop adds the hardening the plain pair lacks: TCP arriving on
+	// the outside that has no state is dropped on INPUT, instead of
+	// reaching the VIP's own stack, which answers it with a RST.
+	inputDrop       bool
 	vipIn, vipOut   netip.Prefix
 	insideNet       netip.Prefix
 	insideIf, outIf string
@@ -92,6 +97,7 @@ func newLinuxPair(l *labfile.Lab, dir string) (*linuxPair, error) {
 		return nil, errors.New("the lab has no pair with inside and outside interfaces")
 	}
 	p := &linuxPair{vipIn: in.Addr, vipOut: out.Addr, insideNet: in.Addr.Masked(), insideIf: in.Name, outIf: out.Name}
+	p.hasVIP = p.holdsVIP
 	fl := l.Failover.Link
 	for i, u := range []labfile.Unit{l.Primary(), l.Secondary()} {
 		pu := &pairUnit{name: u.Name, ns: l.Namespace(u.Name), dir: filepath.Join(dir, u.Name), prio: 150 - 50*i,
@@ -143,6 +149,17 @@ func (p *linuxPair) route(u *pairUnit, failoverIf string, fl labfile.FailoverLin
 	if err != nil {
 		return err
 	}
+	script := p.ruleset()
+	if _, err := topo.Nft(u.ns, script, "-f", "-"); err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	return nil
+}
+
+// ruleset is each router's nftables: forward drop but established and new
+// from the inside, SNAT of the inside to the outside VIP, and with
+// inputDrop the INPUT hardening.
+func (p *linuxPair) ruleset() string {
 	script := fmt.Sprintf(`table ip linuxpair {
 	chain forward {
 		type filter hook forward priority filter; policy drop;
@@ -155,10 +172,16 @@ func (p *linuxPair) route(u *pairUnit, failoverIf string, fl labfile.FailoverLin
 	}
 }
 `, p.insideIf, p.outIf, p.outIf, p.insideNet, p.vipOut.Addr())
-	if _, err := topo.Nft(u.ns, script, "-f", "-"); err != nil {
-		return fmt.Errorf("nftables: %w", err)
+	if p.inputDrop {
+		script += fmt.Sprintf(`table ip linuxpair {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		iifname "%s" meta l4proto tcp ct state new,invalid drop
 	}
-	return nil
+}
+`, p.outIf)
+	}
+	return script
 }
 
 // writeConfigs writes u's conntrackd.conf, its copy of primary-backup.sh
@@ -259,8 +282,10 @@ func (u *pairUnit) start() error {
 	if err := startLogged(u.ns, u.conntrackd, u.dir+"/conntrackd.out"); err != nil {
 		return fmt.Errorf("conntrackd on %s: %w", u.name, err)
 	}
-	u.keepalived = exec.Command("keepalived", "--dont-fork", "--log-console", "--vrrp",
-		"-f", u.dir+"/keepalived.conf", "-p", u.dir+"/keepalived.pid", "-r", u.dir+"/vrrp.pid")
+	// Both routers share the mount namespace: each keepalived needs its
+	// own pid files, or the second would find the first running.
+	u.keepalived = exec.Command("keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp",
+		"-f", u.dir+"/keepalived.conf", "-p", u.dir+"/keepalived.pid", "-r", u.dir+"/vrrp.pid", "-c", u.dir+"/checkers.pid")
 	if err := startLogged(u.ns, u.keepalived, u.dir+"/keepalived.out"); err != nil {
 		return fmt.Errorf("keepalived on %s: %w", u.name, err)
 	}
@@ -290,8 +315,11 @@ func (u *pairUnit) kill() {
 }
 
 // crash kills u's daemons and takes its data links down: the box is gone.
+// A down link keeps its addresses, so u is marked crashed and no longer
+// counts as holding the VIP.
 func (p *linuxPair) crash(u *pairUnit) error {
 	u.kill()
+	u.crashed = true
 	return topo.Do(u.ns, func() error {
 		for _, ifname := range []string{p.insideIf, p.outIf} {
 			link, err := netlink.LinkByName(ifname)
@@ -306,35 +334,77 @@ func (p *linuxPair) crash(u *pairUnit) error {
 	})
 }
 
-// master returns the unit holding the inside VIP, or nil.
-func (p *linuxPair) master() *pairUnit {
-	for _, u := range p.units {
-		var has bool
-		_ = topo.Do(u.ns, func() error {
-			link, err := netlink.LinkByName(p.insideIf)
-			if err != nil {
-				return err
-			}
-			addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
-			for _, a := range addrs {
-				has = has || a.IP.Equal(p.vipIn.Addr().AsSlice())
-			}
+// freeze stops u's daemons (SIGSTOP to each one's process group): the HA
+// software hangs, as falab's unit does under SIGSTOP, while u's kernel
+// keeps its VIPs and goes on forwarding what still reaches it.
+func (u *pairUnit) freeze() error {
+	for _, c := range []*exec.Cmd{u.keepalived, u.conntrackd} {
+		if c == nil || c.Process == nil {
+			continue
+		}
+		if err := syscall.Kill(-c.Process.Pid, syscall.SIGSTOP); err != nil {
+			return fmt.Errorf("SIGSTOP %s: %w", c.Path, err)
+		}
+	}
+	return nil
+}
+
+// fault injects lab.FaultKill (crash) or lab.FaultFreeze into u.
+func (p *linuxPair) fault(u *pairUnit, kind string) error {
+	switch kind {
+	case lab.FaultKill:
+		return p.crash(u)
+	case lab.FaultFreeze:
+		return u.freeze()
+	}
+	return fmt.Errorf("the Linux pair has no fault %q", kind)
+}
+
+// holdsVIP reports whether u's inside interface carries the inside VIP.
+func (p *linuxPair) holdsVIP(u *pairUnit) bool {
+	var has bool
+	_ = topo.Do(u.ns, func() error {
+		link, err := netlink.LinkByName(p.insideIf)
+		if err != nil {
 			return err
-		})
-		if has {
+		}
+		addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+		for _, a := range addrs {
+			has = has || a.IP.Equal(p.vipIn.Addr().AsSlice())
+		}
+		return err
+	})
+	return has
+}
+
+// master returns the first live unit holding the inside VIP, or nil.
+func (p *linuxPair) master() *pairUnit { return p.takeover(nil) }
+
+// takeover returns a live unit other than old holding the inside VIP, or
+// nil: after a fault of old, the unit that took its place.
+func (p *linuxPair) takeover(old *pairUnit) *pairUnit {
+	for _, u := range p.units {
+		if u != old && !u.crashed && p.hasVIP(u) {
 			return u
 		}
 	}
 	return nil
 }
 
+// noTakeover says that no unit took old's place, with the last lines of
+// the others' keepalived logs.
+func (p *linuxPair) noTakeover(old *pairUnit, fault string) error {
+	return fmt.Errorf("after %s of %s no other unit holds the VIP (%s)", fault, old.name, p.logTails(old))
+}
+
 // startLinuxPair configures both routers and starts their daemons, and
 // waits for a master.
-func startLinuxPair(ctx context.Context, l *labfile.Lab, dir string) (*linuxPair, error) {
+func startLinuxPair(ctx context.Context, l *labfile.Lab, dir string, inputDrop bool) (*linuxPair, error) {
 	p, err := newLinuxPair(l, dir)
 	if err != nil {
 		return nil, err
 	}
+	p.inputDrop = inputDrop
 	for _, u := range p.units {
 		if err := p.route(u, l.Failover.Link.Interface, l.Failover.Link); err != nil {
 			return p, fmt.Errorf("%s: %w", u.name, err)
@@ -354,7 +424,43 @@ func startLinuxPair(ctx context.Context, l *labfile.Lab, dir string) (*linuxPair
 			return p, err
 		}
 	}
-	return p, nil
+	return p, p.settle(ctx)
+}
+
+// settle waits until one router alone holds the VIP on two polls 50 ms
+// (five adverts) apart. Two holders for 2 s mean the adverts (multicast
+// 224.0.0.18) do not reach the peer, and every figure would be of two
+// masters; a moment of two is a backup that missed three adverts (a
+// loaded machine) and became master until the next advert sent it back.
+func (p *linuxPair) settle(ctx context.Context) error {
+	alone := 0
+	for deadline := time.Now().Add(2 * time.Second); alone < 2; {
+		if m := p.master(); m != nil && p.takeover(m) == nil {
+			alone++
+		} else {
+			alone = 0
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no single VIP holder for 2 s (%s)", p.logTails(nil))
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// logTails returns the last lines of the keepalived log of every router
+// but except.
+func (p *linuxPair) logTails(except *pairUnit) string {
+	var logs []string
+	for _, u := range p.units {
+		if u != except {
+			b, _ := os.ReadFile(u.dir + "/keepalived.out")
+			logs = append(logs, fmt.Sprintf("%s keepalived: %q", u.name, lastLines(string(b), 5)))
+		}
+	}
+	return strings.Join(logs, "; ")
 }
 
 func (p *linuxPair) stop() {
@@ -365,142 +471,21 @@ func (p *linuxPair) stop() {
 	}
 }
 
-// linuxPairGap measures one crash gap: a udp-probe every 1 ms from
-// client1 to server1 through the pair, the master crashed (daemons killed
-// by PID, links down), the probe's longest gap.
-func (b *bench) linuxPairGap(ctx context.Context, bl *benchLab, p *linuxPair) (float64, error) {
-	const probe = "lp-probe"
-	if err := lab.StartTraffic(ctx, bl.Name, lab.Traffic{Name: probe, Kind: traffic.KindUDPProbe, Client: "client1", Server: "server1", Interval: time.Millisecond}); err != nil {
-		return 0, err
-	}
-	if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
-		return 0, err
-	}
-	m := p.master()
-	if m == nil {
-		return 0, errors.New("no master before the crash")
-	}
-	if err := p.crash(m); err != nil {
-		return 0, fmt.Errorf("crash %s: %w", m.name, err)
-	}
-	if err := sleepCtx(ctx, 1500*time.Millisecond); err != nil {
-		return 0, err
-	}
-	if err := lab.StopTraffic(bl.Name, probe); err != nil {
-		return 0, err
-	}
-	r, err := reportOf(bl.Name, probe)
-	if err != nil {
-		return 0, err
-	}
-	if r.Client == nil || r.Client.Received == 0 {
-		return 0, errors.New("udp-probe got no echoes through the pair")
-	}
-	if n := p.master(); n == nil || n == m {
-		var logs []string
-		for _, u := range p.units {
-			if u != m {
-				b, _ := os.ReadFile(u.dir + "/keepalived.out")
-				logs = append(logs, fmt.Sprintf("%s keepalived: %q", u.name, lastLines(string(b), 5)))
-			}
-		}
-		return 0, fmt.Errorf("after crashing %s no other unit holds the VIP (%s)", m.name, strings.Join(logs, "; "))
-	}
-	return r.Client.LongestGapMs, nil
-}
-
 // lastLines returns the last n lines of s.
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], " | ")
 }
 
-// linuxPairRun is one lab's figures of the Linux pair, each with the error
-// that kept it from being measured.
-type linuxPairRun struct {
-	vals [3]float64 // connections/s, TCP Gbit/s, crash gap ms
-	errs [3]error
-}
-
-// linuxPairOnce brings up the topology, starts the pair and measures it.
-func (b *bench) linuxPairOnce(ctx context.Context) (linuxPairRun, error) {
-	bl, down, err := b.up(ctx, "lp", true)
-	if err != nil {
-		return linuxPairRun{}, err
+// masterTransitions counts how often the routers' keepalived entered
+// MASTER for the inside VIP: one after a clean start, two after a
+// takeover; more is a backup that missed adverts and took the VIP for a
+// moment.
+func (p *linuxPair) masterTransitions() int {
+	n := 0
+	for _, u := range p.units {
+		b, _ := os.ReadFile(u.dir + "/keepalived.out")
+		n += strings.Count(string(b), "(VI_IN) Entering MASTER STATE")
 	}
-	defer down()
-	dir, err := os.MkdirTemp(b.tmp, "linuxpair")
-	if err != nil {
-		return linuxPairRun{}, err
-	}
-	p, err := startLinuxPair(ctx, bl.Lab, dir)
-	if p != nil {
-		defer p.stop()
-	}
-	if err != nil {
-		return linuxPairRun{}, err
-	}
-	clientNS, serverNS, server, err := hostsOf(bl.Lab)
-	if err != nil {
-		return linuxPairRun{}, err
-	}
-	var r linuxPairRun
-	conns, err := connectRate(ctx, clientNS, serverNS,
-		netip.AddrPortFrom(netip.IPv4Unspecified(), connectPort), netip.AddrPortFrom(server, connectPort),
-		2, 128, pick(b, 1500*time.Millisecond, 3*time.Second))
-	r.vals[0], r.errs[0] = conns.Rate, err
-	r.vals[1], r.errs[1] = iperfTCP(ctx, clientNS, serverNS, server.String(), iperfPort, pick(b, 2*time.Second, 5*time.Second))
-	r.vals[2], r.errs[2] = b.linuxPairGap(ctx, bl, p)
-	return r, nil
-}
-
-// linuxPair is figure 10, measured: the Linux pair's new connections a
-// second, one TCP stream and crash gap, in the same run and topology as
-// falab's, repeated.
-func (b *bench) linuxPair(ctx context.Context) []Figure {
-	const item = 10
-	rows := []struct{ id, name, unit string }{
-		{"lp-conn-rate", "Linux pair: new TCP connections/s (keepalived + conntrackd)", "conn/s"},
-		{"lp-tcp", "Linux pair: one TCP stream (offloads off)", "Gbit/s"},
-		{"lp-crash-gap", "Linux pair: crash gap (master's daemons killed, links down)", "ms"},
-	}
-	na := func(err error) []Figure {
-		var out []Figure
-		for _, r := range rows {
-			out = append(out, notMeasured(item, r.id, r.name, r.unit, nil, err))
-		}
-		return out
-	}
-	if err := linuxPairTools(); err != nil {
-		return na(err)
-	}
-	var samples [3][]float64
-	var errs [3]error
-	for range b.reps(3) {
-		r, err := b.linuxPairOnce(ctx)
-		if err != nil {
-			return na(err)
-		}
-		for i := range rows {
-			if r.errs[i] != nil {
-				errs[i] = r.errs[i]
-				continue
-			}
-			samples[i] = append(samples[i], r.vals[i])
-		}
-	}
-	how := "the default lab's topology, fw-a and fw-b Linux routers (nftables forward drop + established, SNAT to the outside address, tcp_be_liberal), keepalived VRRPv3 advert_int 0.01 sync group nopreempt, conntrackd FTFW over the failover link via primary-backup.sh; client1 -> server1"
-	var out []Figure
-	for i, r := range rows {
-		if len(samples[i]) == 0 {
-			out = append(out, notMeasured(item, r.id, r.name, r.unit, nil, errs[i]))
-			continue
-		}
-		f := repeated(item, r.id, r.name, r.unit, samples[i], nil, how)
-		if errs[i] != nil {
-			f.Detail += "; a repetition failed: " + errText(errs[i])
-		}
-		out = append(out, f)
-	}
-	return out
+	return n
 }

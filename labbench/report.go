@@ -35,6 +35,9 @@ type Target struct {
 	// OnMax applies the target to the worst repetition rather than the
 	// median.
 	OnMax bool `json:"on_max,omitempty"`
+	// OnMin applies the target to the lowest repetition: for a floor
+	// such as sessions survived, the worst run.
+	OnMin bool `json:"on_min,omitempty"`
 }
 
 // met reports whether v meets the target.
@@ -103,8 +106,10 @@ var FigureIDs = []string{
 	"tcp-resume-c2s", "tcp-survived-c2s", "tcp-resume-s2c", "tcp-survived-s2c", "tcp-resume-both", "tcp-survived-both",
 	"bulk-sync",
 	"repl-lag-p99",
-	"lp-conn-rate", "lp-tcp", "lp-crash-gap",
-	"ref-crash-gap", "ref-conntrackd-lag", "ref-tcp-survive",
+	"lp-conn-rate", "lp-tcp", "lp-repl-lag-p99",
+	"lp-gap-crash", "lp-gap-freeze",
+	"lp-tcp-resume-c2s", "lp-tcp-survived-c2s", "lp-tcp-resume-s2c", "lp-tcp-survived-s2c", "lp-tcp-resume-both", "lp-tcp-survived-both",
+	"lp-drop-tcp-resume-c2s", "lp-drop-tcp-survived-c2s", "lp-drop-tcp-resume-s2c", "lp-drop-tcp-survived-s2c", "lp-drop-tcp-resume-both", "lp-drop-tcp-survived-both",
 	"transparent-pps",
 }
 
@@ -174,6 +179,8 @@ func (f *Figure) finish() {
 			v = *f.Ratio
 		} else if f.Target.OnMax && f.Max != nil {
 			v = *f.Max
+		} else if f.Target.OnMin && f.Min != nil {
+			v = *f.Min
 		}
 		f.Verdict = VerdictMissed
 		switch {
@@ -256,6 +263,9 @@ func formatTarget(t *Target, unit string) string {
 	}
 	if t.OnMax {
 		s += " (max)"
+	}
+	if t.OnMin {
+		s += " (min)"
 	}
 	return s
 }

@@ -33,6 +33,8 @@ func TestVerdict(t *testing.T) {
 		{"ratio missed", measured(2, "x", "x", "pps", 200, &Target{Op: ">=", Value: 0.5, OnRatio: true}, "").withKernel(500), VerdictMissed},
 		{"ratio without a kernel figure", measured(2, "x", "x", "pps", 200, &Target{Op: ">=", Value: 0.5, OnRatio: true}, ""), VerdictNA},
 		{"median meets, max does not (target on max)", repeated(6, "x", "x", "ms", []float64{5, 6, 30}, &Target{Op: "<", Value: 10, OnMax: true}, ""), VerdictMissed},
+		{"one run of three loses a session (target on min)", repeated(7, "x", "x", "%", []float64{100, 90, 100}, &Target{Op: ">=", Value: 100, OnMin: true}, ""), VerdictMissed},
+		{"every run keeps every session (target on min)", repeated(7, "x", "x", "%", []float64{100, 100, 100}, &Target{Op: ">=", Value: 100, OnMin: true}, ""), VerdictMet},
 		{"median meets (target on median)", repeated(6, "x", "x", "ms", []float64{5, 6, 30}, &Target{Op: "<", Value: 10}, ""), VerdictMet},
 		{"no target", measured(7, "x", "x", "ms", 20, nil, ""), VerdictInfo},
 		{"not measured", notMeasured(3, "x", "x", "Gbit/s", &Target{Op: ">=", Value: 0.5}, errors.New("iperf3 is not installed")), VerdictNA},
@@ -89,6 +91,7 @@ func TestFormat(t *testing.T) {
 		{&Target{Op: "<", Value: 1000}, "< 1000 ms"},
 		{&Target{Op: ">=", Value: 0.5, OnRatio: true}, "ratio >= 0.5"},
 		{&Target{Op: "<", Value: 10, OnMax: true}, "< 10 ms (max)"},
+		{&Target{Op: ">=", Value: 100, OnMin: true}, ">= 100 ms (min)"},
 	} {
 		if got := formatTarget(tc.t, "ms"); got != tc.want {
 			t.Errorf("formatTarget(%+v) = %q, want %q", tc.t, got, tc.want)
@@ -106,7 +109,7 @@ func TestTable(t *testing.T) {
 			measured(2, "udp-pps", "UDP forwarding", "pps", 300_000, &Target{Op: ">=", Value: 0.5, OnRatio: true}, "how").withKernel(400_000),
 			repeated(5, "mem", "memory", "B/conn", []float64{250, 240, 255}, &Target{Op: "<=", Value: 256}, ""),
 			notMeasured(3, "tcp-gbps", "TCP bulk", "Gbit/s", &Target{Op: ">=", Value: 0.5, OnRatio: true}, errors.New("iperf3 is not installed")),
-			referenceFigures()[0],
+			{ID: "ref", Item: 10, Name: "quoted", Unit: "ms", Reference: "2.7-3.3 s with 1 s adverts"},
 		},
 	}
 	for i := range r.Figures {

@@ -15,6 +15,10 @@ type Lab struct {
 	Mode        string // "routed" or "transparent"
 	File        string // where it was read from ("builtin:default" for embedded labs)
 
+	// Offloads: offloads on on every veth, super-frames through the units
+	// (Spec.Offloads).
+	Offloads bool
+
 	Hosts    []Host
 	Switches []Switch
 	Units    []Unit // primary first, then secondary

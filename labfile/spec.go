@@ -14,6 +14,11 @@ type Spec struct {
 	Description string `yaml:"description"`
 	// Mode is "routed" (default) or "transparent".
 	Mode string `yaml:"mode"`
+	// Offloads, when true, leaves TSO, GSO, GRO and TX checksum offload on
+	// on every lab veth (default false: all off), and the units read and
+	// write their data interfaces with virtio_net_hdrs (PACKET_VNET_HDR):
+	// GSO super-frames up to 64 KiB travel through the firewall whole.
+	Offloads bool `yaml:"offloads"`
 	// Nodes maps a node name to the node.
 	Nodes map[string]*NodeSpec `yaml:"nodes"`
 	// Links join node interfaces to switches or to each other.

@@ -111,7 +111,7 @@ type addrOwner struct {
 }
 
 func (v *validator) resolve(s *Spec) *Lab {
-	l := &Lab{Name: s.Name, Description: s.Description, Mode: s.Mode}
+	l := &Lab{Name: s.Name, Description: s.Description, Mode: s.Mode, Offloads: s.Offloads}
 	switch {
 	case s.Name == "":
 		v.errf("name", "missing; expected a lab name like default")

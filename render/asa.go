@@ -91,15 +91,25 @@ func ShowRoute(w io.Writer, rs []api.Route) error {
 // ShowInterface writes `show interface`. An interface without an address
 // (a transparent-mode bridge member) is "IP address unassigned", as on an
 // ASA.
+//
+// The interface is "administratively down" when the kernel says so, and
+// its line protocol is up when the data plane holds it and it has carrier.
+// Failover adds its lines: each role's MAC (virtual or the unit's own),
+// the NIC's burned-in MAC, and whether failover monitors the interface,
+// in the words of `show failover`.
 func ShowInterface(w io.Writer, is []api.Interface) error {
 	var b strings.Builder
 	for _, i := range is {
-		line := "up"
-		if !i.Attached {
+		status, line := "up", "up"
+		if i.LinkKnown && !i.AdminUp {
+			status = "administratively down"
+		}
+		if !i.Attached || (i.LinkKnown && !i.Carrier) {
 			line = "down"
 		}
-		fmt.Fprintf(&b, "Interface %s, is up, line protocol is %s\n", i.Name, line)
+		fmt.Fprintf(&b, "Interface %s, is %s, line protocol is %s\n", i.Name, status, line)
 		fmt.Fprintf(&b, "\tMAC address %s, security-level %d\n", i.MAC, i.SecurityLevel)
+		failoverMACs(&b, &i)
 		if i.Address.IsValid() {
 			fmt.Fprintf(&b, "\tIP address %s, subnet mask %s", i.Address.Addr(), netmask(i.Address))
 			if i.StandbyAddr.IsValid() {
@@ -114,6 +124,37 @@ func ShowInterface(w io.Writer, is []api.Interface) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// failoverMACs writes the MACs of each role and the burned-in MAC, and
+// failover's monitoring of the interface; nothing for a unit that does
+// not report them.
+func failoverMACs(b *strings.Builder, i *api.Interface) {
+	if i.ActiveMAC != "" {
+		kind := "burned-in"
+		if i.VirtualMAC {
+			kind = "virtual"
+		}
+		fmt.Fprintf(b, "\tFailover MAC address: active %s, standby %s (%s)\n", i.ActiveMAC, i.StandbyMAC, kind)
+	}
+	if i.BurnedInMAC != "" {
+		fmt.Fprintf(b, "\tBurned-in MAC address %s\n", i.BurnedInMAC)
+	}
+	if i.ActiveMAC != "" || i.Monitored {
+		fmt.Fprintf(b, "\tFailover monitoring: %s\n", MonitorState(i))
+	}
+}
+
+// MonitorState is failover's word for an interface: Normal (Monitored),
+// Link Down (Monitored) or Not Monitored, as `show failover` says it.
+func MonitorState(i *api.Interface) string {
+	switch {
+	case !i.Monitored:
+		return "Not Monitored"
+	case i.MonitorUp:
+		return "Normal (Monitored)"
+	}
+	return "Link Down (Monitored)"
 }
 
 // HMS formats a duration like an ASA: 0:01:02.

@@ -13,7 +13,12 @@ import (
 // TestGoldenASAText: `falab show` prints ASA-format lines (ports after a
 // slash, netmasks dotted, ages as h:mm:ss), one golden file per command.
 func TestGoldenASAText(t *testing.T) {
+	// outside as a unit that reports no failover fields (an older one).
 	transparent := api.Interface{Name: "outside", MAC: "02:00:00:00:00:02", Attached: false}
+	// A burned-in pair's interface that is administratively down and not
+	// monitored.
+	adminDown := api.Interface{Name: "dmz", SecurityLevel: 50, MAC: "02:fa:00:00:0a:03", Attached: true,
+		ActiveMAC: "02:fa:00:00:0a:03", StandbyMAC: "02:fa:00:00:0a:03", BurnedInMAC: "02:fa:00:00:0a:03", LinkKnown: true}
 	for _, tt := range []struct {
 		name  string
 		write func(io.Writer) error
@@ -25,6 +30,7 @@ func TestGoldenASAText(t *testing.T) {
 		{"asa-arp", func(w io.Writer) error { return ShowARP(w, arp) }},
 		{"asa-route", func(w io.Writer) error { return ShowRoute(w, routes) }},
 		{"asa-interface", func(w io.Writer) error { return ShowInterface(w, append(ifaces[:1:1], transparent)) }},
+		{"asa-interface-failover", func(w io.Writer) error { return ShowInterface(w, append(ifaces[:2:2], adminDown)) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var b bytes.Buffer

@@ -57,8 +57,12 @@ var (
 	}
 	ifaces = []api.Interface{
 		{Name: "inside", SecurityLevel: 100, Address: netip.MustParsePrefix("198.18.1.1/24"), StandbyAddr: netip.MustParseAddr("198.18.1.2"), MAC: "02:00:00:00:00:01",
-			Attached: true, RxPackets: 1000, TxPackets: 990, Drops: 3},
-		{Name: "outside", MAC: "02:00:00:00:00:02", Attached: true, RxPackets: 990, TxPackets: 1000},
+			Attached: true, RxPackets: 1000, TxPackets: 990, Drops: 3,
+			ActiveMAC: "02:00:00:00:00:01", StandbyMAC: "02:00:00:00:00:11", VirtualMAC: true, BurnedInMAC: "02:fa:00:00:0a:01",
+			LinkKnown: true, AdminUp: true, Carrier: true, Monitored: true, MonitorUp: true},
+		{Name: "outside", MAC: "02:00:00:00:00:02", Attached: true, RxPackets: 990, TxPackets: 1000,
+			ActiveMAC: "02:00:00:00:00:02", StandbyMAC: "02:00:00:00:00:12", VirtualMAC: true, BurnedInMAC: "02:fa:00:00:0a:02",
+			LinkKnown: true, AdminUp: true, Monitored: true},
 	}
 	drops = api.Drops{"no-route": 1, "acl-drop": 12}
 )
@@ -117,7 +121,7 @@ func TestPairCells(t *testing.T) {
 		}
 	}
 	cols := Interfaces.PairColumns()
-	if cols[8].Title != "Sb rx" || cols[9].Title != "Sb tx" {
+	if cols[3].Title != "Standby MAC" || cols[6].Title != "Sb link" || cols[13].Title != "Sb rx" || cols[14].Title != "Sb tx" {
 		t.Errorf("interface pair columns %v", cols)
 	}
 }

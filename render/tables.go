@@ -102,13 +102,18 @@ var Routes = Spec[api.Route]{
 	Standby: []StandbyColumn{{Column: Column{Title: "Standby", Width: 15}, From: -1, After: 3}},
 }
 
-// Interfaces is `show interface`: the data interfaces and their counters.
+// Interfaces is `show interface`: the data interfaces, the MAC each unit
+// answers with (the virtual MAC, under mac_mode virtual, moves with the
+// role), the kernel's link state, failover's monitoring and the counters.
+// A two-unit view shows each unit's MAC and link side by side.
 var Interfaces = Spec[api.Interface]{
 	Columns: []Column{
-		{Title: "Name", Width: 9}, {Title: "Sec", Width: 3, Right: true, Wide: true},
-		{Title: "Address", Width: 18, Wide: true}, {Title: "Standby IP", Width: 15, Wide: true}, {Title: "MAC", Width: 17},
-		{Title: "Rx pkts", Width: 9, Right: true, PerUnit: true}, {Title: "Tx pkts", Width: 9, Right: true, PerUnit: true},
-		{Title: "Drops", Width: 7, Right: true, PerUnit: true},
+		{Title: "Name", Width: 9}, {Title: "Standby IP", Width: 15, Wide: true},
+		{Title: "MAC", Width: 17, PerUnit: true}, {Title: "Virtual MAC", Width: 17, Wide: true},
+		{Title: "Link", Width: 6, PerUnit: true}, {Title: "Monitor", Width: 9, PerUnit: true},
+		{Title: "Sec", Width: 3, Right: true, Wide: true}, {Title: "Address", Width: 18, Wide: true},
+		{Title: "Rx pkts", Width: 9, Right: true, PerUnit: true, Wide: true}, {Title: "Tx pkts", Width: 9, Right: true, PerUnit: true, Wide: true},
+		{Title: "Drops", Width: 7, Right: true, PerUnit: true, Wide: true},
 	},
 	Key: func(i *api.Interface) string { return i.Name },
 	Cells: func(i *api.Interface) []string {
@@ -119,12 +124,53 @@ var Interfaces = Spec[api.Interface]{
 		if i.StandbyAddr.IsValid() {
 			sb = i.StandbyAddr.String()
 		}
-		return []string{i.Name, strconv.Itoa(i.SecurityLevel), addr, sb, i.MAC, u64(i.RxPackets), u64(i.TxPackets), u64(i.Drops)}
+		return []string{i.Name, sb, i.MAC, virtualMAC(i), LinkState(i), monitorWord(i),
+			strconv.Itoa(i.SecurityLevel), addr, u64(i.RxPackets), u64(i.TxPackets), u64(i.Drops)}
 	},
 	Standby: []StandbyColumn{
-		{Column: Column{Title: "Sb rx", Width: 9, Right: true}, From: 5, After: 7},
-		{Column: Column{Title: "Sb tx", Width: 9, Right: true}, From: 6, After: 7},
+		{Column: Column{Title: "Standby MAC", Width: 17}, From: 2, After: 2},
+		{Column: Column{Title: "Sb link", Width: 7}, From: 4, After: 4},
+		{Column: Column{Title: "Sb rx", Width: 9, Right: true, Wide: true}, From: 8, After: 10},
+		{Column: Column{Title: "Sb tx", Width: 9, Right: true, Wide: true}, From: 9, After: 10},
 	},
+}
+
+// virtualMAC is the interface's active virtual MAC, "burned-in" when the
+// pair uses each unit's own MACs, None from a unit that does not say.
+func virtualMAC(i *api.Interface) string {
+	switch {
+	case i.VirtualMAC:
+		return i.ActiveMAC
+	case i.ActiveMAC != "":
+		return "burned-in"
+	}
+	return None
+}
+
+// LinkState is an interface's link in a word: up, "no car" (no carrier),
+// "adm dn" (administratively down), or "?" when the unit does not know.
+func LinkState(i *api.Interface) string {
+	switch {
+	case !i.LinkKnown:
+		return "?"
+	case !i.AdminUp:
+		return "adm dn"
+	case !i.Carrier:
+		return "no car"
+	}
+	return "up"
+}
+
+// monitorWord is failover's state of a monitored interface: Normal or
+// Link Down; "no" when failover does not monitor it.
+func monitorWord(i *api.Interface) string {
+	switch {
+	case !i.Monitored:
+		return "no"
+	case i.MonitorUp:
+		return "Normal"
+	}
+	return "Link Down"
 }
 
 // Drop is one drop counter.

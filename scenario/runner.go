@@ -194,12 +194,14 @@ func (r *runner) progress(res StepResult) {
 	}
 }
 
-// keepLogs copies a lab's unit logs and event log out of its state
+// keepLogs copies a lab's logs (units, daemons, traffic agents), its event
+// log and the traffic agents' last reports (one report each, kilobytes) out of its state
 // directory, which Down removes, into a new directory under the system's
 // temporary directory, and returns its path ("" if nothing was copied).
 func keepLogs(labName string) string {
 	files, _ := filepath.Glob(filepath.Join(lab.Dir(labName), "*.log"))
-	// The lab's own event log; not the traffic reports, which are large.
+	reports, _ := filepath.Glob(filepath.Join(lab.Dir(labName), "traffic-*.jsonl"))
+	files = append(files, reports...)
 	files = append(files, filepath.Join(lab.Dir(labName), "events.jsonl"))
 	if len(files) == 0 {
 		return ""

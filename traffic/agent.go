@@ -2,7 +2,6 @@ package traffic
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +23,7 @@ type agentConfig struct {
 	target      string // client: host or host:port
 	duration    time.Duration
 	reportEvery time.Duration
+	reportFile  string // "": append reports to the output stream
 	stall       time.Duration
 
 	flows      int
@@ -54,7 +54,9 @@ type runner interface {
 // args[0] is the kind (tcp-stream, udp-probe, http, ping), the rest its
 // flags (run with -h for the list). It writes one JSON Report line to out
 // every --report-every and a final one ("final": true) when ctx is
-// cancelled, --duration ends or the client's work is done. An error in the
+// cancelled, --duration ends or the client's work is done; with
+// --report-file it writes them over that file instead ([ReportFile]: the
+// file holds only the latest, so it stays bounded). An error in the
 // flags is returned before anything runs; an error while running is in the
 // final report and returned.
 func RunAgent(ctx context.Context, args []string, out io.Writer) error {
@@ -75,31 +77,48 @@ func RunAgentLogger(ctx context.Context, args []string, out io.Writer, log *slog
 	if err != nil {
 		return err
 	}
-	return drive(ctx, cfg, r, out, time.Now)
+	var sink reportSink = newStreamSink(out)
+	if cfg.reportFile != "" {
+		sink = NewReportFile(cfg.reportFile)
+	}
+	return drive(ctx, cfg, r, sink, time.Now)
+}
+
+// reporter frames a runner's snapshots into reports and hands them to a
+// sink. It is the pure part of the report loop: tests drive it with
+// simulated times.
+type reporter struct {
+	cfg      agentConfig
+	r        runner
+	sink     reportSink
+	started  time.Time
+	writeErr error // the first failed write; later reports are not written
+}
+
+// frame is r's report at at.
+func (p *reporter) frame(at time.Time, final bool, runErr error) Report {
+	rep := p.r.snapshot(at)
+	rep.Kind, rep.Role, rep.Started, rep.At, rep.Final = p.cfg.kind, p.cfg.role, p.started, at, final
+	if runErr != nil {
+		rep.Error = runErr.Error()
+	}
+	rep.tally()
+	if rep.Detail == nil {
+		rep.Detail = []FlowReport{}
+	}
+	return rep
+}
+
+// report writes the report at at (unless a write failed before).
+func (p *reporter) report(at time.Time, final bool, runErr error) {
+	if p.writeErr == nil {
+		p.writeErr = p.sink.write(p.frame(at, final, runErr))
+	}
 }
 
 // drive runs r and writes its reports.
-func drive(ctx context.Context, cfg agentConfig, r runner, out io.Writer, now func() time.Time) error {
-	started := now()
-	frame := func(at time.Time, final bool, runErr error) Report {
-		rep := r.snapshot(at)
-		rep.Kind, rep.Role, rep.Started, rep.At, rep.Final = cfg.kind, cfg.role, started, at, final
-		if runErr != nil {
-			rep.Error = runErr.Error()
-		}
-		rep.tally()
-		if rep.Detail == nil {
-			rep.Detail = []FlowReport{}
-		}
-		return rep
-	}
-	enc := json.NewEncoder(out)
-	var writeErr error
-	write := func(rep Report) {
-		if writeErr == nil {
-			writeErr = enc.Encode(rep)
-		}
-	}
+func drive(ctx context.Context, cfg agentConfig, r runner, sink reportSink, now func() time.Time) error {
+	p := &reporter{cfg: cfg, r: r, sink: sink, started: now()}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -115,14 +134,14 @@ func drive(ctx context.Context, cfg agentConfig, r runner, out io.Writer, now fu
 	for {
 		select {
 		case <-tick.C:
-			write(frame(now(), false, nil))
+			p.report(now(), false, nil)
 		case runErr := <-done:
-			write(frame(now(), true, runErr))
+			p.report(now(), true, runErr)
 			if runErr != nil {
 				return runErr
 			}
-			if writeErr != nil {
-				return fmt.Errorf("writing report: %w", writeErr)
+			if p.writeErr != nil {
+				return fmt.Errorf("writing report: %w", p.writeErr)
 			}
 			return nil
 		}
@@ -172,6 +191,7 @@ func (c *agentConfig) flagSet(usage *strings.Builder, dir *string) (*flag.FlagSe
 	fs.StringVar(&c.role, "role", "", "server or client (required)")
 	fs.DurationVar(&c.duration, "duration", 0, "stop after this long (0: until cancelled)")
 	fs.DurationVar(&c.reportEvery, "report-every", 100*time.Millisecond, "write a report this often")
+	fs.StringVar(&c.reportFile, "report-file", "", "write each report over this file (it holds only the latest: bounded) instead of appending to stdout")
 	fs.DurationVar(&c.stall, "stall", time.Second, "a flow with no progress for this long is stalled")
 	switch c.kind {
 	case KindTCPStream, KindUDPProbe, KindHTTP, KindSoftphone, KindCallManager:
@@ -389,7 +409,7 @@ func (f *flowCore) report(now time.Time, stall time.Duration) FlowReport {
 		gaps := f.verify.Gaps()
 		longest, start := gaps.LongestUntil(until)
 		r.LongestGapMs, r.GapStart = durMs(longest), start
-		r.Gaps = gaps.Notable(until)
+		r.Gaps, r.GapsDroppedMaxMs = gaps.Notable(until), durMs(gaps.DroppedMax())
 		if f.state == StateAlive && gaps.Idle(now, f.established) >= stall {
 			r.State = StateStalled
 		}

@@ -16,8 +16,9 @@ type GapTracker struct {
 	n            uint64
 	first, last  time.Time
 	longest      time.Duration
-	longestStart time.Time // when the longest closed gap began
-	notable      []Gap     // the longest closed gaps >= NotableGap (gaps.go)
+	longestStart time.Time     // when the longest closed gap began
+	notable      []Gap         // the longest closed gaps >= NotableGap (gaps.go)
+	droppedMax   time.Duration // the longest notable gap not kept in notable
 }
 
 // Observe records an observation at time at. A timestamp earlier than the
@@ -194,6 +195,7 @@ type SeqTracker struct {
 	settled     uint64
 	lostSettled uint64
 	lossRuns    []LossRun // runs of settled lost probes (gaps.go)
+	droppedLost uint64    // lost probes of runs dropped from lossRuns
 }
 
 type sentProbe struct {

@@ -23,7 +23,10 @@
 //     "unregistered: callmanager unreachable" when the hang-up got no ack.
 //
 // Every agent writes one JSON [Report] per line every --report-every and a
-// last one with "final": true. The scenario engine reads them with
+// last one with "final": true; with --report-file it writes each over that
+// file instead ([ReportFile]), which so holds only the latest and stays
+// bounded however long the agent runs (each report is cumulative, and each
+// flow's lists are capped). The scenario engine reads them with
 // [ParseReport] and reduces them with [Summarize].
 //
 // # What "survived" means

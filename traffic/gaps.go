@@ -12,10 +12,20 @@ const NotableGap = 3 * time.Millisecond
 
 // maxGaps and maxLossRuns bound what one flow remembers: the longest gaps
 // and the largest loss runs win, so a fault's outage is kept over jitter.
+// 64 of each covers a chaos run's faults (a fault costs a flow one or two
+// notable gaps) in about 5 KB per flow; what does not fit is not lost
+// silently: the report says how long the longest dropped gap was and how
+// many probes the dropped runs lost (FlowReport.GapsDroppedMaxMs,
+// LossRunsDroppedLost), and a fault's figures say when they may be short.
 const (
-	maxGaps     = 16
-	maxLossRuns = 16
+	maxGaps     = 64
+	maxLossRuns = 64
 )
+
+// maxPeers bounds the source addresses a udp-probe server lists for one
+// session: two already say NAT re-mapped the flow, and a path that re-maps
+// on every probe must not grow the report without end.
+const maxPeers = 16
 
 // Gap is one silence of a flow: nothing arrived from Start for Ms
 // milliseconds. The gaps carry their times so a reader can tell the
@@ -61,9 +71,16 @@ func (g *GapTracker) noteGap(start time.Time, d time.Duration) {
 		}
 	}
 	if gap.Ms > g.notable[short].Ms {
+		g.droppedMax = max(g.droppedMax, time.Duration(g.notable[short].Ms*float64(time.Millisecond)))
 		g.notable[short] = gap
+		return
 	}
+	g.droppedMax = max(g.droppedMax, d)
 }
+
+// DroppedMax is the longest notable gap the tracker did not keep (0: every
+// notable gap is in Notable).
+func (g *GapTracker) DroppedMax() time.Duration { return g.droppedMax }
 
 // Notable returns the notable gaps in time order, with the gap still open
 // at now (from the last observation) when it is notable. With no
@@ -104,8 +121,12 @@ func (t *SeqTracker) noteLost(seq uint64, at time.Time) {
 			small = j
 		}
 	}
+	t.droppedLost += t.lossRuns[small].Lost
 	t.lossRuns = append(slices.Delete(t.lossRuns, small, small+1), run)
 }
+
+// DroppedLost counts the lost probes of the runs LossRuns no longer lists.
+func (t *SeqTracker) DroppedLost() uint64 { return t.droppedLost }
 
 // lateEcho takes back the loss of probe seq, settled as lost and echoed
 // after all.
@@ -174,6 +195,11 @@ type FaultFigures struct {
 	// Lost counts probes sent in the window never echoed (udp-probe,
 	// ping; 0 for the stream kinds, where the transport retransmits).
 	Lost uint64
+	// GapUpTo, when above Gap, says a flow dropped notable gaps up to that
+	// long from its report: the fault's real gap lies between Gap and
+	// GapUpTo. LostAtLeast says a flow dropped loss runs: Lost is a floor.
+	GapUpTo     time.Duration
+	LostAtLeast bool
 }
 
 // SurvivedPct is the share of the flows established before the fault
@@ -211,6 +237,11 @@ func FiguresAcross(flows []FlowReport, w FaultWindow) FaultFigures {
 				out.Lost += r.Lost
 			}
 		}
+		out.GapUpTo = max(out.GapUpTo, time.Duration(f.GapsDroppedMaxMs*float64(time.Millisecond)))
+		out.LostAtLeast = out.LostAtLeast || f.LossRunsDroppedLost > 0
+	}
+	if out.GapUpTo <= out.Gap {
+		out.GapUpTo = 0 // every gap that could matter is listed: Gap is exact
 	}
 	return out
 }

@@ -101,3 +101,45 @@ func TestFiguresAcrossLeavesOutStartup(t *testing.T) {
 		t.Errorf("survived %.1f%%, want 66.7%%", p)
 	}
 }
+
+// What the lists drop is said, not lost: the tracker remembers the
+// longest gap it did not keep and the lost probes of dropped runs, and a
+// fault's figures then give the gap as a range and the loss as a floor.
+func TestDroppedGapsAndRunsAreSaid(t *testing.T) {
+	var g GapTracker
+	at := gt0
+	g.Observe(at)
+	for i := range maxGaps + 5 {
+		at = at.Add(msd(20 + i)) // the first five (20-24 ms) are dropped last
+		g.Observe(at)
+	}
+	if got := g.DroppedMax(); got != msd(24) {
+		t.Errorf("dropped max %v, want 24ms (the longest gap pushed out)", got)
+	}
+
+	tr := NewSeqTracker(msd(50))
+	for i := range 8 * maxLossRuns { // 2*maxLossRuns runs of one probe
+		seq := tr.Next(gt0.Add(msd(i)))
+		if seq%4 != 0 { // every fourth probe lost, each a run of its own
+			tr.Received(seq, gt0.Add(msd(i)))
+		}
+	}
+	tr.Finish()
+	if got := tr.DroppedLost(); got != uint64(maxLossRuns) {
+		t.Errorf("dropped lost %d, want %d (the runs beyond the list)", got, maxLossRuns)
+	}
+
+	fault := gt0.Add(5 * time.Second)
+	w := FaultWindow{At: fault, Settled: fault.Add(time.Second)}
+	flows := []FlowReport{{ID: 1, State: StateAlive, Established: gt0,
+		Gaps:             []Gap{{Start: fault, Ms: 30}},
+		GapsDroppedMaxMs: 45, LossRunsDroppedLost: 3}}
+	got := FiguresAcross(flows, w)
+	if got.Gap != msd(30) || got.GapUpTo != msd(45) || !got.LostAtLeast {
+		t.Errorf("gap %v up to %v, lost at least %v; want 30ms up to 45ms, a floor", got.Gap, got.GapUpTo, got.LostAtLeast)
+	}
+	flows[0].GapsDroppedMaxMs = 20 // every dropped gap is shorter than the one listed
+	if got := FiguresAcross(flows, w); got.GapUpTo != 0 {
+		t.Errorf("gap up to %v, want 0: the listed 30 ms gap is exact", got.GapUpTo)
+	}
+}

@@ -66,12 +66,18 @@ type FlowReport struct {
 	// Gaps lists the flow's notable gaps (>= NotableGap; the longest
 	// maxGaps) with their times, so each can be set against a fault.
 	Gaps []Gap `json:"gaps,omitempty"`
-	// LossRuns lists runs of probes never echoed (udp-probe, ping).
-	LossRuns      []LossRun `json:"loss_runs,omitempty"`
-	BytesSent     uint64    `json:"bytes_sent"`
-	BytesReceived uint64    `json:"bytes_received"` // verified bytes (up to the first corrupt one)
-	Local         string    `json:"local,omitempty"`
-	Remote        string    `json:"remote,omitempty"`
+	// GapsDroppedMaxMs is the longest notable gap not in Gaps (the list
+	// keeps the longest maxGaps): 0 when Gaps is complete.
+	GapsDroppedMaxMs float64 `json:"gaps_dropped_max_ms,omitempty"`
+	// LossRuns lists runs of probes never echoed (udp-probe, ping), the
+	// largest maxLossRuns; LossRunsDroppedLost counts the probes lost in
+	// the runs left out.
+	LossRuns            []LossRun `json:"loss_runs,omitempty"`
+	LossRunsDroppedLost uint64    `json:"loss_runs_dropped_lost,omitempty"`
+	BytesSent           uint64    `json:"bytes_sent"`
+	BytesReceived       uint64    `json:"bytes_received"` // verified bytes (up to the first corrupt one)
+	Local               string    `json:"local,omitempty"`
+	Remote              string    `json:"remote,omitempty"`
 	// Peers lists every distinct source address:port the server saw for
 	// this flow, in order of first sight. More than one means NAT re-mapped
 	// the flow (only possible for UDP: a TCP connection has one).

@@ -82,6 +82,7 @@ func (p *probeSession) report(now time.Time) Report {
 	}
 	gaps := p.track.Gaps()
 	f.Gaps, f.LossRuns = gaps.Notable(end), p.track.LossRuns()
+	f.GapsDroppedMaxMs, f.LossRunsDroppedLost = durMs(gaps.DroppedMax()), p.track.DroppedLost()
 	switch {
 	case p.established.IsZero() && p.finished:
 		f.State = StateFailed
@@ -264,7 +265,7 @@ func (s *probeServer) record(session uint64, src netip.AddrPort, now time.Time) 
 		for _, p := range ss.peers {
 			known = known || p == src
 		}
-		if !known {
+		if !known && len(ss.peers) < maxPeers {
 			ss.peers = append(ss.peers, src)
 		}
 	}
@@ -281,7 +282,7 @@ func (s *probeServer) snapshot(now time.Time) Report {
 			ID: ss.id, Session: sessionString(ss.session), State: StateAlive, Established: ss.first,
 			LongestGapMs: durMs(longest), GapStart: start,
 			BytesReceived: ss.probes * ProbeLen, BytesSent: ss.echoed * ProbeLen,
-			Remote: ss.lastPeer.String(), Gaps: ss.gaps.Notable(now),
+			Remote: ss.lastPeer.String(), Gaps: ss.gaps.Notable(now), GapsDroppedMaxMs: durMs(ss.gaps.DroppedMax()),
 		}
 		if ss.gaps.Idle(now, ss.first) >= s.cfg.stall {
 			f.State = StateStalled

@@ -68,8 +68,8 @@ func TestMovingKeysNeverAct(t *testing.T) {
 	if len(hs.src.injected) != 0 || hs.m.mode != modeNormal {
 		t.Fatalf("moving keys injected %v (mode %d)", hs.src.injected, hs.m.mode)
 	}
-	if got := hs.m.tables[0].scroll; got != 3 {
-		t.Errorf("after j j j k ↓ ↑ j the conns table is scrolled %d rows, want 3", got)
+	if tab := hs.m.tables[0]; tab.cursor != 3 || tab.scroll != 0 {
+		t.Errorf("after j j j k ↓ ↑ j the conns cursor is on row %d, scrolled %d; want row 3, not scrolled", tab.cursor, tab.scroll)
 	}
 }
 

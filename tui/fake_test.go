@@ -40,7 +40,8 @@ type fakeSource struct {
 	hostARP   map[string][]topo.Neighbor
 	labEvents []api.Event
 	injected  []lab.Fault
-	maxLimit  map[string]int // largest page asked of each unit's conns
+	traffic   []TrafficFlowSummary // what Traffic returns
+	maxLimit  map[string]int       // largest page asked of each unit's conns
 
 	// The wire check: by default every host's gateway is answered by
 	// each living active unit (see GatewayAnswers); wireAnswers and
@@ -74,6 +75,8 @@ func newFakeSource(n, missing int) *fakeSource {
 				{Name: "server1", Gateway: netip.MustParseAddr("198.18.2.1")},
 			},
 			Links: []string{"fw-a:inside", "fw-a:outside", "fw-b:inside", "fw-b:outside", "client1:eth0"},
+			MACs: map[string]string{"02:00:00:00:01:11": "client1 eth0", "02:00:00:00:02:11": "server1 eth0",
+				"00:00:0c:9f:f0:01": "virtual inside (active)"},
 		},
 		units: map[string]*fakeUnit{}, conns: map[string][]api.Conn{},
 		xlates: map[string][]api.Xlate{}, arp: map[string][]api.ARPEntry{},
@@ -224,13 +227,18 @@ func (f *fakeSource) Xlates(_ context.Context, name string, off, lim int) (api.P
 	return page(f.xlates[name], off, lim), nil
 }
 
+// Bridge: two stations of the lab and one the lab did not give out.
 func (f *fakeSource) Bridge(_ context.Context, name string) ([]api.BridgeEntry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, err := f.alive(name); err != nil {
 		return nil, err
 	}
-	return nil, nil
+	return []api.BridgeEntry{
+		{MAC: "02:00:00:00:01:11", Interface: "inside", Age: 2 * time.Second},
+		{MAC: "02:00:00:00:02:11", Interface: "outside", Age: time.Second},
+		{MAC: "0A:BB:CC:00:00:01", Interface: "outside", Age: 30 * time.Second},
+	}, nil
 }
 
 func (f *fakeSource) ARP(_ context.Context, name string) ([]api.ARPEntry, error) {
@@ -264,10 +272,28 @@ func (f *fakeSource) Interfaces(_ context.Context, name string) ([]api.Interface
 	if name == "fw-b" {
 		rx = 20
 	}
-	return []api.Interface{
-		{Name: "inside", SecurityLevel: 100, Address: netip.MustParsePrefix("198.18.1.1/24"), MAC: "00:00:0c:9f:f0:01", Attached: true, RxPackets: rx, TxPackets: rx / 2},
-		{Name: "outside", Address: netip.MustParsePrefix("198.18.2.1/24"), MAC: "00:00:0c:9f:f0:02", Attached: true, RxPackets: rx / 2, TxPackets: rx, Drops: 3},
-	}, nil
+	// Virtual MACs: the active answers with the active MAC, the standby
+	// with the standby MAC; fw-b's outside has lost carrier.
+	is := []api.Interface{
+		{Name: "inside", SecurityLevel: 100, Address: netip.MustParsePrefix("198.18.1.1/24"), StandbyAddr: netip.MustParseAddr("198.18.1.2"),
+			MAC: "00:00:0c:9f:f0:01", Attached: true, RxPackets: rx, TxPackets: rx / 2,
+			ActiveMAC: "00:00:0c:9f:f0:01", StandbyMAC: "00:00:0c:9f:f1:01", VirtualMAC: true, BurnedInMAC: "02:fa:00:00:0a:01",
+			LinkKnown: true, AdminUp: true, Carrier: true, Monitored: true, MonitorUp: true},
+		{Name: "outside", Address: netip.MustParsePrefix("198.18.2.1/24"), StandbyAddr: netip.MustParseAddr("198.18.2.2"),
+			MAC: "00:00:0c:9f:f0:02", Attached: true, RxPackets: rx / 2, TxPackets: rx, Drops: 3,
+			ActiveMAC: "00:00:0c:9f:f0:02", StandbyMAC: "00:00:0c:9f:f1:02", VirtualMAC: true, BurnedInMAC: "02:fa:00:00:0b:02",
+			LinkKnown: true, AdminUp: true, Carrier: true, Monitored: true, MonitorUp: true},
+	}
+	if !f.units[name].status.Active {
+		for i := range is {
+			is[i].MAC = is[i].StandbyMAC
+		}
+		is[1].Carrier, is[1].MonitorUp = false, false
+	}
+	if name == "fw-b" {
+		is[0].BurnedInMAC, is[1].BurnedInMAC = "02:fa:00:00:1a:01", "02:fa:00:00:1b:02"
+	}
+	return is, nil
 }
 
 func (f *fakeSource) Crypto(_ context.Context, name string) (api.Crypto, error) {
@@ -448,7 +474,11 @@ func (f *fakeSource) Failover(_ context.Context, name, do string) (string, error
 	return "ok", nil
 }
 
-func (f *fakeSource) Traffic(context.Context) ([]TrafficFlowSummary, error) { return nil, nil }
+func (f *fakeSource) Traffic(context.Context) ([]TrafficFlowSummary, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.traffic, nil
+}
 
 // GatewayAnswers models the wire: each host's gateway is answered by every
 // living active unit, all with the virtual MAC in the host's cache, so two

@@ -320,6 +320,7 @@ func (t *trafficTab) Render() string {
 				lines = append(lines, styleDim.Render(ft.line()))
 			}
 		}
+		lines = append(lines, chartLines(t.flows, t.width, t.height-len(lines))...)
 	}
 	return block(lines, t.width, t.height)
 }
@@ -328,6 +329,7 @@ func (t *trafficTab) Render() string {
 // the gap and loss that belong to the failover, not to start-up.
 type TrafficFault struct {
 	Fault       string        // e.g. "kill fw-a"
+	At          time.Time     // when the fault was injected (zero: unknown, not charted)
 	ToActive    time.Duration // fault to a unit Active; negative: no takeover
 	Gap         time.Duration // the longest gap across the fault
 	Lost        int64         // probes lost in the fault's window; negative: not a probe kind

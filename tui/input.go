@@ -32,7 +32,7 @@ func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 	case modeFilter:
 		m.onFilterKey(msg)
 		return nil
-	case modeHelp, modeRepl:
+	case modeHelp, modeRepl, modeReasons:
 		if msg.String() == "ctrl+c" {
 			return m.quit()
 		}
@@ -42,6 +42,8 @@ func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.onLinksKey(msg)
 	case modeConfirm:
 		return m.onConfirmKey(msg)
+	case modeDetail:
+		return m.onDetailKey(msg)
 	}
 	if cmd, done := m.onViewKey(msg); done {
 		return cmd
@@ -125,6 +127,8 @@ func (m *Model) onViewKey(msg tea.KeyPressMsg) (cmd tea.Cmd, done bool) {
 		m.mode = modeHelp
 	case key.Matches(msg, k.Repl):
 		m.mode = modeRepl
+	case key.Matches(msg, k.Reasons):
+		m.mode = modeReasons
 	case key.Matches(msg, k.Dismiss):
 		m.dismiss()
 	case key.Matches(msg, k.NextTab):
@@ -146,6 +150,8 @@ func (m *Model) onViewKey(msg tea.KeyPressMsg) (cmd tea.Cmd, done bool) {
 		}
 	case key.Matches(msg, k.Up, k.Down, k.PageUp, k.PageDn, k.Home, k.End):
 		return m.move(msg), true
+	case key.Matches(msg, k.Enter):
+		return m.openDetail(), true
 	default:
 		return nil, false
 	}

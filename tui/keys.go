@@ -22,7 +22,7 @@ type keyMap struct {
 	PowerOff                  key.Binding
 	Reset, Dismiss, Help      key.Binding
 	Quit, Enter, Cancel, Tabs key.Binding
-	Repl                      key.Binding
+	Repl, Reasons             key.Binding
 }
 
 func defaultKeys() keyMap {
@@ -53,6 +53,7 @@ func defaultKeys() keyMap {
 		Dismiss:  b([]string{"esc"}, "esc", "dismiss"),
 		Help:     b([]string{"?"}, "?", "help"),
 		Repl:     b([]string{"v"}, "v", "replication view"),
+		Reasons:  b([]string{"i"}, "i", "reasons in full"),
 		Quit:     b([]string{"q", "ctrl+c"}, "q", "quit"),
 		Enter:    b([]string{"enter"}, "enter", "choose"),
 		Cancel:   b([]string{"esc"}, "esc", "cancel"),
@@ -74,6 +75,7 @@ var longHelp = map[string]string{
 	"q":   "quit; the lab keeps running",
 	"esc": "dismiss banner, clear filter",
 	"v":   "replication: what is, what is not",
+	"i":   "reasons in full, both units",
 }
 
 // actionKeys are the keys that act on the lab, shown on every screen.
@@ -118,10 +120,11 @@ func (k keyMap) helpSections() []struct {
 	}{
 		{"Act on the lab (y confirms, any other key cancels)", []key.Binding{k.Failover, k.Kill, k.Freeze, k.PowerOff, k.Thaw, k.Restart, k.Link, k.Cut, k.Reset}},
 		{"Move", []key.Binding{
-			b2("tab/⇧tab", "next/previous tab"), k.Tabs, b2("↑↓/k j", "scroll a row"),
+			b2("tab/⇧tab", "next/previous tab"), k.Tabs, b2("↑↓/k j", "move the row cursor"),
 			b2("pgup/pgdn", "scroll a page"), b2("home/end", "first/last row"),
+			b2("enter", "row detail, both units"),
 		}},
-		{"Tables and program", []key.Binding{k.Filter, k.Sort, k.Repl, k.Dismiss, k.Help, k.Quit}},
+		{"Tables and program", []key.Binding{k.Filter, k.Sort, k.Repl, k.Reasons, k.Dismiss, k.Help, k.Quit}},
 	}
 }
 

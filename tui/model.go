@@ -79,6 +79,8 @@ const (
 	modeLinks        // choosing a link for l
 	modeConfirm      // a destructive key waits for y (input.go)
 	modeRepl         // the replication view (v)
+	modeReasons      // the reasons in full (i, reasons.go)
+	modeDetail       // a row's detail (enter, detail.go)
 )
 
 // unitView is what the TUI knows of one unit.
@@ -149,6 +151,7 @@ type Model struct {
 	foCut     bool
 	frozen    map[string]bool
 	confirm   *confirmation // the destructive action waiting for y
+	detail    *detail       // the row enter opened (detail.go)
 	msg       string
 	msgErr    bool
 	msgAt     time.Time
@@ -231,6 +234,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				t.setData(msg.data)
 			}
 		}
+	case detailMsg:
+		m.onDetailMsg(msg)
 	case hostsMsg:
 		delete(m.inflight, "hosts")
 		m.hosts.update(msg.caches, msg.errs, m.now)
@@ -558,7 +563,7 @@ func (m *Model) trafficCmd() tea.Cmd {
 // fetchTab reads the table a tab shows, of the active and the standby.
 func (m *Model) fetchTab(t *tableTab) tea.Cmd {
 	ai := m.activeIdx()
-	req := tableReq{tab: t.id, active: m.units[ai].name, standby: m.units[1-ai].name}
+	req := tableReq{tab: t.id, active: m.units[ai].name, standby: m.units[1-ai].name, macs: m.info.MACs}
 	if !m.units[ai].ok && m.units[1-ai].ok {
 		// Nobody active answers (both dead or between roles): show what
 		// the living unit holds.

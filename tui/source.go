@@ -3,7 +3,9 @@ package tui
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/falab/falab/api"
@@ -22,6 +24,11 @@ type LabInfo struct {
 	// Links are the link ends (NODE:IFACE) the `l` key offers to set down
 	// and up: the units' data interfaces first, then the hosts'.
 	Links []string
+	// MACs names every MAC the lab gave out (lower-case, colon form): a
+	// host's interface "client1 eth0", a unit's "fw-a inside", a virtual
+	// MAC "virtual inside (active)". The Bridge tab resolves its stations
+	// with it.
+	MACs map[string]string
 }
 
 // HostInfo is one host of the lab: the TUI reads its ARP cache.
@@ -41,6 +48,10 @@ type TrafficFlowSummary struct {
 	RateBps    float64        // bits per second at the last report
 	LongestGap time.Duration  // longest pause seen by any flow
 	Faults     []TrafficFault // the figures across each fault (hosts.go)
+	// At is the time of the client's latest report; Traces its flows for
+	// the gap chart (gapchart.go).
+	At     time.Time
+	Traces []FlowTrace
 }
 
 // Source is everything the TUI reads from a lab or does to it. Each method
@@ -129,6 +140,7 @@ func infoOf(l *labfile.Lab) LabInfo {
 	for _, h := range l.Hosts {
 		in.Hosts = append(in.Hosts, HostInfo{Name: h.Name, Gateway: h.Gateway})
 	}
+	in.MACs = labMACs(l)
 	isUnit := func(n string) bool { return n == in.Units[0] || n == in.Units[1] }
 	var hostEnds []string
 	for _, lk := range l.Links {
@@ -319,4 +331,44 @@ func (s *LabSource) Traffic(ctx context.Context) ([]TrafficFlowSummary, error) {
 // GatewayAnswers implements Source.
 func (s *LabSource) GatewayAnswers(ctx context.Context) ([]lab.WireAnswer, error) {
 	return lab.GatewayAnswers(ctx, s.lab)
+}
+
+// labMACs names every MAC of the lab: the hosts' interfaces, the units'
+// burned-in MACs and the virtual MACs.
+func labMACs(l *labfile.Lab) map[string]string {
+	out := map[string]string{}
+	add := func(mac net.HardwareAddr, name string) {
+		if len(mac) > 0 {
+			out[mac.String()] = name
+		}
+	}
+	for _, h := range l.Hosts {
+		for _, i := range h.Interfaces {
+			add(i.MAC, h.Name+" "+i.Name)
+		}
+	}
+	for _, u := range l.Units {
+		for iface, mac := range u.MACs {
+			add(mac, u.Name+" "+iface)
+		}
+	}
+	if l.Failover.MACMode == labfile.MACVirtual {
+		for _, fi := range l.Firewall.Interfaces {
+			add(fi.VirtualMAC, "virtual "+fi.Name+" (active)")
+			add(fi.StandbyVirtualMAC, "virtual "+fi.Name+" (standby)")
+		}
+	}
+	return out
+}
+
+// macName is a MAC's owner in the lab, "?" for a MAC the lab did not give
+// out.
+func macName(macs map[string]string, mac string) string {
+	if hw, err := net.ParseMAC(mac); err == nil {
+		mac = hw.String()
+	}
+	if n, ok := macs[strings.ToLower(mac)]; ok {
+		return n
+	}
+	return "?"
 }

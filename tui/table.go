@@ -68,6 +68,9 @@ type row struct {
 	mark  mark
 	cells []string // one per column
 	hay   string   // lower-case text the filter searches
+	// active and standby are the units' own entries (*api.Conn, ...),
+	// nil where a unit has none: what the detail view (enter) shows.
+	active, standby any
 }
 
 // tableData is one fetched and merged table, built in a tea.Cmd (off the
@@ -102,6 +105,7 @@ type tableTab struct {
 	loaded bool
 	shown  []int // indexes into data.rows after filter and sort
 	scroll int   // first shown row on screen (whole tables)
+	cursor int   // the row cursor: an index into shown, on screen
 	offset int   // paged tables: the active's offset wanted
 
 	filter  string
@@ -116,7 +120,7 @@ func (t *tableTab) SetSize(w, h int) { t.width, t.height = w, h }
 
 // ShortHelp is the tab's own keys.
 func (t *tableTab) ShortHelp(k keyMap) []key.Binding {
-	return []key.Binding{k.Filter, k.Sort, k.PageDn, k.PageUp, k.NextTab}
+	return []key.Binding{k.Filter, k.Sort, b2("enter", "detail"), k.PageDn, k.PageUp, k.NextTab}
 }
 
 // pageRows is how many rows fit under the note, column heads and summary.
@@ -161,6 +165,16 @@ func (t *tableTab) refilter() {
 func (t *tableTab) clampScroll() {
 	t.scroll = min(t.scroll, max(len(t.shown)-t.pageRows(), 0))
 	t.scroll = max(t.scroll, 0)
+	t.cursor = min(max(t.cursor, t.scroll), t.scroll+t.pageRows()-1, len(t.shown)-1)
+	t.cursor = max(t.cursor, 0)
+}
+
+// selected is the row under the cursor, nil when no row is shown.
+func (t *tableTab) selected() *row {
+	if t.cursor < 0 || t.cursor >= len(t.shown) {
+		return nil
+	}
+	return &t.data.rows[t.shown[t.cursor]]
 }
 
 // compareCells orders numbers as numbers and everything else as text.
@@ -197,41 +211,63 @@ func (t *tableTab) CycleSort() {
 	t.refilter()
 }
 
-// HandleKey moves through the table. It reports whether a paged table
-// needs another page fetched.
+// HandleKey moves the row cursor, scrolling to keep it on screen. It
+// reports whether a paged table needs another page fetched: a paged table
+// holds one screen of rows, so the cursor moves within it and the page
+// moves under it at its edges.
 func (t *tableTab) HandleKey(msg tea.KeyPressMsg, k keyMap) (refetch bool) {
 	n := t.pageRows()
 	if t.data.paged {
 		old := t.offset
+		last := max(t.data.total-n, 0)
 		switch {
 		case key.Matches(msg, k.PageDn):
-			t.offset = min(t.offset+n, max(t.data.total-n, 0))
+			t.offset = min(t.offset+n, last)
 		case key.Matches(msg, k.PageUp):
 			t.offset = max(t.offset-n, 0)
 		case key.Matches(msg, k.Home):
-			t.offset = 0
+			t.offset, t.cursor = 0, 0
 		case key.Matches(msg, k.End):
-			t.offset = max(t.data.total-n, 0)
+			t.offset, t.cursor = last, n-1
 		case key.Matches(msg, k.Down):
-			t.offset = min(t.offset+1, max(t.data.total-n, 0))
+			if t.cursor < min(n, len(t.shown))-1 {
+				t.cursor++
+			} else {
+				t.offset = min(t.offset+1, last)
+			}
 		case key.Matches(msg, k.Up):
-			t.offset = max(t.offset-1, 0)
+			if t.cursor > 0 {
+				t.cursor--
+			} else {
+				t.offset = max(t.offset-1, 0)
+			}
 		}
+		t.clampScroll()
 		return t.offset != old
 	}
 	switch {
 	case key.Matches(msg, k.PageDn):
 		t.scroll += n
+		t.cursor += n
 	case key.Matches(msg, k.PageUp):
 		t.scroll -= n
+		t.cursor -= n
 	case key.Matches(msg, k.Home):
-		t.scroll = 0
+		t.scroll, t.cursor = 0, 0
 	case key.Matches(msg, k.End):
-		t.scroll = len(t.shown)
+		t.scroll, t.cursor = len(t.shown), len(t.shown)-1
 	case key.Matches(msg, k.Down):
-		t.scroll++
+		t.cursor++
 	case key.Matches(msg, k.Up):
-		t.scroll--
+		t.cursor--
+	}
+	// The screen follows the cursor.
+	t.cursor = min(max(t.cursor, 0), max(len(t.shown)-1, 0))
+	if t.cursor < t.scroll {
+		t.scroll = t.cursor
+	}
+	if t.cursor >= t.scroll+n {
+		t.scroll = t.cursor - n + 1
 	}
 	t.clampScroll()
 	return false
@@ -298,7 +334,7 @@ func (t *tableTab) Render() string {
 	}
 	end := min(t.scroll+n, len(t.shown))
 	var sb strings.Builder
-	for _, ri := range t.shown[t.scroll:end] {
+	for si, ri := range t.shown[t.scroll:end] {
 		r := &d.rows[ri]
 		mk := r.mark
 		if t.staleLines() > 0 && mk != markNone {
@@ -320,6 +356,9 @@ func (t *tableTab) Render() string {
 			line = styleMissing.Render(line)
 		case mk == markExtra:
 			line = styleExtra.Render(line)
+		}
+		if t.scroll+si == t.cursor {
+			line = styleSelected.Render(ansi.Strip(line))
 		}
 		lines = append(lines, line)
 	}

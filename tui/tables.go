@@ -35,7 +35,8 @@ func newTableTabs() []*tableTab {
 		{id: tabXlate, title: "Xlate", short: "Xlate", replicated: true, pageable: true, sortCol: -1, cols: columns(render.Xlates.PairColumns())},
 		{id: tabARP, title: "ARP", short: "ARP", replicated: true, sortCol: -1, cols: columns(render.ARP.PairColumns())},
 		{id: tabBridge, title: "Bridge", short: "Bridge", replicated: true, sortCol: -1,
-			note: "transparent mode's MAC address table (empty in routed mode)", cols: columns(render.Bridge.PairColumns())},
+			note: "transparent mode's MAC table (empty when routed); Host: its owner in the lab",
+			cols: append(columns(render.Bridge.PairColumns()), column{title: "Host", width: 20})},
 		{id: tabRoutes, title: "Routes", short: "Routes", sortCol: -1,
 			note: "not replicated: each unit builds its own", cols: columns(render.Routes.PairColumns())},
 		{id: tabIfaces, title: "Interfaces", short: "Ifaces", sortCol: -1,
@@ -70,6 +71,7 @@ type tableReq struct {
 	paged   bool
 	offset  int
 	limit   int
+	macs    map[string]string // the lab's MACs by owner (LabInfo.MACs), for the Bridge tab
 }
 
 // standbyWindow is how far around the active's page the standby's copy is
@@ -138,7 +140,15 @@ func fetchTable(ctx context.Context, src Source, r tableReq) tableData {
 		a, aerr := src.Bridge(ctx, r.active)
 		s, serr := fetchStandby(ctx, r.standby, src.Bridge)
 		d.fill(len(a), len(s), aerr, serr, r.standby)
-		d.rows = merge(a, s, d.standbyTotal >= 0, false, render.Bridge.Key, render.Bridge.PairCells)
+		// Each station's MAC resolved to its owner in the lab.
+		cells := func(a, s *api.BridgeEntry) []string {
+			e := a
+			if e == nil {
+				e = s
+			}
+			return append(render.Bridge.PairCells(a, s), macName(r.macs, e.MAC))
+		}
+		d.rows = merge(a, s, d.standbyTotal >= 0, false, render.Bridge.Key, cells)
 	case tabRoutes:
 		a, aerr := src.Routes(ctx, r.active)
 		s, serr := fetchStandby(ctx, r.standby, src.Routes)
@@ -239,8 +249,16 @@ func merge[T any](active, standby []T, standbyOK, window bool, key func(*T) stri
 	}
 	seen := make([]bool, len(standby))
 	rows := make([]row, 0, len(active)+len(standby))
-	add := func(k string, m mark, c []string) {
-		rows = append(rows, row{key: k, mark: m, cells: c, hay: strings.ToLower(strings.Join(c, " "))})
+	add := func(k string, m mark, a, s *T) {
+		c := cells(a, s)
+		r := row{key: k, mark: m, cells: c, hay: strings.ToLower(strings.Join(c, " "))}
+		if a != nil {
+			r.active = a
+		}
+		if s != nil {
+			r.standby = s
+		}
+		rows = append(rows, r)
 	}
 	for i := range active {
 		a := &active[i]
@@ -259,13 +277,13 @@ func merge[T any](active, standby []T, standbyOK, window bool, key func(*T) stri
 		default:
 			m = markMissing
 		}
-		add(k, m, cells(a, s))
+		add(k, m, a, s)
 	}
 	if standbyOK && !window {
 		for j := range standby {
 			if !seen[j] {
 				s := &standby[j]
-				add(key(s), markExtra, cells(nil, s))
+				add(key(s), markExtra, nil, s)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -123,6 +124,9 @@ func (m *Model) header() []string {
 func (m *Model) health(ai int) string {
 	var parts []string
 	var hellos []string
+	// The replication lag is left out when the line would not fit: the
+	// hello ages and the counts matter more.
+	lagAt, lag := -1, ""
 	for i := range m.units {
 		u, p := &m.units[i], &m.units[1-i]
 		if !u.ok {
@@ -143,13 +147,16 @@ func (m *Model) health(ai int) string {
 		hellos = append(hellos, s)
 	}
 	if len(hellos) > 0 {
-		parts = append(parts, "hello "+strings.Join(hellos, " "))
+		// An age, not a period: how long ago each unit last heard its
+		// peer's hello (peer→unit).
+		parts = append(parts, "hello age "+strings.Join(hellos, " "))
 	} else {
 		parts = append(parts, styleErr.Render("no unit answers"))
 	}
 	if a := &m.units[ai]; a.ok && a.status.Active {
 		r := a.status.Replication
 		var s string
+		lagAt = len(parts)
 		switch {
 		case !r.Connected:
 			s = styleWarn.Render("repl: no standby")
@@ -161,7 +168,7 @@ func (m *Model) health(ai int) string {
 			s = "repl: streaming"
 		}
 		if r.LagSamples > 0 {
-			s += " p99 " + r.LagP99.Round(time.Microsecond).String()
+			lag = " p99 " + r.LagP99.Round(time.Microsecond).String()
 		}
 		if r.QueueDepth > 0 {
 			s += fmt.Sprintf(" queue %d", r.QueueDepth)
@@ -176,6 +183,13 @@ func (m *Model) health(ai int) string {
 			x += fmt.Sprintf("/%d", s.status.Counts.Xlates)
 		}
 		parts = append(parts, c+" "+x)
+	}
+	if lagAt >= 0 {
+		with := slices.Clone(parts)
+		with[lagAt] += lag
+		if l := strings.Join(with, " · "); ansi.StringWidth(l) <= m.width {
+			return l
+		}
 	}
 	return strings.Join(parts, " · ")
 }
@@ -281,6 +295,10 @@ func (m *Model) body() string {
 		return m.linksView(h)
 	case modeRepl:
 		return m.replView(h)
+	case modeReasons:
+		return m.reasonsView(h)
+	case modeDetail:
+		return m.detailView(h)
 	}
 	switch {
 	case m.cur < len(m.tables):

@@ -87,7 +87,7 @@ func (u *Unit) serveAPI() (*http.Server, error) {
 	mux.HandleFunc("GET /v1/bridge", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, convert(u.fw.BridgeEntries(), wireBridge)) })
 	mux.HandleFunc("GET /v1/routes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, convert(u.fw.RoutesTable(), wireRoute)) })
 	mux.HandleFunc("GET /v1/interfaces", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, convert(u.fw.InterfaceStats(), wireInterface))
+		writeJSON(w, u.Interfaces())
 	})
 	mux.HandleFunc("GET /v1/module", u.serveModule)
 	mux.HandleFunc("GET /v1/uauth", u.serveUAuth)

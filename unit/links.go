@@ -101,3 +101,22 @@ func linkUp(l netlink.Link) bool {
 	a := l.Attrs()
 	return a.Flags&net.FlagUp != 0 && a.RawFlags&unix.IFF_RUNNING != 0
 }
+
+// kernelLink is the kernel's view of one interface in the unit's
+// namespace.
+type kernelLink struct {
+	adminUp, carrier bool
+	mac              string
+}
+
+// kernelLinkOf reads an interface's admin state, carrier and MAC from the
+// kernel (the unit's own namespace); ok is false when there is no such
+// interface (a unit run outside its lab, as in tests).
+func kernelLinkOf(name string) (l kernelLink, ok bool) {
+	nl, err := netlink.LinkByName(name)
+	if err != nil {
+		return kernelLink{}, false
+	}
+	a := nl.Attrs()
+	return kernelLink{adminUp: a.Flags&net.FlagUp != 0, carrier: a.RawFlags&unix.IFF_LOWER_UP != 0, mac: a.HardwareAddr.String()}, true
+}

@@ -2,6 +2,7 @@ package unit
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/falab/falab/api"
 	"github.com/falab/falab/firewall"
@@ -50,6 +51,41 @@ func wireInterface(i *firewall.InterfaceInfo) api.Interface {
 	return api.Interface{Name: i.Name, SecurityLevel: i.SecurityLevel, Address: i.Address,
 		StandbyAddr: i.StandbyAddr, MAC: i.MAC, Attached: i.Attached,
 		RxPackets: i.RxPackets, RxBytes: i.RxBytes, TxPackets: i.TxPackets, TxBytes: i.TxBytes, Drops: i.Drops}
+}
+
+// Interfaces is `show interface`: the data plane's interfaces and their
+// counters, with what the unit knows besides: each role's MAC (its
+// config), its NIC's own MAC, failover's monitoring of the interface and
+// the kernel's link state.
+func (u *Unit) Interfaces() []api.Interface {
+	u.statusMu.Lock()
+	monUp := map[string]bool{}
+	for _, m := range u.status.Interfaces {
+		monUp[m.Name] = m.Up
+	}
+	u.statusMu.Unlock()
+	out := convert(u.fw.InterfaceStats(), wireInterface)
+	for i := range out {
+		w := &out[i]
+		for _, ic := range u.cfg.Firewall.Interfaces {
+			if ic.Name == w.Name {
+				w.ActiveMAC, w.StandbyMAC = ic.ActiveMAC.String(), ic.StandbyMAC.String()
+			}
+		}
+		w.VirtualMAC = u.cfg.MACMode == "virtual"
+		if cp := u.control[w.Name]; cp != nil {
+			w.BurnedInMAC = cp.mac.String()
+		}
+		w.Monitored = slices.Contains(u.cfg.Monitored, w.Name)
+		w.MonitorUp = w.Monitored && monUp[w.Name]
+		if l, ok := kernelLinkOf(w.Name); ok {
+			w.LinkKnown, w.AdminUp, w.Carrier = true, l.adminUp, l.carrier
+			if w.BurnedInMAC == "" {
+				w.BurnedInMAC = l.mac
+			}
+		}
+	}
+	return out
 }
 
 // replicationStats is the state stream's counters with tables named, not

@@ -2,10 +2,14 @@ package unit
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/falab/falab/failover"
 	"github.com/falab/falab/firewall"
 	"github.com/falab/falab/replicate"
 )
@@ -46,5 +50,36 @@ func TestWireFormsKeepJSON(t *testing.T) {
 	w := replicationStats(s, func(t uint8) string { return firewall.Table(t).String() })
 	if len(w.Tables) != 2 || w.Tables[0].Table != "conn" || w.Tables[0].Sent != 4 || w.Tables[1].Table != "bridge" || w.Tables[1].Applied != 1 {
 		t.Errorf("tables: got %+v", w.Tables)
+	}
+}
+
+// TestInterfacesSayRolesAndMonitoring: the unit's interface listing adds
+// to the data plane's what the unit knows: each role's MAC from its
+// config (the virtual MACs under mac_mode virtual), and failover's
+// monitoring of the interface with its state there.
+func TestInterfacesSayRolesAndMonitoring(t *testing.T) {
+	cfg := testConfig(false)
+	cfg.MACMode, cfg.Monitored = "virtual", []string{"outside"}
+	u, err := New(cfg, testKey(7), nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.statusMu.Lock()
+	u.status.Interfaces = []failover.MonitoredInterface{{Name: "outside", Up: true}}
+	u.statusMu.Unlock()
+	type view struct {
+		Name, Active, Standby string
+		Virtual, Mon, MonUp   bool
+	}
+	var got []view
+	for _, i := range u.Interfaces() {
+		got = append(got, view{i.Name, i.ActiveMAC, i.StandbyMAC, i.VirtualMAC, i.Monitored, i.MonitorUp})
+	}
+	want := []view{
+		{"inside", "02:fa:00:00:00:01", "02:fa:00:00:00:02", true, false, false},
+		{"outside", "02:fa:00:00:00:03", "02:fa:00:00:00:04", true, true, true},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("interfaces (-want +got):\n%s", diff)
 	}
 }

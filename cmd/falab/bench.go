@@ -21,13 +21,14 @@ func newBenchCmd(e *env) *cobra.Command {
 		Use:   "bench [--quick] [--only N,...] [--json] [--report DIR]",
 		Short: "measure forwarding, connection rate, failover gaps, bulk sync, lag, lab up/down; each beside its target and the kernel's",
 		Long: "Measure the lab-level figures, each beside its target and, where one exists, beside the Linux kernel\n" +
-			"doing the same job on the same topology. About a minute; it says the machine's CPU count and load.",
+			"doing the same job on the same topology, and the standard Linux HA pair (keepalived + conntrackd) measured\n" +
+			"row for row like falab's pair. A few minutes; it says the machine's CPU count and load.",
 		Args:        maxArgs(0, "arguments"),
 		Annotations: rootNeeded(),
 		RunE:        func(cmd *cobra.Command, _ []string) error { return e.bench(cmd.Context(), quick, only, reportDir) },
 	}
 	cmd.Flags().BoolVar(&quick, "quick", false, "fewer repetitions, shorter runs (rougher figures)")
-	cmd.Flags().StringVar(&only, "only", "", "comma-separated item numbers to run (1-11; 11 is the transparent pair)")
+	cmd.Flags().StringVar(&only, "only", "", "comma-separated item numbers to run (1-11; 6 and 7 failover gaps and TCP resume, 10 the Linux pair, 11 the transparent pair)")
 	cmd.Flags().StringVar(&reportDir, "report", "", "also write a self-contained HTML report (each figure charted beside the kernel's and its target) into this directory")
 	e.jsonFlag(cmd, "the report")
 	return cmd

@@ -27,8 +27,8 @@ func printFaultFigures(w io.Writer, figs []lab.FaultFigure) {
 			if i > 0 {
 				label = ""
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%.1fms\t%s\t%.0f%% (%d/%d)\n", label, toActive(f.ToActiveMs, f.NewActive),
-				t.Name, t.Kind, t.GapMs, lostText(t), t.SurvivedPct, t.Survived, t.Flows)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%.0f%% (%d/%d)\n", label, toActive(f.ToActiveMs, f.NewActive),
+				t.Name, t.Kind, gapText(t), lostText(t), t.SurvivedPct, t.Survived, t.Flows)
 		}
 	}
 	tw.Flush()
@@ -42,9 +42,22 @@ func toActive(ms *float64, unit string) string {
 }
 
 // lostText is "-" for the stream kinds: TCP retransmits, nothing is lost.
+// A floor (loss runs dropped from the reports) reads ">=N".
 func lostText(t lab.FaultTraffic) string {
 	if t.Kind != "udp-probe" && t.Kind != "ping" {
 		return "-"
 	}
+	if t.LostAtLeast {
+		return fmt.Sprintf(">=%d", t.Lost)
+	}
 	return fmt.Sprint(t.Lost)
+}
+
+// gapText is the fault's gap, or its range when the reports dropped
+// notable gaps that could be longer than the longest listed one.
+func gapText(t lab.FaultTraffic) string {
+	if t.GapUpToMs > t.GapMs {
+		return fmt.Sprintf("%.1f-%.1fms", t.GapMs, t.GapUpToMs)
+	}
+	return fmt.Sprintf("%.1fms", t.GapMs)
 }

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/falab/falab/lab"
+	"github.com/falab/falab/traffic"
 	"github.com/falab/falab/tui"
 )
 
@@ -59,6 +60,7 @@ func trafficFeed(name string) func(context.Context) ([]tui.TrafficFlowSummary, e
 				if el := c.At.Sub(c.Started).Seconds(); el > 0 {
 					s.RateBps = float64(c.BytesReceived+c.BytesSent) * 8 / el
 				}
+				s.At, s.Traces = c.At, tuiTraces(c.Detail)
 			}
 			s.Faults = tuiFaults(r.Faults)
 			out = append(out, s)
@@ -71,7 +73,7 @@ func trafficFeed(name string) func(context.Context) ([]tui.TrafficFlowSummary, e
 func tuiFaults(fts []lab.FaultTraffic) []tui.TrafficFault {
 	var out []tui.TrafficFault
 	for _, t := range fts {
-		f := tui.TrafficFault{Fault: t.Fault, ToActive: -1, Gap: time.Duration(t.GapMs * float64(time.Millisecond)), Lost: -1, SurvivedPct: t.SurvivedPct}
+		f := tui.TrafficFault{Fault: t.Fault, At: t.FaultAt, ToActive: -1, Gap: time.Duration(t.GapMs * float64(time.Millisecond)), Lost: -1, SurvivedPct: t.SurvivedPct}
 		if t.ToActiveMs != nil {
 			f.ToActive = time.Duration(*t.ToActiveMs * float64(time.Millisecond))
 		}
@@ -79,6 +81,21 @@ func tuiFaults(fts []lab.FaultTraffic) []tui.TrafficFault {
 			f.Lost = int64(t.Lost)
 		}
 		out = append(out, f)
+	}
+	return out
+}
+
+// tuiTraces are a client's flows for the Traffic tab's gap chart: where
+// each received (the client verifies what arrives, as the HTML report's
+// chart draws it).
+func tuiTraces(flows []traffic.FlowReport) []tui.FlowTrace {
+	out := make([]tui.FlowTrace, 0, len(flows))
+	for _, f := range flows {
+		tr := tui.FlowTrace{ID: f.ID, Established: f.Established, Ended: f.Ended}
+		for _, g := range f.Gaps {
+			tr.Gaps = append(tr.Gaps, tui.TraceGap{Start: g.Start, Len: time.Duration(g.Ms * float64(time.Millisecond)), Open: g.Open})
+		}
+		out = append(out, tr)
 	}
 	return out
 }
