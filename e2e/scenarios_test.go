@@ -193,6 +193,7 @@ var scenarioTools = map[string][]string{
 	"sip-crash":              {"sipp"},
 	"sip-crash-unreplicated": {"sipp"},
 	"softphone":              {"sipp"}, // lab voice's UAS daemon
+	"uauth":                  {"curl", "ping", "/usr/bin/python3"},
 }
 
 // needScenarioTools skips a scenario whose programs are missing, except in
@@ -203,7 +204,7 @@ func needScenarioTools(t *testing.T, name string) {
 			if os.Getenv("CI") != "" {
 				t.Fatalf("scenario %s needs %s (.ci/run installs it)", name, tool)
 			}
-			t.Skipf("scenario %s needs %s (apt-get install sip-tester)", name, tool)
+			t.Skipf("scenario %s needs %s (.ci/run installs it)", name, tool)
 		}
 	}
 }

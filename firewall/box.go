@@ -127,13 +127,9 @@ func (w *worker) toUnit(in *iface, frame []byte) DropReason {
 	if !b.admits(&w.p) {
 		return DropToSelf
 	}
-	b.writeMu.Lock()
-	_, err := b.dev.Write(w.p.ip)
-	b.writeMu.Unlock()
-	if err != nil {
+	if b.Deliver(w.p.ip) != nil {
 		return DropBoxError
 	}
-	b.rx.Add(1)
 	return dropNone
 }
 
@@ -148,6 +144,28 @@ func (b *boxState) admits(p *parsed) bool {
 		return slices.Contains(b.tcpPorts, p.tuple.DstPort)
 	}
 	return false
+}
+
+// BoxStack returns the box as the local stack that steered segments are
+// delivered to (AttachUAuth), or nil without a box.
+func (f *Firewall) BoxStack() LocalStack {
+	if f.box == nil {
+		return nil
+	}
+	return f.box
+}
+
+// Deliver writes one packet to the box: a segment steered to a listener
+// in the unit's own stack. The write copies ip.
+func (b *boxState) Deliver(ip []byte) error {
+	b.writeMu.Lock()
+	_, err := b.dev.Write(ip)
+	b.writeMu.Unlock()
+	if err != nil {
+		return err
+	}
+	b.rx.Add(1)
+	return nil
 }
 
 // answerUnit is the standby's (or a bridge's management) path for a packet
@@ -202,6 +220,9 @@ func (w *worker) fromBox(b *packetBuf, size int) DropReason {
 	if !f.isCurrentAddr(ip.SourceAddress(), active) {
 		return drop(DropMartianSource)
 	}
+	// The listener's answer to a steered client leaves as the server
+	// the client addressed (uauth.go); the source was checked first.
+	f.Unsteer(ip, w.now)
 	out, nh, ok := f.lookupRoute(ip.DestinationAddress())
 	if !ok {
 		return drop(DropNoRoute)

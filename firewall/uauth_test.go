@@ -88,3 +88,37 @@ func TestUAuthSteersUntilAuthorized(t *testing.T) {
 		t.Errorf("idle steered flows kept: %d", l.fw.SteeredCount())
 	}
 }
+
+// TestUAuthThroughBox: with the box as the listener's stack (BoxStack), a
+// steered SYN is written to the box with the listener as destination, and
+// the kernel's answer from the box leaves on the inside with the server's
+// address and port as source (fromBox unsteers after checking that the
+// unit itself sent it); an answer to a client never steered keeps the
+// unit's address.
+func TestUAuthThroughBox(t *testing.T) {
+	l := resolvedLab(t, labConfig())
+	box := newFakeBox()
+	if err := l.fw.AttachBox(box, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !l.fw.AttachUAuth(&fakeAuth{ok: map[netip.Addr]bool{}}, l.fw.BoxStack(), "inside", webClass, 1080) {
+		t.Fatal("AttachUAuth refused")
+	}
+	nothing(t, l.send(segment{true, SYN, ""}))
+	if got := box.take(t); len(got) != 1 || got[0].Src != ap(client.ip, 40000) || got[0].Dst != ap(insideIP, 1080) {
+		t.Fatalf("delivered to the box %+v, want the SYN to the listener", got)
+	}
+	synAck := tcpFrame(zeroMAC, zeroMAC, insideIP, client.ip, 1080, 40000, SYN|ACK, "")[header.EthernetLen:]
+	sent := only(t, l.fromBox(synAck), ifInside, 1)
+	if p := decode(t, sent[0]); p.Src != ap(server.ip, 80) || p.Dst != ap(client.ip, 40000) {
+		t.Errorf("the listener's answer left as %s -> %s, want from the server", p.Src, p.Dst)
+	}
+	other := tcpFrame(zeroMAC, zeroMAC, insideIP, client2.ip, 1080, 555, ACK, "")[header.EthernetLen:]
+	sent = only(t, l.fromBox(other), ifInside, 1)
+	if p := decode(t, sent[0]); p.Src != ap(insideIP, 1080) {
+		t.Errorf("an unsteered answer left from %s", p.Src)
+	}
+	if toBox, fromBox := l.fw.BoxStats(); toBox != 1 || fromBox != 2 {
+		t.Errorf("box stats to %d from %d, want 1 and 2", toBox, fromBox)
+	}
+}

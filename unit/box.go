@@ -178,11 +178,23 @@ func (u *Unit) OpenBox() error {
 	if err != nil {
 		return err
 	}
-	if err := u.fw.AttachBox(b.file, u.cfg.BoxTCPPorts); err != nil {
+	if err := u.attachBox(b); err != nil {
 		b.file.Close()
 		return err
 	}
+	return nil
+}
+
+// attachBox makes b the data plane's box and the stack the cut-through
+// proxy steers to: its listener is a socket in this stack.
+func (u *Unit) attachBox(b *box) error {
+	if err := u.fw.AttachBox(b.file, u.cfg.BoxTCPPorts); err != nil {
+		return err
+	}
 	u.box = b
+	if err := u.attachUAuthStack(u.fw.BoxStack()); err != nil {
+		u.log.Warn("cut-through proxy not steering", "err", err)
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,13 +12,10 @@ import (
 	"github.com/falab/falab/fwconfig"
 )
 
-type nullStack struct{}
-
-func (nullStack) Deliver([]byte) error { return nil }
-
 // TestUAuthInUnit: a unit with firewall.aaa builds the uauth table from
 // the LOCAL users' hashes, lists it as a local table, shows it as the ASA
-// does, clears it by user, and steers only once it has a stack.
+// does, clears it by user, and steers only once its box (the unit's own
+// stack, where the listener is) is attached.
 func TestUAuthInUnit(t *testing.T) {
 	cfg := testConfig(false)
 	cfg.Firewall.UAuth = &fwconfig.UAuthConfig{Interface: "inside", ListenerPort: 1080,
@@ -45,9 +43,16 @@ func TestUAuthInUnit(t *testing.T) {
 	if !strings.Contains(rec.Body.String(), `"cleared":1`) || u.uauth.Len() != 0 {
 		t.Errorf("clear uauth alice: %s, %d left", rec.Body.String(), u.uauth.Len())
 	}
-	if err := u.attachUAuthStack(nullStack{}); err != nil || !u.uauthSteering {
-		t.Errorf("attach stack: %v", err)
+	// The box, once attached, is the stack the firewall steers to.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer r.Close()
+	if err := u.attachBox(&box{file: w}); err != nil || !u.uauthSteering {
+		t.Errorf("attach box: %v, steering %v", err, u.uauthSteering)
+	}
+	w.Close()
 	cfg.Firewall.UAuth.Users[0].Hash = "$argon2id$nonsense"
 	if _, err := New(cfg, testKey(7), nil, slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("a bad hash was accepted")
