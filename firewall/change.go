@@ -8,6 +8,7 @@ import (
 	"net/netip"
 
 	"github.com/falab/falab/firewall/header"
+	"github.com/falab/falab/recordio"
 )
 
 // Tuple is a flow key as seen on the wire at the firewall: comparable and
@@ -274,11 +275,6 @@ func appendTuple(b []byte, t Tuple) []byte {
 	return binary.BigEndian.AppendUint16(b, t.DstPort)
 }
 
-func appendStr(b []byte, s string) []byte {
-	b = append(b, byte(len(s)))
-	return append(b, s...)
-}
-
 // AppendBinary appends the record's wire encoding to b.
 func (c Change) AppendBinary(b []byte) []byte {
 	start := len(b)
@@ -293,8 +289,8 @@ func (c Change) AppendBinary(b []byte) []byte {
 			fl |= connFlagHTTP
 		}
 		b = append(b, byte(r.State), r.CloseFlags, fl)
-		b = appendStr(b, r.InInterface)
-		b = appendStr(b, r.OutInterface)
+		b = recordio.AppendStr8(b, r.InInterface)
+		b = recordio.AppendStr8(b, r.OutInterface)
 		b = binary.BigEndian.AppendUint64(b, uint64(r.Created))
 		b = binary.BigEndian.AppendUint64(b, uint64(r.LastSeen))
 		if r.Orig.Proto == header.ProtocolTCP {
@@ -314,19 +310,19 @@ func (c Change) AppendBinary(b []byte) []byte {
 		b = binary.BigEndian.AppendUint16(b, r.RealPort)
 		b = append(b, r.Mapped[:]...)
 		b = binary.BigEndian.AppendUint16(b, r.MappedPort)
-		b = appendStr(b, r.RealInterface)
-		b = appendStr(b, r.MappedInterface)
+		b = recordio.AppendStr8(b, r.RealInterface)
+		b = recordio.AppendStr8(b, r.MappedInterface)
 		b = binary.BigEndian.AppendUint64(b, uint64(r.Created))
 	case TableARP:
 		r := &c.ARP
-		b = appendStr(b, r.Interface)
+		b = recordio.AppendStr8(b, r.Interface)
 		b = append(b, r.IP[:]...)
 		b = append(b, r.MAC[:]...)
 		b = binary.BigEndian.AppendUint64(b, uint64(r.Updated))
 	case TableBridge:
 		r := &c.Bridge
 		b = append(b, r.MAC[:]...)
-		b = appendStr(b, r.Interface)
+		b = recordio.AppendStr8(b, r.Interface)
 		b = binary.BigEndian.AppendUint64(b, uint64(r.Updated))
 	}
 	binary.BigEndian.PutUint16(b[start+3:], uint16(len(b)-start-changeHeaderLen))
@@ -346,32 +342,9 @@ func (c *Change) UnmarshalBinary(b []byte) error {
 	return nil
 }
 
-// reader consumes a body, remembering the first short read.
-type reader struct {
-	b     []byte
-	short bool
-}
-
-func (r *reader) take(n int) []byte {
-	if len(r.b) < n {
-		r.short = true
-		r.b = nil
-		return make([]byte, n)
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-func (r *reader) u8() uint8   { return r.take(1)[0] }
-func (r *reader) u16() uint16 { return binary.BigEndian.Uint16(r.take(2)) }
-func (r *reader) u32() uint32 { return binary.BigEndian.Uint32(r.take(4)) }
-func (r *reader) i64() int64  { return int64(binary.BigEndian.Uint64(r.take(8))) }
-func (r *reader) addr() [4]byte {
-	return [4]byte(r.take(4))
-}
-func (r *reader) str() string { return string(r.take(int(r.u8()))) }
-func (r *reader) tuple() Tuple {
-	return Tuple{Proto: r.u8(), Src: r.addr(), Dst: r.addr(), SrcPort: r.u16(), DstPort: r.u16()}
+// readTuple reads a Tuple as AppendBinary writes it.
+func readTuple(r *recordio.Reader) Tuple {
+	return Tuple{Proto: r.U8(), Src: r.Addr4(), Dst: r.Addr4(), SrcPort: r.U16(), DstPort: r.U16()}
 }
 
 func validProto(p uint8) bool {
@@ -406,28 +379,28 @@ func ParseChange(b []byte) (Change, error) {
 	if len(body) > n {
 		return Change{}, fmt.Errorf("%w: %d", ErrChangeTrailer, len(body)-n)
 	}
-	r := reader{b: body}
+	r := recordio.NewReader(body)
 	bad := func(format string, a ...any) (Change, error) {
 		return Change{}, fmt.Errorf("%w: %s %s", ErrChangeField, c.Table, fmt.Sprintf(format, a...))
 	}
 	switch c.Table {
 	case TableConn:
 		x := &c.Conn
-		x.Orig, x.Reply = r.tuple(), r.tuple()
-		x.State, x.CloseFlags = TCPState(r.u8()), r.u8()
-		fl := r.u8()
+		x.Orig, x.Reply = readTuple(&r), readTuple(&r)
+		x.State, x.CloseFlags = TCPState(r.U8()), r.U8()
+		fl := r.U8()
 		x.HTTP = fl&connFlagHTTP != 0
-		x.InInterface, x.OutInterface = r.str(), r.str()
-		x.Created, x.LastSeen = r.i64(), r.i64()
-		if x.Orig.Proto == header.ProtocolTCP && len(r.b) > 0 {
-			x.SeqOffset = r.u32()
+		x.InInterface, x.OutInterface = r.Str8(), r.Str8()
+		x.Created, x.LastSeen = r.I64(), r.I64()
+		if x.Orig.Proto == header.ProtocolTCP && r.Len() > 0 {
+			x.SeqOffset = r.U32()
 			for i := range x.Window {
 				w := &x.Window[i]
-				w.End, w.MaxEnd, w.MaxWin, w.MaxAck = r.u32(), r.u32(), r.u32(), r.u32()
-				w.Scale, w.Flags = r.u8(), r.u8()
+				w.End, w.MaxEnd, w.MaxWin, w.MaxAck = r.U32(), r.U32(), r.U32(), r.U32()
+				w.Scale, w.Flags = r.U8(), r.U8()
 			}
 		}
-		if r.short {
+		if r.Short() {
 			break
 		}
 		for _, w := range x.Window {
@@ -449,12 +422,12 @@ func ParseChange(b []byte) (Change, error) {
 		}
 	case TableXlate:
 		x := &c.Xlate
-		x.Kind, x.Proto = NATKind(r.u8()), r.u8()
-		x.Real, x.RealPort = r.addr(), r.u16()
-		x.Mapped, x.MappedPort = r.addr(), r.u16()
-		x.RealInterface, x.MappedInterface = r.str(), r.str()
-		x.Created = r.i64()
-		if r.short {
+		x.Kind, x.Proto = NATKind(r.U8()), r.U8()
+		x.Real, x.RealPort = r.Addr4(), r.U16()
+		x.Mapped, x.MappedPort = r.Addr4(), r.U16()
+		x.RealInterface, x.MappedInterface = r.Str8(), r.Str8()
+		x.Created = r.I64()
+		if r.Short() {
 			break
 		}
 		switch {
@@ -469,11 +442,11 @@ func ParseChange(b []byte) (Change, error) {
 		}
 	case TableARP:
 		x := &c.ARP
-		x.Interface = r.str()
-		x.IP = r.addr()
-		x.MAC = [6]byte(r.take(6))
-		x.Updated = r.i64()
-		if r.short {
+		x.Interface = r.Str8()
+		x.IP = r.Addr4()
+		x.MAC = [6]byte(r.Take(6))
+		x.Updated = r.I64()
+		if r.Short() {
 			break
 		}
 		if !validIfName(x.Interface) {
@@ -481,10 +454,10 @@ func ParseChange(b []byte) (Change, error) {
 		}
 	case TableBridge:
 		x := &c.Bridge
-		x.MAC = [6]byte(r.take(6))
-		x.Interface = r.str()
-		x.Updated = r.i64()
-		if r.short {
+		x.MAC = [6]byte(r.Take(6))
+		x.Interface = r.Str8()
+		x.Updated = r.I64()
+		if r.Short() {
 			break
 		}
 		switch {
@@ -494,7 +467,7 @@ func ParseChange(b []byte) (Change, error) {
 			return bad("interface name %q", x.Interface)
 		}
 	}
-	if r.short {
+	if r.Short() {
 		return Change{}, fmt.Errorf("%s body: %w", c.Table, io.ErrUnexpectedEOF)
 	}
 	return c, nil
@@ -511,22 +484,5 @@ func entryHash(c Change) uint64 {
 	c.ARP.Updated = 0
 	c.Bridge.Updated = 0
 	var buf [160]byte
-	b := c.AppendBinary(buf[:0])
-	// Eight bytes a step (it is on every connection's setup path, twice),
-	// then the splitmix64 finalizer so that sums of hashes of similar
-	// records spread over all 64 bits.
-	h := uint64(len(b)) * 0x9e3779b97f4a7c15
-	for ; len(b) >= 8; b = b[8:] {
-		h = (h ^ binary.LittleEndian.Uint64(b)) * 0xbf58476d1ce4e5b9
-		h ^= h >> 29
-	}
-	var tail [8]byte
-	copy(tail[:], b)
-	h = (h ^ binary.LittleEndian.Uint64(tail[:])) * 0x94d049bb133111eb
-	h ^= h >> 30
-	h *= 0xbf58476d1ce4e5b9
-	h ^= h >> 27
-	h *= 0x94d049bb133111eb
-	h ^= h >> 31
-	return h
+	return recordio.Hash(c.AppendBinary(buf[:0]))
 }

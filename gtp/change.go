@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/falab/falab/recordio"
 )
 
 // TID identifies a PDP context as the ASA does: the subscriber's IMSI and
@@ -126,12 +128,7 @@ func (c Change) AppendBinary(b []byte) []byte {
 		b = binary.BigEndian.AppendUint32(b, t)
 	}
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Created))
-	apn := r.APN
-	if len(apn) > maxAPNLen {
-		apn = apn[:maxAPNLen]
-	}
-	b = append(b, byte(len(apn)))
-	b = append(b, apn...)
+	b = recordio.AppendStr8(b, r.APN[:min(len(r.APN), maxAPNLen)])
 	binary.BigEndian.PutUint16(b[start+2:], uint16(len(b)-start-changeHeaderLen))
 	return b
 }
@@ -215,18 +212,5 @@ func ParseChange(b []byte) (Change, error) {
 func recordHash(r Record) uint64 {
 	r.Created = 0
 	var buf [changeHeaderLen + changeFixedBody + 1 + maxAPNLen]byte
-	b := Change{Op: OpUpsert, Record: r}.AppendBinary(buf[:0])
-	// FNV-1a, then the splitmix64 finalizer so that sums of hashes of
-	// similar records spread over all 64 bits (as firewall's entryHash).
-	h := uint64(14695981039346656037)
-	for _, x := range b {
-		h ^= uint64(x)
-		h *= 1099511628211
-	}
-	h ^= h >> 30
-	h *= 0xbf58476d1ce4e5b9
-	h ^= h >> 27
-	h *= 0x94d049bb133111eb
-	h ^= h >> 31
-	return h
+	return recordio.Hash(Change{Op: OpUpsert, Record: r}.AppendBinary(buf[:0]))
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/falab/falab/recordio"
 )
 
 // Table names one of the inspector's replicated tables.
@@ -82,13 +84,13 @@ func (c Change) AppendBinary(b []byte) []byte {
 	switch c.Table {
 	case TableSession:
 		s := &c.Session
-		b = appendStr(appendStr(appendStr(b, s.CallID), s.CallerTag), s.CalleeTag)
+		b = recordio.AppendStr8(recordio.AppendStr8(recordio.AppendStr8(b, s.CallID), s.CallerTag), s.CalleeTag)
 		b = append(b, byte(s.State))
 	case TableTransaction:
 		t := &c.Transaction
-		b = appendStr(appendStr(b, t.Branch), t.Method)
+		b = recordio.AppendStr8(recordio.AppendStr8(b, t.Branch), t.Method)
 		b = binary.BigEndian.AppendUint32(b, t.CSeq)
-		b = appendStr(b, t.CallID)
+		b = recordio.AppendStr8(b, t.CallID)
 		var fl byte
 		if t.Completed {
 			fl |= flagCompleted
@@ -96,7 +98,7 @@ func (c Change) AppendBinary(b []byte) []byte {
 		b = append(b, fl)
 	case TablePinhole:
 		p := &c.Pinhole
-		b = appendStr(b, p.CallID)
+		b = recordio.AppendStr8(b, p.CallID)
 		b = append(b, byte(p.Side), p.Pinhole.Proto)
 		b = append(b, p.Pinhole.Src[:]...)
 		b = append(b, p.Pinhole.Dst[:]...)
@@ -105,13 +107,6 @@ func (c Change) AppendBinary(b []byte) []byte {
 	}
 	binary.BigEndian.PutUint16(b[start+3:], uint16(len(b)-start-changeHeaderLen))
 	return b
-}
-
-func appendStr(b []byte, s string) []byte {
-	if len(s) > maxToken {
-		s = s[:maxToken]
-	}
-	return append(append(b, byte(len(s))), s...)
 }
 
 // MarshalBinary returns the change's wire encoding.
@@ -125,39 +120,6 @@ func (c *Change) UnmarshalBinary(b []byte) error {
 	}
 	*c = v
 	return nil
-}
-
-// reader reads a change body; the first error sticks.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) take(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if len(r.b) < n {
-		r.err = fmt.Errorf("sip change body: %w", io.ErrUnexpectedEOF)
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) byte1() byte {
-	if v := r.take(1); v != nil {
-		return v[0]
-	}
-	return 0
-}
-
-func (r *reader) str() string { return string(r.take(int(r.byte1()))) }
-
-func (r *reader) addr() (a [4]byte) {
-	copy(a[:], r.take(4))
-	return a
 }
 
 // ParseChange decodes exactly one change as written by AppendBinary,
@@ -183,41 +145,35 @@ func ParseChange(b []byte) (Change, error) {
 	if len(body) > n {
 		return Change{}, ErrChangeTrailer
 	}
-	r := &reader{b: body}
+	r := recordio.NewReader(body)
 	var valid bool
 	switch c.Table {
 	case TableSession:
 		s := &c.Session
-		s.CallID, s.CallerTag, s.CalleeTag = r.str(), r.str(), r.str()
-		s.State = State(r.byte1())
+		s.CallID, s.CallerTag, s.CalleeTag = r.Str8(), r.Str8(), r.Str8()
+		s.State = State(r.U8())
 		valid = s.CallID != "" && s.State >= StateInviteSent && s.State <= StateEnded
 	case TableTransaction:
 		t := &c.Transaction
-		t.Branch, t.Method = r.str(), r.str()
-		if v := r.take(4); v != nil {
-			t.CSeq = binary.BigEndian.Uint32(v)
-		}
-		t.CallID = r.str()
-		fl := r.byte1()
+		t.Branch, t.Method = r.Str8(), r.Str8()
+		t.CSeq = r.U32()
+		t.CallID = r.Str8()
+		fl := r.U8()
 		t.Completed = fl&flagCompleted != 0
 		valid = t.Branch != "" && isToken([]byte(t.Method)) && t.CallID != "" && fl&^flagCompleted == 0
 	case TablePinhole:
 		p := &c.Pinhole
-		p.CallID = r.str()
-		p.Side, p.Pinhole.Proto = Side(r.byte1()), r.byte1()
-		p.Pinhole.Src, p.Pinhole.Dst = r.addr(), r.addr()
-		if v := r.take(2); v != nil {
-			p.Pinhole.DstPort = binary.BigEndian.Uint16(v)
-		}
-		if v := r.take(4); v != nil {
-			p.Pinhole.Timeout = time.Duration(binary.BigEndian.Uint32(v)) * time.Millisecond
-		}
+		p.CallID = r.Str8()
+		p.Side, p.Pinhole.Proto = Side(r.U8()), r.U8()
+		p.Pinhole.Src, p.Pinhole.Dst = r.Addr4(), r.Addr4()
+		p.Pinhole.DstPort = r.U16()
+		p.Pinhole.Timeout = time.Duration(r.U32()) * time.Millisecond
 		valid = p.CallID != "" && p.Side <= SideCallee && (p.Pinhole.Proto == ProtoUDP || p.Pinhole.Proto == ProtoTCP) && p.Pinhole.DstPort != 0
 	}
-	if r.err != nil {
-		return Change{}, r.err
+	if r.Short() {
+		return Change{}, fmt.Errorf("sip change body: %w", io.ErrUnexpectedEOF)
 	}
-	if len(r.b) != 0 {
+	if r.Len() != 0 {
 		return Change{}, ErrChangeTrailer
 	}
 	if !valid {
@@ -276,31 +232,15 @@ func (in *Inspector) Digests() [numTables]uint64 {
 	var d [numTables]uint64
 	var buf [1024]byte
 	for _, s := range in.sessions {
-		d[0] += hash(Change{Table: TableSession, Op: OpUpsert, Session: s.rec}.AppendBinary(buf[:0]))
+		d[0] += recordio.Hash(Change{Table: TableSession, Op: OpUpsert, Session: s.rec}.AppendBinary(buf[:0]))
 	}
 	for _, t := range in.txs {
-		d[1] += hash(Change{Table: TableTransaction, Op: OpUpsert, Transaction: t.rec}.AppendBinary(buf[:0]))
+		d[1] += recordio.Hash(Change{Table: TableTransaction, Op: OpUpsert, Transaction: t.rec}.AppendBinary(buf[:0]))
 	}
 	for _, p := range in.pins {
-		d[2] += hash(Change{Table: TablePinhole, Op: OpUpsert, Pinhole: *p}.AppendBinary(buf[:0]))
+		d[2] += recordio.Hash(Change{Table: TablePinhole, Op: OpUpsert, Pinhole: *p}.AppendBinary(buf[:0]))
 	}
 	return d
-}
-
-// hash is FNV-1a followed by the splitmix64 finalizer, so that sums of
-// hashes of similar records spread over all 64 bits.
-func hash(b []byte) uint64 {
-	h := uint64(14695981039346656037)
-	for _, x := range b {
-		h ^= uint64(x)
-		h *= 1099511628211
-	}
-	h ^= h >> 30
-	h *= 0xbf58476d1ce4e5b9
-	h ^= h >> 27
-	h *= 0x94d049bb133111eb
-	h ^= h >> 31
-	return h
 }
 
 // Len returns the number of records in each table (indexed by Table-1).
