@@ -58,6 +58,9 @@ type UnitConfig struct {
 	// Offloads: the lab leaves offloads on, so the unit opens its data
 	// interfaces with virtio_net_hdrs and forwards GSO super-frames whole.
 	Offloads bool `json:"offloads,omitempty"`
+	// CPUs is the unit process's GOMAXPROCS (lab file: the unit node's
+	// cpus); 0 leaves Go's default (every CPU).
+	CPUs int `json:"cpus,omitempty"`
 	// KeyFile holds the failover key (mode 0600).
 	KeyFile string `json:"key_file"`
 

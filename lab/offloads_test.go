@@ -36,3 +36,23 @@ func TestOffloadsKnob(t *testing.T) {
 		}
 	}
 }
+
+// TestUnitCPUsReachTheUnit: each unit's config carries its node's cpus
+// (one by default), which the unit process makes its GOMAXPROCS.
+func TestUnitCPUsReachTheUnit(t *testing.T) {
+	data, _ := labs.Get(labs.Default)
+	src := bytes.Replace(data, []byte("{kind: unit, role: secondary}"), []byte("{kind: unit, role: secondary, cpus: 2}"), 1)
+	l, err := labfile.Load("test.yaml", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int{"fw-a": labfile.DefaultUnitCPUs, "fw-b": 2} {
+		c, err := UnitConfig(l, name, "key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.CPUs != want {
+			t.Errorf("%s: unit config cpus %d, want %d", name, c.CPUs, want)
+		}
+	}
+}

@@ -45,6 +45,7 @@ func UnitConfig(l *labfile.Lab, name string, keyFile string) (*api.UnitConfig, e
 		Log:                filepath.Join(Dir(l.Name), u.Name+".log"),
 		NoIPsecReplication: l.Failover.NoIPsecReplication,
 		Offloads:           l.Offloads,
+		CPUs:               u.CPUs,
 	}
 	c.LocalAddr, c.PeerAddr = linkAddrs(l.Failover.Link, u.Role)
 	if sl := l.Failover.StateLink; sl != nil {

@@ -87,6 +87,8 @@ type Switch struct{ Name string }
 type Unit struct {
 	Name string
 	Role string // "primary" or "secondary"
+	// CPUs is the unit process's GOMAXPROCS (NodeSpec.CPUs, defaulted).
+	CPUs int
 	// MACs are the burned-in MACs of the unit's interfaces, by interface
 	// name (data interfaces, failover and state links).
 	MACs map[string]net.HardwareAddr

@@ -42,6 +42,9 @@ type NodeSpec struct {
 	Kind string `yaml:"kind"`
 	// Role is primary or secondary; units only.
 	Role string `yaml:"role"`
+	// CPUs is how many CPUs a unit's process runs Go code on at once
+	// (its GOMAXPROCS); units only. Default DefaultUnitCPUs.
+	CPUs int `yaml:"cpus"`
 	// Interfaces of a host, by name (eth0, ...). Units take their data
 	// interfaces from the firewall section; switches make their ports.
 	Interfaces map[string]*HostInterfaceSpec `yaml:"interfaces"`

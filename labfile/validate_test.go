@@ -207,4 +207,31 @@ var validationCases = []struct {
 		old:  "role: secondary", new: "role: primary",
 		want: []string{`x.yaml:13: nodes.fw-b.role: both units are primary (expected one primary and one secondary)`},
 	},
+	{
+		name: "negative cpus",
+		old:  "{kind: unit, role: secondary}", new: "{kind: unit, role: secondary, cpus: -2}",
+		want: []string{`x.yaml:13: nodes.fw-b.cpus: -2 is out of range (expected 1 to 256)`},
+	},
+	{
+		name: "cpus on a switch",
+		old:  "sw-inside:  {kind: switch}", new: "sw-inside:  {kind: switch, cpus: 2}",
+		want: []string{`x.yaml:14: nodes.sw-inside.cpus: only units have cpus`},
+	},
+}
+
+// TestUnitCPUs: a unit runs on one CPU unless its node says otherwise.
+func TestUnitCPUs(t *testing.T) {
+	base, _ := labs.Get("default")
+	src := strings.Replace(string(base), "{kind: unit, role: secondary}", "{kind: unit, role: secondary, cpus: 2}", 1)
+	l, err := Load("x.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, u := range l.Units {
+		got[u.Name] = u.CPUs
+	}
+	if want := map[string]int{"fw-a": DefaultUnitCPUs, "fw-b": 2}; !cmp.Equal(got, want) {
+		t.Errorf("cpus %v, want %v", got, want)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 
 	"github.com/falab/falab/afpacket"
 	"github.com/falab/falab/api"
@@ -29,6 +30,9 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("unit", cfg.Name)
+	if cfg.CPUs > 0 {
+		runtime.GOMAXPROCS(cfg.CPUs)
+	}
 	key, err := api.ReadKeyFile(cfg.KeyFile)
 	if err != nil {
 		return fmt.Errorf("failover key: %w", err)
