@@ -29,9 +29,19 @@ func newSender(batch int) *sender {
 	return s
 }
 
+// send is the poller's write callback: one sendmmsg of the batch.
+//
+// It is a raw system call, which the Go scheduler does not see. The socket
+// is non-blocking, so the call never sleeps, but it can run long: veth
+// delivers each frame into the receiving stack inside the call (tens of
+// µs a batch). Announced (Syscall6), such a call lets the runtime's
+// monitor take the caller's P after 20 µs and wake another thread to run
+// it, then hand it back: measured in a unit forwarding about 30k new
+// connections/s, 41k context switches a second (10k with one P), against
+// 2-5k raw, and about 35% more connections/s.
 func (s *sender) send(fd uintptr) bool {
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.msgs[0])), uintptr(s.want), 0, 0, 0)
+		n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.msgs[0])), uintptr(s.want), 0, 0, 0)
 		switch e {
 		case unix.EINTR:
 			continue
