@@ -94,6 +94,12 @@ type Options struct {
 	// the interface: a unit's failover control frames get their own queue
 	// and reader, so a saturated data ring cannot delay or drop them.
 	Protocol uint16
+	// Exclude lists EtherTypes the Port never receives: a socket filter
+	// drops them in the kernel, before they take a ring slot or wake the
+	// reader. A unit's data socket excludes what its control and ARP
+	// sockets (Protocol) receive, so a flood of those frames is copied
+	// and read once, not twice. At most 16.
+	Exclude []uint16
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -118,6 +124,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("afpacket: RingFrames %d out of range 1..1Mi", o.RingFrames)
 	case o.SendBuffer < 0:
 		return o, fmt.Errorf("afpacket: negative send buffer size %d", o.SendBuffer)
+	case len(o.Exclude) > maxExclude:
+		return o, fmt.Errorf("afpacket: %d EtherTypes to exclude, at most %d", len(o.Exclude), maxExclude)
 	}
 	return o, nil
 }
@@ -217,6 +225,12 @@ func (o Options) socketOptions(fd int) error {
 	// which opening a packet socket nearly always comes with.
 	if err := setInt(unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, o.SendBuffer, "SO_SNDBUFFORCE"); err != nil {
 		if err := setInt(unix.SOL_SOCKET, unix.SO_SNDBUF, o.SendBuffer, "SO_SNDBUF"); err != nil {
+			return err
+		}
+	}
+	if len(o.Exclude) > 0 {
+		// Before bind, so that no frame arrives unfiltered.
+		if err := attachExcludeFilter(fd, o.Exclude); err != nil {
 			return err
 		}
 	}

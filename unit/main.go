@@ -44,6 +44,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}()
 	ring := ringOptions(cfg.Firewall.MaxFrameLen(), cfg.Offloads)
+	ring.Exclude = dataExcluded(cfg.Firewall.Mode)
 	for _, ic := range cfg.Firewall.Interfaces {
 		p, err := afpacket.Open(ic.Name, ring)
 		if err != nil {
@@ -90,6 +91,18 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 var _ firewall.OffloadPort = (*afpacket.Port)(nil)
 
 const etherTypeARP = 0x0806
+
+// dataExcluded are the EtherTypes a data socket never receives, because
+// a socket of their own takes them (see the loop in Main): the interface
+// hellos, and in routed mode ARP. A flood of either then costs one ring
+// copy and one read, not two; the data ring and its reader do not see it.
+// In transparent mode ARP is bridged, through the data path.
+func dataExcluded(mode string) []uint16 {
+	if mode == firewall.ModeTransparent {
+		return []uint16{probeEtherType}
+	}
+	return []uint16{probeEtherType, etherTypeARP}
+}
 
 // controlSocket is a small receive-only-one-EtherType socket: its frames
 // get a ring of their own (128 slots, 256 KiB), apart from the data ring.
