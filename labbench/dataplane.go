@@ -80,7 +80,9 @@ func hostsOf(l *labfile.Lab) (clientNS, serverNS string, server netip.Addr, err 
 
 // measureDataPlane runs the pps, TCP and connection-rate measurements
 // between client1 and server1 of a lab that is up.
-func (b *bench) measureDataPlane(ctx context.Context, l *labfile.Lab) dataPlaneResult {
+// units labels the unit processes whose CPU time per connection the
+// connection-rate step reports (nil for the kernel baseline).
+func (b *bench) measureDataPlane(ctx context.Context, l *labfile.Lab, units map[string]int) dataPlaneResult {
 	var r dataPlaneResult
 	clientNS, serverNS, server, err := hostsOf(l)
 	if err != nil {
@@ -104,7 +106,7 @@ func (b *bench) measureDataPlane(ctx context.Context, l *labfile.Lab) dataPlaneR
 		}
 		if c, err := connectRate(ctx, clientNS, serverNS,
 			netip.AddrPortFrom(netip.IPv4Unspecified(), connectPort), netip.AddrPortFrom(server, connectPort),
-			runtime.NumCPU(), 128, pick(b, 1500*time.Millisecond, 3*time.Second)); err != nil {
+			runtime.NumCPU(), 128, pick(b, 1500*time.Millisecond, 3*time.Second), units); err != nil {
 			r.connsErr = err
 		} else {
 			r.conns, r.connRuns = c, append(r.connRuns, c.Rate)
@@ -147,10 +149,30 @@ func (b *bench) falabOffloadsOff(ctx context.Context) dataPlaneResult {
 		return dataPlaneResult{blastErr: err, tcpErr: err, connsErr: err}
 	}
 	defer down()
-	if _, err := waitPair(ctx, bl.Name, 10*time.Second); err != nil {
+	active, err := waitPair(ctx, bl.Name, 10*time.Second)
+	if err != nil {
 		return dataPlaneResult{blastErr: err, tcpErr: err, connsErr: err}
 	}
-	return b.measureDataPlane(ctx, bl.Lab)
+	return b.measureDataPlane(ctx, bl.Lab, unitPIDs(bl.Name, active))
+}
+
+// unitPIDs labels the PIDs of lab's units by role ("active fw-a",
+// "standby fw-b"); nil when the lab's state cannot be read (the figures
+// then go without the units' CPU).
+func unitPIDs(labName, active string) map[string]int {
+	st, err := lab.ReadState(labName)
+	if err != nil {
+		return nil
+	}
+	pids := map[string]int{}
+	for name, p := range st.Units {
+		role := "standby"
+		if name == active {
+			role = "active"
+		}
+		pids[role+" "+name] = p.PID
+	}
+	return pids
 }
 
 // falabOffloadsOn measures one TCP stream through a lab with offloads on
@@ -178,7 +200,7 @@ func (b *bench) kernelDataPlane(ctx context.Context) dataPlaneResult {
 		err = fmt.Errorf("kernel baseline: %w", err)
 		return dataPlaneResult{blastErr: err, tcpErr: err, connsErr: err, tcpOnErr: err}
 	}
-	r := b.measureDataPlane(ctx, bl.Lab)
+	r := b.measureDataPlane(ctx, bl.Lab, nil)
 	if err := setOffloads(bl.Lab, true); err != nil {
 		r.tcpOnErr = fmt.Errorf("turning offloads on: %w", err)
 		return r
@@ -314,9 +336,30 @@ func dataPlaneFigures(fa, k dataPlaneResult) []Figure {
 		} else {
 			f.Detail += "; kernel n/a: " + errText(k.connsErr)
 		}
+		f.Detail += cpuDetail(fa.conns, k.conns, k.connsErr == nil)
 		figs = append(figs, f)
 	}
 	return figs
+}
+
+// cpuDetail says what a connection cost in CPU time in the last run of
+// each: the whole machine (client, server, switches and the forwarding
+// path) and, for falab, each unit process, so that a reader sees where a
+// gap to the kernel's rate goes.
+func cpuDetail(fa, k connectResult, withKernel bool) string {
+	d := "; CPU per connection (last run): "
+	switch {
+	case fa.CPU != nil:
+		d += cpuNote(fa.CPU)
+	case fa.CPUErr != "":
+		d += "n/a (" + fa.CPUErr + ")"
+	default:
+		d += "n/a"
+	}
+	if withKernel && k.CPU != nil {
+		d += "; kernel: " + cpuNote(k.CPU)
+	}
+	return d
 }
 
 // offloadsOnFigure is one TCP stream with offloads ON on every lab veth,

@@ -141,8 +141,12 @@ func (b *bench) lpLoad(ctx context.Context) []Figure {
 			}
 			c, err := connectRate(ctx, clientNS, serverNS,
 				netip.AddrPortFrom(netip.IPv4Unspecified(), connectPort), netip.AddrPortFrom(server, connectPort),
-				2, 128, pick(b, 1500*time.Millisecond, 3*time.Second))
-			conns.add(c.Rate, flaps(err), "")
+				2, 128, pick(b, 1500*time.Millisecond, 3*time.Second), nil)
+			note := ""
+			if c.CPU != nil {
+				note = "CPU per connection: " + cpuNote(c.CPU)
+			}
+			conns.add(c.Rate, flaps(err), note)
 			gbps, err := iperfTCP(ctx, clientNS, serverNS, server.String(), iperfPort, pick(b, 2*time.Second, 5*time.Second))
 			tcp.add(gbps, flaps(err), "")
 			if err := sleepCtx(ctx, time.Second); err != nil {

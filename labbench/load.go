@@ -209,6 +209,11 @@ type connectResult struct {
 	InFlight int     // connects each loop keeps under way
 	// FirstErr is the first failed connect's error, for the report.
 	FirstErr string
+	// CPU is the CPU time per completed connection over the window, in
+	// µs: the machine's ("machine") and each measured process's; CPUErr
+	// says why it is missing.
+	CPU    map[string]float64
+	CPUErr string
 }
 
 // connectRate opens TCP connections from clientNS to a listener in
@@ -218,7 +223,9 @@ type connectResult struct {
 // sockets: the Go net package's per-connection cost would make the client,
 // not the path, the bottleneck. Each connection is closed with SO_LINGER 0
 // (a RST), so the client never runs out of ports to TIME_WAIT.
-func connectRate(ctx context.Context, clientNS, serverNS string, listen, dst netip.AddrPort, loops, inFlight int, dur time.Duration) (connectResult, error) {
+// Over the same window it measures the CPU time a connection cost the
+// machine and each of pids (label -> PID, may be nil).
+func connectRate(ctx context.Context, clientNS, serverNS string, listen, dst netip.AddrPort, loops, inFlight int, dur time.Duration, pids map[string]int) (connectResult, error) {
 	var lfd int
 	if err := topo.Do(serverNS, func() error {
 		var err error
@@ -288,12 +295,17 @@ func connectRate(ctx context.Context, clientNS, serverNS string, listen, dst net
 		stop()
 		return connectResult{}, firstErr(errs, err)
 	}
+	cpu0, cpuErr := sampleCPU(pids)
 	ok0, f0, t0 := ok.Load(), failed.Load(), time.Now()
 	if err := sleepCtx(ctx, dur); err != nil {
 		stop()
 		return connectResult{}, firstErr(errs, err)
 	}
 	ok1, f1, el := ok.Load(), failed.Load(), time.Since(t0).Seconds()
+	cpu1, err := sampleCPU(pids)
+	if cpuErr == nil {
+		cpuErr = err
+	}
 	stop()
 	select {
 	case err := <-errs:
@@ -304,6 +316,11 @@ func connectRate(ctx context.Context, clientNS, serverNS string, listen, dst net
 		return connectResult{}, fmt.Errorf("no connection completed in %.1f s (%d failed)", el, f1-f0)
 	}
 	res := connectResult{Rate: float64(ok1-ok0) / el, Failed: f1 - f0, Loops: loops, InFlight: inFlight}
+	if cpuErr != nil {
+		res.CPUErr = cpuErr.Error()
+	} else {
+		res.CPU = perConnection(cpu0, cpu1, ok1-ok0)
+	}
 	if p := firstDialErr.Load(); p != nil {
 		res.FirstErr = *p
 	}
