@@ -62,6 +62,18 @@ func IsTakeover(e api.Event) bool {
 // time order) against the traffic reports: start-up gaps, before the first
 // fault, are nobody's and are left out.
 func FaultFigures(timeline []api.Event, reps []TrafficReport) []FaultFigure {
+	return FaultFiguresFrom(timeline, reps, nil)
+}
+
+// FaultFiguresFrom is FaultFigures with snapshots: the lab's traffic
+// reports as read during the run, oldest first (a scenario reads them
+// before each chaos fault). A generator's figures across a fault come from
+// the first snapshot it wrote after the fault's outage was over: its flows
+// list their newest gaps and loss runs whatever their size (see
+// traffic.maxGaps), so that snapshot holds the fault's, where the final
+// report of a long run may keep only the run's worst. Without such a
+// snapshot, from reps.
+func FaultFiguresFrom(timeline []api.Event, reps []TrafficReport, snaps [][]TrafficReport) []FaultFigure {
 	var faults []api.Event
 	for _, e := range timeline {
 		if e.Kind == "fault" {
@@ -86,13 +98,95 @@ func FaultFigures(timeline []api.Event, reps []TrafficReport) []FaultFigure {
 			if r.Client == nil {
 				continue
 			}
-			ft := trafficAcross(r, w)
+			ft := trafficAcross(reportAfter(r, w, snaps), w)
 			ft.Fault, ft.FaultAt, ft.ToActiveMs = f.Msg, f.Time, ff.ToActiveMs
 			ff.Traffic = append(ff.Traffic, ft)
 		}
 		out = append(out, ff)
 	}
 	return out
+}
+
+// snapshotSlack is how long before a window's end a snapshot may have
+// been written and still serve it: a snapshot is read just before the
+// next fault is injected, and a gap that begins that close to the next
+// fault is the next fault's (its window starts that much early).
+const snapshotSlack = 100 * time.Millisecond
+
+// reportAfter returns generator r's report from the first snapshot in
+// which both its agents had reported after w's outage was over (to
+// snapshotSlack), else r.
+func reportAfter(r TrafficReport, w traffic.FaultWindow, snaps [][]TrafficReport) TrafficReport {
+	over := w.End
+	if !w.Settled.IsZero() && (over.IsZero() || w.Settled.Before(over)) {
+		over = w.Settled
+	}
+	if over.IsZero() {
+		return r // the last fault's window runs to the end: the final report
+	}
+	over = over.Add(-snapshotSlack)
+	for _, snap := range snaps {
+		for _, s := range snap {
+			if s.Traffic.Name != r.Traffic.Name || s.Client == nil || s.Client.At.Before(over) {
+				continue
+			}
+			if r.Server != nil && (s.Server == nil || s.Server.At.Before(over)) {
+				continue
+			}
+			return s
+		}
+	}
+	return r
+}
+
+// TrimReports returns a copy of reps whose flows list only the gaps and
+// loss runs that ended after since: a snapshot for FaultFiguresFrom, kept
+// small over a long run. What it leaves out is said in the flows' dropped
+// fields, as the agents say what they drop, so a figure that would need it
+// reads as a range (or a floor), never as a smaller outage.
+func TrimReports(reps []TrafficReport, since time.Time) []TrafficReport {
+	out := slices.Clone(reps)
+	for i := range out {
+		out[i].Client = trimReport(out[i].Client, since)
+		out[i].Server = trimReport(out[i].Server, since)
+		out[i].Faults = nil
+	}
+	return out
+}
+
+func trimReport(r *traffic.Report, since time.Time) *traffic.Report {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.Detail = slices.Clone(r.Detail)
+	for i := range c.Detail {
+		f := &c.Detail[i]
+		var gaps []traffic.Gap
+		for _, g := range f.Gaps {
+			if g.End().After(since) {
+				gaps = append(gaps, g)
+				continue
+			}
+			f.GapsDroppedMaxMs = max(f.GapsDroppedMaxMs, g.Ms)
+			if g.End().After(f.GapsDroppedUntil) {
+				f.GapsDroppedUntil = g.End()
+			}
+		}
+		var runs []traffic.LossRun
+		for _, lr := range f.LossRuns {
+			if lr.Last.After(since) {
+				runs = append(runs, lr)
+				continue
+			}
+			f.LossRunsDroppedLost += lr.Lost
+			if lr.Last.After(f.LossRunsDroppedUntil) {
+				f.LossRunsDroppedUntil = lr.Last
+			}
+		}
+		f.Gaps, f.LossRuns = gaps, runs
+	}
+	return &c
 }
 
 // AttachFaults gives each traffic report its figures across each fault

@@ -12,6 +12,7 @@ import (
 
 	"github.com/falab/falab/api"
 	"github.com/falab/falab/lab"
+	"github.com/falab/falab/traffic"
 )
 
 // ChaosKinds are the faults a chaos step draws from. Each is injected and
@@ -69,6 +70,7 @@ func (r *runner) chaos(ctx context.Context, spec *ChaosSpec) (string, error) {
 	for i := 1; i <= spec.Faults && len(violations) == 0; i++ {
 		kind := kinds[rng.IntN(len(kinds))]
 		counts[kind]++
+		r.snapshotTraffic()
 		s.setFault(i)
 		what, err := r.chaosFault(ctx, kind, rng, settle)
 		if err != nil {
@@ -111,6 +113,45 @@ func (r *runner) chaos(ctx context.Context, spec *ChaosSpec) (string, error) {
 		return detail, fmt.Errorf("%s (%s): %w", strings.Join(violations, "; "), detail, errScenarioFailed)
 	}
 	return detail, nil
+}
+
+// snapshotKeep is how much of the past a traffic snapshot keeps: far more
+// than a chaos fault's window, so the snapshot read after a fault's
+// outage still lists every gap of it.
+const snapshotKeep = time.Minute
+
+// snapshotTraffic reads the lab's traffic reports for the figures of the
+// faults before (runner.snaps), once every agent has written one since it
+// was called (they write every 100 ms; it waits at most freshWait).
+func (r *runner) snapshotTraffic() {
+	const freshWait = 400 * time.Millisecond
+	now := time.Now()
+	for deadline := now.Add(freshWait); ; time.Sleep(20 * time.Millisecond) {
+		reps, err := lab.TrafficReports(r.name)
+		if err != nil || len(reps) == 0 {
+			return
+		}
+		if allWrittenSince(reps, now) || time.Now().After(deadline) {
+			r.snaps = append(r.snaps, lab.TrimReports(reps, now.Add(-snapshotKeep)))
+			return
+		}
+	}
+}
+
+// allWrittenSince reports whether every agent of reps that is running
+// wrote its report at or after t.
+func allWrittenSince(reps []lab.TrafficReport, t time.Time) bool {
+	for _, rep := range reps {
+		if !rep.Running {
+			continue
+		}
+		for _, a := range []*traffic.Report{rep.Client, rep.Server} {
+			if a != nil && !a.Final && a.At.Before(t) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // chaosFault injects one fault of kind and its repair, and says what it did.

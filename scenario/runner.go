@@ -76,6 +76,10 @@ type runner struct {
 	// lastFault is when the last fault was injected (voice checks: media
 	// across the failover).
 	lastFault time.Time
+	// snaps are the traffic reports read before each chaos fault,
+	// trimmed (lab.FaultFiguresFrom): each fault's figures come from the
+	// first written after its outage, which still lists its gaps.
+	snaps [][]lab.TrafficReport
 
 	pullMu sync.Mutex // one pullEvents at a time: two would fetch and append the same events
 	evMu   sync.Mutex
@@ -125,7 +129,7 @@ func RunScenario(ctx context.Context, sc *Scenario, opt RunOptions) (*RunReport,
 	r.rep.Timeline = append(r.events, labEvents...)
 	r.evMu.Unlock()
 	sort.SliceStable(r.rep.Timeline, func(i, j int) bool { return r.rep.Timeline[i].Time.Before(r.rep.Timeline[j].Time) })
-	r.rep.Faults = lab.FaultFigures(r.rep.Timeline, r.rep.Traffic)
+	r.rep.Faults = lab.FaultFiguresFrom(r.rep.Timeline, r.rep.Traffic, r.snaps)
 	lab.AttachFaults(r.rep.Traffic, r.rep.Faults)
 	r.rep.Took = time.Since(r.start)
 	switch {

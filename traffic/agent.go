@@ -409,7 +409,7 @@ func (f *flowCore) report(now time.Time, stall time.Duration) FlowReport {
 		gaps := f.verify.Gaps()
 		longest, start := gaps.LongestUntil(until)
 		r.LongestGapMs, r.GapStart = durMs(longest), start
-		r.Gaps, r.GapsDroppedMaxMs = gaps.Notable(until), durMs(gaps.DroppedMax())
+		r.Gaps, r.GapsDroppedMaxMs, r.GapsDroppedUntil = gaps.Notable(until), durMs(gaps.DroppedMax()), gaps.DroppedUntil()
 		if f.state == StateAlive && gaps.Idle(now, f.established) >= stall {
 			r.State = StateStalled
 		}

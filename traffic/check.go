@@ -17,8 +17,9 @@ type GapTracker struct {
 	first, last  time.Time
 	longest      time.Duration
 	longestStart time.Time     // when the longest closed gap began
-	notable      []Gap         // the longest closed gaps >= NotableGap (gaps.go)
+	notable      []Gap         // closed gaps >= NotableGap, oldest first: the newest and the longest (gaps.go)
 	droppedMax   time.Duration // the longest notable gap not kept in notable
+	droppedUntil time.Time     // the latest end of a notable gap not kept
 }
 
 // Observe records an observation at time at. A timestamp earlier than the
@@ -191,11 +192,12 @@ type SeqTracker struct {
 
 	// Settlement: sequence numbers below settled are past the settle time;
 	// lostSettled counts those among them not (yet) echoed.
-	pending     []sentProbe // sent, not yet settled, oldest first
-	settled     uint64
-	lostSettled uint64
-	lossRuns    []LossRun // runs of settled lost probes (gaps.go)
-	droppedLost uint64    // lost probes of runs dropped from lossRuns
+	pending      []sentProbe // sent, not yet settled, oldest first
+	settled      uint64
+	lostSettled  uint64
+	lossRuns     []LossRun // runs of settled lost probes, oldest first (gaps.go)
+	droppedLost  uint64    // lost probes of runs dropped from lossRuns
+	droppedUntil time.Time // the latest last probe of a run dropped from lossRuns
 }
 
 type sentProbe struct {

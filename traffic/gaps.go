@@ -10,16 +10,22 @@ import (
 // only grow the report files.
 const NotableGap = 3 * time.Millisecond
 
-// maxGaps and maxLossRuns bound what one flow remembers: the longest gaps
-// and the largest loss runs win, so a fault's outage is kept over jitter.
-// 64 of each covers a chaos run's faults (a fault costs a flow one or two
-// notable gaps) in about 5 KB per flow; what does not fit is not lost
-// silently: the report says how long the longest dropped gap was and how
-// many probes the dropped runs lost (FlowReport.GapsDroppedMaxMs,
-// LossRunsDroppedLost), and a fault's figures say when they may be short.
+// A flow remembers at most maxGaps notable gaps and maxLossRuns loss runs:
+// the recentKept newest of each, whatever their size, and of the older
+// ones the longest gaps and largest runs. The newest are kept so that a
+// figure per fault taken soon after the fault (a scenario reads the
+// reports before each chaos fault) finds that fault's gaps even when the
+// run's longest outages fill the list; the longest are kept so that the
+// final report still holds the run's worst. 64 of each is about 5 KB per
+// flow. What does not fit is not lost silently: the report says how long
+// the longest dropped gap was, how many probes the dropped runs lost, and
+// when the latest of them ended (FlowReport.GapsDroppedMaxMs,
+// GapsDroppedUntil, LossRunsDroppedLost, LossRunsDroppedUntil), and a
+// fault's figures say when they may be short.
 const (
 	maxGaps     = 64
 	maxLossRuns = 64
+	recentKept  = 16
 )
 
 // maxPeers bounds the source addresses a udp-probe server lists for one
@@ -51,36 +57,39 @@ type LossRun struct {
 	span  uint64    // sequence numbers the run covers
 }
 
-// noteGap remembers a closed gap of d starting at start if it is notable,
-// keeping the maxGaps longest.
+// noteGap remembers a closed gap of d starting at start if it is notable
+// (see maxGaps for which are kept).
 func (g *GapTracker) noteGap(start time.Time, d time.Duration) {
 	if d < NotableGap {
 		return
 	}
-	gap := Gap{Start: start, Ms: durMs(d)}
-	if len(g.notable) < maxGaps {
-		g.notable = append(g.notable, gap)
+	g.notable = append(g.notable, Gap{Start: start, Ms: durMs(d)})
+	if len(g.notable) <= maxGaps {
 		return
 	}
-	// Replace the shortest if this one is longer: the list keeps the
-	// longest gaps.
+	// Drop the shortest of those older than the recentKept newest.
 	short := 0
-	for j, x := range g.notable {
+	for j, x := range g.notable[:len(g.notable)-recentKept] {
 		if x.Ms < g.notable[short].Ms {
 			short = j
 		}
 	}
-	if gap.Ms > g.notable[short].Ms {
-		g.droppedMax = max(g.droppedMax, time.Duration(g.notable[short].Ms*float64(time.Millisecond)))
-		g.notable[short] = gap
-		return
+	x := g.notable[short]
+	g.droppedMax = max(g.droppedMax, time.Duration(x.Ms*float64(time.Millisecond)))
+	if x.End().After(g.droppedUntil) {
+		g.droppedUntil = x.End()
 	}
-	g.droppedMax = max(g.droppedMax, d)
+	g.notable = slices.Delete(g.notable, short, short+1)
 }
 
 // DroppedMax is the longest notable gap the tracker did not keep (0: every
 // notable gap is in Notable).
 func (g *GapTracker) DroppedMax() time.Duration { return g.droppedMax }
+
+// DroppedUntil is when the latest-ending notable gap the tracker did not
+// keep ended (zero: none): every notable gap that ended after it is in
+// Notable.
+func (g *GapTracker) DroppedUntil() time.Time { return g.droppedUntil }
 
 // Notable returns the notable gaps in time order, with the gap still open
 // at now (from the last observation) when it is notable. With no
@@ -110,23 +119,32 @@ func (t *SeqTracker) noteLost(seq uint64, at time.Time) {
 		}
 	}
 	run := LossRun{First: at, Last: at, Lost: 1, seq: seq, span: 1}
-	if len(t.lossRuns) < maxLossRuns {
-		t.lossRuns = append(t.lossRuns, run)
+	t.lossRuns = append(t.lossRuns, run)
+	if len(t.lossRuns) <= maxLossRuns {
 		return
 	}
-	// Full: drop the smallest run (never the newest, which may grow).
+	// Drop the smallest of those older than the recentKept newest (the
+	// newest may still grow).
 	small := 0
-	for j, x := range t.lossRuns[:len(t.lossRuns)-1] {
+	for j, x := range t.lossRuns[:len(t.lossRuns)-recentKept] {
 		if x.Lost < t.lossRuns[small].Lost {
 			small = j
 		}
 	}
-	t.droppedLost += t.lossRuns[small].Lost
-	t.lossRuns = append(slices.Delete(t.lossRuns, small, small+1), run)
+	x := t.lossRuns[small]
+	t.droppedLost += x.Lost
+	if x.Last.After(t.droppedUntil) {
+		t.droppedUntil = x.Last
+	}
+	t.lossRuns = slices.Delete(t.lossRuns, small, small+1)
 }
 
 // DroppedLost counts the lost probes of the runs LossRuns no longer lists.
 func (t *SeqTracker) DroppedLost() uint64 { return t.droppedLost }
+
+// DroppedUntil is the time of the last probe of the latest run LossRuns no
+// longer lists (zero: none).
+func (t *SeqTracker) DroppedUntil() time.Time { return t.droppedUntil }
 
 // lateEcho takes back the loss of probe seq, settled as lost and echoed
 // after all.
@@ -141,7 +159,7 @@ func (t *SeqTracker) lateEcho(seq uint64) {
 }
 
 // LossRuns returns the runs of settled, never-echoed probes, oldest first
-// (at most maxLossRuns: the largest are kept).
+// (at most maxLossRuns: see there which are kept).
 func (t *SeqTracker) LossRuns() []LossRun {
 	out := make([]LossRun, 0, len(t.lossRuns))
 	for _, r := range t.lossRuns {
@@ -237,8 +255,14 @@ func FiguresAcross(flows []FlowReport, w FaultWindow) FaultFigures {
 				out.Lost += r.Lost
 			}
 		}
-		out.GapUpTo = max(out.GapUpTo, time.Duration(f.GapsDroppedMaxMs*float64(time.Millisecond)))
-		out.LostAtLeast = out.LostAtLeast || f.LossRunsDroppedLost > 0
+		// A dropped gap or run is this window's only if it ended after
+		// the window began: the lists hold every later one.
+		if !f.GapsDroppedUntil.IsZero() && w.outage().overlaps(f.GapsDroppedUntil, f.GapsDroppedUntil) {
+			out.GapUpTo = max(out.GapUpTo, time.Duration(f.GapsDroppedMaxMs*float64(time.Millisecond)))
+		}
+		if f.LossRunsDroppedLost > 0 && !f.LossRunsDroppedUntil.IsZero() && w.outage().overlaps(f.LossRunsDroppedUntil, f.LossRunsDroppedUntil) {
+			out.LostAtLeast = true
+		}
 	}
 	if out.GapUpTo <= out.Gap {
 		out.GapUpTo = 0 // every gap that could matter is listed: Gap is exact

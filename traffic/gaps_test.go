@@ -133,7 +133,8 @@ func TestDroppedGapsAndRunsAreSaid(t *testing.T) {
 	w := FaultWindow{At: fault, Settled: fault.Add(time.Second)}
 	flows := []FlowReport{{ID: 1, State: StateAlive, Established: gt0,
 		Gaps:             []Gap{{Start: fault, Ms: 30}},
-		GapsDroppedMaxMs: 45, LossRunsDroppedLost: 3}}
+		GapsDroppedMaxMs: 45, GapsDroppedUntil: fault.Add(msd(10)),
+		LossRunsDroppedLost: 3, LossRunsDroppedUntil: fault.Add(msd(10))}}
 	got := FiguresAcross(flows, w)
 	if got.Gap != msd(30) || got.GapUpTo != msd(45) || !got.LostAtLeast {
 		t.Errorf("gap %v up to %v, lost at least %v; want 30ms up to 45ms, a floor", got.Gap, got.GapUpTo, got.LostAtLeast)
@@ -141,5 +142,86 @@ func TestDroppedGapsAndRunsAreSaid(t *testing.T) {
 	flows[0].GapsDroppedMaxMs = 20 // every dropped gap is shorter than the one listed
 	if got := FiguresAcross(flows, w); got.GapUpTo != 0 {
 		t.Errorf("gap up to %v, want 0: the listed 30 ms gap is exact", got.GapUpTo)
+	}
+	// What was dropped ended before the window: the lists are complete
+	// for it, and its figures exact.
+	flows[0].GapsDroppedMaxMs = 45
+	flows[0].GapsDroppedUntil, flows[0].LossRunsDroppedUntil = fault.Add(-time.Second), fault.Add(-time.Second)
+	if got := FiguresAcross(flows, w); got.GapUpTo != 0 || got.LostAtLeast {
+		t.Errorf("gap up to %v, lost at least %v; want exact figures (the drops are older than the fault)", got.GapUpTo, got.LostAtLeast)
+	}
+}
+
+// TestNewestGapsAndRunsAreKept: a long run whose worst outages fill the
+// lists still lists its newest gaps and loss runs, however small, so a
+// figure taken soon after a fault finds that fault's; the run's longest
+// stay listed too.
+func TestNewestGapsAndRunsAreKept(t *testing.T) {
+	var g GapTracker
+	at := gt0
+	g.Observe(at)
+	for range 100 { // 100 outages of 100 ms
+		at = at.Add(100 * time.Millisecond)
+		g.Observe(at)
+		at = at.Add(msd(1))
+		g.Observe(at)
+	}
+	var small []time.Time
+	for i := range recentKept { // then small ones, 4-19 ms
+		start := at
+		small = append(small, start)
+		at = at.Add(msd(4 + i))
+		g.Observe(at)
+	}
+	notable := g.Notable(at)
+	if len(notable) != maxGaps {
+		t.Fatalf("%d gaps listed, want %d", len(notable), maxGaps)
+	}
+	for i, start := range small {
+		found := false
+		for _, x := range notable {
+			found = found || x.Start.Equal(start)
+		}
+		if !found {
+			t.Errorf("the %d ms gap at %v, among the newest, is not listed", 4+i, start)
+		}
+	}
+	if long := notable[0]; long.Ms != 100 {
+		t.Errorf("oldest listed gap %.0f ms, want one of the 100 ms outages", long.Ms)
+	}
+	if g.DroppedMax() != 100*time.Millisecond || !g.DroppedUntil().Before(small[0]) {
+		t.Errorf("dropped max %v until %v; want 100ms, ending before the small gaps began (%v)", g.DroppedMax(), g.DroppedUntil(), small[0])
+	}
+
+	tr := NewSeqTracker(msd(50))
+	sentAt := gt0
+	lose := func(n int) { // n probes lost in a row, then one echoed
+		for range n {
+			tr.Next(sentAt)
+			sentAt = sentAt.Add(msd(1))
+		}
+		seq := tr.Next(sentAt)
+		tr.Received(seq, sentAt)
+		sentAt = sentAt.Add(msd(1))
+	}
+	for range maxLossRuns {
+		lose(100)
+	}
+	lastBig := sentAt
+	for range recentKept {
+		lose(1)
+	}
+	tr.Finish()
+	runs := tr.LossRuns()
+	if len(runs) != maxLossRuns {
+		t.Fatalf("%d runs listed, want %d", len(runs), maxLossRuns)
+	}
+	for _, r := range runs[len(runs)-recentKept:] {
+		if r.Lost != 1 || r.First.Before(lastBig) {
+			t.Errorf("newest runs: %+v, want the one-probe runs after %v", r, lastBig)
+		}
+	}
+	if tr.DroppedLost() != uint64(recentKept)*100 || !tr.DroppedUntil().Before(lastBig) {
+		t.Errorf("dropped %d lost until %v; want %d, before %v", tr.DroppedLost(), tr.DroppedUntil(), recentKept*100, lastBig)
 	}
 }

@@ -66,18 +66,23 @@ type FlowReport struct {
 	// Gaps lists the flow's notable gaps (>= NotableGap; the longest
 	// maxGaps) with their times, so each can be set against a fault.
 	Gaps []Gap `json:"gaps,omitempty"`
-	// GapsDroppedMaxMs is the longest notable gap not in Gaps (the list
-	// keeps the longest maxGaps): 0 when Gaps is complete.
-	GapsDroppedMaxMs float64 `json:"gaps_dropped_max_ms,omitempty"`
-	// LossRuns lists runs of probes never echoed (udp-probe, ping), the
-	// largest maxLossRuns; LossRunsDroppedLost counts the probes lost in
-	// the runs left out.
+	// GapsDroppedMaxMs is the longest notable gap not in Gaps (see
+	// maxGaps for which are kept): 0 when Gaps is complete.
+	// GapsDroppedUntil is when the latest of those ended: Gaps holds
+	// every notable gap that ended after it.
+	GapsDroppedMaxMs float64   `json:"gaps_dropped_max_ms,omitempty"`
+	GapsDroppedUntil time.Time `json:"gaps_dropped_until,omitzero"`
+	// LossRuns lists runs of probes never echoed (udp-probe, ping; see
+	// maxLossRuns for which are kept); LossRunsDroppedLost counts the
+	// probes lost in the runs left out.
 	LossRuns            []LossRun `json:"loss_runs,omitempty"`
 	LossRunsDroppedLost uint64    `json:"loss_runs_dropped_lost,omitempty"`
-	BytesSent           uint64    `json:"bytes_sent"`
-	BytesReceived       uint64    `json:"bytes_received"` // verified bytes (up to the first corrupt one)
-	Local               string    `json:"local,omitempty"`
-	Remote              string    `json:"remote,omitempty"`
+	// LossRunsDroppedUntil is the last probe of the latest run left out.
+	LossRunsDroppedUntil time.Time `json:"loss_runs_dropped_until,omitzero"`
+	BytesSent            uint64    `json:"bytes_sent"`
+	BytesReceived        uint64    `json:"bytes_received"` // verified bytes (up to the first corrupt one)
+	Local                string    `json:"local,omitempty"`
+	Remote               string    `json:"remote,omitempty"`
 	// Peers lists every distinct source address:port the server saw for
 	// this flow, in order of first sight. More than one means NAT re-mapped
 	// the flow (only possible for UDP: a TCP connection has one).

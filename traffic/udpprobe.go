@@ -83,6 +83,7 @@ func (p *probeSession) report(now time.Time) Report {
 	gaps := p.track.Gaps()
 	f.Gaps, f.LossRuns = gaps.Notable(end), p.track.LossRuns()
 	f.GapsDroppedMaxMs, f.LossRunsDroppedLost = durMs(gaps.DroppedMax()), p.track.DroppedLost()
+	f.GapsDroppedUntil, f.LossRunsDroppedUntil = gaps.DroppedUntil(), p.track.DroppedUntil()
 	switch {
 	case p.established.IsZero() && p.finished:
 		f.State = StateFailed
@@ -283,6 +284,7 @@ func (s *probeServer) snapshot(now time.Time) Report {
 			LongestGapMs: durMs(longest), GapStart: start,
 			BytesReceived: ss.probes * ProbeLen, BytesSent: ss.echoed * ProbeLen,
 			Remote: ss.lastPeer.String(), Gaps: ss.gaps.Notable(now), GapsDroppedMaxMs: durMs(ss.gaps.DroppedMax()),
+			GapsDroppedUntil: ss.gaps.DroppedUntil(),
 		}
 		if ss.gaps.Idle(now, ss.first) >= s.cfg.stall {
 			f.State = StateStalled
