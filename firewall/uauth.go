@@ -44,10 +44,14 @@ type LocalStack interface {
 	Deliver(ip []byte) error
 }
 
-// Bounds of the steered-flow table.
+// Bounds of the steered-flow table. A flow both ends closed with a FIN
+// goes after steerClosed, time for the last ACK and a retransmitted FIN
+// (the listener answers each client once and closes, so without it a
+// burst of logins would hold the table for steerIdle).
 const (
-	maxSteered = 4096
-	steerIdle  = 30 * time.Second
+	maxSteered  = 4096
+	steerIdle   = 30 * time.Second
+	steerClosed = 2 * time.Second
 )
 
 // steerKey is a steered flow by its client end.
@@ -62,6 +66,21 @@ type steered struct {
 	serverPort uint16
 	ifIdx      int
 	lastSeen   int64
+	// fins marks the ends that sent a FIN: finClient, finListener.
+	fins uint8
+}
+
+const (
+	finClient   = 1 << iota // the client sent a FIN
+	finListener             // the listener sent a FIN
+)
+
+// idleLimit is how long s may stay silent before it goes.
+func (s *steered) idleLimit() time.Duration {
+	if s.fins == finClient|finListener {
+		return steerClosed
+	}
+	return steerIdle
 }
 
 // uauthState is the configured authentication and the steered flows.
@@ -115,6 +134,9 @@ func (w *worker) steer(in *iface) (r DropReason, mine bool) {
 		s := u.flows[k]
 		if s != nil && s.server == t.Dst && s.serverPort == t.DstPort {
 			s.lastSeen = w.now
+			if w.p.tcpFlags&header.TCPFlagFIN != 0 {
+				s.fins |= finClient
+			}
 			if w.p.tcpFlags&header.TCPFlagRST != 0 {
 				delete(u.flows, k)
 				u.count.Add(-1)
@@ -182,6 +204,9 @@ func (f *Firewall) Unsteer(ip header.IPv4, now int64) bool {
 	}
 	s.lastSeen = now
 	server, port := s.server, s.serverPort
+	if tcp.Flags()&header.TCPFlagFIN != 0 {
+		s.fins |= finListener
+	}
 	if tcp.Flags()&header.TCPFlagRST != 0 {
 		delete(u.flows, k)
 		u.count.Add(-1)
@@ -194,8 +219,8 @@ func (f *Firewall) Unsteer(ip header.IPv4, now int64) bool {
 	return true
 }
 
-// expireSteered drops steered flows idle past steerIdle (the listener
-// closes each after one answer; a FIN exchange leaves the entry to this).
+// expireSteered drops steered flows idle past steerIdle, or past
+// steerClosed once both ends sent a FIN.
 func (f *Firewall) expireSteered(now int64) {
 	u := f.uauth
 	if u == nil || u.count.Load() == 0 {
@@ -203,7 +228,7 @@ func (f *Firewall) expireSteered(now int64) {
 	}
 	u.mu.Lock()
 	for k, s := range u.flows {
-		if now-s.lastSeen > int64(steerIdle) {
+		if now-s.lastSeen > int64(s.idleLimit()) {
 			delete(u.flows, k)
 			u.count.Add(-1)
 		}

@@ -122,3 +122,43 @@ func TestUAuthThroughBox(t *testing.T) {
 		t.Errorf("box stats to %d from %d, want 1 and 2", toBox, fromBox)
 	}
 }
+
+// TestUAuthClosedFlowsGoSoon: a steered flow both ends closed with a FIN
+// leaves the table steerClosed after its last segment, not steerIdle (a
+// burst of logins would otherwise hold maxSteered entries for 30 s); one
+// closed by the client alone (half-closed) stays until steerIdle.
+func TestUAuthClosedFlowsGoSoon(t *testing.T) {
+	l := resolvedLab(t, labConfig())
+	if !l.fw.AttachUAuth(&fakeAuth{ok: map[netip.Addr]bool{}}, &fakeStack{}, "inside", webClass, 1080) {
+		t.Fatal("AttachUAuth refused")
+	}
+	open := func(port uint16) {
+		l.in(ifInside, l.tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, port, 80, SYN, ""))
+	}
+	clientFIN := func(port uint16) {
+		l.in(ifInside, l.tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, port, 80, FIN|ACK, ""))
+	}
+	listenerFIN := func(port uint16) {
+		f := tcpFrame(fwInsideMAC, client.mac, insideIP, client.ip, 1080, port, FIN|ACK, "")
+		if !l.fw.Unsteer(header.IPv4(f[header.EthernetLen:]), 0) {
+			t.Fatalf("port %d: the listener's FIN was not unsteered", port)
+		}
+	}
+	open(40000) // closed by both ends
+	listenerFIN(40000)
+	clientFIN(40000)
+	open(40001) // the client's FIN only
+	clientFIN(40001)
+	if n := l.fw.SteeredCount(); n != 2 {
+		t.Fatalf("steered %d, want 2", n)
+	}
+	now := l.clk.Now().UnixNano()
+	l.fw.expireSteered(now + int64(steerClosed) + 1)
+	if n := l.fw.SteeredCount(); n != 1 {
+		t.Errorf("after %v: steered %d, want 1 (the half-closed flow)", steerClosed, n)
+	}
+	l.fw.expireSteered(now + int64(steerIdle) + 1)
+	if n := l.fw.SteeredCount(); n != 0 {
+		t.Errorf("after %v: steered %d, want 0", steerIdle, n)
+	}
+}
