@@ -45,6 +45,14 @@ func (r *Responder) MIDSyncRequest(spir uint64) ([]byte, error) {
 	return out, nil
 }
 
+// MIDSyncPending reports whether IKE SA spir has a sync request that the
+// peer has not answered yet (the caller resends the same datagram until
+// it has, as an IKE initiator retransmits).
+func (r *Responder) MIDSyncPending(spir uint64) bool {
+	sa := r.sas[spir]
+	return sa != nil && sa.syncNonce != nil
+}
+
 // handleMIDSyncResponse takes the peer's answer to MIDSyncRequest: an
 // authentic INFORMATIONAL response with message ID 0 echoing our nonce.
 // The peer's EXPECTED_SEND_REQ_MESSAGE_ID is the ID of its next request:

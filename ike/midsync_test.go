@@ -32,9 +32,15 @@ func TestMIDSync(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if b.MIDSyncPending(in.spir) {
+		t.Fatal("a sync pending before any request")
+	}
 	req, err := b.MIDSyncRequest(in.spir)
 	if err != nil || req == nil {
 		t.Fatalf("MIDSyncRequest: %v", err)
+	}
+	if !b.MIDSyncPending(in.spir) {
+		t.Fatal("no sync pending after the request: the caller would never resend it")
 	}
 	m, err := ParseMessage(req)
 	if err != nil || m.MessageID != 0 || m.Flags != 0 || m.Exchange != ExchangeInformational {
@@ -61,12 +67,18 @@ func TestMIDSync(t *testing.T) {
 	if res := b.Handle(Packet{Data: answer([]byte{1, 2, 3, 4}), Local: in.peer, Remote: in.addr}); res.Err == nil || res.Changed {
 		t.Errorf("an answer with a foreign nonce: %+v", res)
 	}
+	if !b.MIDSyncPending(in.spir) {
+		t.Error("a foreign answer ended the pending sync")
+	}
 	good := answer(n.Data[:4])
 	if res := b.Handle(Packet{Data: good, Local: in.peer, Remote: in.addr}); res.Err != nil || !res.Changed {
 		t.Fatalf("the peer's answer: %+v", res)
 	}
 	if got := b.SA(in.spir).Export().NextMessageID; got != in.nextID {
 		t.Fatalf("expected message ID %d after the sync, want the peer's %d", got, in.nextID)
+	}
+	if b.MIDSyncPending(in.spir) {
+		t.Error("the sync is still pending after the peer's answer: it would be resent")
 	}
 	if res := b.Handle(Packet{Data: good, Local: in.peer, Remote: in.addr}); !errors.Is(res.Err, ErrResponse) {
 		t.Errorf("a replayed answer: %+v", res)

@@ -65,6 +65,48 @@ type ipsecEngine struct {
 	pending map[uint32]pendingLease
 	scratch []uint64     // replay window words, reused by tick
 	natT    *net.UDPConn // the IKE socket on UDP 4500 (nil until start)
+	// midSyncs are the RFC 6311 sync requests sent and not yet answered,
+	// by IKE SA; tick resends each on its schedule.
+	midSyncs map[uint64]*midSyncSend
+}
+
+// midSyncSend is one outstanding MID sync request: the very datagram, to
+// be resent unchanged (an IKE retransmission), and when.
+type midSyncSend struct {
+	resp  *ike.Responder
+	req   []byte
+	peer  netip.AddrPort
+	sched retransmits
+}
+
+// retransmits is an IKE-style retransmission schedule: after the first
+// send, midSyncTries more, the wait doubling from midSyncFirstWait (0.5,
+// 1, 2 s), then give up.
+type retransmits struct {
+	sent int
+	next time.Time
+}
+
+const (
+	midSyncTries     = 3
+	midSyncFirstWait = 500 * time.Millisecond
+)
+
+// sentAt records a send at now and schedules the next.
+func (r *retransmits) sentAt(now time.Time) {
+	r.next = now.Add(midSyncFirstWait << r.sent)
+	r.sent++
+}
+
+// due says, at now, whether to send again, or to give up.
+func (r *retransmits) due(now time.Time) (resend, giveUp bool) {
+	if now.Before(r.next) {
+		return false, false
+	}
+	if r.sent > midSyncTries {
+		return false, true
+	}
+	return true, false
 }
 
 type ipsecEntry struct {
@@ -478,11 +520,41 @@ func (e *ipsecEngine) midSyncLocked() {
 			if peer.Port() != 4500 {
 				continue // not floated to NAT-T: the 500 socket would have to carry it; libipsec always floats
 			}
-			if _, err := e.natT.WriteToUDPAddrPort(append([]byte{0, 0, 0, 0}, req...), peer); err != nil {
+			s := &midSyncSend{resp: m.resp, req: append([]byte{0, 0, 0, 0}, req...), peer: peer}
+			if e.midSyncs == nil {
+				e.midSyncs = map[uint64]*midSyncSend{}
+			}
+			e.midSyncs[spir] = s
+			s.sched.sentAt(time.Now())
+			if _, err := e.natT.WriteToUDPAddrPort(s.req, peer); err != nil {
 				e.u.log.Error("ipsec-sa: MID sync request", "peer", peer, "err", err)
 				continue
 			}
 			e.u.events.Add("ipsec", fmt.Sprintf("RFC 6311 message ID sync sent to %s for IKE SA %016x", peer, spir))
+		}
+	}
+}
+
+// resendMIDSyncsLocked resends each unanswered MID sync request that is
+// due, and gives up on one the peer never answered (its next request may
+// then be refused as out of window, and the peer rekeys or dead-peer
+// detection takes the SA down).
+func (e *ipsecEngine) resendMIDSyncsLocked(now time.Time) {
+	for spir, s := range e.midSyncs {
+		if !s.resp.MIDSyncPending(spir) {
+			delete(e.midSyncs, spir) // answered, or the SA is gone
+			continue
+		}
+		resend, giveUp := s.sched.due(now)
+		switch {
+		case giveUp:
+			delete(e.midSyncs, spir)
+			e.u.events.Add("ipsec", fmt.Sprintf("RFC 6311 message ID sync to %s for IKE SA %016x: no answer after %d sends", s.peer, spir, s.sched.sent))
+		case resend && e.natT != nil:
+			s.sched.sentAt(now)
+			if _, err := e.natT.WriteToUDPAddrPort(s.req, s.peer); err != nil {
+				e.u.log.Error("ipsec-sa: MID sync resend", "peer", s.peer, "err", err)
+			}
 		}
 	}
 }
@@ -493,6 +565,7 @@ func (e *ipsecEngine) stepDown() {
 	e.u.fw.RemoveAllIPsecSAs()
 	e.mu.Lock()
 	clear(e.pending)
+	clear(e.midSyncs)
 	e.mu.Unlock()
 }
 
@@ -528,6 +601,9 @@ func (e *ipsecEngine) tick(syncReplay bool) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if len(e.midSyncs) > 0 {
+		e.resendMIDSyncsLocked(time.Now())
+	}
 	for _, sa := range sas {
 		if p, ok := e.pending[sa.InSPI]; ok {
 			if e.acknowledged(&p) {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/falab/falab/esp"
 	"github.com/falab/falab/fwconfig"
@@ -135,4 +136,32 @@ func TestIPsecReplicationOff(t *testing.T) {
 	if u := vpnTestUnit(t, "fw-a", true); len(u.engines) != 0 || u.vpn == nil {
 		t.Fatalf("replication off: %d engine tables, engine %v", len(u.engines), u.vpn != nil)
 	}
+}
+
+// TestMIDSyncRetransmits: an unanswered RFC 6311 sync request is sent
+// again after 0.5, 1 and 2 s (the same datagram, as an IKE retransmission),
+// then given up; nothing is due in between.
+func TestMIDSyncRetransmits(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var r retransmits
+	r.sentAt(t0) // the first send
+	var sends []time.Duration
+	for ms := 0; ms <= 10_000; ms++ {
+		now := t0.Add(time.Duration(ms) * time.Millisecond)
+		resend, giveUp := r.due(now)
+		if giveUp {
+			if want := []time.Duration{500 * time.Millisecond, 1500 * time.Millisecond, 3500 * time.Millisecond}; !slices.Equal(sends, want) {
+				t.Errorf("resent at %v, want %v", sends, want)
+			}
+			if at := now.Sub(t0); at != 7500*time.Millisecond {
+				t.Errorf("gave up at %v, want 7.5 s (4 s after the last resend)", at)
+			}
+			return
+		}
+		if resend {
+			sends = append(sends, now.Sub(t0))
+			r.sentAt(now)
+		}
+	}
+	t.Fatalf("never gave up; resent at %v", sends)
 }
