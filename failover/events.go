@@ -46,6 +46,9 @@ type DataProbeResult struct {
 	// PeerActive says the peer's answer reported it forwards as the active
 	// unit (only meaningful with PeerAlive).
 	PeerActive bool
+	// PeerState is the failover state the peer's answer reported (only
+	// meaningful with PeerAlive; Disabled when the answer did not say).
+	PeerState State
 	// How says how the answer was reached, for the transition's reason
 	// (empty: "on data interfaces").
 	How string

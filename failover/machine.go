@@ -25,6 +25,9 @@ type Machine struct {
 	nextHello time.Time
 
 	negotiationDeadline time.Time
+	// standbyWaits counts negotiation windows this unit let pass because
+	// the peer answered as Standby Ready (negotiationVerdict).
+	standbyWaits int
 
 	// localDown holds the monitored interfaces reported down; absent means
 	// up.
@@ -389,7 +392,7 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 		if how == "" {
 			how = "on data interfaces"
 		}
-		m.probeResult(&out, e.PeerAlive, e.PeerActive, how)
+		m.probeResult(&out, e.PeerAlive, e.PeerActive, e.PeerState, how)
 	case ManualFailover:
 		m.onManual(&out, e.MakeActive)
 	case Reset:
@@ -559,6 +562,10 @@ func (m *Machine) reannounce(out *[]Action) {
 	m.sendHello(out)
 }
 
+// maxStandbyWaits bounds the negotiation windows a starting unit leaves to
+// a Standby Ready peer to take the role before the primary rule applies.
+const maxStandbyWaits = 3
+
 // negotiationExpired: no hello settled the roles within the window. Before
 // taking the active role alone the unit asks on the data interfaces: a peer
 // that answers there is alive behind a cut failover link (and likely
@@ -625,10 +632,10 @@ func (m *Machine) roundExpired(out *[]Action) {
 		m.nextRound(out)
 		return
 	}
-	m.probeResult(out, false, false, fmt.Sprintf("on data interfaces (no answer in %d rounds of %v)", m.probe.round-m.probe.firstRound+1, m.cfg.InterfaceHold))
+	m.probeResult(out, false, false, Disabled, fmt.Sprintf("on data interfaces (no answer in %d rounds of %v)", m.probe.round-m.probe.firstRound+1, m.cfg.InterfaceHold))
 }
 
-func (m *Machine) probeResult(out *[]Action, alive, peerActive bool, how string) {
+func (m *Machine) probeResult(out *[]Action, alive, peerActive bool, peerState State, how string) {
 	if !m.probe.running {
 		return // stale: a hello already answered
 	}
@@ -636,7 +643,7 @@ func (m *Machine) probeResult(out *[]Action, alive, peerActive bool, how string)
 	negotiating, resume := m.probe.negotiating, m.probe.resume
 	m.probe = probe{}
 	if negotiating {
-		m.negotiationVerdict(out, alive, peerActive, cause, how)
+		m.negotiationVerdict(out, alive, peerActive, peerState, cause, how)
 		return
 	}
 	if resume && alive && peerActive && m.state.IsActive() {
@@ -648,6 +655,16 @@ func (m *Machine) probeResult(out *[]Action, alive, peerActive bool, how string)
 	}
 	if resume {
 		m.unsuspend(out, "the peer "+map[bool]string{true: "answers and is not active", false: "is dead " + how}[alive])
+	}
+	if alive && (m.state == BulkSync || m.state == StandbyReady) && peerState == Negotiation {
+		// The active this unit stands by for is gone: the peer answering
+		// is a new process, starting (a restart behind a cut failover
+		// link). As when its hello says so, the standby, which holds the
+		// tables, takes the role; the starting peer waits for it
+		// (negotiationVerdict).
+		m.peer.lastHeard = m.now
+		m.takeover(out, cause+"; the peer restarted (now "+peerState.String()+", heard "+how+"), no active unit")
+		return
 	}
 	if alive {
 		// Re-arm the hold: if the link stays silent, probe again after
@@ -673,8 +690,12 @@ func (m *Machine) probeResult(out *[]Action, alive, peerActive bool, how string)
 // behind a failover link that carries nothing, so the failover link is
 // declared failed; an active peer keeps its role (this unit waits in
 // Negotiation and asks again each window), and between two negotiating
-// units the primary takes the role, as it would with a working link.
-func (m *Machine) negotiationVerdict(out *[]Action, alive, peerActive bool, cause, how string) {
+// units the primary takes the role, as it would with a working link. A
+// peer that answers as Standby Ready holds the tables of an active that is
+// gone (this unit, restarted): it takes the role when it hears this unit
+// negotiating (probeResult), so this unit waits, for maxStandbyWaits
+// windows at most.
+func (m *Machine) negotiationVerdict(out *[]Action, alive, peerActive bool, peerState State, cause, how string) {
 	if m.state != Negotiation {
 		return
 	}
@@ -689,6 +710,9 @@ func (m *Machine) negotiationVerdict(out *[]Action, alive, peerActive bool, caus
 	switch {
 	case peerActive:
 		m.notice(out, "peer is active on the data interfaces but silent on the failover link: waiting in Negotiation (no takeover, no two actives)")
+	case peerState == StandbyReady && m.standbyWaits < maxStandbyWaits:
+		m.standbyWaits++
+		m.notice(out, "peer is Standby Ready on the data interfaces with no active unit: it holds the tables and takes the role; waiting in Negotiation")
 	case m.cfg.Role == Primary:
 		m.takeover(out, cause+"; the peer answers on the data interfaces but is not active either: primary becomes active")
 	default:
@@ -875,6 +899,7 @@ func (m *Machine) recover(out *[]Action, reason string) {
 
 func (m *Machine) startNegotiation(out *[]Action, reason string) {
 	m.negotiationDeadline = m.now.Add(m.cfg.NegotiationWindow)
+	m.standbyWaits = 0
 	m.transition(out, Negotiation, reason)
 	m.sendHello(out)
 }

@@ -1015,3 +1015,38 @@ func TestResumedAloneForwardsOn(t *testing.T) {
 		t.Errorf("fw-a alone does not forward after a thaw (state %v)\n%s", p.Units[fwA].M.State(), p.Timeline(0))
 	}
 }
+
+// TestActiveRestartedBehindCutLink: the active restarted while the
+// failover link is cut comes back empty. The standby holds the tables, so
+// it takes the role when the restarted unit answers its confirmation as
+// Negotiation, and the restarted unit, hearing a Standby Ready peer, waits
+// instead of taking the role with nothing (seen in chaos: it became active
+// with 0 connections, and the streams died). When the link heals it
+// becomes the standby.
+func TestActiveRestartedBehindCutLink(t *testing.T) {
+	for _, restartAfter := range []time.Duration{0, 50 * time.Millisecond, 150 * time.Millisecond} {
+		t.Run(fmt.Sprintf("restart after %v", restartAfter), func(t *testing.T) {
+			p := settled(t)
+			p.CutLink()
+			p.RunFor(500 * time.Millisecond)
+			p.Kill(fwA)
+			p.RunFor(restartAfter)
+			if err := p.Restart(fwA); err != nil {
+				t.Fatal(err)
+			}
+			p.RunFor(3 * time.Second)
+			if p.DoubleActive != 0 {
+				t.Fatalf("two actives for %v\n%s", p.DoubleActive, p.Timeline(0))
+			}
+			if got := p.States(); got != [2]failover.State{failover.Negotiation, failover.Active} {
+				t.Fatalf("states %v, want fw-a Negotiation (waiting), fw-b Active (it has the tables)\n%s", got, p.Timeline(0))
+			}
+			p.HealLink()
+			waitStates(t, p, 2*time.Second, failover.StandbyReady, failover.Active)
+			if p.DoubleActive != 0 {
+				t.Errorf("two actives for %v after the heal", p.DoubleActive)
+			}
+			noViolations(t, p)
+		})
+	}
+}

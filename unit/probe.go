@@ -262,7 +262,7 @@ func (p *prober) start(a failover.ProbeDataInterfaces) {
 
 // answeredBy notes the peer's answer to round: the first answer to each
 // recent round is reported to the machine.
-func (p *prober) answeredBy(round uint64, peerActive bool) {
+func (p *prober) answeredBy(round uint64, peerActive bool, peerState failover.State) {
 	p.mu.Lock()
 	r := &p.recent[round%uint64(len(p.recent))]
 	first := round != 0 && r.id == round && !r.answered
@@ -281,8 +281,8 @@ func (p *prober) answeredBy(round uint64, peerActive bool) {
 	if peerActive {
 		state = "active"
 	}
-	p.u.events.Add("probe", fmt.Sprintf("peer answered round %d on the data interfaces (peer is %s)", round, state))
-	p.u.feed(failover.DataProbeResult{Round: round, PeerAlive: true, PeerActive: peerActive})
+	p.u.events.Add("probe", fmt.Sprintf("peer answered round %d on the data interfaces (peer is %s, %v)", round, state, peerState))
+	p.u.feed(failover.DataProbeResult{Round: round, PeerAlive: true, PeerActive: peerActive, PeerState: peerState})
 }
 
 // send puts one interface hello on every data interface (or only iface).
@@ -292,7 +292,7 @@ func (p *prober) send(kind byte, round uint64, iface string) {
 	// An answer says whether its sender forwards as the active unit: a
 	// starting unit that hears no hello uses it to wait for an active
 	// peer behind a cut failover link instead of taking over too.
-	body := probeBody(kind, round, p.u.cfg.Name, p.u.active.Load())
+	body := probeBody(kind, round, p.u.cfg.Name, p.u.active.Load(), failover.State(p.u.role.Load()))
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()
 	for _, ic := range p.u.cfg.Firewall.Interfaces {
@@ -343,19 +343,33 @@ func (p *prober) readControl(ctx context.Context, iface string, port firewall.Po
 }
 
 // Interface hello body: kind(1) | round(8) | name length(1) | name |
-// active(1).
+// role(1). The role byte's low bit says the sender forwards as the active;
+// the bits above hold its failover state plus one (0: not said). A
+// standby learns from it that a peer answering behind a cut failover link
+// is a restarted unit in Negotiation (and takes the role), and a starting
+// unit that its peer is Standby Ready (and waits for it).
 const probeBodyMin = 11
 
-func probeBody(kind byte, round uint64, name string, active bool) []byte {
+func probeBody(kind byte, round uint64, name string, active bool, state failover.State) []byte {
 	body := make([]byte, 0, probeBodyMin+len(name))
 	body = append(body, kind)
 	body = binary.BigEndian.AppendUint64(body, round)
 	body = append(body, byte(len(name)))
 	body = append(body, name...)
+	role := byte(state+1) << 1
 	if active {
-		return append(body, 1)
+		role |= 1
 	}
-	return append(body, 0)
+	return append(body, role)
+}
+
+// parseRole reads the role byte of an interface hello.
+func parseRole(b byte) (active bool, state failover.State, known bool) {
+	active = b&1 == 1
+	if s := b >> 1; s > 0 && failover.State(s-1).Valid() {
+		return active, failover.State(s - 1), true
+	}
+	return active, failover.Disabled, false
 }
 
 // handle takes an interface hello from a data interface: answer the peer's
@@ -374,7 +388,8 @@ func (p *prober) handle(iface string, src [6]byte, payload []byte) {
 	case probeAsk:
 		p.send(probeAnswer, round, iface)
 	case probeAnswer:
-		p.answeredBy(round, body[len(body)-1] == 1)
+		active, state, _ := parseRole(body[len(body)-1])
+		p.answeredBy(round, active, state)
 	}
 }
 

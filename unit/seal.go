@@ -60,7 +60,7 @@ func (r rejectReason) String() string {
 	case rejectAuth:
 		return "failed authentication (wrong failover key?)"
 	case rejectStale:
-		return "too old (sent more than 2s ago)"
+		return "stale (sent longer ago than its channel allows: the unit hold on the failover link, 2s for interface hellos)"
 	case rejectReplay:
 		return "a replay (not newer than the peer's last message)"
 	case rejectPortCheck:
@@ -138,6 +138,10 @@ func newOpener(key replicate.Key, purpose string) *opener {
 // path: its current epoch, the highest sequence accepted in it, the newest
 // timestamp accepted, and the epoch it replaced (dead).
 type window struct {
+	// maxAge is the oldest (or furthest ahead) a message may be; zero:
+	// maxSealAge. Set before use.
+	maxAge time.Duration
+
 	mu     sync.Mutex
 	known  bool   // guarded by mu: an epoch has been accepted
 	epoch  uint64 // guarded by mu
@@ -188,7 +192,11 @@ func (o *opener) open(w *window, msg []byte) ([]byte, rejectReason) {
 	ts := int64(binary.BigEndian.Uint64(msg[0:]))
 	epoch := binary.BigEndian.Uint64(msg[8:])
 	seq := binary.BigEndian.Uint64(msg[16:])
-	if age := o.now().Sub(time.Unix(0, ts)); age > maxSealAge || age < -maxSealAge {
+	maxAge := w.maxAge
+	if maxAge <= 0 {
+		maxAge = maxSealAge
+	}
+	if age := o.now().Sub(time.Unix(0, ts)); age > maxAge || age < -maxAge {
 		return nil, rejectStale
 	}
 	if r := w.check(ts, epoch, seq, false); r != accepted {

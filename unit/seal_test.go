@@ -152,7 +152,7 @@ func TestOpenReplay(t *testing.T) {
 
 func FuzzOpen(f *testing.F) {
 	k := testKey(3)
-	f.Add(newSealer(k, "probe").seal(probeBody(probeAsk, 1, "fw-a", false)))
+	f.Add(newSealer(k, "probe").seal(probeBody(probeAsk, 1, "fw-a", false, failover.StandbyReady)))
 	f.Add([]byte{})
 	o := newOpener(k, "probe")
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -199,7 +199,7 @@ func TestProbeRateLimit(t *testing.T) {
 		t.Helper()
 		for i := range 6 {
 			for _, iface := range []string{"inside", "outside"} {
-				msg := b.probes.out.seal(probeBody(kind, uint64(i+1), "fw-b", false))
+				msg := b.probes.out.seal(probeBody(kind, uint64(i+1), "fw-b", false, failover.StandbyReady))
 				if body, r := in.check(iface, peerUnitMAC, msg, c.now()); r != accepted || body == nil {
 					t.Fatalf("genuine hello %d on %s: %v", i, iface, r)
 				}
@@ -218,7 +218,7 @@ func TestProbeRateLimit(t *testing.T) {
 	macs := in.in.macs.Load()
 	const flood = 10000
 	for range flood {
-		in.handle("inside", hostMAC, forger.seal(probeBody(probeAnswer, 1, "fw-b", false)))
+		in.handle("inside", hostMAC, forger.seal(probeBody(probeAnswer, 1, "fw-b", false, failover.StandbyReady)))
 	}
 	if got := in.in.macs.Load() - macs; got > probeBurst {
 		t.Errorf("a flood of %d frames computed %d HMACs, want at most the burst (%d)", flood, got, probeBurst)
@@ -228,21 +228,21 @@ func TestProbeRateLimit(t *testing.T) {
 		t.Errorf("rejects %+v, want %+v", got, want)
 	}
 	// The flood's frames cost the data plane's reader no allocation.
-	junk := forger.seal(probeBody(probeAnswer, 1, "fw-b", false))
+	junk := forger.seal(probeBody(probeAnswer, 1, "fw-b", false, failover.StandbyReady))
 	if n := testing.AllocsPerRun(1000, func() { in.handle("inside", hostMAC, junk) }); n != 0 {
 		t.Errorf("a rate-limited interface hello allocates %v times", n)
 	}
 	// The strangers' bucket is dry, even for a hello that would open, but
 	// the peer's MAC has its own: a genuine round passes in the same
 	// instant as the flood.
-	if _, r := in.check("inside", hostMAC, b.probes.out.seal(probeBody(probeAsk, 9, "fw-b", false)), c.now()); r != rejectRateLimited {
+	if _, r := in.check("inside", hostMAC, b.probes.out.seal(probeBody(probeAsk, 9, "fw-b", false, failover.StandbyReady)), c.now()); r != rejectRateLimited {
 		t.Errorf("a host's hello during the flood: %v, want rate-limited", r)
 	}
 	round(probeAsk)
 	// A forged hello that fails the seal teaches nothing: its source
 	// stays a stranger.
 	c.advance(time.Second)
-	if _, r := in.check("inside", hostMAC, forger.seal(probeBody(probeAsk, 1, "fw-b", false)), c.now()); r != rejectAuth {
+	if _, r := in.check("inside", hostMAC, forger.seal(probeBody(probeAsk, 1, "fw-b", false, failover.StandbyReady)), c.now()); r != rejectAuth {
 		t.Errorf("a forged hello: %v, want bad auth", r)
 	}
 	if in.limits["inside"].knows(hostMAC) || !in.limits["inside"].knows(peerUnitMAC) {
@@ -255,16 +255,16 @@ func TestProbeRateLimit(t *testing.T) {
 		want rejectReason
 	}{
 		{"short", []byte{1, 2, 3}, rejectMalformed},
-		{"another sender", b.probes.out.seal(probeBody(probeAsk, 1, "host", false)), rejectMalformed},
-		{"trailing bytes", append(b.probes.out.seal(probeBody(probeAsk, 1, "fw-b", false)), 0), rejectMalformed},
-		{"bad kind", b.probes.out.seal(probeBody(9, 1, "fw-b", false)), rejectMalformed},
-		{"own", a.probes.out.seal(probeBody(probeAsk, 1, "fw-a", false)), accepted},
+		{"another sender", b.probes.out.seal(probeBody(probeAsk, 1, "host", false, failover.StandbyReady)), rejectMalformed},
+		{"trailing bytes", append(b.probes.out.seal(probeBody(probeAsk, 1, "fw-b", false, failover.StandbyReady)), 0), rejectMalformed},
+		{"bad kind", b.probes.out.seal(probeBody(9, 1, "fw-b", false, failover.StandbyReady)), rejectMalformed},
+		{"own", a.probes.out.seal(probeBody(probeAsk, 1, "fw-a", false, failover.StandbyReady)), accepted},
 	} {
 		if _, r := in.check("inside", peerUnitMAC, tc.msg, c.now()); r != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, r, tc.want)
 		}
 	}
-	if _, r := in.check("nosuch", peerUnitMAC, b.probes.out.seal(probeBody(probeAsk, 1, "fw-b", false)), c.now()); r != rejectMalformed {
+	if _, r := in.check("nosuch", peerUnitMAC, b.probes.out.seal(probeBody(probeAsk, 1, "fw-b", false, failover.StandbyReady)), c.now()); r != rejectMalformed {
 		t.Errorf("unknown interface: %v", r)
 	}
 }
@@ -274,7 +274,7 @@ func TestProbeRateLimit(t *testing.T) {
 func TestProbeReplay(t *testing.T) {
 	a := newTestUnit(t, "fw-a", "fw-b", testKey(7))
 	b := newTestUnit(t, "fw-b", "fw-a", testKey(7))
-	msg := b.probes.out.seal(probeBody(probeAnswer, 5, "fw-b", false))
+	msg := b.probes.out.seal(probeBody(probeAnswer, 5, "fw-b", false, failover.StandbyReady))
 	if _, r := a.probes.check("inside", peerUnitMAC, msg, time.Now()); r != accepted {
 		t.Fatalf("first: %v", r)
 	}
@@ -337,5 +337,60 @@ func TestHelloPortCheck(t *testing.T) {
 	}
 	if st := a.Status().HelloRejects.FailoverLink; st != got {
 		t.Errorf("status shows %+v", st)
+	}
+}
+
+// TestOpenOlderThanTheWindowAllows: a window with its own maxAge (the
+// failover link's: the unit hold) refuses a hello older than that, which
+// the default tolerance would take.
+func TestOpenOlderThanTheWindowAllows(t *testing.T) {
+	c := newClock()
+	k := testKey(1)
+	s, o := sealerAt(k, "hello", c), openerAt(k, "hello", c)
+	w := window{maxAge: 100 * time.Millisecond}
+	late := s.seal([]byte("negotiation"))
+	c.advance(312 * time.Millisecond)
+	if _, r := o.open(&w, late); r != rejectStale {
+		t.Errorf("a hello 312 ms old on a 100 ms window: %v, want stale", r)
+	}
+	fresh := s.seal([]byte("active"))
+	c.advance(99 * time.Millisecond)
+	if _, r := o.open(&w, fresh); r != accepted {
+		t.Errorf("a hello 99 ms old: %v, want accepted", r)
+	}
+	var def window
+	old := s.seal([]byte("x"))
+	c.advance(time.Second)
+	if _, r := o.open(&def, old); r != accepted {
+		t.Errorf("a hello 1 s old on a default window: %v, want accepted (maxSealAge %v)", r, maxSealAge)
+	}
+}
+
+// TestHelloWindowIsTheHold: a unit refuses failover-link hellos older than
+// its unit hold.
+func TestHelloWindowIsTheHold(t *testing.T) {
+	u := newTestUnit(t, "fw-a", "fw-b", testKey(1))
+	if u.helloWindow.maxAge != u.cfg.UnitHold || u.cfg.UnitHold <= 0 {
+		t.Errorf("hello window max age %v, unit hold %v", u.helloWindow.maxAge, u.cfg.UnitHold)
+	}
+}
+
+// TestProbeRoleByte: an interface hello's role byte carries the active bit
+// and the failover state, and reads back the same; a byte without a state
+// (or with one out of range) says not known.
+func TestProbeRoleByte(t *testing.T) {
+	for _, active := range []bool{false, true} {
+		for s := failover.Disabled; s.Valid(); s++ {
+			body := probeBody(probeAnswer, 7, "fw-a", active, s)
+			gotActive, gotState, known := parseRole(body[len(body)-1])
+			if gotActive != active || gotState != s || !known {
+				t.Errorf("active %v state %v: read back %v %v known %v", active, s, gotActive, gotState, known)
+			}
+		}
+	}
+	for _, b := range []byte{0, 1, 0xff} {
+		if _, _, known := parseRole(b); known {
+			t.Errorf("role byte %#x: a state known", b)
+		}
 	}
 }

@@ -77,6 +77,9 @@ type Unit struct {
 	sender   atomic.Pointer[replicate.Sender]
 	receiver atomic.Pointer[replicate.Receiver]
 	active   atomic.Bool
+	// role is the machine's state (a failover.State), for the answers
+	// to interface hellos, which the prober sends from its own goroutine.
+	role atomic.Uint32
 
 	helloConn *net.UDPConn
 	stateLn   net.Listener
@@ -204,6 +207,15 @@ func New(cfg *Config, key replicate.Key, ports map[string]firewall.Port, log *sl
 			return nil, err
 		}
 	}
+	// A hello tells the peer's role as it was when sent, and the machine
+	// acts on it as the present: one older than the hold time is history.
+	// Seen in chaos (cut + restart): hellos the restarted active sent in
+	// Negotiation while the failover link was cut waited in the kernel's
+	// neighbour queue and arrived 312 ms late, when the link healed; the
+	// standby read "peer restarted, no active unit" and took over beside
+	// the peer, which had become active meanwhile (two actives for 1.5 ms,
+	// until they met and the later term won).
+	u.helloWindow.maxAge = cfg.UnitHold
 	role := failover.Primary
 	if cfg.Role == "secondary" {
 		role = failover.Secondary
@@ -480,6 +492,7 @@ func (u *Unit) perform(acts []failover.Action) {
 	for _, a := range acts {
 		switch a := a.(type) {
 		case failover.Transition:
+			u.role.Store(uint32(a.To))
 			u.statusMu.Lock()
 			u.history = append(u.history, a)
 			if len(u.history) > historySize {

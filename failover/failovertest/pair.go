@@ -375,7 +375,7 @@ func (p *Pair) perform(i int, actions []failover.Action) {
 		case failover.ProbeDataInterfaces:
 			pu := p.Units[peer]
 			if p.DataUp && pu.Running && !pu.Frozen {
-				p.schedule(p.Now.Add(p.ProbeAnswer), i, failover.DataProbeResult{Round: a.Round, PeerAlive: true, PeerActive: pu.Forwarding}, false)
+				p.schedule(p.Now.Add(p.ProbeAnswer), i, failover.DataProbeResult{Round: a.Round, PeerAlive: true, PeerActive: pu.Forwarding, PeerState: pu.M.State()}, false)
 			} else if p.ReportDeadProbes {
 				p.schedule(p.Now.Add(p.ProbeAnswer), i, failover.DataProbeResult{Round: a.Round, PeerAlive: false}, false)
 			}
