@@ -289,9 +289,10 @@ func (p *prober) answeredBy(round uint64, peerActive bool, peerState failover.St
 // Each copy is sealed on its own, so that each interface's stream carries
 // its own increasing sequence numbers.
 func (p *prober) send(kind byte, round uint64, iface string) {
-	// An answer says whether its sender forwards as the active unit: a
-	// starting unit that hears no hello uses it to wait for an active
-	// peer behind a cut failover link instead of taking over too.
+	// An answer says whether its sender forwards as the active unit and
+	// its failover state (the role byte): behind a cut failover link a
+	// starting unit waits for an active or Standby Ready peer instead of
+	// taking over too, and a standby takes over from a restarted peer.
 	body := probeBody(kind, round, p.u.cfg.Name, p.u.active.Load(), failover.State(p.u.role.Load()))
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()

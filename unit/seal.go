@@ -60,7 +60,7 @@ func (r rejectReason) String() string {
 	case rejectAuth:
 		return "failed authentication (wrong failover key?)"
 	case rejectStale:
-		return "stale (sent longer ago than its channel allows: the unit hold on the failover link, 2s for interface hellos)"
+		return "stale (sent longer ago than its channel allows: the unit hold on the failover link, " + maxSealAge.String() + " for interface hellos)"
 	case rejectReplay:
 		return "a replay (not newer than the peer's last message)"
 	case rejectPortCheck:
