@@ -54,7 +54,11 @@ type TableStats struct {
 	Queued   uint64 `json:"queued"`   // sender: accepted for sending
 	Sent     uint64 `json:"sent"`     // sender: written to the link
 	Filtered uint64 `json:"filtered"` // sender: dropped by the filter (e.g. HTTP conns)
-	Received uint64 `json:"received"` // receiver: decoded from the link
-	Applied  uint64 `json:"applied"`  // receiver: applied to the table
-	Errors   uint64 `json:"errors"`   // sender: oversize; receiver: apply failed
+	// Coalesced counts the sender's records a later record of the same
+	// entry made unnecessary before they were written: a connection that
+	// opened and closed within one batch sends nothing.
+	Coalesced uint64 `json:"coalesced"`
+	Received  uint64 `json:"received"` // receiver: decoded from the link
+	Applied   uint64 `json:"applied"`  // receiver: applied to the table
+	Errors    uint64 `json:"errors"`   // sender: oversize; receiver: apply failed
 }

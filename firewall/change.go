@@ -225,8 +225,13 @@ type BridgeRecord struct {
 // the ARP entry's interface and IP, the bridge entry's MAC) but the whole
 // record is carried.
 type Change struct {
-	Table  Table
-	Op     Op
+	Table Table
+	Op    Op
+	// First marks, in what OnChange receives, an upsert that brings its
+	// entry into the table: no earlier change of the entry is live. It is
+	// not part of the wire form; a replication sender uses it to drop an
+	// entry that is gone before the standby heard of it.
+	First  bool
 	Conn   ConnRecord
 	Xlate  XlateRecord
 	ARP    ARPRecord

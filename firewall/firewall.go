@@ -634,6 +634,7 @@ func (f *Firewall) commit(c Change, oldHash, newHash uint64) {
 	if !f.isReplicated(c) {
 		return
 	}
+	c.First = c.Op == OpUpsert && oldHash == 0
 	f.changeMu.RLock()
 	f.digests[c.Table].Add(newHash - oldHash)
 	if f.onChange != nil {

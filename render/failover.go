@@ -73,7 +73,13 @@ func replicationLines(b *strings.Builder, r api.ReplicationStats) {
 	}
 	fmt.Fprintf(b, "    queue %d (high %d), record seq %d, acked %d, frames %d/%d sent/received\n", r.QueueDepth, r.QueueHigh, r.RecordSeq, r.AckedSeq, r.FramesSent, r.FramesReceived)
 	for _, t := range r.Tables {
-		fmt.Fprintf(b, "    %-6s sent %d received %d applied %d errors %d\n", t.Table, t.Sent, t.Received, t.Applied, t.Errors)
+		fmt.Fprintf(b, "    %-6s sent %d received %d applied %d errors %d", t.Table, t.Sent, t.Received, t.Applied, t.Errors)
+		if t.Coalesced > 0 {
+			// Said only where it happened: conns opened and closed
+			// within one batch, or changed twice in it.
+			fmt.Fprintf(b, " coalesced %d", t.Coalesced)
+		}
+		b.WriteByte('\n')
 	}
 	if r.LagSamples > 0 {
 		fmt.Fprintf(b, "    replication lag p50 %v p99 %v max %v (%d samples)\n", r.LagP50, r.LagP99, r.LagMax, r.LagSamples)

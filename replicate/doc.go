@@ -73,10 +73,36 @@
 // new BulkStart is queued in the same critical section: everything
 // discarded is superseded by the snapshot that follows.
 //
+// # Why coalescing in the queue is correct
+//
+// EmitEntry lets the queue drop records the standby no longer needs while
+// they wait for the writer (most connections of a busy firewall open and
+// close inside one 1 ms batch). It changes the argument above only for the
+// entry named, and only between two points where nothing is coalesced
+// across: a digest marker (which clears what the queue knows of entries),
+// the queue's hand-over to the writer, and a bulk sync (nothing is
+// coalesced from BulkStart to BulkEnd, since the snapshot's records are
+// not keyed). Inside such a stretch, for an entry k:
+//
+//   - an upsert carries all of k, so the last upsert makes any earlier
+//     record of k in the stretch unnecessary; k's record only moves later,
+//     still after the records of other keys that came before it (which is
+//     what the caller's cross-key order relies on: a delete that frees a
+//     key another entry needs is never moved);
+//   - a fresh upsert says the standby does not hold k before it, and a
+//     queued delete of k says the same of what follows it; so if the
+//     stretch's records of k after that point end in a delete, none of
+//     them changes what the standby holds, and all go.
+//
+// At every marker the standby has applied, for each key, either the same
+// last record as without coalescing or none where the key is absent on
+// both sides, so the digests still agree.
+//
 // What the caller must provide: Snapshot and Emit under one lock per key
 // (one change lock, or the lock of the bucket holding the key), a change
 // lock that MarkDigests excludes every half-done change with, digests
 // that ignore what the Filter drops, and digests computed the same way on
 // both units (an order-independent sum of per-entry hashes keeps them O(1)
-// per change).
+// per change), and, for EmitEntry, a key that names one entry of its
+// table, and fresh only on an upsert that brings its entry into the table.
 package replicate

@@ -57,6 +57,25 @@ type fakeFirewall struct {
 	tables  map[uint8]*[fakeBuckets]map[uint64][]byte // guarded by mu
 	digests map[uint8]uint64                          // guarded by mu
 	hook    func(table uint8, op Op, payload []byte)  // set before use
+	// entryHook, when set, is called instead of hook, with each record's
+	// key and whether it is fresh (Sender.EmitEntry).
+	entryHook func(table uint8, op Op, key EntryKey, fresh bool, payload []byte)
+}
+
+func entryKeyOf(key uint64) EntryKey {
+	var k EntryKey
+	binary.BigEndian.PutUint64(k[:], key)
+	return k
+}
+
+// report calls the change hook; f.mu is held.
+func (f *fakeFirewall) report(table uint8, op Op, key uint64, fresh bool, payload []byte) {
+	switch {
+	case f.entryHook != nil:
+		f.entryHook(table, op, entryKeyOf(key), fresh, payload)
+	case f.hook != nil:
+		f.hook(table, op, payload)
+	}
 }
 
 func newFakeFirewall() *fakeFirewall {
@@ -76,14 +95,13 @@ func (f *fakeFirewall) set(table uint8, key uint64, val []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	b := f.tables[table][key%fakeBuckets]
-	if old, ok := b[key]; ok {
+	old, existed := b[key]
+	if existed {
 		f.digests[table] -= entryHash(key, old)
 	}
 	b[key] = val
 	f.digests[table] += entryHash(key, val)
-	if f.hook != nil {
-		f.hook(table, OpUpsert, encodeEntry(key, val))
-	}
+	f.report(table, OpUpsert, key, !existed, encodeEntry(key, val))
 }
 
 func (f *fakeFirewall) del(table uint8, key uint64) {
@@ -96,9 +114,7 @@ func (f *fakeFirewall) del(table uint8, key uint64) {
 	}
 	delete(b, key)
 	f.digests[table] -= entryHash(key, old)
-	if f.hook != nil {
-		f.hook(table, OpDelete, encodeEntry(key, nil))
-	}
+	f.report(table, OpDelete, key, false, encodeEntry(key, nil))
 }
 
 func (f *fakeFirewall) Snapshot(table uint8, cursor uint64, emit func([]byte)) (uint64, bool, error) {

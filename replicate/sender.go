@@ -146,15 +146,73 @@ type qitem struct {
 type queue struct {
 	items   []qitem
 	buf     []byte
-	records int
+	records int  // live records: appended and not superseded
+	dead    int  // records superseded in buf, skipped by compact
 	urgent  bool // a control message is waiting: flush without the interval
+
+	// entries holds, for each entry EmitEntry named since the queue was
+	// last emptied or marked, where its latest live record lies.
+	entries map[entryRef]entrySlot
+}
+
+// entryRef names one entry of one table.
+type entryRef struct {
+	table uint8
+	key   EntryKey
+}
+
+// entrySlot is where an entry's latest record lies in queue.buf, and what
+// the standby holds of the entry before the first of its records still in
+// the queue.
+type entrySlot struct {
+	off    int  // the record's offset in buf
+	del    bool // the record is a delete
+	absent bool // the standby does not hold the entry before it
 }
 
 func (q *queue) reset() {
 	q.items = q.items[:0]
 	q.buf = q.buf[:0]
 	q.records = 0
+	q.dead = 0
 	q.urgent = false
+	clear(q.entries)
+}
+
+// kill supersedes the record at off: compact will skip it.
+func (q *queue) kill(off int) {
+	q.buf[off+1] = 0 // no valid op
+	q.records--
+	q.dead++
+}
+
+// compact closes the gaps killed records left, moving each run's live
+// records down in place. Runs keep their order; a run left empty has count
+// zero. Runs lie in buf in item order, so the write offset never passes
+// the read offset.
+func (q *queue) compact() {
+	if q.dead == 0 {
+		return
+	}
+	dst := 0
+	for i := range q.items {
+		it := &q.items[i]
+		if it.kind != qRecords {
+			continue
+		}
+		start, n := dst, 0
+		for off := it.start; off < it.end; {
+			l := recordHeaderLen + int(binary.BigEndian.Uint16(q.buf[off+2:]))
+			if q.buf[off+1] != 0 {
+				dst += copy(q.buf[dst:], q.buf[off:off+l])
+				n++
+			}
+			off += l
+		}
+		it.start, it.end, it.count = start, dst, n
+	}
+	q.buf = q.buf[:dst]
+	q.dead = 0
 }
 
 // Sender is the active unit's end of the stream. It lives as long as the
@@ -240,6 +298,32 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 // marked for resync: the queue is discarded and a new bulk sync begins, so
 // no change is silently lost. payload is copied.
 func (s *Sender) Emit(table uint8, op Op, payload []byte) {
+	s.emit(table, op, payload, false, EntryKey{}, false)
+}
+
+// EntryKey names one entry of a table for EmitEntry: the caller's key,
+// padded with zeros.
+type EntryKey [16]byte
+
+// EmitEntry is Emit for a record that carries the whole of one entry,
+// named by key, so that the queue may coalesce the entry's records while
+// they wait for the writer, as OpenBSD's pfsync does with its queued
+// states:
+//
+//   - an upsert supersedes the entry's earlier record still in the queue;
+//   - a delete of an entry whose first queued record was fresh (an upsert
+//     of an entry that did not exist before it) removes that record and is
+//     itself dropped: the standby never held the entry.
+//
+// fresh says the upsert brings its entry into the table. Records are
+// coalesced only between digest markers and outside bulk syncs, and the
+// entry's record moves only later in the stream; doc.go says why the
+// standby still converges. Superseded records are counted as Coalesced.
+func (s *Sender) EmitEntry(table uint8, op Op, key EntryKey, fresh bool, payload []byte) {
+	s.emit(table, op, payload, true, key, fresh)
+}
+
+func (s *Sender) emit(table uint8, op Op, payload []byte, keyed bool, key EntryKey, fresh bool) {
 	if !s.live.Load() {
 		s.c.droppedNoSession.Add(1)
 		return
@@ -248,9 +332,9 @@ func (s *Sender) Emit(table uint8, op Op, payload []byte) {
 		return
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	ss := s.sess
 	if ss == nil {
-		s.mu.Unlock()
 		s.c.droppedNoSession.Add(1)
 		return
 	}
@@ -258,11 +342,51 @@ func (s *Sender) Emit(table uint8, op Op, payload []byte) {
 	if q.records >= s.cfg.QueueLimit || len(q.buf)+recordHeaderLen+len(payload) > s.cfg.QueueBytes {
 		s.c.overflows.Add(1)
 		s.startBulkLocked(ss, fmt.Sprintf("queue overflow at %d records, %d bytes", q.records, len(q.buf)))
-		s.mu.Unlock()
 		return
 	}
+	if !keyed || ss.inBulk {
+		s.appendLocked(ss, table, op, payload)
+		return
+	}
+	ref := entryRef{table, key}
+	slot, queued := s.coalesceLocked(ref, op, fresh)
+	if !queued {
+		return
+	}
+	slot.off = len(q.buf)
 	s.appendLocked(ss, table, op, payload)
-	s.mu.Unlock()
+	if q.entries == nil {
+		q.entries = make(map[entryRef]entrySlot)
+	}
+	q.entries[ref] = slot
+}
+
+// coalesceLocked applies what the queue holds about an entry to a new
+// record of it: it kills the entry's superseded record and returns the new
+// record's slot (its offset left for the caller), or queued false when the
+// new record is not needed either. s.mu is held.
+func (s *Sender) coalesceLocked(ref entryRef, op Op, fresh bool) (slot entrySlot, queued bool) {
+	q := s.q
+	prev, held := q.entries[ref]
+	slot = entrySlot{del: op == OpDelete, absent: op == OpUpsert && fresh}
+	switch {
+	case !held:
+	case prev.del:
+		// The queued delete stays: after it the standby lacks the entry.
+		slot.absent = op == OpUpsert
+	default:
+		q.kill(prev.off)
+		s.c.tables[ref.table].coalesced.Add(1)
+		slot.absent = prev.absent
+		if op == OpDelete && prev.absent {
+			delete(q.entries, ref)
+			tc := &s.c.tables[ref.table]
+			tc.queued.Add(1) // accepted, so that queued = sent + coalesced
+			tc.coalesced.Add(1)
+			return slot, false
+		}
+	}
+	return slot, true
 }
 
 // accept applies the filter and the record limits, counting what it drops.
@@ -341,6 +465,9 @@ func (s *Sender) markLocked(ss *senderSession, digests map[uint8]uint64) {
 	slices.SortFunc(d, func(a, b TableDigest) int { return int(a.Table) - int(b.Table) })
 	s.q.items = append(s.q.items, qitem{kind: qMarker, digests: d, enq: s.cfg.Now().UnixNano()})
 	s.q.urgent = true
+	// The digests describe the records before the marker: none of them
+	// may be superseded by one after it.
+	clear(s.q.entries)
 	signal(ss.kick)
 }
 
@@ -775,11 +902,15 @@ const flushBytes = 256 << 10
 func (w *frameWriter) writeQueue(q *queue) error {
 	tables := &w.s.c.tables
 	limit := w.s.cfg.BatchBytes - recordsHeaderLen
+	q.compact()
 	for i := range q.items {
 		it := &q.items[i]
 		var err error
 		switch it.kind {
 		case qRecords:
+			if it.count == 0 {
+				continue
+			}
 			run := q.buf[it.start:it.end]
 			for len(run) > 0 {
 				n, size := 0, 0

@@ -13,9 +13,12 @@ type TableStats struct {
 	Queued   uint64 `json:"queued"`   // sender: accepted by Emit or the snapshot
 	Sent     uint64 `json:"sent"`     // sender: written to the link
 	Filtered uint64 `json:"filtered"` // sender: dropped by the filter hook
-	Received uint64 `json:"received"` // receiver: decoded from the link
-	Applied  uint64 `json:"applied"`  // receiver: Store.Apply succeeded
-	Errors   uint64 `json:"errors"`   // sender: oversize; receiver: Apply failed
+	// Coalesced counts the sender's queued records that a later record of
+	// the same entry made unnecessary before they were written (EmitEntry).
+	Coalesced uint64 `json:"coalesced"`
+	Received  uint64 `json:"received"` // receiver: decoded from the link
+	Applied   uint64 `json:"applied"`  // receiver: Store.Apply succeeded
+	Errors    uint64 `json:"errors"`   // sender: oversize; receiver: Apply failed
 }
 
 // Stats is a snapshot of a Sender's or Receiver's counters. Counters are
@@ -63,7 +66,7 @@ type Stats struct {
 }
 
 type tableCounters struct {
-	queued, sent, filtered, received, applied, errors atomic.Uint64
+	queued, sent, filtered, coalesced, received, applied, errors atomic.Uint64
 }
 
 // counters is shared by Sender and Receiver. All fields are atomics so the
@@ -117,13 +120,14 @@ func (c *counters) fill(s *Stats) {
 	for i := range c.tables {
 		t := &c.tables[i]
 		ts := TableStats{
-			Table:    uint8(i),
-			Queued:   t.queued.Load(),
-			Sent:     t.sent.Load(),
-			Filtered: t.filtered.Load(),
-			Received: t.received.Load(),
-			Applied:  t.applied.Load(),
-			Errors:   t.errors.Load(),
+			Table:     uint8(i),
+			Queued:    t.queued.Load(),
+			Sent:      t.sent.Load(),
+			Filtered:  t.filtered.Load(),
+			Coalesced: t.coalesced.Load(),
+			Received:  t.received.Load(),
+			Applied:   t.applied.Load(),
+			Errors:    t.errors.Load(),
 		}
 		if ts != (TableStats{Table: uint8(i)}) {
 			s.Tables = append(s.Tables, ts)

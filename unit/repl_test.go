@@ -1,7 +1,9 @@
 package unit
 
 import (
+	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"sync"
@@ -126,5 +128,75 @@ func TestReplicationThroughUnitAdapters(t *testing.T) {
 				t.Errorf("standby holds %d conns, want %d (active %d, HTTP replication %v)", got, wantB, a.fw.ConnCount(), httpRepl)
 			}
 		})
+	}
+}
+
+// TestShortConnsCoalesced: connections that open and close within one
+// replication batch reach the standby as nothing at all, those still open
+// as one record each, and the standby's digests still match. The writer
+// is held back (an hour's flush interval) so that the batch is the whole
+// burst; only the digest marker flushes it.
+func TestShortConnsCoalesced(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	a, err := New(testConfig(false), testKey(7), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgB := testConfig(false)
+	cfgB.Name, cfgB.Peer, cfgB.Role = "fw-b", "fw-a", "secondary"
+	b, err := New(cfgB, testKey(7), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.fw.SetActive(true)
+	s, err := replicate.NewSender(replicate.SenderConfig{Key: a.key, Source: fwSource{a}, Tables: a.tables, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.sender.Store(s)
+	r, err := replicate.NewReceiver(replicate.ReceiverConfig{Key: b.key, Store: fwStore{b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1, c2 := net.Pipe()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = s.Serve(c1) })
+	wg.Go(func() { _ = r.Serve(c2) })
+	defer func() { s.Close(); r.Close(); wg.Wait() }()
+	// Synced: the bulk's closing marker was written, so nothing urgent
+	// waits in the queue to flush it early.
+	for !r.Stats().Synced {
+		time.Sleep(100 * time.Microsecond)
+	}
+
+	const n = 400 // 600 records, under one 64 KB batch
+	for i := range n {
+		if err := a.fw.ApplyChange(conn(i, 53)); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			del := conn(i, 53)
+			del.Op = firewall.OpDelete
+			if err := a.fw.ApplyChange(del); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fwSource{a}.MarkDigests(s.MarkDigest)
+	waitUntil(t, 10*time.Second, "the standby's digests match", func() (bool, string) {
+		var want map[uint8]uint64
+		fwSource{a}.MarkDigests(func(d map[uint8]uint64) { want = d })
+		got := fwStore{b}.Digests()
+		return maps.Equal(got, want) && b.fw.ConnCount() == n/2, fmt.Sprintf("active %v, standby %v, standby conns %d", want, got, b.fw.ConnCount())
+	})
+	var ts replicate.TableStats
+	for _, x := range s.Stats().Tables {
+		if x.Table == uint8(firewall.TableConn) {
+			ts = x
+		}
+	}
+	// Each short conn: its upsert and its delete coalesced.
+	if ts.Sent != n/2 || ts.Coalesced != n || ts.Queued != ts.Sent+ts.Coalesced {
+		t.Errorf("conn table: queued %d, sent %d, coalesced %d; want sent %d, coalesced %d", ts.Queued, ts.Sent, ts.Coalesced, n/2, n)
 	}
 }

@@ -304,7 +304,26 @@ func (u *Unit) onChange(c firewall.Change) {
 		return
 	}
 	var buf [512]byte
-	s.Emit(uint8(c.Table), replicate.Op(c.Op), c.AppendBinary(buf[:0]))
+	payload := c.AppendBinary(buf[:0])
+	if c.Table != firewall.TableConn {
+		s.Emit(uint8(c.Table), replicate.Op(c.Op), payload)
+		return
+	}
+	// Most connections of a busy firewall open and close within one
+	// replication batch: keyed, the sender sends none of their records.
+	s.EmitEntry(uint8(c.Table), replicate.Op(c.Op), connEntryKey(c.Conn.Orig), c.First, payload)
+}
+
+// connEntryKey names a connection for the sender's coalescing: its
+// initiator's tuple, the conn table's key.
+func connEntryKey(t firewall.Tuple) replicate.EntryKey {
+	var k replicate.EntryKey
+	k[0] = t.Proto
+	copy(k[1:5], t.Src[:])
+	copy(k[5:9], t.Dst[:])
+	binary.BigEndian.PutUint16(k[9:], t.SrcPort)
+	binary.BigEndian.PutUint16(k[11:], t.DstPort)
+	return k
 }
 
 // Run opens the failover link's sockets, starts the data plane and the

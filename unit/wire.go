@@ -105,7 +105,7 @@ func replicationStats(s replicate.Stats, name func(table uint8) string) api.Repl
 	}
 	for _, t := range s.Tables {
 		w.Tables = append(w.Tables, api.TableStats{Table: name(t.Table),
-			Queued: t.Queued, Sent: t.Sent, Filtered: t.Filtered, Received: t.Received, Applied: t.Applied, Errors: t.Errors})
+			Queued: t.Queued, Sent: t.Sent, Filtered: t.Filtered, Coalesced: t.Coalesced, Received: t.Received, Applied: t.Applied, Errors: t.Errors})
 	}
 	return w
 }
