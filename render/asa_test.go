@@ -64,7 +64,7 @@ func failoverPair() (api.Status, api.Status, time.Time) {
 		Hellos:    api.HelloStats{Sent: 300, Received: 299, Missed: 1},
 		Counts:    api.TableCounts{Conns: 20, Xlates: 1, ARP: 4},
 		Replication: api.ReplicationStats{Role: "sender", Connected: true, Synced: true, BulkSyncs: 1, Sessions: 1,
-			Tables: []api.TableStats{{Table: "conn", Sent: 40}, {Table: "xlate", Sent: 2}, {Table: "gtp-pdp", Sent: 3, Errors: 1}}},
+			Tables: []api.TableStats{{Table: "conn", Sent: 40, Coalesced: 17}, {Table: "xlate", Sent: 2}, {Table: "gtp-pdp", Sent: 3, Errors: 1}}},
 		Stateful: []api.StatefulTable{{Table: "arp", Entries: 4}, {Table: "xlate", Entries: 1}, {Table: "conn", Entries: 18},
 			{Table: "bridge"}, {Table: "gtp-pdp", Entries: -1}},
 		Local: []api.LocalTable{{Table: "route", Entries: 3, Reason: "each unit builds its own routes from the config"},
