@@ -554,7 +554,9 @@ func (e *ipsecEngine) resendMIDSyncsLocked(now time.Time) {
 			s.sched.sentAt(now)
 			if _, err := e.natT.WriteToUDPAddrPort(s.req, s.peer); err != nil {
 				e.u.log.Error("ipsec-sa: MID sync resend", "peer", s.peer, "err", err)
+				continue
 			}
+			e.u.events.Add("ipsec", fmt.Sprintf("RFC 6311 message ID sync to %s for IKE SA %016x resent, send %d", s.peer, spir, s.sched.sent))
 		}
 	}
 }
