@@ -76,8 +76,8 @@
 // # Why coalescing in the queue is correct
 //
 // EmitEntry lets the queue drop records the standby no longer needs while
-// they wait for the writer (most connections of a busy firewall open and
-// close inside one 1 ms batch). It changes the argument above only for the
+// they wait for the writer (a connection's handshake records, or all of
+// a connection that opened and closed inside one batch). It changes the argument above only for the
 // entry named, and only between two points where nothing is coalesced
 // across: a digest marker (which clears what the queue knows of entries),
 // the queue's hand-over to the writer, and a bulk sync (nothing is

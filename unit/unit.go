@@ -309,8 +309,9 @@ func (u *Unit) onChange(c firewall.Change) {
 		s.Emit(uint8(c.Table), replicate.Op(c.Op), payload)
 		return
 	}
-	// Most connections of a busy firewall open and close within one
-	// replication batch: keyed, the sender sends none of their records.
+	// Keyed, the sender sends one record for the handshake's states
+	// that fall in one batch, and none for a connection that opened and
+	// closed in it.
 	s.EmitEntry(uint8(c.Table), replicate.Op(c.Op), connEntryKey(c.Conn.Orig), c.First, payload)
 }
 
