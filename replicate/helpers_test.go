@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"runtime"
 	"sync"
@@ -115,6 +116,24 @@ func (f *fakeFirewall) del(table uint8, key uint64) {
 	delete(b, key)
 	f.digests[table] -= entryHash(key, old)
 	f.report(table, OpDelete, key, false, encodeEntry(key, nil))
+}
+
+// churn changes random entries of random tables until stop closes: a
+// third are deletes, the rest upserts of a value tag followed by a count.
+func (f *fakeFirewall) churn(stop <-chan struct{}, rng *rand.Rand, key func() uint64, tag string) {
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		table := testTables[rng.IntN(len(testTables))]
+		if k := key(); rng.IntN(3) == 0 {
+			f.del(table, k)
+		} else {
+			f.set(table, k, fmt.Appendf(nil, "%s%d", tag, i))
+		}
+	}
 }
 
 func (f *fakeFirewall) Snapshot(table uint8, cursor uint64, emit func([]byte)) (uint64, bool, error) {

@@ -233,20 +233,7 @@ func TestBulkRacingChanges(t *testing.T) {
 	var ops sync.WaitGroup
 	ops.Go(func() {
 		rng := rand.New(rand.NewPCG(1, 2))
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			table := testTables[rng.IntN(len(testTables))]
-			key := uint64(rng.IntN(4000) + 1)
-			if rng.IntN(3) == 0 {
-				p.fw.del(table, key)
-			} else {
-				p.fw.set(table, key, fmt.Appendf(nil, "v%d", i))
-			}
-		}
+		p.fw.churn(stop, rng, func() uint64 { return uint64(rng.IntN(4000) + 1) }, "v")
 	})
 	p.start()
 	_, pos := p.rev.waitFor(t, 0, "BulkSyncDone", func(e Event) bool { _, ok := e.(BulkSyncDone); return ok })

@@ -27,6 +27,47 @@ func testConfig(httpRepl bool) *Config {
 	}
 }
 
+// activeAndStandby returns two units of testConfig, fw-a's data plane
+// active, not started: the tests drive their firewalls directly.
+func activeAndStandby(t *testing.T, httpRepl bool) (a, b *Unit) {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	a, err := New(testConfig(httpRepl), testKey(7), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgB := testConfig(httpRepl)
+	cfgB.Name, cfgB.Peer, cfgB.Role = "fw-b", "fw-a", "secondary"
+	if b, err = New(cfgB, testKey(7), nil, log); err != nil {
+		t.Fatal(err)
+	}
+	a.fw.SetActive(true)
+	return a, b
+}
+
+// stream replicates a to b through the unit's Source and Store adapters
+// and the real sender (cfg, with key, source and tables filled in) and
+// receiver, over a pipe, until the test ends.
+func stream(t *testing.T, a, b *Unit, cfg replicate.SenderConfig) (*replicate.Sender, *replicate.Receiver) {
+	t.Helper()
+	cfg.Key, cfg.Source, cfg.Tables = a.key, fwSource{a}, a.tables
+	s, err := replicate.NewSender(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.sender.Store(s)
+	r, err := replicate.NewReceiver(replicate.ReceiverConfig{Key: b.key, Store: fwStore{b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1, c2 := net.Pipe()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = s.Serve(c1) })
+	wg.Go(func() { _ = r.Serve(c2) })
+	t.Cleanup(func() { s.Close(); r.Close(); wg.Wait() })
+	return s, r
+}
+
 // conn makes a UDP (or, with port 80, an HTTP) connection record from an
 // inside host through PAT.
 func conn(i int, dport uint16) firewall.Change {
@@ -53,18 +94,7 @@ func conn(i int, dport uint16) firewall.Change {
 func TestReplicationThroughUnitAdapters(t *testing.T) {
 	for _, httpRepl := range []bool{false, true} {
 		t.Run(map[bool]string{false: "http replication off", true: "http replication on"}[httpRepl], func(t *testing.T) {
-			log := slog.New(slog.DiscardHandler)
-			a, err := New(testConfig(httpRepl), testKey(7), nil, log)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfgB := testConfig(httpRepl)
-			cfgB.Name, cfgB.Peer, cfgB.Role = "fw-b", "fw-a", "secondary"
-			b, err := New(cfgB, testKey(7), nil, log)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a.fw.SetActive(true)
+			a, b := activeAndStandby(t, httpRepl)
 			for i := 0; i < 1500; i++ {
 				dport := uint16(53)
 				if i%10 == 0 {
@@ -74,20 +104,7 @@ func TestReplicationThroughUnitAdapters(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			s, err := replicate.NewSender(replicate.SenderConfig{Key: a.key, Source: fwSource{a}, Tables: a.tables, QueueLimit: 1 << 18})
-			if err != nil {
-				t.Fatal(err)
-			}
-			a.sender.Store(s)
-			r, err := replicate.NewReceiver(replicate.ReceiverConfig{Key: b.key, Store: fwStore{b}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			c1, c2 := net.Pipe()
-			var wg sync.WaitGroup
-			wg.Go(func() { _ = s.Serve(c1) })
-			wg.Go(func() { _ = r.Serve(c2) })
-			defer func() { s.Close(); r.Close(); wg.Wait() }()
+			s, _ := stream(t, a, b, replicate.SenderConfig{QueueLimit: 1 << 18})
 			// Changes racing the bulk sync: new conns, and deletes of old ones,
 			// from the moment the session is up.
 			for !s.Stats().Connected {
@@ -137,32 +154,8 @@ func TestReplicationThroughUnitAdapters(t *testing.T) {
 // is held back (an hour's flush interval) so that the batch is the whole
 // burst; only the digest marker flushes it.
 func TestShortConnsCoalesced(t *testing.T) {
-	log := slog.New(slog.DiscardHandler)
-	a, err := New(testConfig(false), testKey(7), nil, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgB := testConfig(false)
-	cfgB.Name, cfgB.Peer, cfgB.Role = "fw-b", "fw-a", "secondary"
-	b, err := New(cfgB, testKey(7), nil, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.fw.SetActive(true)
-	s, err := replicate.NewSender(replicate.SenderConfig{Key: a.key, Source: fwSource{a}, Tables: a.tables, FlushInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.sender.Store(s)
-	r, err := replicate.NewReceiver(replicate.ReceiverConfig{Key: b.key, Store: fwStore{b}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c1, c2 := net.Pipe()
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = s.Serve(c1) })
-	wg.Go(func() { _ = r.Serve(c2) })
-	defer func() { s.Close(); r.Close(); wg.Wait() }()
+	a, b := activeAndStandby(t, false)
+	s, r := stream(t, a, b, replicate.SenderConfig{FlushInterval: time.Hour})
 	// Synced: the bulk's closing marker was written, so nothing urgent
 	// waits in the queue to flush it early.
 	for !r.Stats().Synced {
