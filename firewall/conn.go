@@ -23,7 +23,8 @@ const (
 
 // conn is one connection. Both tuples index it in the table.
 //
-// Lock order: shard locks (lower index first) -> conn.mu -> Firewall.changeMu.
+// Lock order: shard locks (lower index first) -> conn.mu -> an xlate
+// shard's mu -> Firewall.changeMu.
 // Change records of one connection are emitted while mu (for state
 // transitions) or both shard locks and mu (for creation and deletion) are
 // held, so they leave in the order the table saw them.
@@ -78,6 +79,7 @@ const (
 	flagPickupReply                       // the same from the responder
 	flagDead                              // deleted from the table
 	flagHalfOpen                          // counted by the embryonic table
+	flagXlateParked                       // its PAT xlate reference is parked: in TIME_WAIT (parkXlate)
 )
 
 func (c *conn) http() bool       { return c.fixed&fixedHTTP != 0 }
@@ -242,14 +244,14 @@ func (f *Firewall) insertConn(rec ConnRecord, heldXlate bool) (c *conn, existing
 	if old := t.shards[so].idx.get(rec.Orig); old != nil {
 		t.unlockPair(so, sr)
 		if heldXlate {
-			f.releaseXlate(x)
+			f.releaseXlate(x, false)
 		}
 		return old, true, dropNone
 	}
 	if t.shards[sr].idx.get(rec.Reply) != nil {
 		t.unlockPair(so, sr)
 		if heldXlate {
-			f.releaseXlate(x)
+			f.releaseXlate(x, false)
 		}
 		return nil, false, DropConnConflict
 	}
@@ -271,6 +273,13 @@ func (f *Firewall) insertConn(rec ConnRecord, heldXlate bool) (c *conn, existing
 	if isPAT && !heldXlate {
 		f.acquireXlate(x, c)
 	}
+	if rec.State == TCPStateTimeWait {
+		// A record (a bulk sync) already in TIME_WAIT: park the
+		// reference just taken, as setConnStateLocked would have.
+		c.mu.Lock()
+		f.parkXlateLocked(c)
+		c.mu.Unlock()
+	}
 	return c, false, dropNone
 }
 
@@ -287,6 +296,9 @@ func (f *Firewall) setConnStateLocked(c *conn, st TCPState, closeFlags uint8) {
 	}
 	c.state.Store(v)
 	f.embryonic.observe(c)
+	if st == TCPStateTimeWait {
+		f.parkXlateLocked(c)
+	}
 	if !announced(st) {
 		return
 	}
@@ -294,6 +306,19 @@ func (f *Firewall) setConnStateLocked(c *conn, st TCPState, closeFlags uint8) {
 	h := entryHash(ch)
 	f.commit(ch, c.hash, h)
 	c.hash = h
+}
+
+// parkXlateLocked parks c's PAT xlate reference once c is in TIME_WAIT
+// (see parkXlate). Caller holds c.mu (lock order: conn.mu -> xlate
+// shard).
+func (f *Firewall) parkXlateLocked(c *conn) {
+	if !c.holdsXlate() || c.flags&flagXlateParked != 0 {
+		return
+	}
+	if x, ok := f.patXlateOf(c); ok {
+		c.flags |= flagXlateParked
+		f.parkXlate(x)
+	}
 }
 
 // announced reports whether a connection in state st is replicated: every
@@ -345,11 +370,12 @@ func (f *Firewall) deleteConn(c *conn) {
 	if c.hash != 0 {
 		f.commit(Change{Table: TableConn, Op: OpDelete, Conn: c.record(f)}, c.hash, 0)
 	}
+	parked := c.flags&flagXlateParked != 0
 	c.mu.Unlock()
 	t.unlockPair(so, sr)
 	if c.holdsXlate() {
 		if x, ok := f.patXlateOf(c); ok {
-			f.releaseXlate(x)
+			f.releaseXlate(x, parked)
 		}
 	}
 }

@@ -36,7 +36,7 @@ func (f *Firewall) mapEndpoint(x *Inspection, proto uint8, a [4]byte, port uint1
 		if why != dropNone {
 			return a, port, false
 		}
-		f.releaseXlate(ref) // idle until the media connection takes it
+		f.releaseXlate(ref, false) // idle until the media connection takes it
 		return ref.mapped, ref.mappedPort, true
 	}
 	return a, port, false

@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -319,5 +320,103 @@ func TestPATHostQuotaCountsPortsInUse(t *testing.T) {
 	}
 	if d := l.drops(); len(d) != 0 {
 		t.Errorf("drops %v, want none", d)
+	}
+}
+
+// closeByFINs ends client h's flow from sport to the server (port 443,
+// opened by syn and handshake) the ordinary way: the client's FIN, the
+// server's ACK and FIN, the client's last ACK. The flow is then in
+// TIME_WAIT.
+func (l *lab) closeByFINs(h host, sport uint16) {
+	l.in(ifInside, l.tcpFrame(h.mac, fwInsideMAC, h.ip, server.ip, sport, 443, FIN|ACK, ""))
+	l.in(ifOutside, l.tcpFrame(server.mac, fwOutsideMAC, server.ip, outsideIP, 443, sport, ACK, ""))
+	l.in(ifOutside, l.tcpFrame(server.mac, fwOutsideMAC, server.ip, outsideIP, 443, sport, FIN|ACK, ""))
+	l.in(ifInside, l.tcpFrame(h.mac, fwInsideMAC, h.ip, server.ip, sport, 443, ACK, ""))
+}
+
+// hostQuotaUse returns how many PAT xlates in use the quota counts for h.
+func (l *lab) hostQuotaUse(h host) int {
+	s := l.fw.xlates.shardOf(h.ip)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int(s.perHost[h.ip])
+}
+
+// TestPATQuotaSparesTimeWait: connections closed by the FIN exchange wait
+// in TIME_WAIT without counting against their host's PAT quota, so a host
+// that closes its connections properly is not capped at quota/time-wait
+// new connections a second; live connections still count. A standby fed
+// the same records counts the same.
+func TestPATQuotaSparesTimeWait(t *testing.T) {
+	cfg := labConfig()
+	cfg.Limits.PATPortsPerHost = 3
+	l := resolvedLab(t, cfg)
+	standby := newLab(t, labConfig())
+	l.fw.onChange = func(c Change) {
+		if err := standby.fw.ApplyChange(c); err != nil {
+			t.Errorf("standby: apply %s %s: %v", c.Table, c.Op, err)
+		}
+	}
+	for p := uint16(7000); p < 7010; p++ {
+		if !l.syn(client, p) {
+			t.Fatalf("SYN from port %d dropped with every earlier flow in TIME_WAIT: %v (quota use %d)", p, l.drops(), l.hostQuotaUse(client))
+		}
+		l.handshake(client, p)
+		l.closeByFINs(client, p)
+	}
+	states := l.connStates()
+	if len(states) != 10 || !strings.HasSuffix(states[0], "TIME_WAIT") {
+		t.Fatalf("connections %v, want 10 in TIME_WAIT", states)
+	}
+	if got := l.hostQuotaUse(client); got != 0 {
+		t.Errorf("quota use %d with every connection in TIME_WAIT, want 0", got)
+	}
+	if got := l.fw.XlateCount(); got != 10+1 { // and the static one
+		t.Errorf("%d xlates, want 11: a TIME_WAIT flow's port stays reserved", got)
+	}
+	// Live connections still count.
+	for p := uint16(8000); p < 8003; p++ {
+		if !l.syn(client, p) {
+			t.Fatalf("SYN from port %d dropped within the quota: %v", p, l.drops())
+		}
+		l.handshake(client, p)
+	}
+	if l.syn(client, 8003) {
+		t.Errorf("a fourth live connection of client was forwarded beyond its quota of 3")
+	}
+	if got, want := standby.hostQuotaUse(client), l.hostQuotaUse(client); got != want {
+		t.Errorf("standby counts %d ports in use for client, active %d", got, want)
+	}
+	// A bulk sync of TIME_WAIT connections counts as the stream did.
+	fresh := newLab(t, labConfig())
+	bulk(t, l.fw, fresh.fw)
+	if got, want := fresh.hostQuotaUse(client), l.hostQuotaUse(client); got != want {
+		t.Errorf("after a bulk sync the standby counts %d ports in use for client, active %d", got, want)
+	}
+}
+
+// TestTimeWaitParkedOnce: two connections from one client port share its
+// PAT xlate; the one that closes parks its reference on entering TIME_WAIT
+// and, when it expires, releases it as parked, so the other still holds
+// the port and the quota still counts it.
+func TestTimeWaitParkedOnce(t *testing.T) {
+	l := resolvedLab(t, labConfig())
+	for _, dport := range []uint16{443, 8443} {
+		l.in(ifInside, l.tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, 9000, dport, SYN, ""))
+		l.in(ifOutside, l.tcpFrame(server.mac, fwOutsideMAC, server.ip, outsideIP, dport, 9000, SYN|ACK, ""))
+		l.in(ifInside, l.tcpFrame(client.mac, fwInsideMAC, client.ip, server.ip, 9000, dport, ACK, ""))
+	}
+	l.closeByFINs(client, 9000) // the one to 443
+	l.clk.Advance(31 * time.Second)
+	l.sweepAll() // the TIME_WAIT connection expires; the other is live
+	if d := cmp.Diff([]string{"tcp 198.18.1.10:9000 ESTABLISHED"}, l.connStates()); d != "" {
+		t.Fatalf("connections (-want +got):\n%s", d)
+	}
+	if got := l.hostQuotaUse(client); got != 1 {
+		t.Errorf("quota use %d with one live connection on the shared xlate, want 1", got)
+	}
+	l.expireAll()
+	if got := l.fw.XlateCount(); got != 2 { // the shared one and the static one
+		t.Errorf("%d xlates; the live connection's must stay", got)
 	}
 }
