@@ -216,15 +216,12 @@ func (r racingSource) Snapshot(table uint8, cursor uint64, emit func([]byte)) (u
 // is coalesced.
 func TestNoCoalescingInBulk(t *testing.T) {
 	checkNoLeaks(t)
-	p := newPair(t, nil, nil)
-	racing := racingSource{p.fw, 11*fakeBuckets - 1} // the last chunk, not among fill's keys
-	s, err := NewSender(SenderConfig{Key: testKey, Source: racing, Tables: testTables,
-		OnEvent: p.sev.on, FlushInterval: time.Hour, Keepalive: -1, IdleTimeout: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.s = s
-	p.fw.entryHook = s.EmitEntry
+	p := newPair(t, func(c *SenderConfig) {
+		// The last chunk, and a key not among fill's.
+		c.Source = racingSource{c.Source.(*fakeFirewall), 11*fakeBuckets - 1}
+		c.FlushInterval = time.Hour
+	}, nil)
+	p.fw.hook, p.fw.entryHook = nil, p.s.EmitEntry
 	p.fw.fill(100)
 	p.start()
 	p.rev.waitFor(t, 0, "BulkSyncDone", func(e Event) bool { _, ok := e.(BulkSyncDone); return ok })
