@@ -315,9 +315,8 @@ func (f *Firewall) parkXlateLocked(c *conn) {
 	if !c.holdsXlate() || c.flags&flagXlateParked != 0 {
 		return
 	}
-	if x, ok := f.patXlateOf(c); ok {
+	if x, ok := f.patXlateOf(c); ok && f.parkXlate(x) {
 		c.flags |= flagXlateParked
-		f.parkXlate(x)
 	}
 }
 

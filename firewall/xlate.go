@@ -435,19 +435,21 @@ func (f *Firewall) releaseXlate(r xlateRef, parked bool) {
 // against its host's quota. Counted, a client that closes its connections
 // the ordinary way (the FIN exchange, not a reset) held a port a
 // connection for the whole TIME_WAIT and was capped at quota/time-wait new
-// connections a second (4096/30 s: 136 a second).
-func (f *Firewall) parkXlate(r xlateRef) {
+// connections a second (4096/30 s: 136 a second). It reports whether it
+// parked one: not when the xlate is gone (deleted while referenced).
+func (f *Firewall) parkXlate(r xlateRef) bool {
 	s := f.xlates.shardOf(r.key.real)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	x := s.idx.get(r.key)
 	if x == nil || !x.live() {
-		return
+		return false
 	}
 	x.parked++
 	if !x.live() && x.key.kind == NATDynamicPAT {
 		s.unhostLocked(x)
 	}
+	return true
 }
 
 // refLocked takes a connection's reference on x. The per-host quota counts
