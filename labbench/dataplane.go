@@ -38,6 +38,10 @@ type dataPlaneResult struct {
 	tcpOn      []float64 // Gbit/s with offloads on, one per repetition
 	tcpOnErr   error
 	offloadsOn bool
+	// connLag is the active's replication lag read just after the last
+	// connection-rate run ("" when not read): what the standby trails by
+	// when the data path is saturated, beside figure 9's 10k flows/s.
+	connLag string
 }
 
 // tcpOnReps is how many iperf3 runs the offloads-on stream figures take;
@@ -153,7 +157,15 @@ func (b *bench) falabOffloadsOff(ctx context.Context) dataPlaneResult {
 	if err != nil {
 		return dataPlaneResult{blastErr: err, tcpErr: err, connsErr: err}
 	}
-	return b.measureDataPlane(ctx, bl.Lab, unitPIDs(bl.Name, active))
+	r := b.measureDataPlane(ctx, bl.Lab, unitPIDs(bl.Name, active))
+	// The connection rate is each repetition's last figure, so the lag
+	// window (the last replicate.LagWindow acks) is mostly its acks.
+	if _, note, err := lagP99(ctx, bl.Name, active); err == nil {
+		r.connLag = note
+	} else {
+		r.connLag = "n/a: " + errText(err)
+	}
+	return r
 }
 
 // unitPIDs labels the PIDs of lab's units by role ("active fw-a",
@@ -337,6 +349,9 @@ func dataPlaneFigures(fa, k dataPlaneResult) []Figure {
 			f.Detail += "; kernel n/a: " + errText(k.connsErr)
 		}
 		f.Detail += cpuDetail(fa.conns, k.conns, k.connsErr == nil)
+		if fa.connLag != "" {
+			f.Detail += "; replication lag read just after the last run (the active's last acks, mostly of that run): " + fa.connLag
+		}
 		figs = append(figs, f)
 	}
 	return figs
