@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -365,7 +364,7 @@ func (f *Firewall) readLoop(it *iface, port Port, arpOnly bool) error {
 			w.handle(it.idx, bufs[i][:sizes[i]])
 		}
 		w.flush()
-		yieldIfFull(n, len(bufs))
+		yieldBetweenBatches(n, len(bufs))
 	}
 }
 
@@ -394,7 +393,7 @@ func (f *Firewall) readOffloadLoop(it *iface) error {
 			w.handleOffload(it.idx, hdrs[i], bufs[i][:sizes[i]])
 		}
 		w.flush()
-		yieldIfFull(n, len(bufs))
+		yieldBetweenBatches(n, len(bufs))
 	}
 }
 
@@ -424,19 +423,7 @@ func (f *Firewall) readInPlaceLoop(it *iface, port inPlaceReader) error {
 		}
 		w.flush()
 		port.Release()
-		yieldIfFull(n, len(frames))
-	}
-}
-
-// yieldIfFull lets the unit's other goroutines run after a full batch. A
-// reader whose ring never empties never blocks, and a unit runs its Go
-// code on one CPU (labfile.DefaultUnitCPUs): without a yield its hello
-// timers and replication sender would wait for the runtime's preemption,
-// about 10 ms, behind a saturated data path. A batch short of full
-// emptied the ring, and the next read blocks anyway.
-func yieldIfFull(n, batch int) {
-	if n == batch {
-		runtime.Gosched()
+		yieldBetweenBatches(n, len(frames))
 	}
 }
 
