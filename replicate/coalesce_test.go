@@ -233,3 +233,25 @@ func TestNoCoalescingInBulk(t *testing.T) {
 		t.Errorf("standby differs (-active +standby):\n%s", diff)
 	}
 }
+
+// TestForgetEntriesDropsABurstsMap: a queue whose map of entries grew past
+// entriesKept gets a new one when emptied, so later flushes do not clear
+// the burst's room; a small map is kept for reuse.
+func TestForgetEntriesDropsABurstsMap(t *testing.T) {
+	var q queue
+	name := func(n int) {
+		for i := range n {
+			q.remember(entryRef{key: EntryKey{byte(i), byte(i >> 8)}}, entrySlot{})
+		}
+	}
+	name(10)
+	q.reset()
+	if q.entries == nil || len(q.entries) != 0 {
+		t.Fatalf("a map of 10 entries was not kept empty for reuse: %v", q.entries)
+	}
+	name(entriesKept + 1)
+	q.reset()
+	if q.entries != nil || q.entriesPeak != 0 {
+		t.Fatalf("a map that held %d entries was kept (peak %d)", entriesKept+1, q.entriesPeak)
+	}
+}

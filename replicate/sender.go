@@ -153,6 +153,8 @@ type queue struct {
 	// entries holds, for each entry EmitEntry named since the queue was
 	// last emptied or marked, where its latest live record lies.
 	entries map[entryRef]entrySlot
+	// entriesPeak is the most entries the map has held since it was made.
+	entriesPeak int
 }
 
 // entryRef names one entry of one table.
@@ -176,6 +178,23 @@ func (q *queue) reset() {
 	q.records = 0
 	q.dead = 0
 	q.urgent = false
+	q.forgetEntries()
+}
+
+// entriesKept is the largest map of entries forgetEntries clears for
+// reuse. A Go map never gives back the room it grew to, and clearing it
+// costs its room, not its entries: after a burst (a long flush behind a
+// slow standby) named tens of thousands of entries, every later 1 ms
+// flush, which names a few hundred, would clear the burst's room.
+const entriesKept = 4096
+
+// forgetEntries empties entries, dropping a map that grew past
+// entriesKept.
+func (q *queue) forgetEntries() {
+	if q.entriesPeak > entriesKept {
+		q.entries, q.entriesPeak = nil, 0
+		return
+	}
 	clear(q.entries)
 }
 
@@ -355,10 +374,16 @@ func (s *Sender) emit(table uint8, op Op, payload []byte, keyed bool, key EntryK
 	}
 	slot.off = len(q.buf)
 	s.appendLocked(ss, table, op, payload)
+	q.remember(ref, slot)
+}
+
+// remember records where ref's latest record lies.
+func (q *queue) remember(ref entryRef, slot entrySlot) {
 	if q.entries == nil {
 		q.entries = make(map[entryRef]entrySlot)
 	}
 	q.entries[ref] = slot
+	q.entriesPeak = max(q.entriesPeak, len(q.entries))
 }
 
 // coalesceLocked applies what the queue holds about an entry to a new
@@ -467,7 +492,7 @@ func (s *Sender) markLocked(ss *senderSession, digests map[uint8]uint64) {
 	s.q.urgent = true
 	// The digests describe the records before the marker: none of them
 	// may be superseded by one after it.
-	clear(s.q.entries)
+	s.q.forgetEntries()
 	signal(ss.kick)
 }
 
