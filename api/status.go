@@ -63,6 +63,14 @@ type HelloStats struct {
 	Sent     uint64 `json:"sent"`
 	Received uint64 `json:"received"`
 	Missed   uint64 `json:"missed"`
+	// The delay of the last accepted hellos (at most 4096), from the
+	// peer's send time (in the hello's authenticated seal) to this unit's
+	// read: the link, the socket's queue, and the wait for the unit's
+	// reader to run, which a saturated data path could stretch to 10 ms.
+	DelaySamples int           `json:"delay_samples"`
+	DelayP50     time.Duration `json:"delay_p50_ns"`
+	DelayP99     time.Duration `json:"delay_p99_ns"`
+	DelayMax     time.Duration `json:"delay_max_ns"`
 }
 
 // HelloRejects counts the hellos refused on the failover link and the

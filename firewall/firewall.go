@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/falab/falab/busyloop"
 	"github.com/falab/falab/firewall/header"
 )
 
@@ -424,6 +425,20 @@ func (f *Firewall) readInPlaceLoop(it *iface, port inPlaceReader) error {
 		w.flush()
 		port.Release()
 		yieldBetweenBatches(n, len(frames))
+	}
+}
+
+// yieldBetweenBatches lets the unit's other goroutines run after a batch
+// of n frames (of at most batch): after a full one, and after any once a
+// network poll is due (busyloop). A reader whose ring never empties never
+// blocks, and a unit runs its Go code on one CPU
+// (labfile.DefaultUnitCPUs): without a yield its hello timers and
+// replication sender would wait for the runtime's preemption, about 10
+// ms, behind a saturated data path, and its sockets for the runtime's
+// next poll of the network, as long.
+func yieldBetweenBatches(n, batch int) {
+	if n == batch || busyloop.Due() {
+		busyloop.Yield()
 	}
 }
 

@@ -49,6 +49,9 @@ func failoverHost(b *strings.Builder, label string, s api.Status, now time.Time)
 		link = "FAILED " + s.LinkReason
 	}
 	fmt.Fprintf(b, "  Failover link: %s; hellos sent %d, received %d, missed %d\n", link, s.Hellos.Sent, s.Hellos.Received, s.Hellos.Missed)
+	if h := s.Hellos; h.DelaySamples > 0 {
+		fmt.Fprintf(b, "  Hello delay, sent to read: p50 %v p99 %v max %v (%d hellos)\n", h.DelayP50, h.DelayP99, h.DelayMax, h.DelaySamples)
+	}
 	hr := s.HelloRejects
 	fmt.Fprintf(b, "  Hello rejects: failover link %s; data interfaces %s\n", rejectCounts(hr.FailoverLink, false), rejectCounts(hr.DataInterfaces, true))
 	fmt.Fprintf(b, "  MAC mode %s, HTTP replication %v\n", s.MACMode, s.HTTPReplication)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/falab/falab/busyloop"
 )
 
 // Store is the standby's side of the tables. The Receiver calls it from one
@@ -225,6 +227,12 @@ func (r *Receiver) session(nc net.Conn) error {
 				return err
 			}
 			st.unacked, st.ackSentAt = 0, 0
+		}
+		// A stream that never runs dry (a backlog after the standby was
+		// short of CPU) never blocks this loop: let the hellos and the
+		// data plane in between frames.
+		if busyloop.Due() {
+			busyloop.Yield()
 		}
 	}
 }

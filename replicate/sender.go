@@ -246,7 +246,7 @@ type Sender struct {
 	cfg SenderConfig
 	log *slog.Logger
 	c   counters
-	lag lagWindow
+	lag DelayWindow
 
 	installMu sync.Mutex  // serialises session replacement in Serve
 	live      atomic.Bool // a session is installed: a fast, lock-free Emit exit when not
@@ -655,7 +655,7 @@ func (s *Sender) Stats() Stats {
 	st.QueueBytes = len(s.q.buf)
 	st.QueueHigh = s.queueHigh
 	s.mu.Unlock()
-	st.LagSamples, st.LagP50, st.LagP99, st.LagMax = s.lag.percentiles()
+	st.LagSamples, st.LagP50, st.LagP99, st.LagMax = s.lag.Percentiles()
 	return st
 }
 
@@ -1000,7 +1000,7 @@ func (s *Sender) readLoop(ss *senderSession) error {
 			s.c.ackedSeq.Store(a.Seq)
 			s.c.synced.Store(a.Synced)
 			if a.Seq > lastAck && a.EchoSentAt != 0 {
-				s.lag.add(time.Duration(s.cfg.Now().UnixNano() - a.EchoSentAt))
+				s.lag.Add(time.Duration(s.cfg.Now().UnixNano() - a.EchoSentAt))
 			}
 			lastAck = max(lastAck, a.Seq)
 		case MsgResync:

@@ -558,11 +558,11 @@ func TestLagWindowPercentiles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var w lagWindow
+			var w DelayWindow
 			for _, d := range tt.samples {
-				w.add(d)
+				w.Add(d)
 			}
-			n, p50, p99, mx := w.percentiles()
+			n, p50, p99, mx := w.Percentiles()
 			if diff := cmp.Diff([]any{tt.wantN, tt.p50, tt.p99, tt.max}, []any{n, p50, p99, mx}); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}

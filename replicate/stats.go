@@ -138,9 +138,10 @@ func (c *counters) fill(s *Stats) {
 // LagWindow is how many recent lag samples the percentiles cover.
 const LagWindow = 4096
 
-// lagWindow keeps the last LagWindow samples in a ring. Safe for concurrent
-// use.
-type lagWindow struct {
+// DelayWindow keeps the last LagWindow delays in a ring, for their
+// percentiles: the replication lag here, the hellos' delay in unit. Safe
+// for concurrent use; the zero value is empty.
+type DelayWindow struct {
 	mu      sync.Mutex
 	samples [LagWindow]time.Duration // guarded by mu
 	n       int                      // samples held, guarded by mu
@@ -148,7 +149,8 @@ type lagWindow struct {
 	max     time.Duration            // guarded by mu
 }
 
-func (w *lagWindow) add(d time.Duration) {
+// Add records one delay.
+func (w *DelayWindow) Add(d time.Duration) {
 	if d < 0 {
 		d = 0 // a clock step backwards; never report negative lag
 	}
@@ -162,8 +164,8 @@ func (w *lagWindow) add(d time.Duration) {
 	w.mu.Unlock()
 }
 
-// percentiles returns the sample count, p50, p99 and the all-time max.
-func (w *lagWindow) percentiles() (n int, p50, p99, mx time.Duration) {
+// Percentiles returns the sample count, p50, p99 and the all-time max.
+func (w *DelayWindow) Percentiles() (n int, p50, p99, mx time.Duration) {
 	w.mu.Lock()
 	s := slices.Clone(w.samples[:w.n])
 	mx = w.max

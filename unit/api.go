@@ -33,7 +33,7 @@ func (u *Unit) Status() api.Status {
 		MACMode: u.cfg.MACMode, HTTPReplication: u.cfg.HTTPReplication, Mode: map[bool]string{true: "transparent", false: "routed"}[u.fw.Transparent()],
 		PeerKnown: st.Peer.Known, PeerLastHeard: st.Peer.LastHeard, PeerFailed: st.Peer.Failed,
 		FailoverLinkUp: !st.Peer.LinkFailed, LinkReason: link.Reason,
-		Hellos:       api.HelloStats{Sent: st.Stats.HellosSent, Received: st.Stats.HellosReceived, Missed: st.Stats.HellosMissed},
+		Hellos:       u.helloStats(st.Stats),
 		HelloRejects: api.HelloRejects{FailoverLink: u.helloRejects.counts(), DataInterfaces: u.probes.rejects.counts()},
 		Counts:       api.TableCounts{Conns: u.fw.ConnCount(), Xlates: u.fw.XlateCount(), ARP: len(u.fw.ARPEntries()), Bridge: u.fw.BridgeCount()},
 		History:      hist,
@@ -180,4 +180,12 @@ func paging(r *http.Request) (offset, limit int) {
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// helloStats is the failover link's hello counts, and the delay of the
+// hellos read.
+func (u *Unit) helloStats(st failover.Stats) api.HelloStats {
+	h := api.HelloStats{Sent: st.HellosSent, Received: st.HellosReceived, Missed: st.HellosMissed}
+	h.DelaySamples, h.DelayP50, h.DelayP99, h.DelayMax = u.helloDelay.Percentiles()
+	return h
 }

@@ -199,6 +199,12 @@ func TestUnitPairChild(t *testing.T) {
 		if want := p.u.Status().State; st.State != want || st.Unit != p.name {
 			t.Errorf("%s API: unit %s state %s, want %s %s", p.name, st.Unit, st.State, p.name, want)
 		}
+		// Each unit has read its peer's hellos, and says how late.
+		if h := st.Hellos; h.DelaySamples == 0 || h.DelaySamples > int(h.Received) ||
+			h.DelayP50 <= 0 || h.DelayP50 > h.DelayP99 || h.DelayP99 > h.DelayMax {
+			t.Errorf("%s API: hello delay %d samples (%d hellos received), p50 %v p99 %v max %v", p.name,
+				h.DelaySamples, h.Received, h.DelayP50, h.DelayP99, h.DelayMax)
+		}
 	}
 
 	// 2. A UDP flow through the active reaches the standby's tables.

@@ -94,6 +94,7 @@ type Unit struct {
 	helloIn      *opener
 	helloWindow  window
 	helloRejects rejectCounters
+	helloDelay   replicate.DelayWindow // accepted hellos, sent to read
 
 	statusMu   sync.Mutex
 	status     failover.Status             // guarded by statusMu: refreshed by drive
@@ -593,6 +594,7 @@ func (u *Unit) readHellos(ctx context.Context) {
 				// and authenticated): the machine tells a thawed unit's
 				// backlog from news.
 				sentAt := time.Unix(0, int64(binary.BigEndian.Uint64(buf[:8])))
+				u.helloDelay.Add(time.Since(sentAt))
 				u.feed(failover.HelloReceived{Hello: h, SentAt: sentAt})
 				continue
 			}

@@ -1,4 +1,4 @@
-package firewall
+package busyloop
 
 import (
 	"net"
@@ -43,10 +43,10 @@ func TestYieldPollsNetwork(t *testing.T) {
 	}
 	// Loopback delivers the datagram inside Write: the receiver's socket
 	// is ready now. Yields a poll interval apart must run it.
-	var p networkPoller
+	var p poller
 	now := int64(0)
 	for range 3 {
-		now += int64(networkPollInterval)
+		now += int64(PollInterval)
 		p.yield(now)
 		if received.Load() {
 			break
@@ -60,15 +60,15 @@ func TestYieldPollsNetwork(t *testing.T) {
 
 // TestYieldPollsAtMostEveryInterval: yields closer together than the
 // interval force one poll between them, so a busy reader pays for a stop
-// of the world at most every networkPollInterval.
+// of the world at most every PollInterval.
 func TestYieldPollsAtMostEveryInterval(t *testing.T) {
-	var p networkPoller
-	now := int64(networkPollInterval)
+	var p poller
+	now := int64(PollInterval)
 	p.yield(now)
 	if got := p.last.Load(); got != now {
 		t.Fatalf("poll at %d not recorded (last %d)", now, got)
 	}
-	p.yield(now + int64(networkPollInterval)/2)
+	p.yield(now + int64(PollInterval)/2)
 	if got := p.last.Load(); got != now {
 		t.Fatalf("a yield half an interval later polled again (last %d, want %d)", got, now)
 	}
